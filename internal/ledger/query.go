@@ -1,0 +1,65 @@
+package ledger
+
+import "time"
+
+// WhoRecipient summarises everything one recipient received about one data
+// subject: the answer to Art. 15(1)(c) for that recipient, named per C-154/21.
+type WhoRecipient struct {
+	Recipient        string    `json:"recipient"`
+	Name             string    `json:"name"`
+	Role             string    `json:"role"`
+	Country          string    `json:"country,omitempty"`
+	Categories       []string  `json:"categories"`
+	Purposes         []string  `json:"purposes"`
+	LawfulBases      []string  `json:"lawfulBases"`
+	Regimes          []string  `json:"regimes"`
+	FirstDisclosedAt time.Time `json:"firstDisclosedAt"`
+	LastDisclosedAt  time.Time `json:"lastDisclosedAt"`
+	Count            int       `json:"count"`
+	// Inquiry is true when any of the disclosures was to a public authority
+	// within a particular inquiry (Art. 4(9)): recorded, but flagged.
+	Inquiry bool `json:"inquiry,omitempty"`
+	// OpenObligations counts rectification, erasure and restriction notices to
+	// this recipient about this subject that are not yet closed.
+	OpenObligations int `json:"openObligations"`
+}
+
+// Who is the answer to "who did we share this person's data with?".
+// Recipients are sorted by recipient id.
+type Who struct {
+	Recipients  []WhoRecipient `json:"recipients"`
+	Disclosures int            `json:"disclosures"`
+}
+
+// DisclosureRecord is one recorded disclosure with its ledger position.
+type DisclosureRecord struct {
+	Seq        uint64     `json:"seq"`
+	Source     string     `json:"source"`
+	ID         string     `json:"id"`
+	RecordedAt time.Time  `json:"recordedAt"`
+	Disclosure Disclosure `json:"disclosure"`
+}
+
+// DisclosureFilter selects disclosures. Zero fields do not filter. Since is
+// inclusive and Until exclusive, both on DisclosedAt. Results come in
+// (DisclosedAt, Seq) order; After continues from a previous page's Next cursor.
+type DisclosureFilter struct {
+	Subject   *Subject  `json:"subject,omitempty"`
+	Recipient string    `json:"recipient,omitempty"`
+	Since     time.Time `json:"since,omitzero"`
+	Until     time.Time `json:"until,omitzero"`
+	After     string    `json:"after,omitempty"`
+	Limit     int       `json:"limit,omitempty"`
+}
+
+// DefaultLimit and MaxLimit bound one page of a listing.
+const (
+	DefaultLimit = 1000
+	MaxLimit     = 10000
+)
+
+// DisclosurePage is one page of a listing. Next is empty on the last page.
+type DisclosurePage struct {
+	Disclosures []DisclosureRecord `json:"disclosures"`
+	Next        string             `json:"next,omitempty"`
+}
