@@ -1,0 +1,265 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	natsio "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sharelog/sharelog/internal/cloudevents"
+	slhttp "github.com/sharelog/sharelog/internal/http"
+	"github.com/sharelog/sharelog/internal/ledger"
+	"github.com/sharelog/sharelog/internal/metrics"
+	"github.com/sharelog/sharelog/internal/nats"
+	"github.com/sharelog/sharelog/internal/recipients"
+	"github.com/sharelog/sharelog/internal/store"
+	"github.com/sharelog/sharelog/internal/vocab"
+	"github.com/sharelog/sharelog/schemas"
+)
+
+// ServeCmd runs the server until SIGINT or SIGTERM.
+type ServeCmd struct {
+	Config
+}
+
+// Config is the server's configuration.
+type Config struct {
+	Data       string        `help:"Data directory (ledger, JetStream store, keys)." default:"./data" env:"SHARELOG_DATA" type:"path"`
+	HTTP       string        `help:"HTTP API listen address." default:"127.0.0.1:8080" env:"SHARELOG_HTTP" name:"http"`
+	NATSListen string        `help:"Embedded NATS server listen address, for producers to publish to." default:"127.0.0.1:4222" env:"SHARELOG_NATS_LISTEN" name:"nats-listen"`
+	NATS       string        `help:"Use this existing NATS server or cluster (URL) instead of the embedded one." env:"SHARELOG_NATS" name:"nats"`
+	Recipients string        `help:"YAML file of recipients to register at start." env:"SHARELOG_RECIPIENTS" type:"path"`
+	SyncAlways bool          `help:"Embedded NATS: fsync every write before acknowledging it (survives power loss, slower)." env:"SHARELOG_SYNC_ALWAYS" name:"sync-always"`
+	Duplicates time.Duration `help:"JetStream duplicate window on SHARELOG_IN (sharelog dedupes forever regardless)." default:"2m" env:"SHARELOG_DUPLICATES"`
+	LogLevel   slog.Level    `help:"Log level: debug, info, warn, error." default:"info" env:"SHARELOG_LOG_LEVEL"`
+}
+
+// Run implements the serve command.
+func (c *ServeCmd) Run(env *Env) error {
+	logger := slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: c.LogLevel}))
+	m := NewMain(c.Config, logger)
+	if err := m.Open(env.Ctx); err != nil {
+		m.Close()
+		return err
+	}
+	logger.Info("sharelog ready", "http", m.HTTP.URL(), "nats", m.NATSURL())
+	err := m.Wait(env.Ctx)
+	logger.Info("shutting down")
+	if cerr := m.Close(); cerr != nil && err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Main is one running sharelog: the components, started in order by Open and
+// stopped in reverse by Close. The end-to-end tests run the same Main.
+type Main struct {
+	Config Config
+	Logger *slog.Logger
+
+	NATSServer *server.Server // nil with --nats
+	Conn       *natsio.Conn
+	JetStream  jetstream.JetStream
+	Store      *store.Store
+	Decoder    *cloudevents.Decoder
+	Metrics    *metrics.Metrics
+	Publisher  *nats.Publisher
+	Ingester   *nats.Ingester
+	HTTP       *slhttp.Server
+
+	cancel     context.CancelFunc
+	ingestDone chan error
+}
+
+// NewMain returns a Main for cfg.
+func NewMain(cfg Config, logger *slog.Logger) *Main {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &Main{Config: cfg, Logger: logger}
+}
+
+// NATSURL returns the URL producers publish to.
+func (m *Main) NATSURL() string {
+	if m.NATSServer != nil {
+		return m.NATSServer.ClientURL()
+	}
+	return m.Config.NATS
+}
+
+// Open starts every component. On error, call Close to release what started.
+func (m *Main) Open(ctx context.Context) error {
+	cfg := m.Config
+	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	var err error
+	if cfg.NATS == "" {
+		m.NATSServer, err = nats.StartServer(nats.ServerConfig{
+			Listen:     cfg.NATSListen,
+			StoreDir:   filepath.Join(cfg.Data, "jetstream"),
+			SyncAlways: cfg.SyncAlways,
+		}, m.Logger)
+		if err != nil {
+			return err
+		}
+		m.Conn, err = natsio.Connect("", natsio.InProcessServer(m.NATSServer), natsio.Name("sharelog"))
+	} else {
+		m.Conn, err = natsio.Connect(cfg.NATS, natsio.Name("sharelog"), natsio.MaxReconnects(-1),
+			natsio.DisconnectErrHandler(func(_ *natsio.Conn, err error) { m.Logger.Warn("nats disconnected", "err", err) }),
+			natsio.ReconnectHandler(func(*natsio.Conn) { m.Logger.Info("nats reconnected") }))
+	}
+	if err != nil {
+		return fmt.Errorf("nats connect: %w", err)
+	}
+	if m.JetStream, err = jetstream.New(m.Conn); err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	if err := nats.EnsureStreams(ctx, m.JetStream, nats.StreamConfig{Duplicates: cfg.Duplicates}); err != nil {
+		return err
+	}
+	m.Store, err = store.Open(store.Config{
+		Dir:     filepath.Join(cfg.Data, "ledger"),
+		KeyFile: filepath.Join(cfg.Data, "site.key"),
+		Logger:  m.Logger,
+	})
+	if err != nil {
+		return err
+	}
+	voc, err := vocab.Load()
+	if err != nil {
+		return err
+	}
+	if m.Decoder, err = cloudevents.NewDecoder(voc); err != nil {
+		return err
+	}
+	m.Metrics = metrics.New()
+	m.Publisher = nats.NewPublisher(m.JetStream)
+	m.Ingester = nats.NewIngester(m.JetStream, m.Store, m.Decoder, m.Metrics, m.Logger, nats.IngestConfig{})
+
+	runCtx, cancel := context.WithCancel(context.Background())
+	m.cancel = cancel
+	m.ingestDone = make(chan error, 1)
+	go func() { m.ingestDone <- m.Ingester.Run(runCtx) }()
+
+	if cfg.Recipients != "" {
+		if err := m.loadRecipients(ctx, cfg.Recipients); err != nil {
+			return err
+		}
+	}
+	openapi, err := schemas.FS.ReadFile("openapi.yaml")
+	if err != nil {
+		return err
+	}
+	m.HTTP = &slhttp.Server{
+		Addr:      cfg.HTTP,
+		Ledger:    m.Store,
+		Decoder:   m.Decoder,
+		Publisher: m.Publisher,
+		CatchUp:   m.Ingester.CatchUp,
+		Ready:     m.ready,
+		Metrics:   m.Metrics,
+		Logger:    m.Logger,
+		OpenAPI:   openapi,
+	}
+	return m.HTTP.Open()
+}
+
+// RecipientsSource is the CloudEvents source of recipients loaded from --recipients.
+const RecipientsSource = "sharelog/recipients-file"
+
+// loadRecipients registers the recipients in path through the ordinary input
+// path, so they are ledger entries like any other; an unchanged file is a
+// no-op because the event ids are derived from the definitions.
+func (m *Main) loadRecipients(ctx context.Context, path string) error {
+	rs, err := recipients.Load(path)
+	if err != nil {
+		return err
+	}
+	raws, err := recipients.Events(rs, RecipientsSource, time.Now().UTC())
+	if err != nil {
+		return err
+	}
+	events := make([]*ledger.Event, 0, len(raws))
+	for _, raw := range raws {
+		ev, err := m.Decoder.DecodeStructured(raw)
+		if err != nil {
+			return fmt.Errorf("recipients file %s: %w", path, err)
+		}
+		events = append(events, ev)
+	}
+	if _, err := m.Publisher.Publish(ctx, "sharelog.in.config", events); err != nil {
+		return fmt.Errorf("recipients file %s: %w", path, err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := m.Ingester.CatchUp(cctx); err != nil {
+		return fmt.Errorf("recipients file %s: waiting for the ledger: %w", path, err)
+	}
+	m.Logger.Info("recipients loaded", "file", path, "count", len(rs))
+	return nil
+}
+
+func (m *Main) ready() error {
+	var problems []string
+	if !m.Conn.IsConnected() {
+		problems = append(problems, "nats not connected")
+	}
+	if !m.Ingester.Ready() {
+		problems = append(problems, "ingest not running")
+	}
+	if len(problems) > 0 {
+		return errors.New(strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// Wait blocks until ctx is done or the ingest loop fails for good.
+func (m *Main) Wait(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-m.ingestDone:
+		m.ingestDone <- err
+		return fmt.Errorf("ingest: %w", err)
+	}
+}
+
+// Close stops the components in reverse order of Open. It is safe to call
+// more than once.
+func (m *Main) Close() error {
+	var errs []error
+	if m.HTTP != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		errs = append(errs, m.HTTP.Close(ctx))
+		cancel()
+		m.HTTP = nil
+	}
+	if m.cancel != nil {
+		m.cancel()
+		<-m.ingestDone
+		m.cancel = nil
+	}
+	if m.Conn != nil {
+		m.Conn.Close()
+		m.Conn = nil
+	}
+	if m.NATSServer != nil {
+		m.NATSServer.Shutdown()
+		m.NATSServer.WaitForShutdown()
+		m.NATSServer = nil
+	}
+	if m.Store != nil {
+		errs = append(errs, m.Store.Close())
+		m.Store = nil
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,541 @@
+package cloudevents
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"mime"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/cloudevents/sdk-go/v2/binding"
+	"github.com/cloudevents/sdk-go/v2/event"
+	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+	"github.com/cloudevents/sdk-go/v2/types"
+
+	"github.com/sharelog/sharelog/internal/ledger"
+	"github.com/sharelog/sharelog/internal/vocab"
+)
+
+// Size limits.
+const (
+	// MaxEventSize is the largest event accepted, in bytes: the structured
+	// JSON, or in binary mode the body plus the ce-* headers. A larger event
+	// is refused with ledger.ReasonOversize.
+	MaxEventSize = 1 << 20
+	// MaxBatchSize is the largest batch body DecodeHTTP and DecodeBatch read.
+	MaxBatchSize = 64 << 20
+)
+
+// Media types of the CloudEvents HTTP binding.
+const (
+	MediaTypeStructured = "application/cloudevents+json"
+	MediaTypeBatch      = "application/cloudevents-batch+json"
+)
+
+// Decoder decodes and validates CloudEvents. It compiles the JSON Schemas
+// once; it is safe for concurrent use.
+type Decoder struct {
+	vocab   *vocab.Vocabulary
+	schemas map[string]*typeSchema
+	check   *structValidator
+}
+
+// Decoded is the result for one event of a request or batch.
+type Decoded struct {
+	Event *ledger.Event // nil when Err != nil
+	// Source and ID are the event's, as far as they could be read, for error
+	// reports. Both are empty when the event was refused because one of its
+	// context attributes holds a data-subject identifier.
+	Source string
+	ID     string
+	Err    error // a *ledger.InvalidError
+}
+
+// NewDecoder returns a Decoder that checks vocabulary keys against v and
+// event data against the embedded JSON Schemas.
+func NewDecoder(v *vocab.Vocabulary) (*Decoder, error) {
+	if v == nil {
+		return nil, errors.New("cloudevents: nil vocabulary")
+	}
+	ss, err := compileSchemas()
+	if err != nil {
+		return nil, err
+	}
+	return &Decoder{vocab: v, schemas: ss, check: newStructValidator(v)}, nil
+}
+
+// DecodeStructured decodes one event in the CloudEvents JSON format. Any
+// failure is a *ledger.InvalidError.
+func (d *Decoder) DecodeStructured(body []byte) (*ledger.Event, error) {
+	ev, _, _, err := d.decodeStructured(body, nil)
+	return ev, err
+}
+
+// DecodeMessage decodes one NATS message. The message is in structured mode
+// when its Content-Type is application/cloudevents+json, in binary mode
+// (ce-* headers, data in the body) when it has a ce-specversion header, and
+// otherwise in structured mode if it has no Content-Type at all. Header names
+// are matched case-insensitively. Because NATS headers must never carry
+// personal data, every header value, not only the ce-* ones, is checked for
+// the data's subject identifiers. Any failure is a *ledger.InvalidError.
+func (d *Decoder) DecodeMessage(header map[string][]string, body []byte) (*ledger.Event, error) {
+	var ct string
+	var binary bool
+	for k, v := range header {
+		switch {
+		case strings.EqualFold(k, "Content-Type") && len(v) > 0:
+			ct = v[0]
+		case strings.EqualFold(k, "ce-specversion"):
+			binary = true
+		}
+	}
+	extra := headerAttrs(header)
+	mt := mediaType(ct)
+	switch {
+	case mt == MediaTypeStructured:
+		ev, _, _, err := d.decodeStructured(body, extra)
+		return ev, err
+	case strings.HasPrefix(mt, "application/cloudevents"):
+		return nil, ledger.Invalid(ledger.ReasonContentType, "Content-Type", "unsupported content type %q: NATS messages carry one event, in structured (%s) or binary mode", clip(ct), MediaTypeStructured)
+	case binary:
+		ev, _, _, err := d.decodeBinary(header, body, true, extra)
+		return ev, err
+	case ct == "":
+		ev, _, _, err := d.decodeStructured(body, extra)
+		return ev, err
+	default:
+		return nil, ledger.Invalid(ledger.ReasonContentType, "Content-Type", "unsupported content type %q: use structured mode (%s) or binary mode (ce-* headers)", clip(ct), MediaTypeStructured)
+	}
+}
+
+// DecodeHTTP decodes a POST /v1/events request in any mode of the CloudEvents
+// HTTP binding: binary (ce-* headers), structured (application/cloudevents+json)
+// or batch (application/cloudevents-batch+json). It reads at most
+// MaxEventSize bytes of body for one event and MaxBatchSize for a batch.
+//
+// Request-level failures come back as the error: an unsupported content type
+// or an unreadable body (a *ledger.InvalidError), a batch that is not a JSON
+// array (a *ledger.InvalidError with ReasonMalformed), or a body over the limit
+// (a *ledger.Error with code ETOOLARGE). Otherwise every event has one
+// Decoded, in request order, whose Err is nil or a *ledger.InvalidError.
+func (d *Decoder) DecodeHTTP(r *http.Request) ([]Decoded, error) {
+	ct := r.Header.Get("Content-Type")
+	mt := mediaType(ct)
+	switch {
+	case mt == MediaTypeBatch:
+		body, err := readBody(r.Body, MaxBatchSize)
+		if err != nil {
+			return nil, err
+		}
+		return d.DecodeBatch(body)
+	case mt == MediaTypeStructured:
+		body, err := readBody(r.Body, MaxEventSize)
+		if err != nil {
+			return nil, err
+		}
+		ev, src, id, err := d.decodeStructured(body, nil)
+		return []Decoded{{Event: ev, Source: src, ID: id, Err: err}}, nil
+	case strings.HasPrefix(mt, "application/cloudevents"):
+		return nil, ledger.Invalid(ledger.ReasonContentType, "Content-Type", "unsupported content type %q: use %s, %s or binary mode", clip(ct), MediaTypeStructured, MediaTypeBatch)
+	case len(r.Header.Values("Ce-Specversion")) > 0:
+		body, err := readBody(r.Body, MaxEventSize)
+		if err != nil {
+			return nil, err
+		}
+		ev, src, id, err := d.decodeBinary(r.Header, body, false, nil)
+		return []Decoded{{Event: ev, Source: src, ID: id, Err: err}}, nil
+	default:
+		return nil, ledger.Invalid(ledger.ReasonContentType, "Content-Type", "unsupported content type %q: send binary mode (ce-* headers), %s or %s", clip(ct), MediaTypeStructured, MediaTypeBatch)
+	}
+}
+
+// DecodeBatch decodes a JSON array of events in the CloudEvents JSON format,
+// as in the HTTP batch mode or a file given to `sharelog publish`. It returns
+// a *ledger.Error with code ETOOLARGE if body is over MaxBatchSize and a
+// *ledger.InvalidError if body is not a JSON array; otherwise one Decoded per
+// element, in order.
+func (d *Decoder) DecodeBatch(body []byte) ([]Decoded, error) {
+	if len(body) > MaxBatchSize {
+		return nil, ledger.Errorf(ledger.ETOOLARGE, "batch is %d bytes, over the limit of %d", len(body), MaxBatchSize)
+	}
+	var items []json.RawMessage
+	if err := json.Unmarshal(body, &items); err != nil || firstByte(body) != '[' {
+		return nil, ledger.Invalid(ledger.ReasonMalformed, "body", "a batch must be a JSON array of CloudEvents in the JSON format")
+	}
+	out := make([]Decoded, len(items))
+	for i, item := range items {
+		ev, src, id, err := d.decodeStructured(item, nil)
+		out[i] = Decoded{Event: ev, Source: src, ID: id, Err: err}
+	}
+	return out, nil
+}
+
+// readBody reads at most limit bytes of body.
+func readBody(body io.Reader, limit int64) ([]byte, error) {
+	if body == nil {
+		return nil, nil
+	}
+	b, err := io.ReadAll(io.LimitReader(body, limit+1))
+	var maxErr *http.MaxBytesError
+	switch {
+	case errors.As(err, &maxErr):
+		return nil, ledger.Errorf(ledger.ETOOLARGE, "request body is over the limit of %d bytes", maxErr.Limit)
+	case err != nil:
+		return nil, ledger.Invalid(ledger.ReasonMalformed, "body", "cannot read the request body")
+	case int64(len(b)) > limit:
+		return nil, ledger.Errorf(ledger.ETOOLARGE, "request body is over the limit of %d bytes", limit)
+	}
+	return b, nil
+}
+
+// decodeStructured decodes one event in the JSON format. extra are further
+// attributes (transport headers) to check for subject identifiers.
+func (d *Decoder) decodeStructured(body []byte, extra []attr) (ev *ledger.Event, source, id string, err error) {
+	if len(body) > MaxEventSize {
+		return nil, "", "", ledger.Invalid(ledger.ReasonOversize, "", "event is %d bytes, over the limit of %d", len(body), MaxEventSize)
+	}
+	if !json.Valid(body) {
+		return nil, "", "", ledger.Invalid(ledger.ReasonMalformed, "", "not valid JSON")
+	}
+	if firstByte(body) != '{' {
+		return nil, "", "", ledger.Invalid(ledger.ReasonMalformed, "", "a CloudEvent in the JSON format must be a JSON object")
+	}
+	var e event.Event
+	if err := e.UnmarshalJSON(body); err != nil {
+		source, id = peekSourceID(body)
+		return nil, source, id, structuredEnvelopeError(body, err)
+	}
+	return d.finish(&e, true, extra)
+}
+
+// decodeBinary decodes one event in binary mode: attributes in ce-* headers,
+// data in the body. NATS carries datacontenttype in ce-datacontenttype, HTTP
+// in Content-Type; either is accepted.
+func (d *Decoder) decodeBinary(header map[string][]string, body []byte, nats bool, extra []attr) (ev *ledger.Event, source, id string, err error) {
+	h, size := binaryHeader(header, nats)
+	source, id = h.Get("Ce-Source"), h.Get("Ce-Id")
+	if size+len(body) > MaxEventSize {
+		return nil, source, id, ledger.Invalid(ledger.ReasonOversize, "", "event is %d bytes, over the limit of %d", size+len(body), MaxEventSize)
+	}
+	if sv := h.Get("Ce-Specversion"); sv != event.CloudEventsVersionV1 {
+		return nil, source, id, ledger.Invalid(ledger.ReasonSpecVersion, "specversion", "specversion %q is not supported: sharelog accepts CloudEvents 1.0", clip(sv))
+	}
+	msg := cehttp.NewMessage(h, io.NopCloser(bytes.NewReader(body)))
+	e, err := binding.ToEvent(context.Background(), msg)
+	if err != nil {
+		return nil, source, id, binaryEnvelopeError(h, err)
+	}
+	return d.finish(e, false, extra)
+}
+
+// binaryHeader copies the ce-* headers of header into an http.Header with
+// canonical names and percent-decoded values, as the HTTP and NATS bindings
+// require, mapping the data content type to Content-Type. It returns the
+// header and the size of the attributes in bytes.
+func binaryHeader(header map[string][]string, nats bool) (http.Header, int) {
+	h := make(http.Header, len(header))
+	size := 0
+	var dct, ct []string
+	for k, vs := range header {
+		if len(vs) == 0 {
+			continue
+		}
+		switch {
+		case strings.EqualFold(k, "ce-datacontenttype"):
+			dct = vs
+		case strings.EqualFold(k, "Content-Type"):
+			ct = vs
+		case len(k) > 3 && strings.EqualFold(k[:3], "ce-"):
+			v := percentDecode(vs[0])
+			h[textproto.CanonicalMIMEHeaderKey(k)] = []string{v}
+			size += len(k) + len(v)
+		}
+	}
+	if nats && dct != nil || ct == nil {
+		ct = dct
+	}
+	if ct != nil {
+		h["Content-Type"] = ct[:1]
+		size += len(ct[0])
+	}
+	return h, size
+}
+
+// percentDecode performs the one round of percent-decoding that the HTTP and
+// NATS bindings apply to header values. A value that is not validly encoded
+// is kept as it is.
+func percentDecode(s string) string {
+	if !strings.Contains(s, "%") {
+		return s
+	}
+	if u, err := url.PathUnescape(s); err == nil {
+		return u
+	}
+	return s
+}
+
+// finish checks a parsed CloudEvent against sharelog's rules and decodes its
+// data. validJSON says the data is already known to be valid JSON (it was
+// part of a structured event that was checked whole).
+func (d *Decoder) finish(e *event.Event, validJSON bool, extra []attr) (*ledger.Event, string, string, error) {
+	source, id := e.Source(), e.ID()
+	if sv := e.SpecVersion(); sv != event.CloudEventsVersionV1 {
+		return nil, source, id, ledger.Invalid(ledger.ReasonSpecVersion, "specversion", "specversion %q is not supported: sharelog accepts CloudEvents 1.0", clip(sv))
+	}
+	if err := e.Validate(); err != nil {
+		return nil, source, id, validationProblems(err)
+	}
+
+	// Context attributes: every problem, then stop.
+	var probs []ledger.Problem
+	if e.Context.GetTime().IsZero() {
+		probs = append(probs, ledger.Problem{Reason: ledger.ReasonNotCloudEvent, Field: "time", Detail: "required: sharelog needs the time attribute"})
+	}
+	if e.Context.GetSubject() != "" {
+		probs = append(probs, ledger.Problem{Reason: ledger.ReasonIdentifierHeader, Field: "subject", Detail: "the subject attribute must not be set: data-subject identifiers belong inside data"})
+	}
+	if dct := e.DataContentType(); dct != "" && !isJSONContentType(dct) {
+		probs = append(probs, ledger.Problem{Reason: ledger.ReasonContentType, Field: "datacontenttype", Detail: fmt.Sprintf("datacontenttype %q is not supported: data must be application/json", clip(dct))})
+	}
+	typ := e.Type()
+	sch, known := d.schemas[typ]
+	if !known {
+		probs = append(probs, ledger.Problem{Reason: ledger.ReasonUnknownType, Field: "type", Detail: fmt.Sprintf("unknown event type %q", clip(typ))})
+	} else if ds := e.DataSchema(); ds != "" && ds != sch.id {
+		probs = append(probs, ledger.Problem{Reason: ledger.ReasonInvalidData, Field: "dataschema", Detail: fmt.Sprintf("dataschema must be %q for type %s, or absent", sch.id, typ)})
+	}
+	if len(probs) > 0 {
+		return nil, source, id, &ledger.InvalidError{Problems: probs}
+	}
+
+	data := e.Data()
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, source, id, ledger.Invalid(ledger.ReasonInvalidData, "data", "required: a JSON object")
+	}
+	if !validJSON && !json.Valid(data) {
+		return nil, source, id, ledger.Invalid(ledger.ReasonMalformed, "data", "not valid JSON")
+	}
+	doc, p := parseData(data)
+	if p != nil {
+		return nil, source, id, &ledger.InvalidError{Problems: []ledger.Problem{*p}}
+	}
+	if probs := sch.validateDoc(doc); len(probs) > 0 {
+		return nil, source, id, &ledger.InvalidError{Problems: probs}
+	}
+	v, probs := decodeData(typ, data)
+	if len(probs) > 0 {
+		return nil, source, id, &ledger.InvalidError{Problems: probs}
+	}
+	if probs := identifiersInAttributes(subjectIDs(v), e, extra); len(probs) > 0 {
+		// The identifier may be in the id or source: do not echo them.
+		return nil, "", "", &ledger.InvalidError{Problems: probs}
+	}
+	if probs := d.check.problems(v); len(probs) > 0 {
+		return nil, source, id, &ledger.InvalidError{Problems: probs}
+	}
+
+	// Store the event in one form whichever mode it came in: JSON data,
+	// compacted, with datacontenttype application/json.
+	if bytes.ContainsAny(data, " \t\r\n") {
+		var buf bytes.Buffer
+		buf.Grow(len(data))
+		if err := json.Compact(&buf, data); err != nil {
+			return nil, source, id, ledger.Invalid(ledger.ReasonMalformed, "data", "not valid JSON")
+		}
+		data = buf.Bytes()
+	}
+	e.DataEncoded = data
+	e.DataBase64 = false
+	if err := e.Context.SetDataContentType(event.ApplicationJSON); err != nil {
+		return nil, source, id, ledger.Invalid(ledger.ReasonContentType, "datacontenttype", "cannot set datacontenttype")
+	}
+	raw, err := e.MarshalJSON()
+	if err != nil {
+		return nil, source, id, ledger.Invalid(ledger.ReasonNotCloudEvent, "", "the event cannot be encoded in the CloudEvents JSON format")
+	}
+	return &ledger.Event{
+		Source:     source,
+		ID:         id,
+		Type:       typ,
+		Time:       e.Time().UTC(),
+		DataSchema: e.DataSchema(),
+		Data:       v,
+		Raw:        raw,
+	}, source, id, nil
+}
+
+// isJSONContentType reports whether ct is application/json, with at most a
+// UTF-8 (or ASCII) charset parameter.
+func isJSONContentType(ct string) bool {
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil || mt != "application/json" {
+		return false
+	}
+	for k, v := range params {
+		if k != "charset" {
+			return false
+		}
+		switch strings.ToLower(v) {
+		case "utf-8", "utf8", "us-ascii":
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// validationProblems turns sdk-go's validation error into problems, one per
+// attribute, sorted by attribute name.
+func validationProblems(err error) *ledger.InvalidError {
+	var ve event.ValidationError
+	if !errors.As(err, &ve) || len(ve) == 0 {
+		return ledger.Invalid(ledger.ReasonNotCloudEvent, "", "not a valid CloudEvent")
+	}
+	ie := &ledger.InvalidError{}
+	for _, k := range sortedKeys(ve) {
+		ie.Problems = append(ie.Problems, ledger.Problem{Reason: ledger.ReasonNotCloudEvent, Field: k, Detail: "missing or invalid CloudEvents attribute"})
+	}
+	return ie
+}
+
+// structuredEnvelopeError classifies sdk-go's failure to read a JSON-format
+// event. sdk-go's messages may quote input, so they are not passed on; the
+// offending attribute is found by checking each one.
+func structuredEnvelopeError(body []byte, err error) *ledger.InvalidError {
+	var ve event.ValidationError
+	if errors.As(err, &ve) {
+		if e, ok := ve["specversion"]; ok {
+			if strings.HasPrefix(e.Error(), "unknown value") {
+				return ledger.Invalid(ledger.ReasonSpecVersion, "specversion", "specversion is not supported: sharelog accepts CloudEvents 1.0")
+			}
+			return ledger.Invalid(ledger.ReasonNotCloudEvent, "specversion", "required: specversion 1.0")
+		}
+		return validationProblems(ve)
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(body, &m) == nil {
+		for _, name := range sortedKeys(m) {
+			if detail := checkJSONAttribute(name, m[name]); detail != "" {
+				return ledger.Invalid(ledger.ReasonNotCloudEvent, name, "%s", detail)
+			}
+		}
+	}
+	return ledger.Invalid(ledger.ReasonNotCloudEvent, "", "the CloudEvents attributes cannot be read")
+}
+
+// checkJSONAttribute says what is wrong with one member of a JSON-format
+// event, or returns "" if nothing is.
+func checkJSONAttribute(name string, raw json.RawMessage) string {
+	switch name {
+	case "data", "data_base64":
+		return ""
+	case "specversion", "id", "type", "subject", "datacontenttype", "source", "dataschema", "time":
+		var s string
+		if json.Unmarshal(raw, &s) != nil {
+			return "must be a string"
+		}
+		switch name {
+		case "time":
+			if _, err := types.ParseTime(s); err != nil {
+				return "must be an RFC 3339 timestamp"
+			}
+		case "source":
+			if types.ParseURIRef(s) == nil {
+				return "must be a URI-reference"
+			}
+		case "dataschema":
+			if types.ParseURI(s) == nil {
+				return "must be a URI"
+			}
+		}
+		return ""
+	}
+	var v any
+	if json.Unmarshal(raw, &v) != nil {
+		return "invalid JSON"
+	}
+	switch v.(type) {
+	case string, bool, float64:
+		return ""
+	case nil:
+		return "an extension must not be null"
+	default:
+		return "an extension value must be a string, number or boolean"
+	}
+}
+
+// binaryEnvelopeError classifies sdk-go's failure to read a binary-mode
+// event, naming the first ce-* header that cannot be read.
+func binaryEnvelopeError(h http.Header, err error) *ledger.InvalidError {
+	var ve event.ValidationError
+	if errors.As(err, &ve) {
+		return validationProblems(ve)
+	}
+	if v := h.Get("Ce-Time"); v != "" {
+		if _, err := types.ParseTime(v); err != nil {
+			return ledger.Invalid(ledger.ReasonNotCloudEvent, "time", "must be an RFC 3339 timestamp")
+		}
+	}
+	if v := h.Get("Ce-Source"); v != "" && types.ParseURIRef(v) == nil {
+		return ledger.Invalid(ledger.ReasonNotCloudEvent, "source", "must be a URI-reference")
+	}
+	if v := h.Get("Ce-Dataschema"); v != "" && types.ParseURI(v) == nil {
+		return ledger.Invalid(ledger.ReasonNotCloudEvent, "dataschema", "must be a URI")
+	}
+	return ledger.Invalid(ledger.ReasonNotCloudEvent, "", "the CloudEvents attributes in the ce-* headers cannot be read")
+}
+
+// peekSourceID reads source and id from a JSON-format event that sdk-go
+// refused, for error reports.
+func peekSourceID(body []byte) (source, id string) {
+	var v struct {
+		Source any `json:"source"`
+		ID     any `json:"id"`
+	}
+	if json.Unmarshal(body, &v) != nil {
+		return "", ""
+	}
+	source, _ = v.Source.(string)
+	id, _ = v.ID.(string)
+	return source, id
+}
+
+// mediaType returns the lowercased media type of a Content-Type value.
+func mediaType(ct string) string {
+	if i := strings.IndexByte(ct, ';'); i >= 0 {
+		ct = ct[:i]
+	}
+	return strings.ToLower(strings.TrimSpace(ct))
+}
+
+func firstByte(b []byte) byte {
+	for _, c := range b {
+		switch c {
+		case ' ', '\t', '\r', '\n':
+			continue
+		}
+		return c
+	}
+	return 0
+}
+
+// clip shortens a value quoted in an error detail.
+func clip(s string) string {
+	const max = 80
+	if len(s) <= max {
+		return s
+	}
+	return s[:max] + "..."
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	return slices.Sorted(maps.Keys(m))
+}

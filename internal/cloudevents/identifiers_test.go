@@ -1,0 +1,77 @@
+package cloudevents
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"testing"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/sharelog/sharelog/internal/ledger"
+)
+
+func TestIdentifiersInAttributes(t *testing.T) {
+	tests := []struct {
+		name      string
+		id        string
+		source    string
+		ext       map[string]any
+		extra     []attr
+		wantField string // "" for no problem
+	}{
+		{"long id as substring, any case", "DBS-000123456", "/export/dbs-000123456/x", nil, nil, "source"},
+		{"long id absent", "DBS-000123456", "/export/dbs-000123457", nil, nil, ""},
+		{"short id as a whole token", "42", "/systems/42/export", nil, nil, "source"},
+		{"short id inside a longer token", "42", "/systems/1422/export", nil, nil, ""},
+		{"short id at the end", "ab", "/x/AB", nil, nil, "source"},
+		{"short id with punctuation", "a-1", "/x/a-1/y", nil, nil, "source"},
+		{"short id in letters", "jo", "/jobs", nil, nil, ""},
+		{"in an extension", "C-77812", "/s", map[string]any{"caseref": "c-77812"}, nil, "caseref"},
+		{"in a numeric extension", "77812", "/s", map[string]any{"seq": int32(77812)}, nil, "seq"},
+		{"in a transport header", "C-77812", "/s", nil, []attr{{"Nats-Msg-Id", "C-77812-1"}}, "Nats-Msg-Id"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := event.New()
+			e.SetID("evt-1")
+			e.SetSource(tt.source)
+			e.SetType(ledger.TypeDisclosure)
+			for k, v := range tt.ext {
+				e.SetExtension(k, v)
+			}
+			probs := identifiersInAttributes([]string{tt.id}, &e, tt.extra)
+			switch {
+			case tt.wantField == "" && len(probs) > 0:
+				t.Errorf("problems = %v, want none", probs)
+			case tt.wantField != "" && (len(probs) != 1 || probs[0].Field != tt.wantField || probs[0].Reason != ledger.ReasonIdentifierHeader):
+				t.Errorf("problems = %v, want one %s at %s", probs, ledger.ReasonIdentifierHeader, tt.wantField)
+			}
+		})
+	}
+}
+
+// TestDataBase64 checks that JSON data sent as data_base64 is accepted and
+// stored as plain JSON data, the same as when sent as data.
+func TestDataBase64(t *testing.T) {
+	d := newDecoder(t)
+	body := fixtureBody(t, "valid/disclosure-uk-gdpr.json")
+	want, err := d.DecodeStructured(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(body, &m); err != nil {
+		t.Fatal(err)
+	}
+	enc, _ := json.Marshal(base64.StdEncoding.EncodeToString(m["data"]))
+	m["data_base64"] = enc
+	delete(m, "data")
+	b64, _ := json.Marshal(m)
+	got, err := d.DecodeStructured(b64)
+	if err != nil {
+		t.Fatalf("data_base64: %v", err)
+	}
+	if string(got.Raw) != string(want.Raw) {
+		t.Errorf("Raw = %s, want %s", got.Raw, want.Raw)
+	}
+}

@@ -1,0 +1,473 @@
+package http
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/sharelog/sharelog/internal/cloudevents"
+	"github.com/sharelog/sharelog/internal/ledger"
+	"github.com/sharelog/sharelog/internal/metrics"
+	"github.com/sharelog/sharelog/internal/nats"
+)
+
+// Ledger is what the API reads from the ledger store.
+type Ledger interface {
+	Who(ctx context.Context, subj ledger.Subject) (*ledger.Who, error)
+	Disclosures(ctx context.Context, f ledger.DisclosureFilter) (*ledger.DisclosurePage, error)
+	Disclosure(ctx context.Context, id, source string) (*ledger.DisclosureRecord, error)
+	Recipients(ctx context.Context) ([]ledger.Recipient, error)
+	Recipient(ctx context.Context, id string) (*ledger.Recipient, error)
+	// Lookup returns the entry recorded for (source, id), or ENOTFOUND.
+	Lookup(ctx context.Context, source, id string) (*ledger.Entry, error)
+	WaitApplied(ctx context.Context, streamSeq uint64) error
+}
+
+// Publisher puts validated events on SHARELOG_IN and returns once they are durable there.
+type Publisher interface {
+	Publish(ctx context.Context, subject string, events []*ledger.Event) ([]nats.Ack, error)
+}
+
+// Server is the HTTP API. Set the fields, then Open.
+type Server struct {
+	Addr      string
+	Ledger    Ledger
+	Decoder   *cloudevents.Decoder
+	Publisher Publisher
+	// CatchUp waits until the ledger has applied all input published so far.
+	CatchUp func(ctx context.Context) error
+	// Ready returns nil when the server can take events (NATS connected, ingest running).
+	Ready   func() error
+	Metrics *metrics.Metrics
+	Logger  *slog.Logger
+	OpenAPI []byte
+	// ApplyWait bounds how long POST /v1/events waits to report whether each
+	// event was recorded (default 5s); the events are durable before it waits.
+	ApplyWait time.Duration
+
+	ln  net.Listener
+	srv *http.Server
+}
+
+// Open listens on Addr and serves in the background.
+func (s *Server) Open() error {
+	if s.Logger == nil {
+		s.Logger = slog.Default()
+	}
+	s.Logger = s.Logger.With("system", "http")
+	if s.ApplyWait == 0 {
+		s.ApplyWait = 5 * time.Second
+	}
+	ln, err := net.Listen("tcp", s.Addr)
+	if err != nil {
+		return fmt.Errorf("http listen %q: %w", s.Addr, err)
+	}
+	s.ln = ln
+	s.srv = &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       2 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    1 << 20,
+	}
+	go func() {
+		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.Logger.Error("http serve", "err", err)
+		}
+	}()
+	s.Logger.Info("http api listening", "url", s.URL())
+	return nil
+}
+
+// URL returns the base URL the server listens on.
+func (s *Server) URL() string {
+	if s.ln == nil {
+		return ""
+	}
+	return "http://" + s.ln.Addr().String()
+}
+
+// Close stops accepting requests and waits for those in flight until ctx ends.
+func (s *Server) Close(ctx context.Context) error {
+	if s.srv == nil {
+		return nil
+	}
+	return s.srv.Shutdown(ctx)
+}
+
+// Handler returns the API's routes with logging and metrics.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/events", s.handleEvents)
+	mux.HandleFunc("POST /v1/who", s.handleWho)
+	mux.HandleFunc("GET /v1/disclosures", s.handleDisclosures)
+	mux.HandleFunc("POST /v1/disclosures/search", s.handleDisclosureSearch)
+	mux.HandleFunc("GET /v1/disclosures/{id}", s.handleDisclosure)
+	mux.HandleFunc("GET /v1/recipients", s.handleRecipients)
+	mux.HandleFunc("GET /v1/recipients/{id}", s.handleRecipient)
+	mux.HandleFunc("GET /v1/openapi.yaml", s.handleOpenAPI)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
+	mux.HandleFunc("GET /readyz", s.handleReady)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Metrics.Registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, newProblem(http.StatusNotFound, ledger.ENOTFOUND, "no such route; see /v1/openapi.yaml"))
+	})
+	return s.observe(mux)
+}
+
+// statusWriter remembers the status code for logs and metrics.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// observe logs and counts each request by route pattern, never by URL, so
+// that nothing a client put in a URL reaches logs or metrics.
+func (s *Server) observe(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(sw, r)
+		route := r.Pattern
+		if route == "" || route == "/" {
+			route = "unmatched"
+		}
+		s.Metrics.HTTPRequests.WithLabelValues(route, strconv.Itoa(sw.status)).Inc()
+		s.Logger.Debug("request", "route", route, "status", sw.status, "duration", time.Since(start))
+	})
+}
+
+// fail writes err as a problem and logs internal errors.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	p := problemFor(err)
+	if p.Status >= 500 {
+		s.Logger.Error("request failed", "route", r.Pattern, "err", err)
+	}
+	writeProblem(w, p)
+}
+
+// Accepted is the 202 body of POST /v1/events.
+type Accepted struct {
+	Accepted []AcceptedEvent `json:"accepted"`
+}
+
+// Outcomes reported for accepted events.
+const (
+	OutcomeRecorded  = "recorded"  // a new ledger entry
+	OutcomeDuplicate = "duplicate" // (source, id) was already recorded
+	OutcomeRejected  = "rejected"  // refused when applied; see SHARELOG_REJECTED
+	OutcomePending   = "pending"   // durable in SHARELOG_IN, not yet applied when the response was sent
+)
+
+// AcceptedEvent reports one accepted event.
+type AcceptedEvent struct {
+	Source  string `json:"source"`
+	ID      string `json:"id"`
+	Outcome string `json:"outcome"`
+	Seq     uint64 `json:"seq,omitempty"`
+}
+
+func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	decoded, err := s.Decoder.DecodeHTTP(r)
+	if err != nil {
+		s.countRejected(err)
+		s.fail(w, r, err)
+		return
+	}
+	var refused []EventProblems
+	events := make([]*ledger.Event, 0, len(decoded))
+	registered := map[string]bool{}
+	for i, d := range decoded {
+		if d.Err == nil {
+			d.Err = s.checkRecipient(ctx, d.Event, registered)
+		}
+		if d.Err != nil {
+			s.countRejected(d.Err)
+			refused = append(refused, EventProblems{Index: i, Source: d.Source, ID: d.ID, Problems: problemsOf(d.Err)})
+			continue
+		}
+		events = append(events, d.Event)
+	}
+	if len(refused) > 0 {
+		p := newProblem(http.StatusBadRequest, ledger.EINVALID, fmt.Sprintf("%d of %d events refused; none were accepted", len(refused), len(decoded)))
+		p.Events = refused
+		writeProblem(w, p)
+		return
+	}
+	if len(events) == 0 {
+		writeProblem(w, newProblem(http.StatusBadRequest, ledger.EINVALID, "no events in request"))
+		return
+	}
+	acks, err := s.Publisher.Publish(ctx, nats.SubjectInHTTP, events)
+	if err != nil {
+		s.fail(w, r, ledger.Errorf(ledger.EUNAVAILABLE, "events not stored: %v", err))
+		return
+	}
+	writeJSON(w, http.StatusAccepted, Accepted{Accepted: s.outcomes(ctx, events, acks)})
+}
+
+// checkRecipient refuses a disclosure to an unregistered recipient, allowing
+// for recipients registered earlier in the same request and, after a
+// read-your-writes barrier, recipients published just before it.
+func (s *Server) checkRecipient(ctx context.Context, ev *ledger.Event, registered map[string]bool) error {
+	switch d := ev.Data.(type) {
+	case *ledger.Recipient:
+		registered[d.ID] = true
+	case *ledger.Disclosure:
+		if registered[d.Recipient] {
+			return nil
+		}
+		_, err := s.Ledger.Recipient(ctx, d.Recipient)
+		if ledger.ErrorCode(err) == ledger.ENOTFOUND && s.CatchUp != nil {
+			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			if s.CatchUp(cctx) == nil {
+				_, err = s.Ledger.Recipient(ctx, d.Recipient)
+			}
+			cancel()
+		}
+		if ledger.ErrorCode(err) == ledger.ENOTFOUND {
+			return ledger.Invalid(ledger.ReasonUnknownRecipient, "data.recipient", "recipient %q is not registered", d.Recipient)
+		}
+		if err != nil {
+			return err
+		}
+		registered[d.Recipient] = true
+	}
+	return nil
+}
+
+// outcomes waits (bounded) until the ledger has applied the published events
+// and says what became of each.
+func (s *Server) outcomes(ctx context.Context, events []*ledger.Event, acks []nats.Ack) []AcceptedEvent {
+	var maxSeq uint64
+	for _, a := range acks {
+		maxSeq = max(maxSeq, a.Seq)
+	}
+	wctx, cancel := context.WithTimeout(ctx, s.ApplyWait)
+	defer cancel()
+	applied := s.Ledger.WaitApplied(wctx, maxSeq) == nil
+	out := make([]AcceptedEvent, len(events))
+	for i, ev := range events {
+		out[i] = AcceptedEvent{Source: ev.Source, ID: ev.ID, Outcome: OutcomePending}
+		if !applied {
+			continue
+		}
+		e, err := s.Ledger.Lookup(ctx, ev.Source, ev.ID)
+		switch {
+		case err != nil:
+			out[i].Outcome = OutcomeRejected
+		case e.StreamSeq == acks[i].Seq && !acks[i].Duplicate:
+			out[i].Outcome, out[i].Seq = OutcomeRecorded, e.Seq
+		default:
+			out[i].Outcome, out[i].Seq = OutcomeDuplicate, e.Seq
+		}
+	}
+	return out
+}
+
+func (s *Server) countRejected(err error) {
+	var ie *ledger.InvalidError
+	reason := string(ledger.ReasonMalformed)
+	if errors.As(err, &ie) {
+		reason = string(ie.Reason())
+	} else if ledger.ErrorCode(err) == ledger.ETOOLARGE {
+		reason = string(ledger.ReasonOversize)
+	}
+	s.Metrics.Rejected.WithLabelValues(reason, "http").Inc()
+}
+
+func problemsOf(err error) []ledger.Problem {
+	var ie *ledger.InvalidError
+	if errors.As(err, &ie) {
+		return ie.Problems
+	}
+	return []ledger.Problem{{Reason: ledger.ReasonMalformed, Detail: ledger.ErrorMessage(err)}}
+}
+
+// maxQueryBody bounds the JSON body of query requests.
+const maxQueryBody = 64 << 10
+
+// decodeBody strictly decodes a small JSON request body into v.
+func decodeBody(r *http.Request, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxQueryBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return ledger.Errorf(ledger.EINVALID, "request body: %s", jsonError(err))
+	}
+	return nil
+}
+
+// jsonError describes a JSON decoding error without echoing input values.
+func jsonError(err error) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Sprintf("malformed JSON at byte %d", se.Offset)
+	case errors.As(err, &te):
+		return fmt.Sprintf("field %q must be %s", te.Field, te.Type)
+	case errors.Is(err, io.EOF):
+		return "empty body"
+	case strings.HasPrefix(err.Error(), "json: unknown field"):
+		return strings.TrimPrefix(err.Error(), "json: ")
+	}
+	return "not valid JSON"
+}
+
+// WhoRequest is the body of POST /v1/who.
+type WhoRequest struct {
+	Subject ledger.Subject `json:"subject"`
+}
+
+func (s *Server) handleWho(w http.ResponseWriter, r *http.Request) {
+	var req WhoRequest
+	if err := decodeBody(r, &req); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if req.Subject.Scheme == "" || req.Subject.ID == "" {
+		s.fail(w, r, ledger.Errorf(ledger.EINVALID, "subject.scheme and subject.id are required"))
+		return
+	}
+	who, err := s.Ledger.Who(r.Context(), req.Subject)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, who)
+}
+
+func (s *Server) handleDisclosures(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	var f ledger.DisclosureFilter
+	for k := range q {
+		switch k {
+		case "recipient", "since", "until", "after", "limit":
+		case "subject":
+			s.fail(w, r, ledger.Errorf(ledger.EINVALID, "a data subject never goes in a URL: POST the filter to /v1/disclosures/search"))
+			return
+		default:
+			s.fail(w, r, ledger.Errorf(ledger.EINVALID, "unknown query parameter %q", k))
+			return
+		}
+	}
+	f.Recipient = q.Get("recipient")
+	f.After = q.Get("after")
+	var err error
+	if f.Since, err = parseTime("since", q.Get("since")); err == nil {
+		f.Until, err = parseTime("until", q.Get("until"))
+	}
+	if err == nil && q.Get("limit") != "" {
+		if f.Limit, err = strconv.Atoi(q.Get("limit")); err != nil {
+			err = ledger.Errorf(ledger.EINVALID, "limit must be a whole number")
+		}
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.listDisclosures(w, r, f)
+}
+
+func (s *Server) handleDisclosureSearch(w http.ResponseWriter, r *http.Request) {
+	var f ledger.DisclosureFilter
+	if err := decodeBody(r, &f); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.listDisclosures(w, r, f)
+}
+
+func (s *Server) listDisclosures(w http.ResponseWriter, r *http.Request, f ledger.DisclosureFilter) {
+	if f.Limit < 0 || f.Limit > ledger.MaxLimit {
+		s.fail(w, r, ledger.Errorf(ledger.EINVALID, "limit must be between 1 and %d", ledger.MaxLimit))
+		return
+	}
+	if !f.Since.IsZero() && !f.Until.IsZero() && !f.Until.After(f.Since) {
+		s.fail(w, r, ledger.Errorf(ledger.EINVALID, "until must be after since"))
+		return
+	}
+	page, err := s.Ledger.Disclosures(r.Context(), f)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, page)
+}
+
+func parseTime(name, v string) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return time.Time{}, ledger.Errorf(ledger.EINVALID, "%s must be an RFC 3339 time such as 2026-01-31T00:00:00Z", name)
+	}
+	return t, nil
+}
+
+func (s *Server) handleDisclosure(w http.ResponseWriter, r *http.Request) {
+	d, err := s.Ledger.Disclosure(r.Context(), r.PathValue("id"), r.URL.Query().Get("source"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, d)
+}
+
+// RecipientList is the body of GET /v1/recipients.
+type RecipientList struct {
+	Recipients []ledger.Recipient `json:"recipients"`
+}
+
+func (s *Server) handleRecipients(w http.ResponseWriter, r *http.Request) {
+	rs, err := s.Ledger.Recipients(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if rs == nil {
+		rs = []ledger.Recipient{}
+	}
+	writeJSON(w, http.StatusOK, RecipientList{Recipients: rs})
+}
+
+func (s *Server) handleRecipient(w http.ResponseWriter, r *http.Request) {
+	rec, err := s.Ledger.Recipient(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, rec)
+}
+
+func (s *Server) handleOpenAPI(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/yaml")
+	w.Write(s.OpenAPI)
+}
+
+func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
+	if s.Ready != nil {
+		if err := s.Ready(); err != nil {
+			writeProblem(w, newProblem(http.StatusServiceUnavailable, ledger.EUNAVAILABLE, err.Error()))
+			return
+		}
+	}
+	io.WriteString(w, "ready\n")
+}

@@ -1,0 +1,13 @@
+// Package nats is sharelog's side of NATS JetStream: the embedded server
+// (the single-process default), the streams (SHARELOG_IN, SHARELOG_REJECTED),
+// the publisher that HTTP input and `sharelog publish` go through, and the
+// ingest loop, the ledger's one writer.
+//
+// Ledger order is SHARELOG_IN order. The ingest loop reads the stream with an
+// ordered consumer that starts after the last stream sequence the ledger has
+// applied (kept in Badger, committed with each batch), so the ledger itself is
+// the cursor: no consumer acks, and a restart resumes exactly where the last
+// committed batch ended. Input that cannot be recorded is republished, original
+// bytes and headers, to SHARELOG_REJECTED before the batch that skips it
+// commits, so nothing is dropped silently.
+package nats

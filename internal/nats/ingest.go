@@ -1,0 +1,287 @@
+package nats
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	natsio "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sharelog/sharelog/internal/cloudevents"
+	"github.com/sharelog/sharelog/internal/ledger"
+	"github.com/sharelog/sharelog/internal/metrics"
+	"github.com/sharelog/sharelog/internal/store"
+)
+
+// IngestConfig tunes the ingest loop.
+type IngestConfig struct {
+	// BatchSize is the most stream messages applied in one Badger transaction
+	// (default 1000).
+	BatchSize int
+	// BatchBytes bounds the message bytes of one batch (default 4 MiB), which
+	// keeps a batch well inside Badger's transaction limit.
+	BatchBytes int
+}
+
+// Ingester is the ledger's one writer: it applies SHARELOG_IN to the store in
+// stream order, in batches, one transaction and one sync per batch.
+type Ingester struct {
+	js      jetstream.JetStream
+	store   *store.Store
+	decoder *cloudevents.Decoder
+	metrics *metrics.Metrics
+	log     *slog.Logger
+	cfg     IngestConfig
+	ready   atomic.Bool
+}
+
+// NewIngester returns an Ingester; Run starts it.
+func NewIngester(js jetstream.JetStream, st *store.Store, dec *cloudevents.Decoder, m *metrics.Metrics, logger *slog.Logger, cfg IngestConfig) *Ingester {
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = 1000
+	}
+	if cfg.BatchBytes <= 0 {
+		cfg.BatchBytes = 4 << 20
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &Ingester{js: js, store: st, decoder: dec, metrics: m, log: logger.With("system", "ingest"), cfg: cfg}
+}
+
+// Ready reports whether the ingest loop is consuming.
+func (in *Ingester) Ready() bool { return in.ready.Load() }
+
+// CatchUp waits until the ledger has applied everything SHARELOG_IN held when
+// it was called: a read-your-writes barrier.
+func (in *Ingester) CatchUp(ctx context.Context) error {
+	last, err := LastSeq(ctx, in.js)
+	if err != nil {
+		return err
+	}
+	return in.store.WaitApplied(ctx, last)
+}
+
+// Run applies SHARELOG_IN to the ledger until ctx is done, and then returns
+// ctx.Err(). A failed batch is discarded and consumption restarts from the
+// ledger's last committed position, so every message is applied exactly once.
+// Run refuses to start, returning an error, if the stream is behind the ledger
+// (a deleted or replaced stream), since new messages would then be skipped.
+func (in *Ingester) Run(ctx context.Context) error {
+	last, err := LastSeq(ctx, in.js)
+	if err != nil {
+		return err
+	}
+	if applied := in.store.Applied(); last < applied {
+		return fmt.Errorf("stream %s ends at sequence %d but the ledger has applied up to %d: the stream was deleted or replaced; restore it or start from a new data directory", StreamIn, last, applied)
+	}
+	backoff := 100 * time.Millisecond
+	for {
+		err := in.consume(ctx)
+		in.ready.Store(false)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		in.log.Error("ingest failed; resuming from the last committed batch", "err", err, "retry_in", backoff)
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		backoff = min(backoff*2, 10*time.Second)
+	}
+}
+
+// consume runs one ordered consumer from the ledger's position until an error.
+func (in *Ingester) consume(ctx context.Context) error {
+	cons, err := in.js.OrderedConsumer(ctx, StreamIn, jetstream.OrderedConsumerConfig{
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:   in.store.Applied() + 1,
+	})
+	if err != nil {
+		return fmt.Errorf("ordered consumer: %w", err)
+	}
+	msgs := make(chan jetstream.Msg, 2*in.cfg.BatchSize)
+	done := make(chan struct{})
+	defer close(done)
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		select {
+		case msgs <- m:
+		case <-done:
+		}
+	}, jetstream.PullMaxMessages(2*in.cfg.BatchSize), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		in.log.Warn("consumer", "err", err)
+	}))
+	if err != nil {
+		return fmt.Errorf("consume: %w", err)
+	}
+	defer cc.Stop()
+	in.ready.Store(true)
+
+	batch := make([]jetstream.Msg, 0, in.cfg.BatchSize)
+	for {
+		batch = batch[:0]
+		select {
+		case m := <-msgs:
+			batch = append(batch, m)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		size := len(batch[0].Data())
+	fill:
+		for len(batch) < in.cfg.BatchSize && size < in.cfg.BatchBytes {
+			select {
+			case m := <-msgs:
+				batch = append(batch, m)
+				size += len(m.Data())
+			default:
+				break fill
+			}
+		}
+		if err := in.apply(ctx, batch); err != nil {
+			return err
+		}
+	}
+}
+
+// rejection is a stream message that will not enter the ledger.
+type rejection struct {
+	msg jetstream.Msg
+	seq uint64
+	err error
+}
+
+// apply records one batch: decode, validate, append, republish what was
+// refused, then commit the batch with its last stream sequence. If the batch
+// outgrows a Badger transaction it commits what it has and goes on with the
+// rest in a new one.
+func (in *Ingester) apply(ctx context.Context, msgs []jetstream.Msg) error {
+	start := time.Now()
+	b := in.store.Begin()
+	defer b.Discard()
+	applied := in.store.Applied()
+	var (
+		rejects             []rejection
+		last                uint64
+		recorded, duplicate int
+	)
+	for i, m := range msgs {
+		md, err := m.Metadata()
+		if err != nil {
+			return fmt.Errorf("message metadata: %w", err)
+		}
+		seq := md.Sequence.Stream
+		if seq <= applied || seq <= last {
+			continue // redelivered after a consumer reset
+		}
+		ev, err := in.decoder.DecodeMessage(m.Headers(), m.Data())
+		if err != nil {
+			rejects = append(rejects, rejection{msg: m, seq: seq, err: err})
+			last = seq
+			continue
+		}
+		out, err := b.Append(seq, ev)
+		switch {
+		case errors.Is(err, store.ErrBatchTooBig) && last > 0:
+			if err := in.commit(ctx, b, last, rejects, recorded, duplicate, start); err != nil {
+				return err
+			}
+			return in.apply(ctx, msgs[i:])
+		case out == ledger.Rejected:
+			rejects = append(rejects, rejection{msg: m, seq: seq, err: err})
+		case err != nil:
+			return fmt.Errorf("append stream sequence %d: %w", seq, err)
+		case out == ledger.Recorded:
+			recorded++
+		case out == ledger.Duplicate:
+			duplicate++
+		}
+		last = seq
+	}
+	if last == 0 {
+		return nil
+	}
+	return in.commit(ctx, b, last, rejects, recorded, duplicate, start)
+}
+
+func (in *Ingester) commit(ctx context.Context, b *store.Batch, last uint64, rejects []rejection, recorded, duplicate int, start time.Time) error {
+	if err := in.reject(ctx, rejects); err != nil {
+		return err
+	}
+	if err := b.Commit(last); err != nil {
+		return fmt.Errorf("commit batch ending at stream sequence %d: %w", last, err)
+	}
+	m := in.metrics
+	m.Events.WithLabelValues(ledger.Recorded.String()).Add(float64(recorded))
+	m.Events.WithLabelValues(ledger.Duplicate.String()).Add(float64(duplicate))
+	m.Events.WithLabelValues(ledger.Rejected.String()).Add(float64(len(rejects)))
+	m.BatchSize.Observe(float64(recorded + duplicate + len(rejects)))
+	m.BatchSeconds.Observe(time.Since(start).Seconds())
+	m.Entries.Set(float64(in.store.Count()))
+	m.AppliedSeq.Set(float64(last))
+	return nil
+}
+
+// reject republishes refused messages to SHARELOG_REJECTED, original bytes and
+// headers with the reason, and waits until JetStream holds every one. The
+// Nats-Msg-Id is derived from the input sequence, so a batch replayed after a
+// crash does not file the same rejection twice within the duplicate window.
+func (in *Ingester) reject(ctx context.Context, rejects []rejection) error {
+	futures := make([]jetstream.PubAckFuture, 0, len(rejects))
+	for _, r := range rejects {
+		reason, detail := ledger.ReasonMalformed, r.err.Error()
+		var ie *ledger.InvalidError
+		if errors.As(r.err, &ie) {
+			reason, detail = ie.Reason(), ie.Error()
+		}
+		msg := natsio.NewMsg(SubjectRejectedPrefix + string(reason))
+		for k, v := range r.msg.Headers() {
+			if strings.HasPrefix(strings.ToLower(k), "nats-") {
+				continue // JetStream control headers (expected sequence, msg id) would misdirect the republish
+			}
+			msg.Header[k] = v
+		}
+		msg.Header.Set(HeaderReason, string(reason))
+		msg.Header.Set(HeaderDetail, headerSafe(detail))
+		msg.Header.Set(HeaderStreamSeq, strconv.FormatUint(r.seq, 10))
+		msg.Header.Set(HeaderSubject, r.msg.Subject())
+		msg.Data = r.msg.Data()
+		f, err := in.js.PublishMsgAsync(msg, jetstream.WithMsgID("rejected-"+strconv.FormatUint(r.seq, 10)))
+		if err != nil {
+			return fmt.Errorf("publish rejection: %w", err)
+		}
+		futures = append(futures, f)
+		in.metrics.Rejected.WithLabelValues(string(reason), "nats").Inc()
+		in.log.Warn("event rejected", "reason", reason, "stream_seq", r.seq, "subject", r.msg.Subject())
+	}
+	for _, f := range futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return fmt.Errorf("publish rejection: %w", err)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// headerSafe makes s fit a header value: one line, at most 2,000 bytes.
+func headerSafe(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r == '\r' || r == '\n' {
+			return ' '
+		}
+		return r
+	}, s)
+	if len(s) > 2000 {
+		s = s[:2000]
+	}
+	return s
+}

@@ -1,0 +1,66 @@
+package nats
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// ServerConfig configures the embedded NATS server.
+type ServerConfig struct {
+	// Listen is the client address, host:port. Port 0 picks a free port.
+	Listen string
+	// StoreDir is where JetStream keeps its files.
+	StoreDir string
+	// SyncAlways makes JetStream fsync every write before it acknowledges it,
+	// so that a producer's ack survives a power loss, not only a process crash.
+	SyncAlways bool
+}
+
+// MaxPayload is the largest message the embedded server accepts. It is larger
+// than the per-event limit so that an oversize event reaches the ingest loop
+// and is refused with a reason, instead of being bounced by the server.
+const MaxPayload = 8 << 20
+
+// StartServer starts an embedded NATS server with JetStream and file storage
+// and waits until it accepts connections.
+func StartServer(cfg ServerConfig, logger *slog.Logger) (*server.Server, error) {
+	host, portStr, err := net.SplitHostPort(cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("nats-listen %q: %w", cfg.Listen, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || port < 0 || port > 65535 {
+		return nil, fmt.Errorf("nats-listen %q: bad port", cfg.Listen)
+	}
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	opts := &server.Options{
+		ServerName: "sharelog",
+		Host:       host,
+		Port:       port,
+		JetStream:  true,
+		StoreDir:   filepath.Clean(cfg.StoreDir),
+		SyncAlways: cfg.SyncAlways,
+		MaxPayload: MaxPayload,
+		NoSigs:     true,
+		NoLog:      true,
+	}
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats server: %w", err)
+	}
+	ns.Start()
+	if !ns.ReadyForConnections(30 * time.Second) {
+		ns.Shutdown()
+		return nil, fmt.Errorf("embedded nats server: not ready after 30s")
+	}
+	logger.Info("embedded nats server started", "url", ns.ClientURL(), "store", opts.StoreDir, "sync_always", cfg.SyncAlways)
+	return ns, nil
+}

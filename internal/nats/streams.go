@@ -1,0 +1,86 @@
+package nats
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Stream names and subjects of the public contract (DESIGN.md).
+const (
+	StreamIn       = "SHARELOG_IN"
+	SubjectIn      = "sharelog.in.>"
+	SubjectInHTTP  = "sharelog.in.http"
+	StreamRejected = "SHARELOG_REJECTED"
+	// SubjectRejectedPrefix is followed by a ledger.Reason.
+	SubjectRejectedPrefix = "sharelog.rejected."
+)
+
+// Headers sharelog sets on messages it republishes to SHARELOG_REJECTED.
+// None carries personal data: the detail is written without identifiers.
+const (
+	HeaderReason    = "Sharelog-Reason"
+	HeaderDetail    = "Sharelog-Detail"
+	HeaderStreamSeq = "Sharelog-Stream-Seq"
+	HeaderSubject   = "Sharelog-Subject"
+)
+
+// StreamConfig tunes the streams sharelog creates.
+type StreamConfig struct {
+	// Duplicates is JetStream's Nats-Msg-Id window on SHARELOG_IN (default 2m).
+	// sharelog dedupes on (source, id) forever regardless; the window only
+	// saves work.
+	Duplicates time.Duration
+	// Replicas for clustered deployments (default 1).
+	Replicas int
+}
+
+// EnsureStreams creates SHARELOG_IN and SHARELOG_REJECTED, or updates them to
+// the configuration sharelog needs. Safe to call from every start.
+func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) error {
+	if cfg.Duplicates == 0 {
+		cfg.Duplicates = 2 * time.Minute
+	}
+	if cfg.Replicas == 0 {
+		cfg.Replicas = 1
+	}
+	streams := []jetstream.StreamConfig{{
+		Name:        StreamIn,
+		Description: "sharelog input: every event, in ledger order",
+		Subjects:    []string{SubjectIn},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		Duplicates:  cfg.Duplicates,
+		Replicas:    cfg.Replicas,
+		Discard:     jetstream.DiscardOld,
+	}, {
+		Name:        StreamRejected,
+		Description: "sharelog input that was refused: original bytes and headers, with the reason",
+		Subjects:    []string{SubjectRejectedPrefix + ">"},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		Duplicates:  cfg.Duplicates,
+		Replicas:    cfg.Replicas,
+	}}
+	for _, sc := range streams {
+		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
+			return fmt.Errorf("stream %s: %w", sc.Name, err)
+		}
+	}
+	return nil
+}
+
+// LastSeq returns the last sequence stored in SHARELOG_IN.
+func LastSeq(ctx context.Context, js jetstream.JetStream) (uint64, error) {
+	s, err := js.Stream(ctx, StreamIn)
+	if err != nil {
+		return 0, fmt.Errorf("stream %s: %w", StreamIn, err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("stream %s: %w", StreamIn, err)
+	}
+	return info.State.LastSeq, nil
+}

@@ -1,0 +1,281 @@
+package store
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/sharelog/sharelog/internal/ledger"
+)
+
+// Batch is one Badger transaction of the ledger's one writer: the events
+// appended to it, their dedupe records and indexes, and the applied stream
+// sequence commit together or not at all.
+type Batch struct {
+	s      *Store
+	txn    *badger.Txn
+	hasher *subjectHasher
+
+	applied uint64 // the store's Applied() at Begin
+	last    uint64 // highest stream seq given to Append
+	count   uint64 // Seq of the last entry, pending ones included
+	n       int    // entries recorded in this batch
+
+	recipients map[string]ledger.Recipient // registered in this batch
+	err        error                       // sticky fatal error
+	done       bool
+}
+
+// Begin starts a batch. The ledger has one writer: Begin blocks while another
+// batch is open, until it is committed or discarded. Every batch must end
+// with Commit or Discard.
+func (s *Store) Begin() *Batch {
+	s.writer.Lock()
+	return &Batch{
+		s:       s,
+		txn:     s.db.NewTransaction(true),
+		hasher:  newSubjectHasher(s.secret),
+		applied: s.Applied(),
+		last:    s.Applied(),
+		count:   s.Count(),
+	}
+}
+
+// Len returns the number of events recorded in the batch so far.
+func (b *Batch) Len() int { return b.n }
+
+// Append applies the event ev, read from stream sequence streamSeq, which
+// must be above every stream sequence applied before. ev has passed every
+// check that does not depend on the ledger.
+//
+// It returns Recorded when ev becomes entry Count()+1 (counting the batch's
+// own entries); Duplicate when an event with the same (source, id) is already
+// in the ledger or earlier in the batch, writing nothing; Rejected with a
+// *ledger.InvalidError when ev breaks a rule that depends on the ledger's
+// state, writing nothing. The rules: a disclosure's recipient must be
+// registered, in the ledger or earlier in the batch.
+//
+// Any other error is fatal for the batch: Commit will return it, and the
+// batch must be discarded. An error wrapping ErrBatchTooBig means the same
+// events fit in smaller batches.
+func (b *Batch) Append(streamSeq uint64, ev *ledger.Event) (ledger.Outcome, error) {
+	if err := b.check(); err != nil {
+		return 0, err
+	}
+	if streamSeq <= b.last {
+		return 0, b.fail(fmt.Errorf("store: append: stream seq %d is not above %d", streamSeq, b.last))
+	}
+	if ev == nil || len(ev.Raw) == 0 {
+		return 0, b.fail(errors.New("store: append: event without Raw"))
+	}
+	b.last = streamSeq
+
+	dkey := dedupeKey(ev.ID, ev.Source)
+	dup, err := b.isDuplicate(dkey, ev)
+	if err != nil {
+		return 0, b.fail(err)
+	}
+	if dup {
+		return ledger.Duplicate, nil
+	}
+
+	// Stateful rules first: nothing is written for a rejected event.
+	var apply func(seq uint64) error
+	switch ev.Type {
+	case ledger.TypeDisclosure:
+		d, ok := ev.Data.(*ledger.Disclosure)
+		if !ok {
+			return 0, b.fail(fmt.Errorf("store: append: %s event with data %T", ev.Type, ev.Data))
+		}
+		if !b.registered(d.Recipient) {
+			return ledger.Rejected, ledger.Invalid(ledger.ReasonUnknownRecipient, "data.recipient",
+				"recipient %q is not registered", d.Recipient)
+		}
+		apply = func(seq uint64) error { return b.indexDisclosure(seq, d) }
+	case ledger.TypeRecipient:
+		r, ok := ev.Data.(*ledger.Recipient)
+		if !ok {
+			return 0, b.fail(fmt.Errorf("store: append: %s event with data %T", ev.Type, ev.Data))
+		}
+		apply = func(uint64) error { return b.register(r) }
+	default:
+		if _, ok := ledger.Types[ev.Type]; !ok {
+			return 0, b.fail(fmt.Errorf("store: append: unknown event type %q", ev.Type))
+		}
+		// Rectification, erasure, restriction, notices, acks, exemptions and
+		// holds are recorded as entries; their effects come with their own
+		// indexes here.
+	}
+
+	seq := b.count + 1
+	var sv [8]byte
+	binary.BigEndian.PutUint64(sv[:], seq)
+	if err := b.set(dkey, sv[:]); err != nil {
+		return 0, err
+	}
+	entry := encodeEntry(make([]byte, 0, len(ev.Raw)+24), streamSeq, b.s.now(), ev.Raw)
+	if err := b.set(entryKey(seq), entry); err != nil {
+		return 0, err
+	}
+	if apply != nil {
+		if err := apply(seq); err != nil {
+			return 0, err
+		}
+	}
+	b.count = seq
+	b.n++
+	return ledger.Recorded, nil
+}
+
+// isDuplicate reports whether the dedupe key is already recorded, in the
+// ledger or in this batch. A hit is confirmed against the recorded event, so
+// a collision of the truncated hashes is reported instead of dropping ev.
+func (b *Batch) isDuplicate(dkey []byte, ev *ledger.Event) (bool, error) {
+	seq, err := getSeq(b.txn, dkey)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("store: dedupe lookup: %w", err)
+	}
+	h, err := getEntryHeader(b.txn, seq)
+	if err != nil {
+		return false, fmt.Errorf("store: dedupe lookup: %w", err)
+	}
+	source, id, err := decodeIdentity(h.raw)
+	if err != nil {
+		return false, fmt.Errorf("store: dedupe lookup: entry %d: %w", seq, err)
+	}
+	if source != ev.Source || id != ev.ID {
+		return false, fmt.Errorf("store: dedupe hash collision with entry %d", seq)
+	}
+	return true, nil
+}
+
+// registered reports whether the recipient is registered, in this batch or
+// in the ledger.
+func (b *Batch) registered(id string) bool {
+	if _, ok := b.recipients[id]; ok {
+		return true
+	}
+	_, ok := (*b.s.recipients.Load())[id]
+	return ok
+}
+
+// register records a recipient definition, replacing any earlier one.
+func (b *Batch) register(r *ledger.Recipient) error {
+	v, err := json.Marshal(r)
+	if err != nil {
+		return b.fail(fmt.Errorf("store: encode recipient: %w", err))
+	}
+	if err := b.set(recipientKey(r.ID), v); err != nil {
+		return err
+	}
+	if b.recipients == nil {
+		b.recipients = make(map[string]ledger.Recipient)
+	}
+	b.recipients[r.ID] = *r
+	return nil
+}
+
+// indexDisclosure writes the subject, recipient-time and time indexes of a
+// disclosure recorded as entry seq.
+func (b *Batch) indexDisclosure(seq uint64, d *ledger.Disclosure) error {
+	sum := encodeSummary(make([]byte, 0, 64), d)
+	for _, subj := range d.Subjects {
+		k := appendPos(subjectPrefix(b.hasher.hash(subj)), d.DisclosedAt, seq)
+		if err := b.set(k, sum); err != nil {
+			return err
+		}
+	}
+	if err := b.set(appendPos(byRecipientPrefix(d.Recipient), d.DisclosedAt, seq), nil); err != nil {
+		return err
+	}
+	return b.set(appendPos(append([]byte(nil), byTimePrefix...), d.DisclosedAt, seq), nil)
+}
+
+// set writes key and value in the batch's transaction. Badger keeps both
+// slices until commit, so callers must not reuse them.
+func (b *Batch) set(key, value []byte) error {
+	err := b.txn.Set(key, value)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, badger.ErrTxnTooBig):
+		return b.fail(fmt.Errorf("%w: %w", ErrBatchTooBig, err))
+	default:
+		return b.fail(fmt.Errorf("store: append: %w", err))
+	}
+}
+
+// Commit records lastStreamSeq as the applied stream sequence and commits
+// the batch durably. lastStreamSeq covers stream messages that never reached
+// Append (refused earlier), so a batch with no entries still moves Applied
+// forward. It must be at least every stream seq given to Append and not
+// below Applied(). After a successful commit Applied and Count reflect the
+// batch and WaitApplied callers wake. The batch is finished either way.
+func (b *Batch) Commit(lastStreamSeq uint64) error {
+	if err := b.check(); err != nil {
+		b.Discard()
+		return err
+	}
+	defer b.Discard()
+	if lastStreamSeq < b.last {
+		return fmt.Errorf("store: commit: stream seq %d is below %d, already applied or appended", lastStreamSeq, b.last)
+	}
+	if err := b.set(metaKey, encodeMeta(lastStreamSeq, b.count)); err != nil {
+		return err
+	}
+	if err := b.txn.Commit(); err != nil {
+		return fmt.Errorf("store: commit: %w", err)
+	}
+	var reg *map[string]ledger.Recipient
+	if len(b.recipients) > 0 {
+		m := maps.Clone(*b.s.recipients.Load())
+		maps.Copy(m, b.recipients)
+		reg = &m
+	}
+	b.s.published(lastStreamSeq, b.count, reg)
+	return nil
+}
+
+// Discard abandons the batch: nothing it appended is recorded. It may be
+// called after Commit, which makes "defer b.Discard()" safe.
+func (b *Batch) Discard() {
+	if b.done {
+		return
+	}
+	b.done = true
+	b.txn.Discard()
+	b.s.writer.Unlock()
+}
+
+func (b *Batch) check() error {
+	if b.done {
+		return errors.New("store: batch already committed or discarded")
+	}
+	return b.err
+}
+
+// fail makes err the batch's sticky error and returns it.
+func (b *Batch) fail(err error) error {
+	b.err = err
+	return err
+}
+
+// getEntryHeader reads entry seq within txn. The raw bytes are copied.
+func getEntryHeader(txn *badger.Txn, seq uint64) (entryHeader, error) {
+	item, err := txn.Get(entryKey(seq))
+	if err != nil {
+		return entryHeader{}, err
+	}
+	v, err := item.ValueCopy(nil)
+	if err != nil {
+		return entryHeader{}, err
+	}
+	return decodeEntryHeader(v)
+}

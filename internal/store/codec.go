@@ -1,0 +1,240 @@
+package store
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sharelog/sharelog/internal/ledger"
+)
+
+// Entry value formats: the first byte of every entry value.
+const (
+	// entryPlain: header, then Raw in plain text.
+	entryPlain byte = 1
+	// A later format will hold Raw encrypted (see sealRaw and openRaw).
+)
+
+var errCorrupt = errors.New("corrupt value")
+
+// encodeEntry builds an entry value: format byte, uvarint stream seq, varint
+// recorded-at in Unix nanoseconds, then the sealed Raw event.
+func encodeEntry(dst []byte, streamSeq uint64, recordedAt time.Time, raw []byte) []byte {
+	dst = append(dst, entryPlain)
+	dst = binary.AppendUvarint(dst, streamSeq)
+	dst = binary.AppendVarint(dst, recordedAt.UnixNano())
+	return sealRaw(dst, raw)
+}
+
+// entryHeader is an entry value without its event decoded.
+type entryHeader struct {
+	streamSeq  uint64
+	recordedAt time.Time
+	raw        []byte // aliases the value it was decoded from
+}
+
+func decodeEntryHeader(v []byte) (entryHeader, error) {
+	if len(v) < 1 || v[0] != entryPlain {
+		return entryHeader{}, errCorrupt
+	}
+	v = v[1:]
+	ss, n := binary.Uvarint(v)
+	if n <= 0 {
+		return entryHeader{}, errCorrupt
+	}
+	v = v[n:]
+	ra, n := binary.Varint(v)
+	if n <= 0 {
+		return entryHeader{}, errCorrupt
+	}
+	raw, err := openRaw(v[n:])
+	if err != nil {
+		return entryHeader{}, err
+	}
+	return entryHeader{streamSeq: ss, recordedAt: time.Unix(0, ra).UTC(), raw: raw}, nil
+}
+
+// sealRaw appends the recorded form of an event's Raw bytes to dst. It is the
+// seam where the encryption of Raw (which holds subject identifiers in plain
+// text) will go: today it copies.
+func sealRaw(dst, raw []byte) []byte { return append(dst, raw...) }
+
+// openRaw reverses sealRaw.
+func openRaw(sealed []byte) ([]byte, error) { return sealed, nil }
+
+// rawEvent is the part of the CloudEvents JSON format the ledger reads back.
+type rawEvent struct {
+	Source     string          `json:"source"`
+	ID         string          `json:"id"`
+	Type       string          `json:"type"`
+	Time       time.Time       `json:"time"`
+	DataSchema string          `json:"dataschema"`
+	Data       json.RawMessage `json:"data"`
+}
+
+// decodeEvent decodes a recorded event. raw must not be modified afterwards:
+// the returned Event's Raw is raw.
+func decodeEvent(raw []byte) (ledger.Event, error) {
+	var w rawEvent
+	if err := json.Unmarshal(raw, &w); err != nil {
+		return ledger.Event{}, fmt.Errorf("decode recorded event: %w", err)
+	}
+	ctor, ok := ledger.Types[w.Type]
+	if !ok {
+		return ledger.Event{}, fmt.Errorf("recorded event has unknown type %q", w.Type)
+	}
+	data := ctor()
+	if len(w.Data) > 0 {
+		if err := json.Unmarshal(w.Data, data); err != nil {
+			return ledger.Event{}, fmt.Errorf("decode recorded %s data: %w", w.Type, err)
+		}
+	}
+	return ledger.Event{
+		Source:     w.Source,
+		ID:         w.ID,
+		Type:       w.Type,
+		Time:       w.Time,
+		DataSchema: w.DataSchema,
+		Data:       data,
+		Raw:        raw,
+	}, nil
+}
+
+// decodeIdentity reads only source and id from a recorded event.
+func decodeIdentity(raw []byte) (source, id string, err error) {
+	var w struct {
+		Source string `json:"source"`
+		ID     string `json:"id"`
+	}
+	if err := json.Unmarshal(raw, &w); err != nil {
+		return "", "", fmt.Errorf("decode recorded event: %w", err)
+	}
+	return w.Source, w.ID, nil
+}
+
+// summary is what the subject index keeps of one disclosure for one subject:
+// enough to answer Who without reading the entry. It holds no identifier.
+type summary struct {
+	inquiry     bool
+	recipient   string
+	purpose     string
+	lawfulBasis string
+	regime      string
+	categories  []string
+}
+
+const summaryInquiry = 1
+
+// encodeSummary appends the compact binary form: flags byte, then recipient,
+// purpose, lawful basis and regime as uvarint-length strings, a uvarint count
+// of categories and each category likewise.
+func encodeSummary(dst []byte, d *ledger.Disclosure) []byte {
+	var flags byte
+	if d.Inquiry {
+		flags |= summaryInquiry
+	}
+	dst = append(dst, flags)
+	dst = appendString(dst, d.Recipient)
+	dst = appendString(dst, d.Purpose)
+	dst = appendString(dst, d.LawfulBasis)
+	dst = appendString(dst, d.Regime)
+	dst = binary.AppendUvarint(dst, uint64(len(d.Categories)))
+	for _, c := range d.Categories {
+		dst = appendString(dst, c)
+	}
+	return dst
+}
+
+// decodeSummary reverses encodeSummary. Strings are copied out of v.
+func decodeSummary(v []byte) (summary, error) {
+	var s summary
+	if len(v) < 1 {
+		return s, errCorrupt
+	}
+	s.inquiry = v[0]&summaryInquiry != 0
+	r := reader{b: v[1:]}
+	s.recipient = r.string()
+	s.purpose = r.string()
+	s.lawfulBasis = r.string()
+	s.regime = r.string()
+	n := r.uvarint()
+	if r.err == nil && n > uint64(len(r.b)) {
+		r.err = errCorrupt
+	}
+	if r.err == nil {
+		s.categories = make([]string, n)
+		for i := range s.categories {
+			s.categories[i] = r.string()
+		}
+	}
+	return s, r.err
+}
+
+// summaryRecipient returns only the recipient of an encoded summary, without
+// copying it.
+func summaryRecipient(v []byte) ([]byte, error) {
+	if len(v) < 1 {
+		return nil, errCorrupt
+	}
+	r := reader{b: v[1:]}
+	b := r.bytes()
+	return b, r.err
+}
+
+func appendString(dst []byte, s string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(s)))
+	return append(dst, s...)
+}
+
+// reader decodes uvarints and length-prefixed strings; the first error sticks.
+type reader struct {
+	b   []byte
+	err error
+}
+
+func (r *reader) uvarint() uint64 {
+	if r.err != nil {
+		return 0
+	}
+	u, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.err = errCorrupt
+		return 0
+	}
+	r.b = r.b[n:]
+	return u
+}
+
+func (r *reader) bytes() []byte {
+	n := r.uvarint()
+	if r.err != nil {
+		return nil
+	}
+	if n > uint64(len(r.b)) {
+		r.err = errCorrupt
+		return nil
+	}
+	b := r.b[:n]
+	r.b = r.b[n:]
+	return b
+}
+
+func (r *reader) string() string { return string(r.bytes()) }
+
+// encodeMeta and decodeMeta handle the meta value: applied stream seq and
+// entry count, 8 bytes big-endian each.
+func encodeMeta(applied, count uint64) []byte {
+	v := make([]byte, 16)
+	binary.BigEndian.PutUint64(v, applied)
+	binary.BigEndian.PutUint64(v[8:], count)
+	return v
+}
+
+func decodeMeta(v []byte) (applied, count uint64, err error) {
+	if len(v) != 16 {
+		return 0, 0, errCorrupt
+	}
+	return binary.BigEndian.Uint64(v), binary.BigEndian.Uint64(v[8:]), nil
+}

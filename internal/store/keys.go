@@ -1,0 +1,168 @@
+package store
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"hash"
+	"math"
+	"time"
+
+	"github.com/sharelog/sharelog/internal/ledger"
+)
+
+// Key prefixes. Each kind of key starts with one byte; doc.go describes the
+// layout in full.
+const (
+	prefixMeta      = 'm' // m                          -> applied(8) count(8)
+	prefixDedupe    = 'd' // d H16(id) H16(source)      -> seq(8)
+	prefixEntry     = 'e' // e seq(8)                   -> entry value
+	prefixSubject   = 's' // s HMAC16(subject) at(8) seq(8) -> summary
+	prefixRecipient = 'r' // r recipient-id             -> recipient JSON
+	prefixByRecip   = 'p' // p recipient-id 0x00 at(8) seq(8) -> (empty)
+	prefixByTime    = 't' // t at(8) seq(8)             -> (empty)
+)
+
+// Sizes of the hashed parts of keys.
+const (
+	idHashLen      = 16 // truncated SHA-256 of an event id or source
+	subjectHashLen = 16 // truncated HMAC-SHA256 of a subject
+	posLen         = 16 // at(8) seq(8): a ledger position in (DisclosedAt, Seq) order
+)
+
+var metaKey = []byte{prefixMeta}
+
+// idHash returns the first idHashLen bytes of SHA-256(s).
+func idHash(s string) [idHashLen]byte {
+	sum := sha256.Sum256([]byte(s))
+	var h [idHashLen]byte
+	copy(h[:], sum[:idHashLen])
+	return h
+}
+
+// dedupeKey is the key recording that the event (source, id) is in the ledger.
+// Keyed by the id's hash first, so that all sources of one id are adjacent and
+// Disclosure can find them with one prefix scan.
+func dedupeKey(id, source string) []byte {
+	k := make([]byte, 0, 1+2*idHashLen)
+	k = append(k, prefixDedupe)
+	hi := idHash(id)
+	hs := idHash(source)
+	k = append(k, hi[:]...)
+	return append(k, hs[:]...)
+}
+
+// dedupeIDPrefix is the prefix of every dedupe key for the event id.
+func dedupeIDPrefix(id string) []byte {
+	hi := idHash(id)
+	return append([]byte{prefixDedupe}, hi[:]...)
+}
+
+func entryKey(seq uint64) []byte {
+	k := make([]byte, 9)
+	k[0] = prefixEntry
+	binary.BigEndian.PutUint64(k[1:], seq)
+	return k
+}
+
+func recipientKey(id string) []byte {
+	return append([]byte{prefixRecipient}, id...)
+}
+
+// subjectHasher computes keyed hashes of subject identifiers. It is not safe
+// for concurrent use; each batch and each query has its own.
+type subjectHasher struct {
+	mac hash.Hash
+	buf []byte
+	sum []byte
+}
+
+func newSubjectHasher(secret []byte) *subjectHasher {
+	return &subjectHasher{mac: hmac.New(sha256.New, secret)}
+}
+
+// hash returns the first subjectHashLen bytes of
+// HMAC-SHA256(secret, scheme 0x00 id). The result is valid until the next call.
+func (h *subjectHasher) hash(s ledger.Subject) []byte {
+	h.buf = append(h.buf[:0], s.Scheme...)
+	h.buf = append(h.buf, 0)
+	h.buf = append(h.buf, s.ID...)
+	h.mac.Reset()
+	h.mac.Write(h.buf)
+	h.sum = h.mac.Sum(h.sum[:0])
+	return h.sum[:subjectHashLen]
+}
+
+// subjectPrefix is the prefix of every subject index key of the subject.
+func subjectPrefix(hash []byte) []byte {
+	return append([]byte{prefixSubject}, hash...)
+}
+
+// byRecipientPrefix is the prefix of every recipient-time index key of the
+// recipient. Recipient ids are slugs, so they never contain the 0x00 that ends
+// them here.
+func byRecipientPrefix(recipient string) []byte {
+	k := make([]byte, 0, len(recipient)+2+posLen)
+	k = append(k, prefixByRecip)
+	k = append(k, recipient...)
+	return append(k, 0)
+}
+
+var byTimePrefix = []byte{prefixByTime}
+
+// The range of instants a position can express: what time.UnixNano can.
+var (
+	minPosTime = time.Unix(0, math.MinInt64)
+	maxPosTime = time.Unix(0, math.MaxInt64)
+)
+
+// encodeTime maps t to a uint64 whose big-endian bytes sort like t: Unix
+// nanoseconds with the sign bit flipped. Instants outside the years 1678 to
+// 2262 are clamped to that range.
+func encodeTime(t time.Time) uint64 {
+	var n int64
+	switch {
+	case t.Before(minPosTime):
+		n = math.MinInt64
+	case t.After(maxPosTime):
+		n = math.MaxInt64
+	default:
+		n = t.UnixNano()
+	}
+	return uint64(n) ^ 1<<63
+}
+
+func decodeTime(u uint64) time.Time {
+	return time.Unix(0, int64(u^1<<63)).UTC()
+}
+
+// appendPos appends the position (at, seq): the suffix shared by the subject,
+// recipient-time and time indexes, and the content of a page cursor.
+func appendPos(k []byte, at time.Time, seq uint64) []byte {
+	k = binary.BigEndian.AppendUint64(k, encodeTime(at))
+	return binary.BigEndian.AppendUint64(k, seq)
+}
+
+// splitPos returns the encoded time and the seq of a key ending in a position.
+func splitPos(key []byte) (at, seq uint64) {
+	p := key[len(key)-posLen:]
+	return binary.BigEndian.Uint64(p), binary.BigEndian.Uint64(p[8:])
+}
+
+// encodeCursor makes the opaque After cursor for a position.
+func encodeCursor(at, seq uint64) string {
+	var b [posLen]byte
+	binary.BigEndian.PutUint64(b[:], at)
+	binary.BigEndian.PutUint64(b[8:], seq)
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// decodeCursor reverses encodeCursor.
+func decodeCursor(s string) (at, seq uint64, err error) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil || len(b) != posLen {
+		return 0, 0, ledger.Errorf(ledger.EINVALID, "after: not a cursor from a previous page")
+	}
+	return binary.BigEndian.Uint64(b), binary.BigEndian.Uint64(b[8:]), nil
+}
