@@ -35,6 +35,7 @@ var Types = map[string]func() any{
 	TypeExemption:         func() any { return new(Exemption) },
 	TypeHold:              func() any { return new(Hold) },
 	TypeHoldReleased:      func() any { return new(HoldReleased) },
+	TypeNoticeDelivery:    func() any { return new(NoticeDelivery) },
 }
 
 // Regimes are the legal regimes a disclosure or request is made under.
@@ -57,6 +58,10 @@ type Event struct {
 	DataSchema string    `json:"dataschema,omitempty"`
 	Data       any       `json:"-"`
 	Raw        []byte    `json:"-"`
+	// From is the recipient the transport vouches for: set by the ingest loop
+	// for messages on sharelog.in.ack.<recipient>, empty otherwise. An ack is
+	// accepted only from the recipient its notice went to.
+	From string `json:"-"`
 }
 
 // LogValue keeps the event's data, which may hold personal data, out of logs.
