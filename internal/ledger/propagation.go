@@ -84,3 +84,14 @@ type RequestStatus struct {
 	Categories  []string     `json:"categories,omitempty"` // empty: all
 	Obligations []Obligation `json:"obligations"`
 }
+
+// OutgoingNotice is a notice due for a delivery attempt: the obligation as it
+// stands and the notice as a structured CloudEvent (org.sharelog.notice.v1),
+// carrying only what this recipient received.
+type OutgoingNotice struct {
+	Obligation Obligation `json:"obligation"`
+	Event      []byte     `json:"-"`
+	// Reminder is true when the notice was delivered before and the
+	// obligation is overdue: this attempt is a reminder.
+	Reminder bool `json:"reminder,omitempty"`
+}
