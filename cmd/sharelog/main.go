@@ -27,6 +27,7 @@ type CLI struct {
 	Disclosure  DisclosureCmd  `cmd:"" help:"Show one disclosure by its event id."`
 	Recipients  RecipientsCmd  `cmd:"" help:"List the recipient registry."`
 	Publish     PublishCmd     `cmd:"" help:"Send events from JSON files (one event or an array of events per file; - for stdin)."`
+	Bench       BenchCmd       `cmd:"" help:"Measure sharelog against raw JetStream and raw Badger, side by side."`
 }
 
 // Env carries what every command's Run needs from the process.

@@ -2,11 +2,8 @@ package nats_test
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"path/filepath"
 	"testing"
 	"time"
@@ -14,8 +11,8 @@ import (
 	natsio "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/sharelog/sharelog/internal/bench"
 	"github.com/sharelog/sharelog/internal/cloudevents"
-	"github.com/sharelog/sharelog/internal/ledger"
 	"github.com/sharelog/sharelog/internal/metrics"
 	"github.com/sharelog/sharelog/internal/nats"
 	"github.com/sharelog/sharelog/internal/store"
@@ -94,62 +91,18 @@ func (p *pipeline) publishAll(tb testing.TB, subject string, msgs [][]byte) uint
 	return last
 }
 
-// recipientEvents returns n recipient registrations.
-func recipientEvents(n int) [][]byte {
-	out := make([][]byte, n)
-	for i := range out {
-		out[i], _ = json.Marshal(map[string]any{
-			"specversion": "1.0", "id": fmt.Sprintf("r-%d", i), "source": "bench", "type": ledger.TypeRecipient,
-			"time": "2026-01-01T00:00:00Z", "datacontenttype": "application/json",
-			"data": map[string]any{"id": fmt.Sprintf("force-%03d", i), "name": fmt.Sprintf("Force %d", i),
-				"role": "competent-authority", "country": "GB", "regime": "dpa-part3", "channel": map[string]any{"type": "nats"}},
-		})
-	}
-	return out
-}
-
-// disclosureEvents returns n realistic disclosures of about 600 bytes, with
-// subjects drawn from a skewed (Zipf) distribution over 100,000 people and
-// recipients over 200.
-func disclosureEvents(n int, seed uint64) [][]byte {
-	r := rand.New(rand.NewPCG(seed, 1))
-	zipf := rand.NewZipf(r, 1.1, 1, 99_999)
-	cats := [][]string{{"user.criminal_history"}, {"user.name", "user.contact.address"}, {"user.criminal_history", "user.name", "user.demographic.date_of_birth"}}
-	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	out := make([][]byte, n)
-	for i := range out {
-		t := at.Add(time.Duration(i) * time.Second).Format(time.RFC3339)
-		out[i], _ = json.Marshal(map[string]any{
-			"specversion": "1.0", "id": fmt.Sprintf("disc-%d-%08d", seed, i), "source": "casework/disclosure-service",
-			"type": ledger.TypeDisclosure, "time": t, "datacontenttype": "application/json",
-			"data": map[string]any{
-				"subjects":      []map[string]string{{"scheme": "dbs-ref", "id": fmt.Sprintf("%012d", zipf.Uint64())}},
-				"recipient":     fmt.Sprintf("force-%03d", r.IntN(200)),
-				"categories":    cats[r.IntN(len(cats))],
-				"purpose":       "safeguarding.disclosure_check",
-				"lawfulBasis":   "dpa-s35-2-b",
-				"regime":        "dpa-part3",
-				"disclosedAt":   t,
-				"disclosedBy":   "disclosure-service/worker-07",
-				"justification": "Enhanced check: PNC search returned a possible match; referred for local police information",
-				"records":       []map[string]string{{"system": "pnc", "ref": fmt.Sprintf("PNC/%08d", r.IntN(1e8)), "version": "3"}},
-			},
-		})
-	}
-	return out
-}
-
 // BenchmarkIngest measures the whole ingest path: async publish to the
 // embedded JetStream, consume, decode, validate, dedupe, append, index and
 // commit, timed until the last event is committed and queryable.
 // Run: go test -run '^$' -bench BenchmarkIngest -benchtime 100000x ./internal/nats
 func BenchmarkIngest(b *testing.B) {
 	p := startPipeline(b)
-	last := p.publishAll(b, "sharelog.in.bench", recipientEvents(200))
+	g := &bench.Generator{Seed: 1}
+	last := p.publishAll(b, "sharelog.in.bench", g.RecipientEvents())
 	if err := p.store.WaitApplied(context.Background(), last); err != nil {
 		b.Fatal(err)
 	}
-	events := disclosureEvents(b.N, 1)
+	events := g.Disclosures(0, b.N, b.N)
 	size := 0
 	for _, e := range events {
 		size += len(e)
@@ -176,9 +129,10 @@ func BenchmarkIngest(b *testing.B) {
 func TestIngestRecordsEveryEvent(t *testing.T) {
 	p := startPipeline(t)
 	ctx := context.Background()
-	last := p.publishAll(t, "sharelog.in.test", recipientEvents(200))
-	events := disclosureEvents(3000, 2)
-	last = p.publishAll(t, "sharelog.in.test", events)
+	g := &bench.Generator{Seed: 2}
+	p.publishAll(t, "sharelog.in.test", g.RecipientEvents())
+	events := g.Disclosures(0, 3000, 3000)
+	last := p.publishAll(t, "sharelog.in.test", events)
 	if err := p.store.WaitApplied(ctx, last); err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +143,7 @@ func TestIngestRecordsEveryEvent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if first.Event.ID != "disc-2-00000000" {
+	if first.Event.ID != "disc-2-000000000" {
 		t.Errorf("entry 201 is %s, want the first disclosure", first.Event.ID)
 	}
 	last = p.publishAll(t, "sharelog.in.test", events)

@@ -1,0 +1,540 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	natsio "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sharelog/sharelog/internal/cloudevents"
+	slhttp "github.com/sharelog/sharelog/internal/http"
+	"github.com/sharelog/sharelog/internal/ledger"
+	"github.com/sharelog/sharelog/internal/nats"
+	"github.com/sharelog/sharelog/internal/store"
+	"github.com/sharelog/sharelog/internal/vocab"
+)
+
+// Config says what to measure.
+type Config struct {
+	Dir        string // scratch directory; everything is written under it
+	Events     int    // events for each throughput measurement and the queried ledger (default 1,000,000)
+	Latency    time.Duration
+	Queries    int  // who and window queries to time (default 2000)
+	SyncAlways bool // JetStream fsyncs every write (durable mode)
+	BatchSize  int  // ingest batch size (default 1000)
+	Chunk      int  // events generated at a time (default 10,000)
+	Generator  Generator
+	Logf       func(format string, args ...any)
+	RSSEvery   int // sample the process RSS every this many applied events (default 1,000,000)
+}
+
+// Target is a running sharelog under test, started by the caller (the
+// command wires the real serve code).
+type Target struct {
+	NATSURL     string
+	HTTPURL     string
+	Applied     func() uint64
+	WaitApplied func(ctx context.Context, seq uint64) error
+	LedgerDir   string
+	Close       func() error
+}
+
+// StartFunc starts a sharelog on a data directory.
+type StartFunc func(ctx context.Context, dataDir string, syncAlways bool) (*Target, error)
+
+// Rate is one throughput figure.
+type Rate struct {
+	Events  int     `json:"events"`
+	Seconds float64 `json:"seconds"`
+	PerSec  float64 `json:"eventsPerSecond"`
+}
+
+// Latency is a latency distribution in milliseconds.
+type Latency struct {
+	N   int     `json:"n"`
+	P50 float64 `json:"p50Ms"`
+	P99 float64 `json:"p99Ms"`
+	Max float64 `json:"maxMs"`
+}
+
+// RSS is the process's resident memory when the ledger held Events entries.
+type RSS struct {
+	Events int     `json:"events"`
+	MiB    float64 `json:"rssMiB"`
+}
+
+// Report is everything one run measured.
+type Report struct {
+	StartedAt   time.Time `json:"startedAt"`
+	GoVersion   string    `json:"goVersion"`
+	CPUs        int       `json:"cpus"`
+	SyncAlways  bool      `json:"syncAlways"`
+	EventBytes  float64   `json:"eventBytesAvg"`
+	Events      int       `json:"events"`
+	BatchSize   int       `json:"batchSize"`
+	RawJS       Rate      `json:"rawJetStream"`
+	RawBadger   Rate      `json:"rawBadger"`
+	Full        Rate      `json:"fullIngest"`
+	FullOverJS  float64   `json:"fullOverRawJetStream"`
+	FullOverBdg float64   `json:"fullOverRawBadger"`
+	Who         Latency   `json:"who"`
+	WhoCount    int       `json:"whoDisclosures"`
+	Window      Latency   `json:"recipientMonth"`
+	WindowRows  float64   `json:"recipientMonthRowsAvg"`
+	PubToQuery  Latency   `json:"publishToQueryable"`
+	PubRate     float64   `json:"publishToQueryableRate"`
+	DiskBytes   float64   `json:"ledgerBytesPerEvent"`
+	JSBytes     float64   `json:"jetstreamBytesPerEvent"`
+	PeakRSSMiB  float64   `json:"peakRSSMiB"`
+	RSS         []RSS     `json:"rss"`
+}
+
+func (c *Config) defaults() {
+	if c.Events == 0 {
+		c.Events = 1_000_000
+	}
+	if c.Queries == 0 {
+		c.Queries = 2000
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = 1000
+	}
+	if c.Chunk == 0 {
+		c.Chunk = 10_000
+	}
+	if c.Latency == 0 {
+		c.Latency = 5 * time.Second
+	}
+	if c.RSSEvery == 0 {
+		c.RSSEvery = 1_000_000
+	}
+	if c.Logf == nil {
+		c.Logf = func(string, ...any) {}
+	}
+	c.Generator.defaults()
+}
+
+// chunks streams the benchmark's disclosures, generated a chunk at a time
+// ahead of the consumer, so memory stays bounded whatever the event count.
+func (c *Config) chunks(ctx context.Context) <-chan [][]byte {
+	ch := make(chan [][]byte, 2)
+	go func() {
+		defer close(ch)
+		for first := 0; first < c.Events; first += c.Chunk {
+			n := min(c.Chunk, c.Events-first)
+			select {
+			case ch <- c.Generator.Disclosures(first, n, c.Events):
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return ch
+}
+
+// Run measures everything and returns the report.
+func Run(ctx context.Context, cfg Config, start StartFunc) (*Report, error) {
+	cfg.defaults()
+	rep := &Report{StartedAt: time.Now().UTC(), GoVersion: runtime.Version(), CPUs: runtime.NumCPU(),
+		SyncAlways: cfg.SyncAlways, Events: cfg.Events, BatchSize: cfg.BatchSize}
+	sample := cfg.Generator.Disclosures(0, 1000, cfg.Events)
+	total := 0
+	for _, e := range sample {
+		total += len(e)
+	}
+	rep.EventBytes = float64(total) / float64(len(sample))
+
+	var err error
+	cfg.Logf("raw JetStream: async publish of %d events with Nats-Msg-Id", cfg.Events)
+	if rep.RawJS, err = rawJetStream(ctx, &cfg); err != nil {
+		return nil, fmt.Errorf("raw jetstream: %w", err)
+	}
+	cfg.Logf("raw Badger: the ledger's write set for %d events in batches of %d", cfg.Events, cfg.BatchSize)
+	if rep.RawBadger, err = rawBadger(ctx, &cfg); err != nil {
+		return nil, fmt.Errorf("raw badger: %w", err)
+	}
+	cfg.Logf("full ingest: %d events through a running sharelog", cfg.Events)
+	if err := fullIngest(ctx, &cfg, start, rep); err != nil {
+		return nil, fmt.Errorf("full ingest: %w", err)
+	}
+	rep.FullOverJS = rep.Full.PerSec / rep.RawJS.PerSec
+	rep.FullOverBdg = rep.Full.PerSec / rep.RawBadger.PerSec
+	rep.PeakRSSMiB = procStatusMiB("VmHWM")
+	return rep, nil
+}
+
+func publishAsync(js jetstream.JetStream, subject string, events [][]byte, futures *[]jetstream.PubAckFuture) error {
+	for _, ev := range events {
+		var id struct{ ID, Source string }
+		if err := json.Unmarshal(ev, &id); err != nil {
+			return err
+		}
+		f, err := js.PublishAsync(subject, ev, jetstream.WithMsgID(nats.MsgID(id.Source, id.ID)))
+		if err != nil {
+			return err
+		}
+		*futures = append(*futures, f)
+	}
+	return nil
+}
+
+// drainAcks waits for every future and returns the highest sequence.
+func drainAcks(ctx context.Context, futures []jetstream.PubAckFuture) (uint64, error) {
+	var last uint64
+	for _, f := range futures {
+		select {
+		case a := <-f.Ok():
+			last = max(last, a.Sequence)
+		case err := <-f.Err():
+			return 0, err
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
+	return last, nil
+}
+
+// publishStream publishes every chunk asynchronously to subject and returns
+// the last stream sequence once all are acknowledged; afterChunk is called
+// with the number of events published so far.
+func publishStream(ctx context.Context, cfg *Config, js jetstream.JetStream, subject string, afterChunk func(int)) (uint64, error) {
+	var last uint64
+	sent := 0
+	for chunk := range cfg.chunks(ctx) {
+		futures := make([]jetstream.PubAckFuture, 0, len(chunk))
+		if err := publishAsync(js, subject, chunk, &futures); err != nil {
+			return 0, err
+		}
+		l, err := drainAcks(ctx, futures)
+		if err != nil {
+			return 0, err
+		}
+		last = max(last, l)
+		sent += len(chunk)
+		if afterChunk != nil {
+			afterChunk(sent)
+		}
+	}
+	return last, ctx.Err()
+}
+
+func rawJetStream(ctx context.Context, cfg *Config) (Rate, error) {
+	dir := filepath.Join(cfg.Dir, "raw-jetstream")
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ns, err := nats.StartServer(nats.ServerConfig{Listen: "127.0.0.1:0", StoreDir: dir, SyncAlways: cfg.SyncAlways}, logger)
+	if err != nil {
+		return Rate{}, err
+	}
+	defer ns.Shutdown()
+	nc, err := natsio.Connect(ns.ClientURL())
+	if err != nil {
+		return Rate{}, err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4000))
+	if err != nil {
+		return Rate{}, err
+	}
+	if err := nats.EnsureStreams(ctx, js, nats.StreamConfig{}); err != nil {
+		return Rate{}, err
+	}
+	start := time.Now()
+	if _, err := publishStream(ctx, cfg, js, "sharelog.in.bench", nil); err != nil {
+		return Rate{}, err
+	}
+	return rate(cfg.Events, time.Since(start)), nil
+}
+
+func rawBadger(ctx context.Context, cfg *Config) (Rate, error) {
+	dir := filepath.Join(cfg.Dir, "raw-badger")
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	st, err := store.Open(store.Config{Dir: filepath.Join(dir, "ledger"), KeyFile: filepath.Join(dir, "site.key"), Logger: logger})
+	if err != nil {
+		return Rate{}, err
+	}
+	defer st.Close()
+	voc, err := vocab.Load()
+	if err != nil {
+		return Rate{}, err
+	}
+	dec, err := cloudevents.NewDecoder(voc)
+	if err != nil {
+		return Rate{}, err
+	}
+	decode := func(raws [][]byte) ([]*ledger.Event, error) {
+		evs := make([]*ledger.Event, len(raws))
+		for i, raw := range raws {
+			if evs[i], err = dec.DecodeStructured(raw); err != nil {
+				return nil, err
+			}
+		}
+		return evs, nil
+	}
+	var seq uint64
+	apply := func(evs []*ledger.Event) error {
+		for start := 0; start < len(evs); start += cfg.BatchSize {
+			b := st.Begin()
+			for _, ev := range evs[start:min(start+cfg.BatchSize, len(evs))] {
+				seq++
+				if out, err := b.Append(seq, ev); err != nil || out != ledger.Recorded {
+					b.Discard()
+					return fmt.Errorf("append: %v %v", out, err)
+				}
+			}
+			if err := b.Commit(seq); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	recips, err := decode(cfg.Generator.RecipientEvents())
+	if err != nil {
+		return Rate{}, err
+	}
+	if err := apply(recips); err != nil {
+		return Rate{}, err
+	}
+	// Decoding is not part of this figure: each chunk is decoded before the
+	// clock runs for it.
+	var elapsed time.Duration
+	for chunk := range cfg.chunks(ctx) {
+		evs, err := decode(chunk)
+		if err != nil {
+			return Rate{}, err
+		}
+		t := time.Now()
+		if err := apply(evs); err != nil {
+			return Rate{}, err
+		}
+		elapsed += time.Since(t)
+	}
+	return rate(cfg.Events, elapsed), ctx.Err()
+}
+
+func fullIngest(ctx context.Context, cfg *Config, start StartFunc, rep *Report) error {
+	dataDir := filepath.Join(cfg.Dir, "sharelog")
+	t, err := start(ctx, dataDir, cfg.SyncAlways)
+	if err != nil {
+		return err
+	}
+	closed := false
+	defer func() {
+		if !closed {
+			t.Close()
+		}
+	}()
+	nc, err := natsio.Connect(t.NATSURL)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4000))
+	if err != nil {
+		return err
+	}
+	var futures []jetstream.PubAckFuture
+	if err := publishAsync(js, "sharelog.in.bench", cfg.Generator.RecipientEvents(), &futures); err != nil {
+		return err
+	}
+	last, err := drainAcks(ctx, futures)
+	if err != nil {
+		return err
+	}
+	if err := t.WaitApplied(ctx, last); err != nil {
+		return err
+	}
+	base := t.Applied()
+	nextRSS := cfg.RSSEvery
+	begin := time.Now()
+	last, err = publishStream(ctx, cfg, js, "sharelog.in.bench", func(sent int) {
+		for sent >= nextRSS {
+			// The ledger trails the publisher; sample when it has caught up to this point.
+			if t.WaitApplied(ctx, base+uint64(nextRSS)) == nil {
+				rep.RSS = append(rep.RSS, RSS{Events: nextRSS, MiB: procStatusMiB("VmRSS")})
+			}
+			nextRSS += cfg.RSSEvery
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if err := t.WaitApplied(ctx, last); err != nil {
+		return err
+	}
+	rep.Full = rate(cfg.Events, time.Since(begin))
+	if len(rep.RSS) == 0 || rep.RSS[len(rep.RSS)-1].Events != cfg.Events {
+		rep.RSS = append(rep.RSS, RSS{Events: cfg.Events, MiB: procStatusMiB("VmRSS")})
+	}
+
+	client := slhttp.NewClient(t.HTTPURL)
+	cfg.Logf("who: %d queries for a subject with %d disclosures", cfg.Queries, cfg.Generator.MarkedCount)
+	if rep.Who, rep.WhoCount, err = whoLatency(ctx, client, cfg.Queries); err != nil {
+		return err
+	}
+	cfg.Logf("disclosures by recipient, one-month windows: %d queries", cfg.Queries/4)
+	if rep.Window, rep.WindowRows, err = windowLatency(ctx, client, cfg, max(cfg.Queries/4, 10)); err != nil {
+		return err
+	}
+	pubRate := rep.Full.PerSec / 2
+	cfg.Logf("publish to queryable at %.0f events/s for %v", pubRate, cfg.Latency)
+	rep.PubRate = pubRate
+	if rep.PubToQuery, err = pubToQueryable(ctx, js, t, cfg, pubRate); err != nil {
+		return err
+	}
+	closed = true
+	if err := t.Close(); err != nil {
+		return err
+	}
+	entries := float64(cfg.Events + cfg.Generator.Recipients + rep.PubToQuery.N)
+	rep.DiskBytes = float64(diskUsage(t.LedgerDir)) / entries
+	rep.JSBytes = float64(diskUsage(filepath.Join(dataDir, "jetstream"))) / entries
+	return nil
+}
+
+func whoLatency(ctx context.Context, client *slhttp.Client, n int) (Latency, int, error) {
+	durs := make([]time.Duration, n)
+	count := 0
+	for i := range durs {
+		t := time.Now()
+		w, err := client.Who(ctx, Marked)
+		if err != nil {
+			return Latency{}, 0, err
+		}
+		durs[i] = time.Since(t)
+		count = w.Disclosures
+	}
+	return latency(durs), count, nil
+}
+
+func windowLatency(ctx context.Context, client *slhttp.Client, cfg *Config, n int) (Latency, float64, error) {
+	r := rand.New(rand.NewPCG(7, 7))
+	span := time.Duration(cfg.Events) * cfg.Generator.Spacing
+	month := 30 * 24 * time.Hour
+	durs := make([]time.Duration, n)
+	rows := 0
+	for i := range durs {
+		since := cfg.Generator.Start
+		if span > month {
+			since = since.Add(time.Duration(r.Int64N(int64(span - month))))
+		}
+		f := ledger.DisclosureFilter{Recipient: RecipientID(r.IntN(cfg.Generator.Recipients)), Since: since, Until: since.Add(month), Limit: ledger.MaxLimit}
+		t := time.Now()
+		page, err := client.Disclosures(ctx, f)
+		if err != nil {
+			return Latency{}, 0, err
+		}
+		durs[i] = time.Since(t)
+		rows += len(page.Disclosures)
+	}
+	return latency(durs), float64(rows) / float64(n), nil
+}
+
+// pubToQueryable publishes at a steady rate and times each event from its
+// publish until the ledger has committed it (after which every query sees it).
+func pubToQueryable(ctx context.Context, js jetstream.JetStream, t *Target, cfg *Config, perSec float64) (Latency, error) {
+	n := max(int(perSec*cfg.Latency.Seconds()), 10)
+	g := cfg.Generator
+	g.Seed += 1000 // new ids
+	events := g.Disclosures(0, n, n)
+	base := t.Applied() // no other publisher: the next sequences are ours, in order
+	sent := make([]time.Time, n)
+	done := make([]time.Duration, n)
+	watchErr := make(chan error, 1)
+	go func() {
+		next := 0
+		for next < n {
+			if err := t.WaitApplied(ctx, base+uint64(next)+1); err != nil {
+				watchErr <- err
+				return
+			}
+			now := time.Now()
+			applied := int(t.Applied() - base)
+			for ; next < min(applied, n); next++ {
+				done[next] = now.Sub(sent[next])
+			}
+		}
+		watchErr <- nil
+	}()
+	interval := time.Duration(float64(time.Second) / perSec)
+	start := time.Now()
+	futures := make([]jetstream.PubAckFuture, 0, n)
+	for i, ev := range events {
+		if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
+			time.Sleep(d)
+		}
+		sent[i] = time.Now()
+		if err := publishAsync(js, "sharelog.in.bench", [][]byte{ev}, &futures); err != nil {
+			return Latency{}, err
+		}
+	}
+	last, err := drainAcks(ctx, futures)
+	if err != nil {
+		return Latency{}, err
+	}
+	if last != base+uint64(n) {
+		return Latency{}, fmt.Errorf("stream sequences %d..%d are not ours alone", base+1, last)
+	}
+	if err := <-watchErr; err != nil {
+		return Latency{}, err
+	}
+	return latency(done), nil
+}
+
+func rate(n int, d time.Duration) Rate {
+	return Rate{Events: n, Seconds: d.Seconds(), PerSec: float64(n) / d.Seconds()}
+}
+
+func latency(durs []time.Duration) Latency {
+	slices.Sort(durs)
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	q := func(p float64) time.Duration { return durs[min(int(p*float64(len(durs))), len(durs)-1)] }
+	return Latency{N: len(durs), P50: ms(q(0.50)), P99: ms(q(0.99)), Max: ms(durs[len(durs)-1])}
+}
+
+// diskUsage returns the bytes allocated on disk to files under dir.
+func diskUsage(dir string) int64 {
+	var total int64
+	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		if info, err := d.Info(); err == nil {
+			if st, ok := info.Sys().(*syscall.Stat_t); ok {
+				total += st.Blocks * 512
+			} else {
+				total += info.Size()
+			}
+		}
+		return nil
+	})
+	return total
+}
+
+// procStatusMiB reads a memory figure (VmRSS, VmHWM) of this process, in MiB.
+func procStatusMiB(field string) float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
