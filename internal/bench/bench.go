@@ -183,7 +183,7 @@ func publishAsync(js jetstream.JetStream, subject string, events [][]byte, futur
 		if err := json.Unmarshal(ev, &id); err != nil {
 			return err
 		}
-		f, err := js.PublishAsync(subject, ev, jetstream.WithMsgID(nats.MsgID(id.Source, id.ID)))
+		f, err := js.PublishAsync(subject, ev, jetstream.WithMsgID(nats.MsgID(id.Source, id.ID)), jetstream.WithStallWait(time.Minute))
 		if err != nil {
 			return err
 		}

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"time"
 
 	natsio "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -55,7 +56,7 @@ func (p *Publisher) Publish(ctx context.Context, subject string, events []*ledge
 	for i, ev := range events {
 		msg := &natsio.Msg{Subject: subject, Data: ev.Raw, Header: natsio.Header{}}
 		msg.Header.Set("Content-Type", ContentTypeStructured)
-		f, err := p.js.PublishMsgAsync(msg, jetstream.WithMsgID(MsgID(ev.Source, ev.ID)))
+		f, err := p.js.PublishMsgAsync(msg, jetstream.WithMsgID(MsgID(ev.Source, ev.ID)), jetstream.WithStallWait(30*time.Second))
 		if err != nil {
 			return nil, fmt.Errorf("publish: %w", err)
 		}
