@@ -27,7 +27,17 @@ type CLI struct {
 	Disclosure  DisclosureCmd  `cmd:"" help:"Show one disclosure by its event id."`
 	Recipients  RecipientsCmd  `cmd:"" help:"List the recipient registry."`
 	Publish     PublishCmd     `cmd:"" help:"Send events from JSON files (one event or an array of events per file; - for stdin)."`
+	Status      StatusCmd      `cmd:"" help:"Show how a rectification, erasure or restriction reached each recipient."`
+	Obligations ObligationsCmd `cmd:"" help:"List notices to recipients across requests (--overdue: what is late)."`
+	Report      ReportCmd      `cmd:"" help:"Report to a data subject which recipients were told of each request, and when (Art. 19)."`
+	Manual      ManualCmd      `cmd:"" help:"Export the manual queue: notices a person must send (table, csv or json)."`
+	Sent        SentCmd        `cmd:"" help:"Mark a manual notice as sent."`
 	Bench       BenchCmd       `cmd:"" help:"Measure sharelog against raw JetStream and raw Badger, side by side."`
+
+	Verify        VerifyCmd        `cmd:"" help:"Check a data directory offline: recompute the Merkle tree, check every signed checkpoint."`
+	CheckpointKey CheckpointKeyCmd `cmd:"" name:"checkpoint-key" help:"Print the public key that verifies this server's checkpoints."`
+	Prove         ProveCmd         `cmd:"" help:"Prove an entry is in the server's latest signed checkpoint, using the public key you hold."`
+	Consistency   ConsistencyCmd   `cmd:"" help:"Prove a later signed checkpoint extends an earlier one, using the public key you hold."`
 }
 
 // Env carries what every command's Run needs from the process.

@@ -14,11 +14,14 @@ import (
 	natsio "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/sharelog/sharelog/internal/checkpoint"
 	"github.com/sharelog/sharelog/internal/cloudevents"
 	slhttp "github.com/sharelog/sharelog/internal/http"
 	"github.com/sharelog/sharelog/internal/ledger"
 	"github.com/sharelog/sharelog/internal/metrics"
 	"github.com/sharelog/sharelog/internal/nats"
+	"github.com/sharelog/sharelog/internal/notify"
+	"github.com/sharelog/sharelog/internal/policy"
 	"github.com/sharelog/sharelog/internal/recipients"
 	"github.com/sharelog/sharelog/internal/store"
 	"github.com/sharelog/sharelog/internal/vocab"
@@ -40,6 +43,10 @@ type Config struct {
 	SyncAlways bool          `help:"Embedded NATS: fsync every write before acknowledging it (survives power loss, slower)." env:"SHARELOG_SYNC_ALWAYS" name:"sync-always"`
 	Duplicates time.Duration `help:"JetStream duplicate window on SHARELOG_IN (sharelog dedupes forever regardless)." default:"2m" env:"SHARELOG_DUPLICATES"`
 	LogLevel   slog.Level    `help:"Log level: debug, info, warn, error." default:"info" env:"SHARELOG_LOG_LEVEL"`
+	Policy     string        `help:"YAML policy file: when notices to recipients are due (see internal/policy)." env:"SHARELOG_POLICY" type:"path"`
+
+	WebhookSecrets string        `help:"YAML file of the recipients' webhook secrets (see deploy/WEBHOOKS.md)." env:"SHARELOG_WEBHOOK_SECRETS" name:"webhook-secrets" type:"path"`
+	RemindEvery    time.Duration `help:"Deliver an overdue notice again this often (0: never)." default:"168h" env:"SHARELOG_REMIND_EVERY" name:"remind-every"`
 }
 
 // Run implements the serve command.
@@ -74,9 +81,17 @@ type Main struct {
 	Publisher  *nats.Publisher
 	Ingester   *nats.Ingester
 	HTTP       *slhttp.Server
+	// Notifier delivers notices (notify.go).
+	Notifier *notify.Dispatcher
+
+	// Checkpointer signs checkpoints of the ledger's Merkle tree (checkpoint.go).
+	Checkpointer *checkpoint.Checkpointer
 
 	cancel     context.CancelFunc
 	ingestDone chan error
+	stopNotify func() // stops the notice Dispatcher
+
+	stopCheckpoints func() // stops the Checkpointer after a last checkpoint
 }
 
 // NewMain returns a Main for cfg.
@@ -126,12 +141,22 @@ func (m *Main) Open(ctx context.Context) error {
 	if err := nats.EnsureStreams(ctx, m.JetStream, nats.StreamConfig{Duplicates: cfg.Duplicates}); err != nil {
 		return err
 	}
+	pol := &policy.Policy{}
+	if cfg.Policy != "" {
+		if pol, err = policy.Load(cfg.Policy); err != nil {
+			return err
+		}
+	}
 	m.Store, err = store.Open(store.Config{
-		Dir:     filepath.Join(cfg.Data, "ledger"),
-		KeyFile: filepath.Join(cfg.Data, "site.key"),
-		Logger:  m.Logger,
+		Dir:       filepath.Join(cfg.Data, "ledger"),
+		KeyFile:   filepath.Join(cfg.Data, "site.key"),
+		Logger:    m.Logger,
+		Deadlines: pol.Deadlines,
 	})
 	if err != nil {
+		return err
+	}
+	if err := m.startCheckpoints(); err != nil {
 		return err
 	}
 	voc, err := vocab.Load()
@@ -142,6 +167,8 @@ func (m *Main) Open(ctx context.Context) error {
 		return err
 	}
 	m.Metrics = metrics.New()
+	st := m.Store
+	m.Metrics.ObserveObligations(func() (int, int, error) { return st.ObligationCounts(context.Background()) })
 	m.Publisher = nats.NewPublisher(m.JetStream)
 	m.Ingester = nats.NewIngester(m.JetStream, m.Store, m.Decoder, m.Metrics, m.Logger, nats.IngestConfig{})
 
@@ -155,6 +182,9 @@ func (m *Main) Open(ctx context.Context) error {
 			return err
 		}
 	}
+	if err := m.startNotify(ctx); err != nil {
+		return err
+	}
 	openapi, err := schemas.FS.ReadFile("openapi.yaml")
 	if err != nil {
 		return err
@@ -162,6 +192,7 @@ func (m *Main) Open(ctx context.Context) error {
 	m.HTTP = &slhttp.Server{
 		Addr:      cfg.HTTP,
 		Ledger:    m.Store,
+		Tree:      m.Store,
 		Decoder:   m.Decoder,
 		Publisher: m.Publisher,
 		CatchUp:   m.Ingester.CatchUp,
@@ -170,6 +201,7 @@ func (m *Main) Open(ctx context.Context) error {
 		Logger:    m.Logger,
 		OpenAPI:   openapi,
 	}
+	m.HTTP.Notices = m.Notifier
 	return m.HTTP.Open()
 }
 
@@ -243,10 +275,18 @@ func (m *Main) Close() error {
 		cancel()
 		m.HTTP = nil
 	}
+	if m.stopNotify != nil { // before ingest: the Dispatcher waits for its records to be applied
+		m.stopNotify()
+		m.stopNotify = nil
+	}
 	if m.cancel != nil {
 		m.cancel()
 		<-m.ingestDone
 		m.cancel = nil
+	}
+	if m.stopCheckpoints != nil { // after ingest, so the last checkpoint covers every entry
+		m.stopCheckpoints()
+		m.stopCheckpoints = nil
 	}
 	if m.Conn != nil {
 		m.Conn.Close()

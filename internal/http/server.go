@@ -31,6 +31,11 @@ type Ledger interface {
 	// Lookup returns the entry recorded for (source, id), or ENOTFOUND.
 	Lookup(ctx context.Context, source, id string) (*ledger.Entry, error)
 	WaitApplied(ctx context.Context, streamSeq uint64) error
+	// Status, Obligations and SubjectReport answer the propagation
+	// questions (obligations.go).
+	Status(ctx context.Context, request string) (*ledger.RequestStatus, error)
+	Obligations(ctx context.Context, f ledger.ObligationFilter) (*ledger.ObligationList, error)
+	SubjectReport(ctx context.Context, subj ledger.Subject) (*ledger.SubjectReport, error)
 }
 
 // Publisher puts validated events on SHARELOG_IN and returns once they are durable there.
@@ -51,6 +56,12 @@ type Server struct {
 	Metrics *metrics.Metrics
 	Logger  *slog.Logger
 	OpenAPI []byte
+	// Notices serves the notice endpoints (acks over HTTP, the manual
+	// queue); nil answers them 503.
+	Notices Notices
+	// Tree serves checkpoints and Merkle proofs (proof.go); nil answers
+	// them 503.
+	Tree Tree
 	// ApplyWait bounds how long POST /v1/events waits to report whether each
 	// event was recorded (default 5s); the events are durable before it waits.
 	ApplyWait time.Duration
@@ -116,6 +127,9 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/recipients", s.handleRecipients)
 	mux.HandleFunc("GET /v1/recipients/{id}", s.handleRecipient)
 	mux.HandleFunc("GET /v1/openapi.yaml", s.handleOpenAPI)
+	s.noticesRoutes(mux)
+	s.obligationRoutes(mux)
+	s.proofRoutes(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /readyz", s.handleReady)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Metrics.Registry, promhttp.HandlerOpts{}))
@@ -195,6 +209,9 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	registered := map[string]bool{}
 	for i, d := range decoded {
 		if d.Err == nil {
+			d.Err = notFromProducers(d.Event)
+		}
+		if d.Err == nil {
 			d.Err = s.checkRecipient(ctx, d.Event, registered)
 		}
 		if d.Err != nil {
@@ -220,6 +237,20 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusAccepted, Accepted{Accepted: s.outcomes(ctx, events, acks)})
+}
+
+// notFromProducers refuses the event types a producer may not send here:
+// notices and their delivery records are sharelog's own, and an ack must
+// come from its recipient (POST /v1/recipients/{id}/acks, signed, or NATS
+// subject sharelog.in.ack.<recipient>).
+func notFromProducers(ev *ledger.Event) error {
+	switch ev.Type {
+	case ledger.TypeNotice, ledger.TypeNoticeDelivery:
+		return ledger.Invalid(ledger.ReasonConflict, "type", "%s events are recorded only by sharelog itself", ev.Type)
+	case ledger.TypeNoticeAck:
+		return ledger.Invalid(ledger.ReasonWrongRecipient, "type", "acks are accepted only from the notice's recipient: POST /v1/recipients/{id}/acks (signed) or NATS subject sharelog.in.ack.<recipient>")
+	}
+	return nil
 }
 
 // checkRecipient refuses a disclosure to an unregistered recipient, allowing

@@ -83,6 +83,10 @@ const (
 	ReasonOversize         Reason = "oversize"             // over the size limit
 	ReasonIdentifierHeader Reason = "identifier-in-header" // a data-subject identifier in a context attribute
 	ReasonConflict         Reason = "conflict"             // contradicts the ledger's state
+	ReasonUnknownNotice    Reason = "unknown-notice"       // an ack, exemption or delivery names a notice sharelog never opened
+	ReasonUnknownRequest   Reason = "unknown-request"      // a restriction.lifted names a restriction not in the ledger
+	ReasonWrongRecipient   Reason = "wrong-recipient"      // an ack from a recipient other than the notice's
+	ReasonExemptionRefused Reason = "exemption-refused"    // the exemption is not available under the regime (DPA 2018 s.48)
 )
 
 // Problem is one thing wrong with one event. Field names the offending place

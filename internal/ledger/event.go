@@ -62,6 +62,10 @@ type Event struct {
 	// for messages on sharelog.in.ack.<recipient>, empty otherwise. An ack is
 	// accepted only from the recipient its notice went to.
 	From string `json:"-"`
+	// Internal is set by the ingest loop for messages on sharelog.in.notify,
+	// the subject only sharelog itself publishes to (producers must not be
+	// allowed to). Only internal events may record notice deliveries.
+	Internal bool `json:"-"`
 }
 
 // LogValue keeps the event's data, which may hold personal data, out of logs.

@@ -22,6 +22,10 @@ type WhoRecipient struct {
 	// OpenObligations counts rectification, erasure and restriction notices to
 	// this recipient about this subject that are not yet closed.
 	OpenObligations int `json:"openObligations"`
+	// DisclosedAfterErasure counts disclosures to this recipient recorded
+	// after an erasure of the same categories of this subject was decided:
+	// recorded, but flagged for the DPO.
+	DisclosedAfterErasure int `json:"disclosedAfterErasure,omitempty"`
 }
 
 // Who is the answer to "who did we share this person's data with?".
@@ -38,6 +42,10 @@ type DisclosureRecord struct {
 	ID         string     `json:"id"`
 	RecordedAt time.Time  `json:"recordedAt"`
 	Disclosure Disclosure `json:"disclosure"`
+	// AfterErasure names the erasure request this disclosure came after: a
+	// disclosure of a subject's data in categories whose erasure had already
+	// been decided. Recorded, but flagged.
+	AfterErasure string `json:"afterErasure,omitempty"`
 }
 
 // DisclosureFilter selects disclosures. Zero fields do not filter. Since is

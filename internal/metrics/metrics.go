@@ -72,3 +72,31 @@ func New() *Metrics {
 	)
 	return m
 }
+
+// ObserveObligations registers two gauges read on each scrape:
+// sharelog_obligations_open (rectification, erasure and restriction notices
+// not yet acknowledged or exempted) and sharelog_obligations_overdue (those
+// of them past their due date). counts must be safe for concurrent use; when
+// it fails the gauges report -1. Call it once.
+func (m *Metrics) ObserveObligations(counts func() (open, overdue int, err error)) {
+	read := func(overdue bool) float64 {
+		o, d, err := counts()
+		switch {
+		case err != nil:
+			return -1
+		case overdue:
+			return float64(d)
+		}
+		return float64(o)
+	}
+	m.Registry.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "sharelog_obligations_open",
+			Help: "Rectification, erasure and restriction notices not yet acknowledged or exempted.",
+		}, func() float64 { return read(false) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "sharelog_obligations_overdue",
+			Help: "Open notices past their due date.",
+		}, func() float64 { return read(true) }),
+	)
+}

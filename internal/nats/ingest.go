@@ -19,6 +19,12 @@ import (
 	"github.com/sharelog/sharelog/internal/store"
 )
 
+// SubjectAckPrefix is followed by a recipient id: a recipient acknowledges
+// notices by publishing to sharelog.in.ack.<recipient>, and the ingest loop
+// takes that recipient as the event's From (NATS permissions decide who may
+// publish there).
+const SubjectAckPrefix = "sharelog.in.ack."
+
 // IngestConfig tunes the ingest loop.
 type IngestConfig struct {
 	// BatchSize is the most stream messages applied in one Badger transaction
@@ -186,6 +192,10 @@ func (in *Ingester) apply(ctx context.Context, msgs []jetstream.Msg) error {
 			last = seq
 			continue
 		}
+		if r, ok := strings.CutPrefix(m.Subject(), SubjectAckPrefix); ok {
+			ev.From = r // the recipient this subject's publish permission vouches for
+		}
+		ev.Internal = m.Subject() == SubjectInNotify
 		out, err := b.Append(seq, ev)
 		switch {
 		case errors.Is(err, store.ErrBatchTooBig) && last > 0:

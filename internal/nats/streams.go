@@ -10,10 +10,13 @@ import (
 
 // Stream names and subjects of the public contract (DESIGN.md).
 const (
-	StreamIn       = "SHARELOG_IN"
-	SubjectIn      = "sharelog.in.>"
-	SubjectInHTTP  = "sharelog.in.http"
-	StreamRejected = "SHARELOG_REJECTED"
+	StreamIn      = "SHARELOG_IN"
+	SubjectIn     = "sharelog.in.>"
+	SubjectInHTTP = "sharelog.in.http"
+	// SubjectInNotify is where sharelog records its own notice deliveries.
+	// Deny producers publish permission on it.
+	SubjectInNotify = "sharelog.in.notify"
+	StreamRejected  = "SHARELOG_REJECTED"
 	// SubjectRejectedPrefix is followed by a ledger.Reason.
 	SubjectRejectedPrefix = "sharelog.rejected."
 )

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 
@@ -26,6 +28,7 @@ type Batch struct {
 	n       int    // entries recorded in this batch
 
 	recipients map[string]ledger.Recipient // registered in this batch
+	at         time.Time                   // RecordedAt of the event being appended
 	err        error                       // sticky fatal error
 	done       bool
 }
@@ -57,7 +60,8 @@ func (b *Batch) Len() int { return b.n }
 // in the ledger or earlier in the batch, writing nothing; Rejected with a
 // *ledger.InvalidError when ev breaks a rule that depends on the ledger's
 // state, writing nothing. The rules: a disclosure's recipient must be
-// registered, in the ledger or earlier in the batch.
+// registered, in the ledger or earlier in the batch; the rules of requests,
+// acknowledgements, exemptions and deliveries are in propagation.go.
 //
 // Any other error is fatal for the batch: Commit will return it, and the
 // batch must be discarded. An error wrapping ErrBatchTooBig means the same
@@ -84,6 +88,7 @@ func (b *Batch) Append(streamSeq uint64, ev *ledger.Event) (ledger.Outcome, erro
 	}
 
 	// Stateful rules first: nothing is written for a rejected event.
+	b.at = b.s.now().UTC()
 	var apply func(seq uint64) error
 	switch ev.Type {
 	case ledger.TypeDisclosure:
@@ -95,13 +100,36 @@ func (b *Batch) Append(streamSeq uint64, ev *ledger.Event) (ledger.Outcome, erro
 			return ledger.Rejected, ledger.Invalid(ledger.ReasonUnknownRecipient, "data.recipient",
 				"recipient %q is not registered", d.Recipient)
 		}
-		apply = func(seq uint64) error { return b.indexDisclosure(seq, d) }
+		apply = func(seq uint64) error { return b.indexDisclosure(seq, ev.ID, d) }
 	case ledger.TypeRecipient:
 		r, ok := ev.Data.(*ledger.Recipient)
 		if !ok {
 			return 0, b.fail(fmt.Errorf("store: append: %s event with data %T", ev.Type, ev.Data))
 		}
 		apply = func(uint64) error { return b.register(r) }
+	case ledger.TypeRectification, ledger.TypeErasure, ledger.TypeRestriction, ledger.TypeRestrictionLifted:
+		// The request opens one obligation per recipient of the affected
+		// data (propagation.go).
+		plan, err := b.planRequest(ev)
+		if err != nil {
+			return b.refuse(err)
+		}
+		apply = func(seq uint64) error { return b.openObligations(seq, plan) }
+	case ledger.TypeNotice:
+		return ledger.Rejected, ledger.Invalid(ledger.ReasonConflict, "type",
+			"notices are derived by sharelog from rectification, erasure and restriction requests; they are not recorded from outside")
+	case ledger.TypeNoticeAck, ledger.TypeExemption, ledger.TypeNoticeDelivery:
+		// An answer, an exemption or a delivery attempt changes one
+		// obligation (propagation.go). Only sharelog records deliveries.
+		if ev.Type == ledger.TypeNoticeDelivery && !ev.Internal {
+			return ledger.Rejected, ledger.Invalid(ledger.ReasonConflict, "type",
+				"notice deliveries are recorded only by sharelog itself, on sharelog.in.notify")
+		}
+		next, err := b.planNoticeUpdate(ev)
+		if err != nil {
+			return b.refuse(err)
+		}
+		apply = func(uint64) error { return b.putObligation(next) }
 	default:
 		if _, ok := ledger.Types[ev.Type]; !ok {
 			return 0, b.fail(fmt.Errorf("store: append: unknown event type %q", ev.Type))
@@ -117,8 +145,11 @@ func (b *Batch) Append(streamSeq uint64, ev *ledger.Event) (ledger.Outcome, erro
 	if err := b.set(dkey, sv[:]); err != nil {
 		return 0, err
 	}
-	entry := encodeEntry(make([]byte, 0, len(ev.Raw)+24), streamSeq, b.s.now(), ev.Raw)
+	entry := encodeEntry(make([]byte, 0, len(ev.Raw)+24), streamSeq, b.at, ev.Raw)
 	if err := b.set(entryKey(seq), entry); err != nil {
+		return 0, err
+	}
+	if err := b.addLeaf(seq, entry); err != nil { // Merkle tree, tree.go
 		return 0, err
 	}
 	if apply != nil {
@@ -184,11 +215,24 @@ func (b *Batch) register(r *ledger.Recipient) error {
 
 // indexDisclosure writes the subject, recipient-time and time indexes of a
 // disclosure recorded as entry seq.
-func (b *Batch) indexDisclosure(seq uint64, d *ledger.Disclosure) error {
-	sum := encodeSummary(make([]byte, 0, 64), d)
+func (b *Batch) indexDisclosure(seq uint64, id string, d *ledger.Disclosure) error {
+	flagged := ""
 	for _, subj := range d.Subjects {
-		k := appendPos(subjectPrefix(b.hasher.hash(subj)), d.DisclosedAt, seq)
-		if err := b.set(k, sum); err != nil {
+		h := slices.Clone(b.hasher.hash(subj))
+		erasure, err := b.erasedBefore(h, d)
+		if err != nil {
+			return err
+		}
+		if erasure != "" && flagged == "" {
+			flagged = erasure
+		}
+		sum := encodeSummary(make([]byte, 0, 64+len(id)), d, id, erasure != "")
+		if err := b.set(appendPos(subjectPrefix(h), d.DisclosedAt, seq), sum); err != nil {
+			return err
+		}
+	}
+	if flagged != "" {
+		if err := b.flagAfterErasure(seq, id, d.Recipient, flagged); err != nil {
 			return err
 		}
 	}

@@ -16,7 +16,7 @@ func TestAppendOutcomes(t *testing.T) {
 		return disc{id: id, recipient: recipient, subjects: []ledger.Subject{subj("A1")}, at: day(1)}.event(tb)
 	}
 	other := func(tb testing.TB, source, id string) *ledger.Event {
-		return newEvent(tb, ledger.TypeErasure, source, id, &ledger.Erasure{Request: "r1", Subject: subj("A1"), DecidedAt: day(2)})
+		return newEvent(tb, ledger.TypeErasure, source, id, &ledger.Erasure{Request: "req-" + id, Subject: subj("A1"), DecidedAt: day(2)})
 	}
 	tests := []struct {
 		name    string

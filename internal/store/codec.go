@@ -117,23 +117,33 @@ func decodeIdentity(raw []byte) (source, id string, err error) {
 // summary is what the subject index keeps of one disclosure for one subject:
 // enough to answer Who without reading the entry. It holds no identifier.
 type summary struct {
-	inquiry     bool
-	recipient   string
-	purpose     string
-	lawfulBasis string
-	regime      string
-	categories  []string
+	inquiry      bool
+	afterErasure bool
+	recipient    string
+	purpose      string
+	lawfulBasis  string
+	regime       string
+	categories   []string
+	id           string // the disclosure's event id; empty in summaries written before it was kept
 }
 
-const summaryInquiry = 1
+// Summary flags.
+const (
+	summaryInquiry      = 1
+	summaryAfterErasure = 2 // disclosed after an erasure of this subject's data in these categories
+)
 
 // encodeSummary appends the compact binary form: flags byte, then recipient,
 // purpose, lawful basis and regime as uvarint-length strings, a uvarint count
-// of categories and each category likewise.
-func encodeSummary(dst []byte, d *ledger.Disclosure) []byte {
+// of categories and each category likewise, then the disclosure's event id.
+// afterErasure sets summaryAfterErasure.
+func encodeSummary(dst []byte, d *ledger.Disclosure, id string, afterErasure bool) []byte {
 	var flags byte
 	if d.Inquiry {
 		flags |= summaryInquiry
+	}
+	if afterErasure {
+		flags |= summaryAfterErasure
 	}
 	dst = append(dst, flags)
 	dst = appendString(dst, d.Recipient)
@@ -144,7 +154,7 @@ func encodeSummary(dst []byte, d *ledger.Disclosure) []byte {
 	for _, c := range d.Categories {
 		dst = appendString(dst, c)
 	}
-	return dst
+	return appendString(dst, id)
 }
 
 // decodeSummary reverses encodeSummary. Strings are copied out of v.
@@ -154,6 +164,7 @@ func decodeSummary(v []byte) (summary, error) {
 		return s, errCorrupt
 	}
 	s.inquiry = v[0]&summaryInquiry != 0
+	s.afterErasure = v[0]&summaryAfterErasure != 0
 	r := reader{b: v[1:]}
 	s.recipient = r.string()
 	s.purpose = r.string()
@@ -168,6 +179,9 @@ func decodeSummary(v []byte) (summary, error) {
 		for i := range s.categories {
 			s.categories[i] = r.string()
 		}
+	}
+	if r.err == nil && len(r.b) > 0 {
+		s.id = r.string()
 	}
 	return s, r.err
 }

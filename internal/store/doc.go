@@ -27,6 +27,8 @@
 //	p recipient 0x00 at(8) seq(8)      -> (empty)   disclosures by recipient and time
 //	t at(8) seq(8)                     -> (empty)   disclosures by time
 //	r recipient                        -> JSON      recipient registry, latest definition wins
+//	h index(8)                         -> hash(32)  Merkle tree: tlog stored hash number index (tree.go)
+//	c size(8)                          -> note      signed checkpoint of that tree size (tree.go)
 //
 // H16 is the first 16 bytes of SHA-256, which bounds key sizes (ids may be
 // 256 bytes, sources 1024); all sources of an id are adjacent, so looking a
@@ -41,6 +43,38 @@
 // subjects' identifiers in plain text. sealRaw and openRaw are where its
 // encryption will go; the format byte leading every entry value tells the two
 // forms apart.
+//
+// Every entry is a leaf of an RFC 6962 Merkle tree over the entry values,
+// which are immutable once written: Append writes the tree hashes a new leaf
+// completes (package tlog's "stored hashes", about two per entry) in the
+// batch's transaction, so the tree always covers exactly the committed
+// entries. Signed checkpoints are written by the Checkpointer in their own
+// transactions, under keys no batch writes. Verify recomputes it all offline.
+// Package checkpoint describes the tree and the checkpoints.
+//
+// # Propagation
+//
+// A rectification, erasure, restriction or lifting (propagation.go) opens,
+// in the transaction of its entry, one obligation per recipient that
+// received the affected data, with a notice id derived from (request,
+// recipient), so a replay opens the same notices or none. Its keys
+// (obligation_keys.go):
+//
+//	q request                          -> JSON      request record: type, decision, subject as K16, its notices
+//	o notice                           -> JSON      obligation: state, attempts, answer, exemption (no identifier)
+//	n notice                           -> sealed    notice payload (subject, rectified values): format(1) sealRaw(JSON)
+//	u due(8) notice                    -> (empty)   obligations by due date (--overdue)
+//	v recipient 0x00 due(8) notice     -> (empty)   obligations by recipient and due date
+//	w opened(8) notice                 -> due(8)    open obligations only, in (OpenedAt, Notice) order
+//	j K16(subject) notice              -> recipient obligations by subject (Who's OpenObligations)
+//	g K16(subject) request             -> (empty)   requests by subject (the subject report)
+//	x K16(subject)                     -> markers   the subject's erasures: (decidedAt(8), request, categories)...
+//	f seq(8)                           -> request   disclosure entry seq came after that erasure
+//
+// The disclosure summary in the subject index also ends with the
+// disclosure's event id, and its flags byte marks a disclosure made after
+// an erasure of the same data. The notice payload is the only propagation
+// value holding personal data; like Raw it goes through the sealRaw seam.
 //
 // The recipient registry is small: it is also kept in memory, replaced on
 // each commit that changes it, and serves Append's checks, Recipients,

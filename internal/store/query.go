@@ -45,8 +45,9 @@ func (s *Store) view(ctx context.Context, fn func(txn *badger.Txn) error) error 
 // of the subject's data, sorted by recipient id, with the categories,
 // purposes, lawful bases and regimes (sorted, unique) of what it received,
 // the first and last disclosure, their count and whether any was within an
-// inquiry. A subject never disclosed gets an empty answer, not ENOTFOUND.
-// OpenObligations is 0 until obligations are recorded.
+// inquiry, how many came after an erasure of the same data, and the open
+// rectification, erasure and restriction obligations to the recipient about
+// this subject. A subject never disclosed gets an empty answer, not ENOTFOUND.
 func (s *Store) Who(ctx context.Context, subj ledger.Subject) (*ledger.Who, error) {
 	if subj.Scheme == "" || subj.ID == "" {
 		return nil, ledger.Errorf(ledger.EINVALID, "subject needs a scheme and an id")
@@ -76,23 +77,29 @@ func (s *Store) Who(ctx context.Context, subj ledger.Subject) (*ledger.Who, erro
 		return nil, err
 	}
 
+	open, err := s.openObligationsBySubject(ctx, subj)
+	if err != nil {
+		return nil, err
+	}
 	reg := *s.recipients.Load()
 	who := &ledger.Who{Recipients: make([]ledger.WhoRecipient, 0, len(aggs)), Disclosures: total}
 	for id, a := range aggs {
 		r := reg[id]
 		who.Recipients = append(who.Recipients, ledger.WhoRecipient{
-			Recipient:        id,
-			Name:             r.Name,
-			Role:             r.Role,
-			Country:          r.Country,
-			Categories:       sortedKeys(a.categories),
-			Purposes:         sortedKeys(a.purposes),
-			LawfulBases:      sortedKeys(a.bases),
-			Regimes:          sortedKeys(a.regimes),
-			FirstDisclosedAt: decodeTime(a.first),
-			LastDisclosedAt:  decodeTime(a.last),
-			Count:            a.count,
-			Inquiry:          a.inquiry,
+			Recipient:             id,
+			Name:                  r.Name,
+			Role:                  r.Role,
+			Country:               r.Country,
+			Categories:            sortedKeys(a.categories),
+			Purposes:              sortedKeys(a.purposes),
+			LawfulBases:           sortedKeys(a.bases),
+			Regimes:               sortedKeys(a.regimes),
+			FirstDisclosedAt:      decodeTime(a.first),
+			LastDisclosedAt:       decodeTime(a.last),
+			Count:                 a.count,
+			Inquiry:               a.inquiry,
+			DisclosedAfterErasure: a.afterErasure,
+			OpenObligations:       open[id],
 		})
 	}
 	slices.SortFunc(who.Recipients, func(a, b ledger.WhoRecipient) int { return cmp.Compare(a.Recipient, b.Recipient) })
@@ -105,6 +112,7 @@ type whoAgg struct {
 	first, last                          uint64 // encoded times
 	count                                int
 	inquiry                              bool
+	afterErasure                         int
 }
 
 // addWho adds one encoded summary at the encoded time at to aggs. It reads
@@ -129,6 +137,9 @@ func addWho(aggs map[string]*whoAgg, at uint64, v []byte) error {
 	}
 	a.count++
 	a.inquiry = a.inquiry || v[0]&summaryInquiry != 0
+	if v[0]&summaryAfterErasure != 0 {
+		a.afterErasure++
+	}
 	a.first = min(a.first, at)
 	a.last = max(a.last, at)
 	addSet(a.purposes, r.bytes())
@@ -354,7 +365,7 @@ func (s *Store) maybeDisclosure(txn *badger.Txn, seq uint64, id, source string) 
 	if !ok || e.Event.ID != id || (source != "" && e.Event.Source != source) {
 		return nil, nil
 	}
-	return &ledger.DisclosureRecord{Seq: e.Seq, Source: e.Event.Source, ID: e.Event.ID, RecordedAt: e.RecordedAt, Disclosure: *d}, nil
+	return s.withErasureFlag(txn, &ledger.DisclosureRecord{Seq: e.Seq, Source: e.Event.Source, ID: e.Event.ID, RecordedAt: e.RecordedAt, Disclosure: *d})
 }
 
 // disclosureRecord reads entry seq, which an index says is a disclosure.
@@ -367,7 +378,7 @@ func (s *Store) disclosureRecord(txn *badger.Txn, seq uint64) (*ledger.Disclosur
 	if !ok {
 		return nil, fmt.Errorf("index points at entry %d, a %s", seq, e.Event.Type)
 	}
-	return &ledger.DisclosureRecord{Seq: e.Seq, Source: e.Event.Source, ID: e.Event.ID, RecordedAt: e.RecordedAt, Disclosure: *d}, nil
+	return s.withErasureFlag(txn, &ledger.DisclosureRecord{Seq: e.Seq, Source: e.Event.Source, ID: e.Event.ID, RecordedAt: e.RecordedAt, Disclosure: *d})
 }
 
 // Lookup returns the entry recorded for the event (source, id), of any type,

@@ -30,6 +30,9 @@ type Config struct {
 	KeyFile string
 	// Logger receives the store's logs; nil means slog.Default().
 	Logger *slog.Logger
+	// Deadlines says when rectification, erasure and restriction notices
+	// are due; the zero value means one calendar month after the decision.
+	Deadlines Deadlines
 }
 
 // ErrBatchTooBig is returned (wrapped) by Batch.Append when the batch has
@@ -44,6 +47,8 @@ type Store struct {
 	secret []byte
 	log    *slog.Logger
 	now    func() time.Time
+
+	deadlines Deadlines
 
 	writer sync.Mutex // held from Begin to Commit or Discard
 
@@ -68,6 +73,9 @@ func Open(cfg Config) (*Store, error) {
 	if cfg.Dir == "" {
 		return nil, errors.New("store: Dir is required")
 	}
+	if err := cfg.Deadlines.Validate(); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
@@ -84,12 +92,13 @@ func Open(cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("store: open badger: %w", err)
 	}
 	s := &Store{
-		db:     db,
-		secret: secret,
-		log:    logger,
-		now:    time.Now,
-		wake:   make(chan struct{}),
-		closed: make(chan struct{}),
+		db:        db,
+		secret:    secret,
+		log:       logger,
+		now:       time.Now,
+		deadlines: cfg.Deadlines,
+		wake:      make(chan struct{}),
+		closed:    make(chan struct{}),
 	}
 	if err := s.load(); err != nil {
 		db.Close()

@@ -1,0 +1,179 @@
+package checkpoint
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+func testKey(t *testing.T, name string) (note.Signer, note.Verifier, string) {
+	t.Helper()
+	dir := t.TempDir()
+	s, vkey, created, err := LoadOrCreateKey(filepath.Join(dir, KeyFileName), filepath.Join(dir, PubFileName), name)
+	if err != nil || !created {
+		t.Fatalf("LoadOrCreateKey = %v, created %v", err, created)
+	}
+	v, err := note.NewVerifier(vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, v, dir
+}
+
+func TestKeyFiles(t *testing.T) {
+	for range 8 { // keys whose base64 holds '+' too
+		s, v, dir := testKey(t, "sharelog/test-host")
+		keyPath := filepath.Join(dir, KeyFileName)
+		fi, err := os.Stat(keyPath)
+		if err != nil || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("key file: %v, mode %v", err, fi.Mode())
+		}
+		pub, _ := os.ReadFile(filepath.Join(dir, PubFileName))
+		vkey, err := PublicKey(keyPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.TrimSpace(string(pub)) != vkey || v.Name() != "sharelog/test-host" || v.KeyHash() != s.KeyHash() {
+			t.Errorf("public key %q, file %q; verifier %s %08x, signer %08x", vkey, pub, v.Name(), v.KeyHash(), s.KeyHash())
+		}
+		s2, vkey2, created, err := LoadOrCreateKey(keyPath, filepath.Join(dir, PubFileName), "other")
+		if err != nil || created || vkey2 != vkey || s2.Name() != s.Name() {
+			t.Errorf("reload = %v, created %v, %q; want the same key %q", err, created, vkey2, vkey)
+		}
+		if _, err := LoadVerifier(filepath.Join(dir, PubFileName)); err != nil {
+			t.Errorf("LoadVerifier(file): %v", err)
+		}
+		if _, err := LoadVerifier(vkey); err != nil {
+			t.Errorf("LoadVerifier(key): %v", err)
+		}
+	}
+}
+
+func TestKeyFileRefusedWhenReadable(t *testing.T) {
+	_, _, dir := testKey(t, "sharelog/t")
+	keyPath := filepath.Join(dir, KeyFileName)
+	if err := os.Chmod(keyPath, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	_, _, _, err := LoadOrCreateKey(keyPath, "", "sharelog/t")
+	if err == nil || !strings.Contains(err.Error(), "mode 0640") {
+		t.Errorf("LoadOrCreateKey of a group-readable key = %v, want a refusal naming the mode", err)
+	}
+}
+
+func TestSignOpen(t *testing.T) {
+	s, v, _ := testKey(t, "sharelog/t")
+	cp := Checkpoint{Origin: "sharelog/t", Size: 42, Root: tlog.RecordHash([]byte("x"))}
+	msg, err := Sign(cp, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, _, _ := strings.Cut(string(msg), "\n\n")
+	if want := strings.TrimSuffix(cp.String(), "\n"); text != want {
+		t.Errorf("signed note body = %q, want %q", text, want)
+	}
+	got, err := Open(msg, v)
+	if err != nil || got != cp {
+		t.Errorf("Open = %+v, %v; want %+v", got, err, cp)
+	}
+	if got, err := ParseUnverified(msg); err != nil || got != cp {
+		t.Errorf("ParseUnverified = %+v, %v", got, err)
+	}
+	// A changed size breaks the signature.
+	forged := []byte(strings.Replace(string(msg), "\n42\n", "\n43\n", 1))
+	if _, err := Open(forged, v); err == nil {
+		t.Error("Open of an altered checkpoint succeeded")
+	}
+	_, other, _ := testKey(t, "sharelog/t")
+	if _, err := Open(msg, other); err == nil || !strings.Contains(err.Error(), "not signed by key sharelog/t") {
+		t.Errorf("Open with another key = %v", err)
+	}
+	if _, err := Sign(Checkpoint{Origin: "elsewhere", Size: 1}, s); err == nil {
+		t.Error("Sign with an origin other than the key's name succeeded")
+	}
+	for _, bad := range []string{"o\n1\n", "o\n-1\nAAAA\n", "o\n01\n" + strings.Repeat("A", 44) + "\n", "o\n1\nnotbase64\n", "\n1\n" + strings.Repeat("A", 43) + "=\n"} {
+		if _, err := Parse(bad); err == nil {
+			t.Errorf("Parse(%q) succeeded", bad)
+		}
+	}
+}
+
+// memTree is a Tree in memory for the Checkpointer.
+type memTree struct {
+	leaves [][]byte
+	saved  map[int64][]byte
+	latest int64
+}
+
+func (m *memTree) Count() uint64 { return uint64(len(m.leaves)) }
+func (m *memTree) TreeHead(context.Context) (int64, tlog.Hash, error) {
+	var hs []tlog.Hash
+	r := tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
+		out := make([]tlog.Hash, len(idx))
+		for i, x := range idx {
+			out[i] = hs[x]
+		}
+		return out, nil
+	})
+	for n, l := range m.leaves {
+		add, err := tlog.StoredHashes(int64(n), l, r)
+		if err != nil {
+			return 0, tlog.Hash{}, err
+		}
+		hs = append(hs, add...)
+	}
+	root, err := tlog.TreeHash(int64(len(m.leaves)), r)
+	return int64(len(m.leaves)), root, err
+}
+func (m *memTree) LatestCheckpoint(context.Context) ([]byte, error) { return m.saved[m.latest], nil }
+func (m *memTree) SaveCheckpoint(size int64, signed []byte) error {
+	m.saved[size] = signed
+	m.latest = size
+	return nil
+}
+
+func TestCheckpointerSignsOnlyGrowth(t *testing.T) {
+	s, v, _ := testKey(t, "sharelog/t")
+	tree := &memTree{saved: map[int64][]byte{}}
+	c := NewCheckpointer(tree, s, nil)
+	ctx := context.Background()
+	if msg, err := c.Checkpoint(ctx); err != nil || msg != nil {
+		t.Fatalf("Checkpoint of an empty tree = %q, %v; want nothing", msg, err)
+	}
+	tree.leaves = [][]byte{[]byte("a"), []byte("b"), []byte("c")}
+	msg, err := c.Checkpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, err := Open(msg, v)
+	_, root, _ := tree.TreeHead(ctx)
+	if err != nil || cp.Size != 3 || cp.Root != root {
+		t.Errorf("checkpoint = %+v, %v; want size 3 root %v", cp, err, root)
+	}
+	again, _ := c.Checkpoint(ctx)
+	if string(again) != string(msg) || len(tree.saved) != 1 {
+		t.Errorf("unchanged tree signed again: %d saved", len(tree.saved))
+	}
+	// A new Checkpointer (a restart) starts from the stored latest.
+	c2 := NewCheckpointer(tree, s, nil)
+	if _, err := c2.Checkpoint(ctx); err != nil || len(tree.saved) != 1 {
+		t.Errorf("after restart: %v, %d saved", err, len(tree.saved))
+	}
+	tree.leaves = append(tree.leaves, []byte("d"))
+	if _, err := c2.Checkpoint(ctx); err != nil || len(tree.saved) != 2 || tree.latest != 4 {
+		t.Errorf("after growth: %v, %d saved, latest %d", err, len(tree.saved), tree.latest)
+	}
+	// Run signs a last checkpoint when it stops.
+	tree.leaves = append(tree.leaves, []byte("e"))
+	rctx, cancel := context.WithCancel(ctx)
+	cancel()
+	c2.Run(rctx)
+	if tree.latest != 5 {
+		t.Errorf("after Run stopped: latest checkpoint %d, want 5", tree.latest)
+	}
+}

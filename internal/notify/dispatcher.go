@@ -1,0 +1,378 @@
+package notify
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sharelog/sharelog/internal/ledger"
+	"github.com/sharelog/sharelog/internal/nats"
+)
+
+// Source is the CloudEvents source of the delivery records the Dispatcher
+// publishes, and SubjectDelivery the SHARELOG_IN subject it publishes them to.
+const (
+	Source          = "sharelog/notify"
+	SubjectDelivery = nats.SubjectInNotify
+)
+
+// Store is what the Dispatcher reads from the ledger. internal/store
+// implements it.
+type Store interface {
+	// DueNotices returns up to limit open notices due a delivery attempt at
+	// now: never attempted; failed with NextAttemptAt <= now; or, when
+	// remindEvery > 0, delivered, overdue and not attempted in the last
+	// remindEvery (Reminder set). Manual-channel notices are never returned.
+	DueNotices(ctx context.Context, now time.Time, remindEvery time.Duration, limit int) ([]ledger.OutgoingNotice, error)
+	// ManualQueue returns the open manual-channel notices not yet sent.
+	ManualQueue(ctx context.Context) ([]ledger.OutgoingNotice, error)
+	// Obligation returns the obligation of notice, or ENOTFOUND.
+	Obligation(ctx context.Context, notice string) (*ledger.Obligation, error)
+	// Recipient returns the current registry entry of id, or ENOTFOUND.
+	Recipient(ctx context.Context, id string) (*ledger.Recipient, error)
+	// WaitApplied waits until the ledger has applied SHARELOG_IN up to streamSeq.
+	WaitApplied(ctx context.Context, streamSeq uint64) error
+}
+
+// Publisher puts events on SHARELOG_IN and returns once they are durable
+// there. *nats.Publisher implements it.
+type Publisher interface {
+	Publish(ctx context.Context, subject string, events []*ledger.Event) ([]nats.Ack, error)
+}
+
+// Backoff is the retry schedule of failed deliveries: exponential with full
+// jitter. Attempt n (from 1) that fails is retried after a random delay in
+// [0, min(Max, Base*2^(n-1))).
+type Backoff struct {
+	Base time.Duration // default 1s
+	Max  time.Duration // default 1h
+}
+
+// Delay returns the delay before the attempt after failed attempt n (from 1).
+func (b Backoff) Delay(n int) time.Duration {
+	ceiling := b.Base
+	for i := 1; i < n && ceiling < b.Max; i++ {
+		ceiling *= 2
+	}
+	ceiling = min(ceiling, b.Max)
+	if ceiling <= 0 {
+		return 0
+	}
+	return rand.N(ceiling)
+}
+
+// Config tunes the Dispatcher. Zero values take the defaults.
+type Config struct {
+	// Interval is how often the store is polled for due notices (default 250ms).
+	Interval time.Duration
+	// RemindEvery is how often an overdue notice is delivered again as a
+	// reminder (default 7 days; negative: never).
+	RemindEvery time.Duration
+	// Backoff is the retry schedule of failed deliveries.
+	Backoff Backoff
+	// WebhookTimeout bounds one webhook request (default 10s).
+	WebhookTimeout time.Duration
+	// Secrets holds the recipients' webhook secrets. A webhook delivery to a
+	// recipient without one fails with "no webhook secret configured".
+	Secrets *Secrets
+	// Batch is the most notices attempted in one round (default 1000).
+	Batch int
+	// Concurrency is the most webhook requests in flight (default 32).
+	Concurrency int
+	// HTTPClient sends webhooks. The default does not follow redirects.
+	HTTPClient *http.Client
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+func (c *Config) defaults() {
+	if c.Interval <= 0 {
+		c.Interval = 250 * time.Millisecond
+	}
+	if c.RemindEvery == 0 {
+		c.RemindEvery = 7 * 24 * time.Hour
+	}
+	if c.RemindEvery < 0 {
+		c.RemindEvery = 0
+	}
+	if c.Backoff.Base <= 0 {
+		c.Backoff.Base = time.Second
+	}
+	if c.Backoff.Max <= 0 {
+		c.Backoff.Max = time.Hour
+	}
+	if c.WebhookTimeout <= 0 {
+		c.WebhookTimeout = 10 * time.Second
+	}
+	if c.Batch <= 0 {
+		c.Batch = 1000
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = 32
+	}
+	if c.HTTPClient == nil {
+		c.HTTPClient = &http.Client{
+			Transport: &http.Transport{
+				Proxy:               http.ProxyFromEnvironment,
+				MaxIdleConnsPerHost: c.Concurrency,
+				IdleConnTimeout:     90 * time.Second,
+				TLSHandshakeTimeout: 10 * time.Second,
+			},
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Dispatcher delivers due notices and records every attempt. Create it with
+// New, then Run it. Its other methods (ManualQueue, MarkSent, Obligation,
+// WebhookSecret) serve the HTTP API and are safe to call concurrently with Run.
+type Dispatcher struct {
+	store Store
+	pub   Publisher
+	js    jetstream.JetStream
+	cfg   Config
+	log   *slog.Logger
+	wake  chan struct{}
+}
+
+// New returns a Dispatcher that reads store, records attempts with pub and
+// publishes nats-channel notices with js.
+func New(store Store, pub Publisher, js jetstream.JetStream, cfg Config, logger *slog.Logger) *Dispatcher {
+	cfg.defaults()
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &Dispatcher{store: store, pub: pub, js: js, cfg: cfg, log: logger.With("system", "notify"), wake: make(chan struct{}, 1)}
+}
+
+// Wake makes a running Dispatcher poll now instead of at its next interval.
+func (d *Dispatcher) Wake() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// WebhookSecret returns recipient's webhook secret, if one is configured. The
+// HTTP API verifies acks with it.
+func (d *Dispatcher) WebhookSecret(recipient string) ([]byte, bool) {
+	return d.cfg.Secrets.Secret(recipient)
+}
+
+// Run delivers due notices until ctx is done, and then returns ctx.Err().
+// Each round takes the notices due, attempts them all (concurrently),
+// publishes a delivery record for each attempt and waits until the ledger has
+// applied them. A failed round is logged and retried after a pause.
+// Attempts cut short by ctx are not recorded; they are made again on the next
+// start, with the same notice ids. A round lasts as long as its slowest
+// attempt (at most WebhookTimeout), and the store is polled no more than
+// every Interval, nor more than a fifth of the time.
+func (d *Dispatcher) Run(ctx context.Context) error {
+	pause := d.cfg.Interval
+	for {
+		n, query, err := d.round(ctx)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		// Polling costs a scan of the open obligations: never spend more
+		// than a fifth of the time on it.
+		wait := max(d.cfg.Interval, 4*query)
+		switch {
+		case err != nil:
+			d.log.Error("notice round failed", "err", err, "retry_in", pause)
+			wait, pause = pause, min(pause*2, 30*time.Second)
+		case n >= d.cfg.Batch:
+			pause = d.cfg.Interval
+			continue // more are due
+		default:
+			pause = d.cfg.Interval
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-d.wake:
+			t.Stop()
+		case <-t.C:
+		}
+	}
+}
+
+// Round makes one delivery attempt for each notice due now and records them
+// all; it returns how many notices were due. It returns once every record is
+// applied to the ledger, or with an error. Run calls it in a loop; tests and
+// benchmarks may call it directly (not concurrently with Run).
+func (d *Dispatcher) Round(ctx context.Context) (int, error) {
+	n, _, err := d.round(ctx)
+	return n, err
+}
+
+// round is Round, and also returns how long the query for due notices took.
+func (d *Dispatcher) round(ctx context.Context) (n int, query time.Duration, err error) {
+	start := time.Now()
+	due, err := d.store.DueNotices(ctx, d.cfg.Now(), d.cfg.RemindEvery, d.cfg.Batch)
+	queried := time.Now()
+	query = queried.Sub(start)
+	if err != nil {
+		return 0, query, fmt.Errorf("due notices: %w", err)
+	}
+	if len(due) == 0 {
+		return 0, query, nil
+	}
+	records := d.attempt(ctx, due)
+	sent := time.Now()
+	events := make([]*ledger.Event, 0, len(records))
+	for _, r := range records {
+		if r == nil {
+			continue // cut short by ctx
+		}
+		ev, err := DeliveryEvent(r)
+		if err != nil {
+			return len(due), query, err
+		}
+		events = append(events, ev)
+	}
+	if len(events) == 0 {
+		return len(due), query, ctx.Err()
+	}
+	// Record what was sent even when shutting down, so that a restart does not
+	// send it again; but do not wait for the ledger then.
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	acks, err := d.pub.Publish(pctx, SubjectDelivery, events)
+	if err != nil {
+		return len(due), query, fmt.Errorf("record deliveries: %w", err)
+	}
+	var last uint64
+	for _, a := range acks {
+		last = max(last, a.Seq)
+	}
+	recorded := time.Now()
+	if err := d.store.WaitApplied(ctx, last); err != nil {
+		return len(due), query, fmt.Errorf("wait for delivery records: %w", err)
+	}
+	d.log.Debug("notice round", "due", len(due), "recorded", len(events), "query", query,
+		"send", sent.Sub(queried), "record", recorded.Sub(sent), "apply", time.Since(recorded))
+	return len(due), query, nil
+}
+
+// attempt delivers each notice once and returns its record, in the order of
+// due; a record is nil when ctx ended the attempt.
+func (d *Dispatcher) attempt(ctx context.Context, due []ledger.OutgoingNotice) []*ledger.NoticeDelivery {
+	records := make([]*ledger.NoticeDelivery, len(due))
+	regs := map[string]*ledger.Recipient{}
+	var natsIdx, hookIdx []int
+	for i := range due {
+		o := &due[i]
+		rid := o.Obligation.Recipient
+		rec, seen := regs[rid]
+		if !seen {
+			r, err := d.store.Recipient(ctx, rid)
+			if err != nil && ledger.ErrorCode(err) != ledger.ENOTFOUND {
+				// Not the recipient's failure: leave the notice for the next round.
+				if ctx.Err() == nil {
+					d.log.Warn("recipient lookup failed", "recipient", rid, "err", err)
+				}
+				continue
+			}
+			rec, regs[rid] = r, r
+		}
+		channel := o.Obligation.Channel
+		if rec != nil {
+			channel = rec.Channel.Type
+		}
+		switch {
+		case rec == nil:
+			records[i] = d.failed(o, channel, 0, "recipient not registered", d.cfg.Backoff.Max)
+		case channel == "nats":
+			natsIdx = append(natsIdx, i)
+		case channel == "webhook":
+			hookIdx = append(hookIdx, i)
+		default:
+			// The registry now says manual (or something new): sharelog does
+			// not send it; say so in the record and try again much later.
+			records[i] = d.failed(o, "manual", 0, "recipient's channel is "+channel+": not sent automatically", d.cfg.Backoff.Max)
+		}
+	}
+	var wg sync.WaitGroup
+	if len(natsIdx) > 0 {
+		wg.Go(func() { d.sendNATS(ctx, due, natsIdx, records) })
+	}
+	sem := make(chan struct{}, d.cfg.Concurrency)
+	for _, i := range hookIdx {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			records[i] = d.sendWebhook(ctx, &due[i], regs[due[i].Obligation.Recipient])
+		})
+	}
+	wg.Wait()
+	return records
+}
+
+// record returns the record of attempt Attempts+1 of o.
+func (d *Dispatcher) record(o *ledger.OutgoingNotice, channel, outcome string) *ledger.NoticeDelivery {
+	return &ledger.NoticeDelivery{
+		Notice:   o.Obligation.Notice,
+		Attempt:  o.Obligation.Attempts + 1,
+		Channel:  channel,
+		Outcome:  outcome,
+		At:       d.cfg.Now().UTC(),
+		Reminder: o.Reminder,
+	}
+}
+
+// failed returns a failed record whose next attempt is after delay, or after
+// the backoff when delay is 0.
+func (d *Dispatcher) failed(o *ledger.OutgoingNotice, channel string, status int, msg string, delay time.Duration) *ledger.NoticeDelivery {
+	r := d.record(o, channel, ledger.DeliveryFailed)
+	r.Status, r.Error = status, msg
+	if delay <= 0 {
+		delay = d.cfg.Backoff.Delay(r.Attempt)
+	}
+	next := r.At.Add(delay)
+	r.NextAttemptAt = &next
+	return r
+}
+
+// DeliveryEvent returns r as an org.sharelog.notice.delivery.v1 CloudEvent
+// from Source, with the deterministic id notice + "/" + attempt, so that
+// publishing the same record again records it once.
+func DeliveryEvent(r *ledger.NoticeDelivery) (*ledger.Event, error) {
+	id := fmt.Sprintf("%s/%d", r.Notice, r.Attempt)
+	data, err := json.Marshal(r)
+	if err != nil {
+		return nil, fmt.Errorf("delivery record: %w", err)
+	}
+	env := struct {
+		SpecVersion     string          `json:"specversion"`
+		ID              string          `json:"id"`
+		Source          string          `json:"source"`
+		Type            string          `json:"type"`
+		Time            time.Time       `json:"time"`
+		DataContentType string          `json:"datacontenttype"`
+		Data            json.RawMessage `json:"data"`
+	}{"1.0", id, Source, ledger.TypeNoticeDelivery, r.At.UTC(), "application/json", data}
+	raw, err := json.Marshal(env)
+	if err != nil {
+		return nil, fmt.Errorf("delivery record: %w", err)
+	}
+	return &ledger.Event{Source: Source, ID: id, Type: ledger.TypeNoticeDelivery, Time: r.At.UTC(), Data: r, Raw: raw}, nil
+}

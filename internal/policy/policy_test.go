@@ -1,0 +1,61 @@
+package policy
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/sharelog/sharelog/internal/store"
+)
+
+func TestParse(t *testing.T) {
+	tests := []struct {
+		name, doc string
+		want      store.Deadlines
+		err       string
+	}{
+		{name: "empty", doc: ""},
+		{name: "default and regimes", doc: "deadlines:\n  default: {months: 1}\n  regimes:\n    dpa-part3: {days: 14}\n    eu-gdpr: {months: 1, days: 3}\n",
+			want: store.Deadlines{Default: store.Deadline{Months: 1}, Regimes: map[string]store.Deadline{"dpa-part3": {Days: 14}, "eu-gdpr": {Months: 1, Days: 3}}}},
+		{name: "misspelt field", doc: "deadlines:\n  defualt: {months: 1}\n", err: "field defualt not found"},
+		{name: "unknown regime", doc: "deadlines:\n  regimes:\n    ccpa: {days: 3}\n", err: `unknown regime "ccpa"`},
+		{name: "negative", doc: "deadlines:\n  default: {days: -1}\n", err: "must not be negative"},
+		{name: "not yaml", doc: "deadlines: [", err: "yaml"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := Parse([]byte(tt.doc))
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("error = %v, want one containing %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(p.Deadlines, tt.want) {
+				t.Errorf("deadlines = %+v, want %+v", p.Deadlines, tt.want)
+			}
+		})
+	}
+}
+
+func TestLoad(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "policy.yaml")
+	if err := os.WriteFile(path, []byte("deadlines:\n  regimes:\n    dpa-part3: {days: 7}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := p.Deadlines.Regimes["dpa-part3"]; got != (store.Deadline{Days: 7}) {
+		t.Errorf("dpa-part3 = %+v", got)
+	}
+	if _, err := Load(filepath.Join(t.TempDir(), "missing.yaml")); err == nil || !strings.HasPrefix(err.Error(), "policy: ") {
+		t.Errorf("missing file error = %v", err)
+	}
+}

@@ -1,0 +1,412 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/sharelog/sharelog/internal/ledger"
+)
+
+// decorate fills in what an obligation does not store: the recipient's
+// current name and channel, and Overdue, from the clock now.
+func (s *Store) decorate(o *ledger.Obligation, now time.Time) {
+	if r, ok := (*s.recipients.Load())[o.Recipient]; ok {
+		o.Name = r.Name
+		o.Channel = cmp.Or(r.Channel.Type, o.Channel)
+	}
+	o.Overdue = o.Open() && now.After(o.Due)
+}
+
+// Obligation returns one obligation by notice id, or ENOTFOUND. Overdue is
+// computed with the store's clock; Name and Channel are the recipient's
+// current ones.
+func (s *Store) Obligation(ctx context.Context, notice string) (*ledger.Obligation, error) {
+	var o *ledger.Obligation
+	err := s.view(ctx, func(txn *badger.Txn) error {
+		var err error
+		o, err = getObligation(txn, notice)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if o == nil {
+		return nil, ledger.Errorf(ledger.ENOTFOUND, "no notice %q", notice)
+	}
+	s.decorate(o, s.now())
+	return o, nil
+}
+
+// Status returns the propagation of one request to every recipient, sorted
+// by recipient id, or ENOTFOUND for a request not in the ledger. A request
+// no recipient received the affected data of has no obligations.
+func (s *Store) Status(ctx context.Context, request string) (*ledger.RequestStatus, error) {
+	if request == "" {
+		return nil, ledger.Errorf(ledger.EINVALID, "request id is required")
+	}
+	now := s.now()
+	var st *ledger.RequestStatus
+	err := s.view(ctx, func(txn *badger.Txn) error {
+		rec, err := getRequest(txn, request)
+		if err != nil || rec == nil {
+			return err
+		}
+		obs, err := readObligations(txn, rec.Notices)
+		if err != nil {
+			return err
+		}
+		st = &ledger.RequestStatus{
+			Request: rec.Request, Type: rec.Type, Action: rec.Action, DecidedAt: rec.DecidedAt,
+			Regime: rec.Regime, Categories: rec.Categories, Obligations: obs,
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if st == nil {
+		return nil, ledger.Errorf(ledger.ENOTFOUND, "no request %q", request)
+	}
+	for i := range st.Obligations {
+		s.decorate(&st.Obligations[i], now)
+	}
+	slices.SortFunc(st.Obligations, func(a, b ledger.Obligation) int { return cmp.Compare(a.Recipient, b.Recipient) })
+	return st, nil
+}
+
+// readObligations reads the obligations of notices, which must exist.
+func readObligations(txn *badger.Txn, notices []string) ([]ledger.Obligation, error) {
+	out := make([]ledger.Obligation, 0, len(notices))
+	for _, n := range notices {
+		o, err := getObligation(txn, n)
+		if err != nil {
+			return nil, err
+		}
+		if o == nil {
+			return nil, fmt.Errorf("notice %q is missing", n)
+		}
+		out = append(out, *o)
+	}
+	return out, nil
+}
+
+// Obligations lists obligations across requests in (Due, Notice) order:
+// with f.Overdue only open ones past due by the store's clock, with
+// f.Recipient only that recipient's, with f.State only those in that state.
+// It returns EINVALID for an unknown state or a negative limit.
+func (s *Store) Obligations(ctx context.Context, f ledger.ObligationFilter) (*ledger.ObligationList, error) {
+	limit := f.Limit
+	switch {
+	case limit < 0:
+		return nil, ledger.Errorf(ledger.EINVALID, "limit must not be negative")
+	case limit == 0:
+		limit = ledger.DefaultLimit
+	case limit > ledger.MaxLimit:
+		limit = ledger.MaxLimit
+	}
+	switch f.State {
+	case "", ledger.StatePending, ledger.StateDelivered, ledger.StateAcknowledged, ledger.StateExempted:
+	default:
+		return nil, ledger.Errorf(ledger.EINVALID, "state must be pending, delivered, acknowledged or exempted")
+	}
+	prefix := []byte{prefixByDue}
+	if f.Recipient != "" {
+		prefix = recipientDuePrefix(f.Recipient)
+	}
+	now := s.now()
+	nowAt := encodeTime(now)
+	list := &ledger.ObligationList{Obligations: []ledger.Obligation{}}
+	err := s.view(ctx, func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+		defer it.Close()
+		n := 0
+		for it.Rewind(); it.Valid(); it.Next() {
+			n++
+			if n%ctxCheckEvery == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			k := it.Item().Key()
+			due := binary.BigEndian.Uint64(k[len(prefix):])
+			if f.Overdue && due >= nowAt {
+				break // the rest are due later
+			}
+			o, err := getObligation(txn, string(k[len(prefix)+8:]))
+			if err != nil {
+				return err
+			}
+			if o == nil {
+				return fmt.Errorf("due index names a missing obligation")
+			}
+			s.decorate(o, now)
+			if (f.Overdue && !o.Overdue) || (f.State != "" && o.State != f.State) {
+				continue
+			}
+			if len(list.Obligations) == limit {
+				list.More = true
+				break
+			}
+			list.Obligations = append(list.Obligations, *o)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return list, nil
+}
+
+// ObligationCounts returns how many obligations are open and how many of
+// those are overdue by the store's clock. It reads the open index only.
+func (s *Store) ObligationCounts(ctx context.Context) (open, overdue int, err error) {
+	nowAt := encodeTime(s.now())
+	err = s.view(ctx, func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixOpen}, PrefetchValues: true, PrefetchSize: 256})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			open++
+			if err := it.Item().Value(func(v []byte) error {
+				if len(v) != 8 {
+					return errCorrupt
+				}
+				if binary.BigEndian.Uint64(v) < nowAt {
+					overdue++
+				}
+				return nil
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return open, overdue, err
+}
+
+// openObligationsBySubject counts the open obligations about subj per recipient.
+func (s *Store) openObligationsBySubject(ctx context.Context, subj ledger.Subject) (map[string]int, error) {
+	prefix := subjectObligationPrefix(newSubjectHasher(s.secret).hash(subj))
+	counts := map[string]int{}
+	err := s.view(ctx, func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			o, err := getObligation(txn, string(it.Item().Key()[len(prefix):]))
+			if err != nil {
+				return err
+			}
+			if o != nil && o.Open() {
+				counts[o.Recipient]++
+			}
+		}
+		return nil
+	})
+	return counts, err
+}
+
+// SubjectReport lists the rectifications, erasures, restrictions and
+// liftings about subj, in order of decision, and for each the recipients
+// that were to be told, whether and when they were told and answered (UK
+// GDPR Art. 19, second sentence). A subject with no requests gets an empty
+// report, not ENOTFOUND.
+func (s *Store) SubjectReport(ctx context.Context, subj ledger.Subject) (*ledger.SubjectReport, error) {
+	if subj.Scheme == "" || subj.ID == "" {
+		return nil, ledger.Errorf(ledger.EINVALID, "subject needs a scheme and an id")
+	}
+	prefix := subjectRequestPrefix(newSubjectHasher(s.secret).hash(subj))
+	now := s.now()
+	reg := *s.recipients.Load()
+	rep := &ledger.SubjectReport{Requests: []ledger.SubjectRequest{}}
+	err := s.view(ctx, func(txn *badger.Txn) error {
+		var ids []string
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+		for it.Rewind(); it.Valid(); it.Next() {
+			ids = append(ids, string(it.Item().Key()[len(prefix):]))
+		}
+		it.Close()
+		for _, id := range ids {
+			rec, err := getRequest(txn, id)
+			if err != nil {
+				return err
+			}
+			if rec == nil {
+				return fmt.Errorf("subject index names a missing request")
+			}
+			obs, err := readObligations(txn, rec.Notices)
+			if err != nil {
+				return err
+			}
+			sr := ledger.SubjectRequest{
+				Request: rec.Request, Type: rec.Type, Action: rec.Action, DecidedAt: rec.DecidedAt,
+				Categories: rec.Categories, Recipients: make([]ledger.RecipientNotified, 0, len(obs)),
+			}
+			for _, o := range obs {
+				s.decorate(&o, now)
+				rn := ledger.RecipientNotified{
+					Recipient: o.Recipient, Name: reg[o.Recipient].Name, Notice: o.Notice, State: o.State,
+					Categories: o.Categories, Due: o.Due, Overdue: o.Overdue, ToldAt: o.DeliveredAt,
+					AcknowledgedAt: o.AcknowledgedAt, Outcome: o.Outcome, ExemptedAt: o.ExemptedAt,
+				}
+				if o.Exemption != nil {
+					rn.Exemption = o.Exemption.Reason
+				}
+				sr.Recipients = append(sr.Recipients, rn)
+			}
+			slices.SortFunc(sr.Recipients, func(a, b ledger.RecipientNotified) int { return cmp.Compare(a.Recipient, b.Recipient) })
+			rep.Requests = append(rep.Requests, sr)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(rep.Requests, func(a, b ledger.SubjectRequest) int {
+		return cmp.Or(a.DecidedAt.Compare(b.DecidedAt), cmp.Compare(a.Request, b.Request))
+	})
+	return rep, nil
+}
+
+// DueNotices returns up to limit open obligations whose next delivery
+// attempt is due at or before now: never attempted; failed with
+// NextAttemptAt <= now; or, when remindEvery > 0, delivered but overdue with
+// no attempt in the last remindEvery (Reminder=true). Manual-channel
+// obligations are never returned (a person sends them). Ordered by
+// (OpenedAt, Notice). Each OutgoingNotice.Event is the org.sharelog.notice.v1
+// structured CloudEvent JSON (source "sharelog", id = the notice id, type
+// org.sharelog.notice.v1, time = the obligation's OpenedAt, data =
+// ledger.Notice). A pending obligation that failed with no NextAttemptAt is
+// not retried. The channel is the recipient's current one.
+func (s *Store) DueNotices(ctx context.Context, now time.Time, remindEvery time.Duration, limit int) ([]ledger.OutgoingNotice, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	return s.scanOpen(ctx, now, limit, func(o *ledger.Obligation) (due, reminder bool) {
+		if o.Channel == "manual" {
+			return false, false
+		}
+		switch o.State {
+		case ledger.StatePending:
+			if o.Attempts == 0 {
+				return true, false
+			}
+			return o.NextAttemptAt != nil && !o.NextAttemptAt.After(now), false
+		case ledger.StateDelivered:
+			if remindEvery <= 0 || !o.Overdue {
+				return false, false
+			}
+			if o.NextAttemptAt != nil && !o.NextAttemptAt.After(now) {
+				return true, true
+			}
+			return o.LastAttemptAt == nil || !o.LastAttemptAt.After(now.Add(-remindEvery)), true
+		}
+		return false, false
+	})
+}
+
+// ManualQueue returns open manual-channel obligations not yet marked sent
+// (still pending), with their notices, ordered by (OpenedAt, Notice).
+func (s *Store) ManualQueue(ctx context.Context) ([]ledger.OutgoingNotice, error) {
+	return s.scanOpen(ctx, s.now(), 0, func(o *ledger.Obligation) (bool, bool) {
+		return o.Channel == "manual" && o.State == ledger.StatePending, false
+	})
+}
+
+// scanOpen walks the open obligations in (OpenedAt, Notice) order and
+// returns those keep selects, with their notices as CloudEvents, at most
+// limit (0: all). Overdue is computed from now.
+func (s *Store) scanOpen(ctx context.Context, now time.Time, limit int, keep func(*ledger.Obligation) (bool, bool)) ([]ledger.OutgoingNotice, error) {
+	out := []ledger.OutgoingNotice{}
+	err := s.view(ctx, func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixOpen}})
+		defer it.Close()
+		n := 0
+		for it.Rewind(); it.Valid(); it.Next() {
+			n++
+			if n%ctxCheckEvery == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			notice := string(it.Item().Key()[9:])
+			o, err := getObligation(txn, notice)
+			if err != nil {
+				return err
+			}
+			if o == nil {
+				return fmt.Errorf("open index names a missing obligation")
+			}
+			s.decorate(o, now)
+			ok, reminder := keep(o)
+			if !ok {
+				continue
+			}
+			ev, err := noticeEvent(txn, o)
+			if err != nil {
+				return err
+			}
+			out = append(out, ledger.OutgoingNotice{Obligation: *o, Event: ev, Reminder: reminder})
+			if limit > 0 && len(out) == limit {
+				return nil
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// noticeEvent builds the org.sharelog.notice.v1 CloudEvent of an obligation
+// from its sealed notice.
+func noticeEvent(txn *badger.Txn, o *ledger.Obligation) ([]byte, error) {
+	item, err := txn.Get(noticeKey(o.Notice))
+	if err != nil {
+		return nil, fmt.Errorf("notice %q: %w", o.Notice, err)
+	}
+	var n *ledger.Notice
+	if err := item.Value(func(v []byte) error {
+		var err error
+		n, err = openNotice(v)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	return json.Marshal(struct {
+		SpecVersion     string         `json:"specversion"`
+		ID              string         `json:"id"`
+		Source          string         `json:"source"`
+		Type            string         `json:"type"`
+		Time            time.Time      `json:"time"`
+		DataContentType string         `json:"datacontenttype"`
+		Data            *ledger.Notice `json:"data"`
+	}{"1.0", o.Notice, NoticeSource, ledger.TypeNotice, o.OpenedAt, "application/json", n})
+}
+
+// NoticeSource is the CloudEvents source of the notices sharelog sends.
+const NoticeSource = "sharelog"
+
+// withErasureFlag sets rec.AfterErasure from the after-erasure record.
+func (s *Store) withErasureFlag(txn *badger.Txn, rec *ledger.DisclosureRecord) (*ledger.DisclosureRecord, error) {
+	item, err := txn.Get(afterErasureKey(rec.Seq))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return rec, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	v, err := item.ValueCopy(nil)
+	if err != nil {
+		return nil, err
+	}
+	rec.AfterErasure = string(v)
+	return rec, nil
+}
