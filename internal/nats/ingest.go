@@ -113,12 +113,16 @@ func (in *Ingester) consume(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("ordered consumer: %w", err)
 	}
-	msgs := make(chan jetstream.Msg, 2*in.cfg.BatchSize)
+	// Messages are decoded and validated here, on the consumer's delivery
+	// goroutine, so that decoding the next messages overlaps with applying
+	// and committing the current batch on this one. Order is kept: one
+	// delivery goroutine feeds one channel.
+	msgs := make(chan decoded, 2*in.cfg.BatchSize)
 	done := make(chan struct{})
 	defer close(done)
 	cc, err := cons.Consume(func(m jetstream.Msg) {
 		select {
-		case msgs <- m:
+		case msgs <- in.decode(m):
 		case <-done:
 		}
 	}, jetstream.PullMaxMessages(2*in.cfg.BatchSize), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
@@ -130,22 +134,22 @@ func (in *Ingester) consume(ctx context.Context) error {
 	defer cc.Stop()
 	in.ready.Store(true)
 
-	batch := make([]jetstream.Msg, 0, in.cfg.BatchSize)
+	batch := make([]decoded, 0, in.cfg.BatchSize)
 	for {
 		batch = batch[:0]
 		select {
-		case m := <-msgs:
-			batch = append(batch, m)
+		case d := <-msgs:
+			batch = append(batch, d)
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		size := len(batch[0].Data())
+		size := len(batch[0].msg.Data())
 	fill:
 		for len(batch) < in.cfg.BatchSize && size < in.cfg.BatchBytes {
 			select {
-			case m := <-msgs:
-				batch = append(batch, m)
-				size += len(m.Data())
+			case d := <-msgs:
+				batch = append(batch, d)
+				size += len(d.msg.Data())
 			default:
 				break fill
 			}
@@ -156,6 +160,28 @@ func (in *Ingester) consume(ctx context.Context) error {
 	}
 }
 
+// decoded is a stream message with the event decoded from it, or why it
+// could not be.
+type decoded struct {
+	msg jetstream.Msg
+	ev  *ledger.Event
+	err error
+}
+
+// decode decodes and validates one message, and records what its subject
+// vouches for: the recipient of an ack subject, or sharelog's own subject.
+func (in *Ingester) decode(m jetstream.Msg) decoded {
+	ev, err := in.decoder.DecodeMessage(m.Headers(), m.Data())
+	if err != nil {
+		return decoded{msg: m, err: err}
+	}
+	if r, ok := strings.CutPrefix(m.Subject(), SubjectAckPrefix); ok {
+		ev.From = r // the recipient this subject's publish permission vouches for
+	}
+	ev.Internal = m.Subject() == SubjectInNotify
+	return decoded{msg: m, ev: ev}
+}
+
 // rejection is a stream message that will not enter the ledger.
 type rejection struct {
 	msg jetstream.Msg
@@ -163,11 +189,11 @@ type rejection struct {
 	err error
 }
 
-// apply records one batch: decode, validate, append, republish what was
+// apply records one batch of decoded messages: append, republish what was
 // refused, then commit the batch with its last stream sequence. If the batch
 // outgrows a Badger transaction it commits what it has and goes on with the
 // rest in a new one.
-func (in *Ingester) apply(ctx context.Context, msgs []jetstream.Msg) error {
+func (in *Ingester) apply(ctx context.Context, msgs []decoded) error {
 	start := time.Now()
 	b := in.store.Begin()
 	defer b.Discard()
@@ -177,7 +203,8 @@ func (in *Ingester) apply(ctx context.Context, msgs []jetstream.Msg) error {
 		last                uint64
 		recorded, duplicate int
 	)
-	for i, m := range msgs {
+	for i, d := range msgs {
+		m, ev := d.msg, d.ev
 		md, err := m.Metadata()
 		if err != nil {
 			return fmt.Errorf("message metadata: %w", err)
@@ -186,16 +213,11 @@ func (in *Ingester) apply(ctx context.Context, msgs []jetstream.Msg) error {
 		if seq <= applied || seq <= last {
 			continue // redelivered after a consumer reset
 		}
-		ev, err := in.decoder.DecodeMessage(m.Headers(), m.Data())
-		if err != nil {
-			rejects = append(rejects, rejection{msg: m, seq: seq, err: err})
+		if d.err != nil {
+			rejects = append(rejects, rejection{msg: m, seq: seq, err: d.err})
 			last = seq
 			continue
 		}
-		if r, ok := strings.CutPrefix(m.Subject(), SubjectAckPrefix); ok {
-			ev.From = r // the recipient this subject's publish permission vouches for
-		}
-		ev.Internal = m.Subject() == SubjectInNotify
 		out, err := b.Append(seq, ev)
 		switch {
 		case errors.Is(err, store.ErrBatchTooBig) && last > 0:
