@@ -40,7 +40,7 @@ func (c *Client) Publish(ctx context.Context, batch []byte) (*Accepted, error) {
 // Who asks who received subj's data.
 func (c *Client) Who(ctx context.Context, subj ledger.Subject) (*ledger.Who, error) {
 	var out ledger.Who
-	return &out, c.doJSON(ctx, http.MethodPost, "/v1/who", WhoRequest{Subject: subj}, &out)
+	return &out, c.doJSON(ctx, http.MethodPost, "/v1/who", SubjectRequest{Subject: subj}, &out)
 }
 
 // Disclosures lists disclosures. A filter with a subject is POSTed, so that

@@ -43,5 +43,5 @@ func (c *Client) Obligations(ctx context.Context, f ledger.ObligationFilter) (*l
 // in the request body.
 func (c *Client) SubjectReport(ctx context.Context, subj ledger.Subject) (*ledger.SubjectReport, error) {
 	var out ledger.SubjectReport
-	return &out, c.doJSON(ctx, http.MethodPost, "/v1/reports/subject", SubjectReportRequest{Subject: subj}, &out)
+	return &out, c.doJSON(ctx, http.MethodPost, "/v1/reports/subject", SubjectRequest{Subject: subj}, &out)
 }

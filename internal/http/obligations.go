@@ -14,7 +14,7 @@ import (
 func (s *Server) obligationRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/requests/{id}", s.handleRequestStatus)
 	mux.HandleFunc("GET /v1/obligations", s.handleObligations)
-	mux.HandleFunc("POST /v1/reports/subject", s.handleSubjectReport)
+	mux.HandleFunc("POST /v1/reports/subject", subjectHandler(s, s.Ledger.SubjectReport))
 }
 
 func (s *Server) handleRequestStatus(w http.ResponseWriter, r *http.Request) {
@@ -63,27 +63,4 @@ func (s *Server) handleObligations(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, list)
-}
-
-// SubjectReportRequest is the body of POST /v1/reports/subject.
-type SubjectReportRequest struct {
-	Subject ledger.Subject `json:"subject"`
-}
-
-func (s *Server) handleSubjectReport(w http.ResponseWriter, r *http.Request) {
-	var req SubjectReportRequest
-	if err := decodeBody(r, &req); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	if req.Subject.Scheme == "" || req.Subject.ID == "" {
-		s.fail(w, r, ledger.Errorf(ledger.EINVALID, "subject.scheme and subject.id are required"))
-		return
-	}
-	rep, err := s.Ledger.SubjectReport(r.Context(), req.Subject)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, rep)
 }

@@ -120,7 +120,7 @@ func (s *Server) Close(ctx context.Context) error {
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/events", s.handleEvents)
-	mux.HandleFunc("POST /v1/who", s.handleWho)
+	mux.HandleFunc("POST /v1/who", subjectHandler(s, s.Ledger.Who))
 	mux.HandleFunc("GET /v1/disclosures", s.handleDisclosures)
 	mux.HandleFunc("POST /v1/disclosures/search", s.handleDisclosureSearch)
 	mux.HandleFunc("GET /v1/disclosures/{id}", s.handleDisclosure)
@@ -361,27 +361,33 @@ func jsonError(err error) string {
 	return "not valid JSON"
 }
 
-// WhoRequest is the body of POST /v1/who.
-type WhoRequest struct {
+// SubjectRequest is the body of the endpoints that ask about one data
+// subject (POST /v1/who, POST /v1/reports/subject): identifiers travel in
+// request bodies, never in URLs.
+type SubjectRequest struct {
 	Subject ledger.Subject `json:"subject"`
 }
 
-func (s *Server) handleWho(w http.ResponseWriter, r *http.Request) {
-	var req WhoRequest
-	if err := decodeBody(r, &req); err != nil {
-		s.fail(w, r, err)
-		return
+// subjectHandler serves a POST whose body names a data subject with the
+// answer of query for that subject.
+func subjectHandler[T any](s *Server, query func(context.Context, ledger.Subject) (T, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var req SubjectRequest
+		if err := decodeBody(r, &req); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		if req.Subject.Scheme == "" || req.Subject.ID == "" {
+			s.fail(w, r, ledger.Errorf(ledger.EINVALID, "subject.scheme and subject.id are required"))
+			return
+		}
+		answer, err := query(r.Context(), req.Subject)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, answer)
 	}
-	if req.Subject.Scheme == "" || req.Subject.ID == "" {
-		s.fail(w, r, ledger.Errorf(ledger.EINVALID, "subject.scheme and subject.id are required"))
-		return
-	}
-	who, err := s.Ledger.Who(r.Context(), req.Subject)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, who)
 }
 
 func (s *Server) handleDisclosures(w http.ResponseWriter, r *http.Request) {
