@@ -138,7 +138,8 @@ func (m *Main) Open(ctx context.Context) error {
 	if m.JetStream, err = jetstream.New(m.Conn); err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	if err := nats.EnsureStreams(ctx, m.JetStream, nats.StreamConfig{Duplicates: cfg.Duplicates}); err != nil {
+	atomic, err := nats.EnsureStreams(ctx, m.JetStream, nats.StreamConfig{Duplicates: cfg.Duplicates})
+	if err != nil {
 		return err
 	}
 	pol := &policy.Policy{}
@@ -169,7 +170,7 @@ func (m *Main) Open(ctx context.Context) error {
 	m.Metrics = metrics.New()
 	st := m.Store
 	m.Metrics.ObserveObligations(func() (int, int, error) { return st.ObligationCounts(context.Background()) })
-	m.Publisher = nats.NewPublisher(m.JetStream)
+	m.Publisher = nats.NewPublisher(m.JetStream, atomic)
 	m.Ingester = nats.NewIngester(m.JetStream, m.Store, m.Decoder, m.Metrics, m.Logger, nats.IngestConfig{})
 
 	runCtx, cancel := context.WithCancel(context.Background())

@@ -249,7 +249,7 @@ func rawJetStream(ctx context.Context, cfg *Config) (Rate, error) {
 	if err != nil {
 		return Rate{}, err
 	}
-	if err := nats.EnsureStreams(ctx, js, nats.StreamConfig{}); err != nil {
+	if _, err := nats.EnsureStreams(ctx, js, nats.StreamConfig{}); err != nil {
 		return Rate{}, err
 	}
 	start := time.Now()

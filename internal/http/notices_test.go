@@ -88,7 +88,7 @@ func TestAcks(t *testing.T) {
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
 	ctx := context.Background()
-	if err := nats.EnsureStreams(ctx, js, nats.StreamConfig{}); err != nil {
+	if _, err := nats.EnsureStreams(ctx, js, nats.StreamConfig{}); err != nil {
 		t.Fatal(err)
 	}
 	voc, err := vocab.Load()
@@ -111,7 +111,7 @@ func TestAcks(t *testing.T) {
 		Ledger: &stubLedger{recipients: map[string]ledger.Recipient{
 			"acro": {ID: "acro"}, "cgi": {ID: "cgi"}, "nosecret": {ID: "nosecret"},
 		}},
-		Decoder: dec, Publisher: nats.NewPublisher(js), Metrics: metrics.New(),
+		Decoder: dec, Publisher: nats.NewPublisher(js, true), Metrics: metrics.New(),
 		Logger: slog.New(slog.DiscardHandler), Notices: notices, ApplyWait: time.Millisecond,
 	}
 	srv := httptest.NewServer(s.Handler())

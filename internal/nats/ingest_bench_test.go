@@ -24,13 +24,18 @@ type pipeline struct {
 	js    jetstream.JetStream
 	store *store.Store
 	in    *nats.Ingester
+	dec   *cloudevents.Decoder
 }
 
-func startPipeline(tb testing.TB) *pipeline {
+func startPipeline(tb testing.TB) *pipeline { return startPipelineWith(tb, false) }
+
+// startPipelineWith starts the pipeline; syncAlways makes JetStream fsync
+// every write before acknowledging it.
+func startPipelineWith(tb testing.TB, syncAlways bool) *pipeline {
 	tb.Helper()
 	dir := tb.TempDir()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	ns, err := nats.StartServer(nats.ServerConfig{Listen: "127.0.0.1:0", StoreDir: filepath.Join(dir, "js")}, logger)
+	ns, err := nats.StartServer(nats.ServerConfig{Listen: "127.0.0.1:0", StoreDir: filepath.Join(dir, "js"), SyncAlways: syncAlways}, logger)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -45,7 +50,7 @@ func startPipeline(tb testing.TB) *pipeline {
 		tb.Fatal(err)
 	}
 	ctx := context.Background()
-	if err := nats.EnsureStreams(ctx, js, nats.StreamConfig{}); err != nil {
+	if _, err := nats.EnsureStreams(ctx, js, nats.StreamConfig{}); err != nil {
 		tb.Fatal(err)
 	}
 	st, err := store.Open(store.Config{Dir: filepath.Join(dir, "ledger"), KeyFile: filepath.Join(dir, "site.key"), Logger: logger})
@@ -65,7 +70,7 @@ func startPipeline(tb testing.TB) *pipeline {
 	done := make(chan struct{})
 	go func() { in.Run(runCtx); close(done) }()
 	tb.Cleanup(func() { cancel(); <-done; st.Close() })
-	return &pipeline{js: js, store: st, in: in}
+	return &pipeline{js: js, store: st, in: in, dec: dec}
 }
 
 // publishAll publishes messages asynchronously and returns the last stream sequence.

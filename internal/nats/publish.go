@@ -4,11 +4,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"time"
 
 	natsio "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/synadia-io/orbit.go/jetstreamext"
 
 	"github.com/sharelog/sharelog/internal/ledger"
 )
@@ -37,13 +39,24 @@ type Ack struct {
 	Duplicate bool
 }
 
+// MaxAtomicBatch is the most messages JetStream takes in one atomic batch
+// (the server's default limit).
+const MaxAtomicBatch = 1000
+
 // Publisher publishes validated events to SHARELOG_IN.
 type Publisher struct {
-	js jetstream.JetStream
+	js     jetstream.JetStream
+	atomic bool
 }
 
-// NewPublisher returns a Publisher on js.
-func NewPublisher(js jetstream.JetStream) *Publisher { return &Publisher{js: js} }
+// NewPublisher returns a Publisher on js. With atomic, events go in JetStream
+// atomic batches of up to MaxAtomicBatch, each stored all or nothing with one
+// acknowledgement (and, on a server that syncs every write, one fsync); the
+// stream must allow atomic publish (EnsureStreams says whether it does).
+// Otherwise each event is published asynchronously and acknowledged alone.
+func NewPublisher(js jetstream.JetStream, atomic bool) *Publisher {
+	return &Publisher{js: js, atomic: atomic}
+}
 
 // Publish publishes events, in order, in the structured content mode to
 // subject (which must be under sharelog.in.), and returns once JetStream has
@@ -51,12 +64,60 @@ func NewPublisher(js jetstream.JetStream) *Publisher { return &Publisher{js: js}
 // It returns the acks in the order of events. On error some events may have
 // been stored; publishing them again is harmless, since the ledger records an
 // event once per (source, id).
+//
+// An atomic batch holding an event JetStream has seen within its duplicate
+// window is refused whole; that batch is then published event by event, so
+// that each duplicate is reported as one.
 func (p *Publisher) Publish(ctx context.Context, subject string, events []*ledger.Event) ([]Ack, error) {
+	if !p.atomic {
+		return p.publishAsync(ctx, subject, events)
+	}
+	acks := make([]Ack, 0, len(events))
+	for start := 0; start < len(events); start += MaxAtomicBatch {
+		chunk := events[start:min(start+MaxAtomicBatch, len(events))]
+		a, err := p.publishAtomic(ctx, subject, chunk)
+		var apiErr *jetstream.APIError
+		if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstreamext.JSErrCodeBatchPublishDuplicateMsgID {
+			a, err = p.publishAsync(ctx, subject, chunk)
+		}
+		if err != nil {
+			return nil, err
+		}
+		acks = append(acks, a...)
+	}
+	return acks, nil
+}
+
+func eventMsg(subject string, ev *ledger.Event) *natsio.Msg {
+	msg := &natsio.Msg{Subject: subject, Data: ev.Raw, Header: natsio.Header{}}
+	msg.Header.Set("Content-Type", ContentTypeStructured)
+	msg.Header.Set(jetstream.MsgIDHeader, MsgID(ev.Source, ev.ID))
+	return msg
+}
+
+// publishAtomic stores events as one atomic batch: they take consecutive
+// stream sequences ending at the batch ack's.
+func (p *Publisher) publishAtomic(ctx context.Context, subject string, events []*ledger.Event) ([]Ack, error) {
+	msgs := make([]*natsio.Msg, len(events))
+	for i, ev := range events {
+		msgs[i] = eventMsg(subject, ev)
+	}
+	ba, err := jetstreamext.PublishMsgBatch(ctx, p.js, msgs)
+	if err != nil {
+		return nil, fmt.Errorf("publish batch: %w", err)
+	}
+	first := ba.Sequence - uint64(len(events)) + 1
+	acks := make([]Ack, len(events))
+	for i := range acks {
+		acks[i] = Ack{Seq: first + uint64(i)}
+	}
+	return acks, nil
+}
+
+func (p *Publisher) publishAsync(ctx context.Context, subject string, events []*ledger.Event) ([]Ack, error) {
 	futures := make([]jetstream.PubAckFuture, len(events))
 	for i, ev := range events {
-		msg := &natsio.Msg{Subject: subject, Data: ev.Raw, Header: natsio.Header{}}
-		msg.Header.Set("Content-Type", ContentTypeStructured)
-		f, err := p.js.PublishMsgAsync(msg, jetstream.WithMsgID(MsgID(ev.Source, ev.ID)), jetstream.WithStallWait(30*time.Second))
+		f, err := p.js.PublishMsgAsync(eventMsg(subject, ev), jetstream.WithStallWait(30*time.Second))
 		if err != nil {
 			return nil, fmt.Errorf("publish: %w", err)
 		}

@@ -41,8 +41,9 @@ type StreamConfig struct {
 }
 
 // EnsureStreams creates SHARELOG_IN and SHARELOG_REJECTED, or updates them to
-// the configuration sharelog needs. Safe to call from every start.
-func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) error {
+// the configuration sharelog needs. Safe to call from every start. It reports
+// whether SHARELOG_IN takes atomic batches (NATS Server 2.12 and later).
+func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (atomic bool, err error) {
 	if cfg.Duplicates == 0 {
 		cfg.Duplicates = 2 * time.Minute
 	}
@@ -58,6 +59,9 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg StreamConfig
 		Duplicates:  cfg.Duplicates,
 		Replicas:    cfg.Replicas,
 		Discard:     jetstream.DiscardOld,
+		// Atomic batches let the HTTP API and sharelog publish store a
+		// batch all or nothing with one acknowledgement and one sync.
+		AllowAtomicPublish: true,
 	}, {
 		Name:        StreamRejected,
 		Description: "sharelog input that was refused: original bytes and headers, with the reason",
@@ -68,11 +72,15 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg StreamConfig
 		Replicas:    cfg.Replicas,
 	}}
 	for _, sc := range streams {
-		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
-			return fmt.Errorf("stream %s: %w", sc.Name, err)
+		s, err := js.CreateOrUpdateStream(ctx, sc)
+		if err != nil {
+			return false, fmt.Errorf("stream %s: %w", sc.Name, err)
+		}
+		if sc.Name == StreamIn {
+			atomic = s.CachedInfo().Config.AllowAtomicPublish
 		}
 	}
-	return nil
+	return atomic, nil
 }
 
 // LastSeq returns the last sequence stored in SHARELOG_IN.
