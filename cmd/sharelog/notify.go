@@ -31,6 +31,7 @@ func (m *Main) startNotify(ctx context.Context) error {
 		RemindEvery: remind,
 		Secrets:     secrets,
 	}, m.Logger)
+	m.Ingester.NotifyRequests(m.Notifier.Wake)
 	runCtx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {

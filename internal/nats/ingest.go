@@ -45,6 +45,21 @@ type Ingester struct {
 	log     *slog.Logger
 	cfg     IngestConfig
 	ready   atomic.Bool
+	// onRequest is called after a batch that recorded a rectification,
+	// erasure, restriction or lifting (see NotifyRequests).
+	onRequest atomic.Pointer[func()]
+}
+
+// NotifyRequests registers f, called after each committed batch that
+// recorded a rectification, erasure, restriction or lifting of one, so that
+// the notice dispatcher can start at once instead of at its next poll. f must
+// not block. Safe to call while Run runs.
+func (in *Ingester) NotifyRequests(f func()) { in.onRequest.Store(&f) }
+
+// requestTypes are the events that open obligations.
+var requestTypes = map[string]bool{
+	ledger.TypeRectification: true, ledger.TypeErasure: true,
+	ledger.TypeRestriction: true, ledger.TypeRestrictionLifted: true,
 }
 
 // NewIngester returns an Ingester; Run starts it.
@@ -202,6 +217,7 @@ func (in *Ingester) apply(ctx context.Context, msgs []decoded) error {
 		rejects             []rejection
 		last                uint64
 		recorded, duplicate int
+		requests            bool
 	)
 	for i, d := range msgs {
 		m, ev := d.msg, d.ev
@@ -224,6 +240,7 @@ func (in *Ingester) apply(ctx context.Context, msgs []decoded) error {
 			if err := in.commit(ctx, b, last, rejects, recorded, duplicate, start); err != nil {
 				return err
 			}
+			in.requestsRecorded(requests)
 			return in.apply(ctx, msgs[i:])
 		case out == ledger.Rejected:
 			rejects = append(rejects, rejection{msg: m, seq: seq, err: err})
@@ -231,6 +248,7 @@ func (in *Ingester) apply(ctx context.Context, msgs []decoded) error {
 			return fmt.Errorf("append stream sequence %d: %w", seq, err)
 		case out == ledger.Recorded:
 			recorded++
+			requests = requests || requestTypes[ev.Type]
 		case out == ledger.Duplicate:
 			duplicate++
 		}
@@ -239,7 +257,19 @@ func (in *Ingester) apply(ctx context.Context, msgs []decoded) error {
 	if last == 0 {
 		return nil
 	}
-	return in.commit(ctx, b, last, rejects, recorded, duplicate, start)
+	if err := in.commit(ctx, b, last, rejects, recorded, duplicate, start); err != nil {
+		return err
+	}
+	in.requestsRecorded(requests)
+	return nil
+}
+
+// requestsRecorded calls the NotifyRequests hook after a commit that
+// recorded requests.
+func (in *Ingester) requestsRecorded(requests bool) {
+	if f := in.onRequest.Load(); requests && f != nil {
+		(*f)()
+	}
 }
 
 func (in *Ingester) commit(ctx context.Context, b *store.Batch, last uint64, rejects []rejection, recorded, duplicate int, start time.Time) error {
