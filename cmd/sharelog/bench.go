@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime"
+	"runtime/pprof"
 	"time"
 
 	"github.com/sharelog/sharelog/internal/bench"
@@ -21,6 +23,8 @@ type BenchCmd struct {
 	Smoke      bool          `help:"A short run that shows the benchmark works (CI); its figures mean nothing."`
 	Dir        string        `help:"Scratch directory (default: a new temporary directory, removed afterwards)." type:"path"`
 	Out        string        `help:"Write the report as JSON to this file." default:"bench-results.json"`
+	CPUProfile string        `help:"Write a CPU profile of the whole run to this file." name:"cpuprofile" type:"path"`
+	MemProfile string        `help:"Write a heap profile, taken when the full ingest has finished, to this file." name:"memprofile" type:"path"`
 }
 
 // Run implements the bench command.
@@ -39,6 +43,28 @@ func (c *BenchCmd) Run(env *Env) error {
 		}
 		defer os.RemoveAll(dir)
 		cfg.Dir = dir
+	}
+	if c.CPUProfile != "" {
+		f, err := os.Create(c.CPUProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	if c.MemProfile != "" {
+		cfg.AfterIngest = func() error {
+			f, err := os.Create(c.MemProfile)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			runtime.GC()
+			return pprof.WriteHeapProfile(f)
+		}
 	}
 	rep, err := bench.Run(env.Ctx, cfg, startForBench)
 	if err != nil {

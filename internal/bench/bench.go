@@ -40,6 +40,9 @@ type Config struct {
 	Generator  Generator
 	Logf       func(format string, args ...any)
 	RSSEvery   int // sample the process RSS every this many applied events (default 1,000,000)
+	// AfterIngest, if set, runs when the full ingest has finished, before
+	// the queries (the command takes a heap profile there).
+	AfterIngest func() error
 }
 
 // Target is a running sharelog under test, started by the caller (the
@@ -380,6 +383,11 @@ func fullIngest(ctx context.Context, cfg *Config, start StartFunc, rep *Report) 
 		rep.RSS = append(rep.RSS, RSS{Events: cfg.Events, MiB: procStatusMiB("VmRSS")})
 	}
 
+	if cfg.AfterIngest != nil {
+		if err := cfg.AfterIngest(); err != nil {
+			return err
+		}
+	}
 	client := slhttp.NewClient(t.HTTPURL)
 	cfg.Logf("who: %d queries for a subject with %d disclosures", cfg.Queries, cfg.Generator.MarkedCount)
 	if rep.Who, rep.WhoCount, err = whoLatency(ctx, client, cfg.Queries); err != nil {
