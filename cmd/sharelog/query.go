@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/sharelog/sharelog/internal/ledger"
 )
@@ -28,6 +29,9 @@ func (c *WhoCmd) Run(env *Env) error {
 	}
 	if len(who.Recipients) == 0 {
 		fmt.Fprintln(env.Stdout, "No disclosures of this person's data are recorded.")
+		if len(who.Holds) > 0 {
+			fmt.Fprintf(env.Stdout, "Legal holds: %s.\n", strings.Join(who.Holds, ", "))
+		}
 		return nil
 	}
 	t := newTable(env.Stdout, "RECIPIENT", "NAME", "ROLE", "CATEGORIES", "PURPOSES", "LAWFUL BASES", "FIRST", "LAST", "COUNT", "OPEN")
@@ -43,6 +47,9 @@ func (c *WhoCmd) Run(env *Env) error {
 		return err
 	}
 	fmt.Fprintf(env.Stdout, "\n%d disclosures to %d recipients.\n", who.Disclosures, len(who.Recipients))
+	if len(who.Holds) > 0 {
+		fmt.Fprintf(env.Stdout, "Legal holds (the ledger will not forget this person): %s.\n", strings.Join(who.Holds, ", "))
+	}
 	return nil
 }
 

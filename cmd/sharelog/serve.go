@@ -23,6 +23,7 @@ import (
 	"github.com/sharelog/sharelog/internal/notify"
 	"github.com/sharelog/sharelog/internal/policy"
 	"github.com/sharelog/sharelog/internal/recipients"
+	"github.com/sharelog/sharelog/internal/retention"
 	"github.com/sharelog/sharelog/internal/store"
 	"github.com/sharelog/sharelog/internal/vocab"
 	"github.com/sharelog/sharelog/schemas"
@@ -47,6 +48,10 @@ type Config struct {
 
 	WebhookSecrets string        `help:"YAML file of the recipients' webhook secrets (see deploy/WEBHOOKS.md)." env:"SHARELOG_WEBHOOK_SECRETS" name:"webhook-secrets" type:"path"`
 	RemindEvery    time.Duration `help:"Deliver an overdue notice again this often (0: never)." default:"168h" env:"SHARELOG_REMIND_EVERY" name:"remind-every"`
+
+	MasterKeyFile string        `help:"File of the master key that wraps the keys sealing personal data (default DATA/master.key, created on first start). Keep it apart from backups of DATA." env:"SHARELOG_MASTER_KEY_FILE" name:"master-key-file" type:"path"`
+	EncryptAtRest bool          `help:"Encrypt the ledger's Badger files at rest (key derived from the master key); the same on every start." env:"SHARELOG_ENCRYPT_AT_REST" name:"encrypt-at-rest"`
+	ForgetEvery   time.Duration `help:"Run the forgetting job (erasures closed, retention expired, then physical erasure) this often: the bound on the time to physical erasure (0: never)." default:"1h" env:"SHARELOG_FORGET_EVERY" name:"forget-every"`
 }
 
 // Run implements the serve command.
@@ -86,12 +91,15 @@ type Main struct {
 
 	// Checkpointer signs checkpoints of the ledger's Merkle tree (checkpoint.go).
 	Checkpointer *checkpoint.Checkpointer
+	// Retention is the forgetting job (retention.go).
+	Retention *retention.Job
 
 	cancel     context.CancelFunc
 	ingestDone chan error
 	stopNotify func() // stops the notice Dispatcher
 
 	stopCheckpoints func() // stops the Checkpointer after a last checkpoint
+	stopRetention   func() // stops the forgetting job
 }
 
 // NewMain returns a Main for cfg.
@@ -149,10 +157,12 @@ func (m *Main) Open(ctx context.Context) error {
 		}
 	}
 	m.Store, err = store.Open(store.Config{
-		Dir:       filepath.Join(cfg.Data, "ledger"),
-		KeyFile:   filepath.Join(cfg.Data, "site.key"),
-		Logger:    m.Logger,
-		Deadlines: pol.Deadlines,
+		Dir:           filepath.Join(cfg.Data, "ledger"),
+		KeyFile:       filepath.Join(cfg.Data, "site.key"),
+		MasterKeyFile: cfg.MasterKeyFile,
+		EncryptAtRest: cfg.EncryptAtRest,
+		Logger:        m.Logger,
+		Deadlines:     pol.Deadlines,
 	})
 	if err != nil {
 		return err
@@ -186,6 +196,7 @@ func (m *Main) Open(ctx context.Context) error {
 	if err := m.startNotify(ctx); err != nil {
 		return err
 	}
+	m.startRetention(pol)
 	openapi, err := schemas.FS.ReadFile("openapi.yaml")
 	if err != nil {
 		return err
@@ -275,6 +286,10 @@ func (m *Main) Close() error {
 		errs = append(errs, m.HTTP.Close(ctx))
 		cancel()
 		m.HTTP = nil
+	}
+	if m.stopRetention != nil { // before ingest: a round waits for its forgettings to be applied
+		m.stopRetention()
+		m.stopRetention = nil
 	}
 	if m.stopNotify != nil { // before ingest: the Dispatcher waits for its records to be applied
 		m.stopNotify()

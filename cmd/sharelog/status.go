@@ -41,6 +41,12 @@ func (c *StatusCmd) Run(env *Env) error {
 		return err
 	}
 	fmt.Fprintf(env.Stdout, "\n%d recipients: %s.\n", len(st.Obligations), summarise(counts))
+	if len(st.Holds) > 0 {
+		fmt.Fprintf(env.Stdout, "Legal holds on the subject: %s.\n", strings.Join(st.Holds, ", "))
+	}
+	if st.ForgottenAt != nil {
+		fmt.Fprintf(env.Stdout, "The subject was forgotten %s: identifiers and notices destroyed, these facts kept.\n", formatTime(*st.ForgottenAt))
+	}
 	return nil
 }
 

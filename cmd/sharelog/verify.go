@@ -65,6 +65,9 @@ type VerifyCmd struct {
 	KeyFlags
 	Checkpoint []string `help:"Signed checkpoint files held apart from the ledger (saved from GET /v1/checkpoint), checked too." type:"path"`
 	Every      int64    `help:"Report progress on stderr every N entries." default:"100000"`
+	// A ledger kept with --encrypt-at-rest opens only with its master key.
+	EncryptAtRest bool   `help:"The ledger was kept with --encrypt-at-rest: open it with the key derived from the master key." env:"SHARELOG_ENCRYPT_AT_REST" name:"encrypt-at-rest"`
+	MasterKeyFile string `help:"Master key file of an --encrypt-at-rest ledger (default DATA/master.key)." env:"SHARELOG_MASTER_KEY_FILE" name:"master-key-file" type:"path"`
 }
 
 // Run implements the verify command.
@@ -85,9 +88,18 @@ func (c *VerifyCmd) Run(env *Env) error {
 		}
 		external = append(external, b)
 	}
+	var atRest []byte
+	if c.EncryptAtRest {
+		master, err := os.ReadFile(masterKeyFile(Config{Data: c.Data, MasterKeyFile: c.MasterKeyFile}))
+		if err != nil {
+			return fmt.Errorf("master key: %w", err)
+		}
+		atRest = store.AtRestKey(master)
+	}
 	start := time.Now()
 	res, err := store.Verify(env.Ctx, store.VerifyConfig{
 		Dir:           dir,
+		EncryptionKey: atRest,
 		Verifier:      v,
 		Checkpoints:   external,
 		ProgressEvery: c.Every,

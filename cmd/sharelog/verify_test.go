@@ -173,9 +173,10 @@ func TestCheckpointsProofsAndVerify(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		altered := bytes.Replace(v, []byte(`"S6"`), []byte(`"S9"`), 1)
+		// The identifiers are sealed; alter the clear recipient instead.
+		altered := bytes.Replace(v, []byte(`"recipient":"acro"`), []byte(`"recipient":"acrx"`), 1)
 		if bytes.Equal(altered, v) {
-			t.Errorf("entry 7 does not hold subject S6: %s", v)
+			t.Errorf("entry 7 does not name recipient acro in clear: %q", v)
 		}
 		return txn.Set(key, altered)
 	})

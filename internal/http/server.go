@@ -245,7 +245,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 // subject sharelog.in.ack.<recipient>).
 func notFromProducers(ev *ledger.Event) error {
 	switch ev.Type {
-	case ledger.TypeNotice, ledger.TypeNoticeDelivery:
+	case ledger.TypeNotice, ledger.TypeNoticeDelivery, ledger.TypeSubjectForgotten:
 		return ledger.Invalid(ledger.ReasonConflict, "type", "%s events are recorded only by sharelog itself", ev.Type)
 	case ledger.TypeNoticeAck:
 		return ledger.Invalid(ledger.ReasonWrongRecipient, "type", "acks are accepted only from the notice's recipient: POST /v1/recipients/{id}/acks (signed) or NATS subject sharelog.in.ack.<recipient>")

@@ -10,6 +10,11 @@ type Entry struct {
 	StreamSeq  uint64    `json:"streamSeq"`
 	RecordedAt time.Time `json:"recordedAt"`
 	Event      Event     `json:"event"`
+	// Forgotten is set when the entry names a subject the ledger has
+	// forgotten: its sealed part (identifiers, free text, rectified values)
+	// can no longer be read, and Event holds only the pseudonymous part
+	// (subject identifiers empty).
+	Forgotten bool `json:"forgotten,omitempty"`
 }
 
 // Outcome says what applying an event did.

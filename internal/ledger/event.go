@@ -36,6 +36,7 @@ var Types = map[string]func() any{
 	TypeHold:              func() any { return new(Hold) },
 	TypeHoldReleased:      func() any { return new(HoldReleased) },
 	TypeNoticeDelivery:    func() any { return new(NoticeDelivery) },
+	TypeSubjectForgotten:  func() any { return new(SubjectForgotten) },
 }
 
 // Regimes are the legal regimes a disclosure or request is made under.

@@ -83,6 +83,10 @@ type RequestStatus struct {
 	Regime      string       `json:"regime,omitempty"`
 	Categories  []string     `json:"categories,omitempty"` // empty: all
 	Obligations []Obligation `json:"obligations"`
+	// Holds names the active legal holds covering the request's subject.
+	Holds []string `json:"holds,omitempty"`
+	// ForgottenAt is when the ledger forgot the request's subject.
+	ForgottenAt *time.Time `json:"forgottenAt,omitempty"`
 }
 
 // OutgoingNotice is a notice due for a delivery attempt: the obligation as it

@@ -33,6 +33,10 @@ type WhoRecipient struct {
 type Who struct {
 	Recipients  []WhoRecipient `json:"recipients"`
 	Disclosures int            `json:"disclosures"`
+	// Holds names the active legal holds that cover this subject (by
+	// subject, or by a purpose or category of its disclosures): they stop
+	// the ledger from forgetting it.
+	Holds []string `json:"holds,omitempty"`
 }
 
 // DisclosureRecord is one recorded disclosure with its ledger position.
@@ -46,6 +50,9 @@ type DisclosureRecord struct {
 	// disclosure of a subject's data in categories whose erasure had already
 	// been decided. Recorded, but flagged.
 	AfterErasure string `json:"afterErasure,omitempty"`
+	// Forgotten is set when a subject of the disclosure was forgotten: the
+	// pseudonymous facts remain, the identifiers and free text are gone.
+	Forgotten bool `json:"forgotten,omitempty"`
 }
 
 // DisclosureFilter selects disclosures. Zero fields do not filter. Since is

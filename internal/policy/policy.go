@@ -7,8 +7,16 @@
 //	  regimes:
 //	    dpa-part3: {days: 14}     # per regime, months then days
 //
+//	retention:
+//	  erasureAfter: 2160h         # forget an erased person this long after the decision, answered or not
+//	  rules:                      # keep disclosures per purpose (and regime), then forget the person
+//	    - {purpose: essential.service, regime: uk-gdpr, months: 3}
+//
 // A recipient's slaDays (in the recipient registry) can only bring a due
-// date forward; see store.Deadlines. Unknown fields are errors, so that a
+// date forward; see store.Deadlines. Retention is store.ForgetPolicy: a
+// person is forgotten when all of their disclosures are past a rule's
+// period (a disclosure no rule covers is kept), unless a legal hold covers
+// them; see package retention. Unknown fields are errors, so that a
 // misspelt setting is not silently ignored.
 package policy
 
@@ -18,6 +26,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -31,6 +40,20 @@ const MaxFileSize = 1 << 20
 // notices due one calendar month after the decision.
 type Policy struct {
 	Deadlines store.Deadlines `yaml:"deadlines"`
+	Retention Retention       `yaml:"retention"`
+}
+
+// Retention is the policy file's retention section.
+type Retention struct {
+	// ErasureAfter, when set, forgets the subject of an erasure this long
+	// after its decision even while recipients have not answered.
+	ErasureAfter time.Duration         `yaml:"erasureAfter"`
+	Rules        []store.RetentionRule `yaml:"rules"`
+}
+
+// ForgetPolicy returns the retention section as the store's ForgetPolicy.
+func (r Retention) ForgetPolicy() store.ForgetPolicy {
+	return store.ForgetPolicy{ErasureAfter: r.ErasureAfter, Retention: r.Rules}
 }
 
 // Load reads and checks the policy file at path.
@@ -65,6 +88,14 @@ func Parse(b []byte) (*Policy, error) {
 	}
 	if err := p.Deadlines.Validate(); err != nil {
 		return nil, err
+	}
+	if p.Retention.ErasureAfter < 0 {
+		return nil, errors.New("retention: erasureAfter must not be negative")
+	}
+	for _, r := range p.Retention.Rules {
+		if err := r.Validate(); err != nil {
+			return nil, err
+		}
 	}
 	return &p, nil
 }

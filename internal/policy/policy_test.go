@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sharelog/sharelog/internal/store"
 )
@@ -57,5 +58,26 @@ func TestLoad(t *testing.T) {
 	}
 	if _, err := Load(filepath.Join(t.TempDir(), "missing.yaml")); err == nil || !strings.HasPrefix(err.Error(), "policy: ") {
 		t.Errorf("missing file error = %v", err)
+	}
+}
+
+func TestRetentionSection(t *testing.T) {
+	p, err := Parse([]byte(`
+retention:
+  erasureAfter: 2160h
+  rules:
+    - {purpose: essential.service, regime: uk-gdpr, months: 3}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp := p.Retention.ForgetPolicy()
+	if fp.ErasureAfter != 2160*time.Hour || len(fp.Retention) != 1 || fp.Retention[0].Purpose != "essential.service" || fp.Retention[0].Months != 3 {
+		t.Errorf("ForgetPolicy = %+v", fp)
+	}
+	for _, bad := range []string{"retention: {rules: [{purpose: x}]}", "retention: {rules: [{months: 3}]}", "retention: {erasureAfter: -1h}"} {
+		if _, err := Parse([]byte(bad)); err == nil {
+			t.Errorf("Parse(%q) accepted", bad)
+		}
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"slices"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -29,6 +28,7 @@ type Batch struct {
 
 	recipients map[string]ledger.Recipient // registered in this batch
 	at         time.Time                   // RecordedAt of the event being appended
+	dk         []byte                      // data key of the entry being appended; nil for a plain entry
 	err        error                       // sticky fatal error
 	done       bool
 }
@@ -90,6 +90,11 @@ func (b *Batch) Append(streamSeq uint64, ev *ledger.Event) (ledger.Outcome, erro
 	// Stateful rules first: nothing is written for a rejected event.
 	b.at = b.s.now().UTC()
 	var apply func(seq uint64) error
+	// names are the keyed hashes of the subjects the entry names: a sealed
+	// entry's data key is indexed under each, and forgetting any of them
+	// destroys it. They are worked out once the event is accepted, since
+	// a new subject's salt is written then.
+	var names func() ([][]byte, error)
 	switch ev.Type {
 	case ledger.TypeDisclosure:
 		d, ok := ev.Data.(*ledger.Disclosure)
@@ -100,7 +105,18 @@ func (b *Batch) Append(streamSeq uint64, ev *ledger.Event) (ledger.Outcome, erro
 			return ledger.Rejected, ledger.Invalid(ledger.ReasonUnknownRecipient, "data.recipient",
 				"recipient %q is not registered", d.Recipient)
 		}
-		apply = func(seq uint64) error { return b.indexDisclosure(seq, ev.ID, d) }
+		var hashes [][]byte
+		names = func() ([][]byte, error) {
+			for _, subj := range d.Subjects {
+				h, err := b.subjectHash(subj, true)
+				if err != nil {
+					return nil, err
+				}
+				hashes = append(hashes, h)
+			}
+			return hashes, nil
+		}
+		apply = func(seq uint64) error { return b.indexDisclosure(seq, ev.ID, d, hashes) }
 	case ledger.TypeRecipient:
 		r, ok := ev.Data.(*ledger.Recipient)
 		if !ok {
@@ -113,6 +129,16 @@ func (b *Batch) Append(streamSeq uint64, ev *ledger.Event) (ledger.Outcome, erro
 		plan, err := b.planRequest(ev)
 		if err != nil {
 			return b.refuse(err)
+		}
+		names = func() ([][]byte, error) {
+			if plan.rec.Subject == nil {
+				h, err := b.subjectHash(plan.subject, true)
+				if err != nil {
+					return nil, err
+				}
+				plan.rec.Subject = h
+			}
+			return [][]byte{plan.rec.Subject}, nil
 		}
 		apply = func(seq uint64) error { return b.openObligations(seq, plan) }
 	case ledger.TypeNotice:
@@ -130,6 +156,27 @@ func (b *Batch) Append(streamSeq uint64, ev *ledger.Event) (ledger.Outcome, erro
 			return b.refuse(err)
 		}
 		apply = func(uint64) error { return b.putObligation(next) }
+		if next != nil && ev.Type != ledger.TypeNoticeDelivery {
+			// An ack's note and an exemption's justification may name the
+			// subject: sealed for the subject of the obligation's request.
+			names = func() ([][]byte, error) { return b.requestSubject(next.Request) }
+		}
+	case ledger.TypeHold, ledger.TypeHoldReleased:
+		// Legal holds (holds.go).
+		var err error
+		if apply, names, err = b.planHold(ev); err != nil {
+			return b.refuse(err)
+		}
+	case ledger.TypeSubjectForgotten:
+		// Forgetting a subject (forget.go). Only sharelog forgets.
+		if !ev.Internal {
+			return ledger.Rejected, ledger.Invalid(ledger.ReasonConflict, "type",
+				"subjects are forgotten only by sharelog itself, on sharelog.in.notify")
+		}
+		var err error
+		if apply, err = b.planForget(ev); err != nil {
+			return b.refuse(err)
+		}
 	default:
 		if _, ok := ledger.Types[ev.Type]; !ok {
 			return 0, b.fail(fmt.Errorf("store: append: unknown event type %q", ev.Type))
@@ -145,7 +192,16 @@ func (b *Batch) Append(streamSeq uint64, ev *ledger.Event) (ledger.Outcome, erro
 	if err := b.set(dkey, sv[:]); err != nil {
 		return 0, err
 	}
-	entry := encodeEntry(make([]byte, 0, len(ev.Raw)+24), streamSeq, b.at, ev.Raw)
+	var subjects [][]byte
+	if names != nil {
+		if subjects, err = names(); err != nil {
+			return 0, b.fail(err)
+		}
+	}
+	entry, err := b.encodeEntry(seq, streamSeq, ev, subjects)
+	if err != nil {
+		return 0, err
+	}
 	if err := b.set(entryKey(seq), entry); err != nil {
 		return 0, err
 	}
@@ -173,7 +229,7 @@ func (b *Batch) isDuplicate(dkey []byte, ev *ledger.Event) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("store: dedupe lookup: %w", err)
 	}
-	h, err := getEntryHeader(b.txn, seq)
+	h, err := getEntryHeader(b.txn, nil, seq)
 	if err != nil {
 		return false, fmt.Errorf("store: dedupe lookup: %w", err)
 	}
@@ -213,12 +269,40 @@ func (b *Batch) register(r *ledger.Recipient) error {
 	return nil
 }
 
+// encodeEntry builds the value of entry seq: plain when it names no
+// subject, else sealed under a new data key, which it wraps with the master
+// key into the keystore and indexes under each subject's keyed hash. It
+// leaves the data key in b.dk for the entry's notices.
+func (b *Batch) encodeEntry(seq, streamSeq uint64, ev *ledger.Event, subjects [][]byte) ([]byte, error) {
+	b.dk = nil
+	if len(subjects) == 0 {
+		return encodeEntry(make([]byte, 0, len(ev.Raw)+24), streamSeq, b.at, ev.Raw), nil
+	}
+	clear, err := clearEvent(ev)
+	if err != nil {
+		return nil, b.fail(err)
+	}
+	b.dk = randomBytes(dataKeyLen)
+	entry, err := encodeSealedEntry(seq, streamSeq, b.at, clear, ev.Raw, b.dk)
+	if err != nil {
+		return nil, b.fail(err)
+	}
+	if err := b.set(dataKeyKey(seq), b.s.keys.wrap(seq, b.dk)); err != nil {
+		return nil, err
+	}
+	for _, h := range subjects {
+		if err := b.set(sealedForKey(h, seq), nil); err != nil {
+			return nil, err
+		}
+	}
+	return entry, nil
+}
+
 // indexDisclosure writes the subject, recipient-time and time indexes of a
-// disclosure recorded as entry seq.
-func (b *Batch) indexDisclosure(seq uint64, id string, d *ledger.Disclosure) error {
+// disclosure recorded as entry seq; hashes are its subjects' keyed hashes.
+func (b *Batch) indexDisclosure(seq uint64, id string, d *ledger.Disclosure, hashes [][]byte) error {
 	flagged := ""
-	for _, subj := range d.Subjects {
-		h := slices.Clone(b.hasher.hash(subj))
+	for _, h := range hashes {
 		erasure, err := b.erasedBefore(h, d)
 		if err != nil {
 			return err
@@ -311,8 +395,11 @@ func (b *Batch) fail(err error) error {
 	return err
 }
 
-// getEntryHeader reads entry seq within txn. The raw bytes are copied.
-func getEntryHeader(txn *badger.Txn, seq uint64) (entryHeader, error) {
+// getEntryHeader reads entry seq within txn; the bytes are copied. With kr,
+// a sealed entry is opened if its data key still exists, and marked
+// forgotten if not; without, a sealed entry's raw is its clear part, which
+// is enough for its source and id.
+func getEntryHeader(txn *badger.Txn, kr *keyring, seq uint64) (entryHeader, error) {
 	item, err := txn.Get(entryKey(seq))
 	if err != nil {
 		return entryHeader{}, err
@@ -321,5 +408,22 @@ func getEntryHeader(txn *badger.Txn, seq uint64) (entryHeader, error) {
 	if err != nil {
 		return entryHeader{}, err
 	}
-	return decodeEntryHeader(v)
+	h, ct, err := decodeEntryHeader(v)
+	if err != nil || !h.sealed || kr == nil {
+		return h, err
+	}
+	dk, err := kr.dataKey(txn, seq)
+	if err != nil {
+		return entryHeader{}, err
+	}
+	if dk == nil {
+		h.forgotten = true
+		return h, nil
+	}
+	raw, err := openData(dk, entryKey(seq), ct)
+	if err != nil {
+		return entryHeader{}, fmt.Errorf("entry %d does not open with its data key: %w", seq, err)
+	}
+	h.raw, h.opened = raw, true
+	return h, nil
 }

@@ -237,7 +237,7 @@ func TestStreamSeqOrder(t *testing.T) {
 			defer b.Discard()
 			var err error
 			for i, seq := range tt.appends {
-				ev := newEvent(t, ledger.TypeHold, "dpo", tt.name+string(rune('a'+i)), &ledger.Hold{Hold: "h", Reason: "r"})
+				ev := newEvent(t, ledger.TypeHold, "dpo", tt.name+string(rune('a'+i)), &ledger.Hold{Hold: tt.name + string(rune('a'+i)), Reason: "r"})
 				if _, err = b.Append(seq, ev); err != nil {
 					break
 				}
@@ -374,7 +374,7 @@ func TestBatchTooBig(t *testing.T) {
 	big := strings.Repeat("x", 30<<10)
 	var err error
 	for i := uint64(1); i < 2000 && err == nil; i++ {
-		ev := newEvent(t, ledger.TypeHold, "dpo", fmt.Sprint("h", i), &ledger.Hold{Hold: "h", Reason: big})
+		ev := newEvent(t, ledger.TypeHold, "dpo", fmt.Sprint("h", i), &ledger.Hold{Hold: fmt.Sprint("h", i), Reason: big})
 		_, err = b.Append(i, ev)
 	}
 	if !errors.Is(err, ErrBatchTooBig) {

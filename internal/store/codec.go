@@ -12,57 +12,85 @@ import (
 
 // Entry value formats: the first byte of every entry value.
 const (
-	// entryPlain: header, then Raw in plain text.
+	// entryPlain: header, then Raw in plain text. Entries that name no
+	// data subject (recipients, deliveries, forgettings) are kept so.
 	entryPlain byte = 1
-	// A later format will hold Raw encrypted (see sealRaw and openRaw).
+	// entrySealed: header, the clear pseudonymous part (the event with
+	// identifiers and free text removed, redact.go) and the sealed part
+	// (Raw, AES-256-GCM under the entry's data key, which lives in the
+	// keystore under k seq).
+	entrySealed byte = 2
 )
 
 var errCorrupt = errors.New("corrupt value")
 
-// encodeEntry builds an entry value: format byte, uvarint stream seq, varint
-// recorded-at in Unix nanoseconds, then the sealed Raw event.
+// encodeEntry builds a plain entry value: format byte, uvarint stream seq,
+// varint recorded-at in Unix nanoseconds, then Raw.
 func encodeEntry(dst []byte, streamSeq uint64, recordedAt time.Time, raw []byte) []byte {
 	dst = append(dst, entryPlain)
 	dst = binary.AppendUvarint(dst, streamSeq)
 	dst = binary.AppendVarint(dst, recordedAt.UnixNano())
-	return sealRaw(dst, raw)
+	return append(dst, raw...)
+}
+
+// encodeSealedEntry builds a sealed entry value for entry seq: format byte,
+// uvarint stream seq, varint recorded-at, uvarint length and clear part,
+// then nonce(12) and the AES-256-GCM ciphertext of raw under dk, bound to
+// the entry key.
+func encodeSealedEntry(seq, streamSeq uint64, recordedAt time.Time, clear, raw, dk []byte) ([]byte, error) {
+	sealed, err := sealData(dk, entryKey(seq), raw)
+	if err != nil {
+		return nil, err
+	}
+	dst := make([]byte, 0, 24+len(clear)+len(sealed))
+	dst = append(dst, entrySealed)
+	dst = binary.AppendUvarint(dst, streamSeq)
+	dst = binary.AppendVarint(dst, recordedAt.UnixNano())
+	dst = appendString(dst, string(clear))
+	return append(dst, sealed...), nil
 }
 
 // entryHeader is an entry value without its event decoded.
 type entryHeader struct {
 	streamSeq  uint64
 	recordedAt time.Time
-	raw        []byte // aliases the value it was decoded from
+	// raw is the recorded event: Raw itself for a plain entry or an opened
+	// sealed one, the clear part for a sealed entry not opened.
+	raw []byte
+	// sealed: the entry has a sealed part; opened: it was decrypted;
+	// forgotten: its data key is gone.
+	sealed, opened, forgotten bool
 }
 
-func decodeEntryHeader(v []byte) (entryHeader, error) {
-	if len(v) < 1 || v[0] != entryPlain {
-		return entryHeader{}, errCorrupt
+// decodeEntryHeader splits an entry value. A sealed entry comes back with
+// its clear part as raw and its ciphertext as ct.
+func decodeEntryHeader(v []byte) (h entryHeader, ct []byte, err error) {
+	if len(v) < 1 || (v[0] != entryPlain && v[0] != entrySealed) {
+		return entryHeader{}, nil, errCorrupt
 	}
+	format := v[0]
 	v = v[1:]
 	ss, n := binary.Uvarint(v)
 	if n <= 0 {
-		return entryHeader{}, errCorrupt
+		return entryHeader{}, nil, errCorrupt
 	}
 	v = v[n:]
 	ra, n := binary.Varint(v)
 	if n <= 0 {
-		return entryHeader{}, errCorrupt
+		return entryHeader{}, nil, errCorrupt
 	}
-	raw, err := openRaw(v[n:])
-	if err != nil {
-		return entryHeader{}, err
+	h = entryHeader{streamSeq: ss, recordedAt: time.Unix(0, ra).UTC(), raw: v[n:]}
+	if format == entryPlain {
+		return h, nil, nil
 	}
-	return entryHeader{streamSeq: ss, recordedAt: time.Unix(0, ra).UTC(), raw: raw}, nil
+	r := reader{b: v[n:]}
+	h.raw = r.bytes()
+	if r.err != nil {
+		return entryHeader{}, nil, r.err
+	}
+	h.sealed = true
+	return h, r.b, nil
 }
-
-// sealRaw appends the recorded form of an event's Raw bytes to dst. It is the
-// seam where the encryption of Raw (which holds subject identifiers in plain
-// text) will go: today it copies.
-func sealRaw(dst, raw []byte) []byte { return append(dst, raw...) }
-
-// openRaw reverses sealRaw.
-func openRaw(sealed []byte) ([]byte, error) { return sealed, nil }
 
 // rawEvent is the part of the CloudEvents JSON format the ledger reads back.
 type rawEvent struct {
@@ -124,7 +152,8 @@ type summary struct {
 	lawfulBasis  string
 	regime       string
 	categories   []string
-	id           string // the disclosure's event id; empty in summaries written before it was kept
+	id           string    // the disclosure's event id; empty in summaries written before it was kept
+	at           time.Time // from the key, set by subjectSummaries
 }
 
 // Summary flags.

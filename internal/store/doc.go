@@ -22,7 +22,8 @@
 //
 //	m                                  -> applied stream seq(8) entry count(8)
 //	d H16(id) H16(source)              -> seq(8)    dedupe record and lookup by id
-//	e seq(8)                           -> entry     format(1) streamSeq(uvarint) recordedAt(varint ns) Raw
+//	e seq(8)                           -> entry     plain:  1 streamSeq(uvarint) recordedAt(varint ns) Raw
+//	                                                sealed: 2 streamSeq(uvarint) recordedAt(varint ns) len+clear sealed
 //	s K16(subject) at(8) seq(8)        -> summary   subject index, one key per subject of a disclosure
 //	p recipient 0x00 at(8) seq(8)      -> (empty)   disclosures by recipient and time
 //	t at(8) seq(8)                     -> (empty)   disclosures by time
@@ -30,19 +31,23 @@
 //	h index(8)                         -> hash(32)  Merkle tree: tlog stored hash number index (tree.go)
 //	c size(8)                          -> note      signed checkpoint of that tree size (tree.go)
 //
+// The keystore (crypto.go), apart from the entries but in the same Badger
+// so that a batch changes both atomically:
+//
+//	a L16(subject)                     -> salt(32)  the subject's random salt
+//	z K16(subject)                     -> L16       the locator of the subject's salt
+//	k seq(8)                           -> wrapped   entry seq's data key: nonce(12) AES-256-GCM(master key, key, aad "k" seq)
+//	y K16(subject) seq(8)              -> (empty)   entry seq is sealed under a key this subject's forgetting destroys
+//	l hold                             -> JSON      legal hold (holds.go)
+//	i seq(8)                           -> JSON      JetStream messages to scrub after forgetting entry seq (forget.go)
+//	!                                  -> (empty)   sentinel written and dropped by Compact
+//
 // H16 is the first 16 bytes of SHA-256, which bounds key sizes (ids may be
 // 256 bytes, sources 1024); all sources of an id are adjacent, so looking a
 // disclosure up by id alone is one prefix scan, and a dedupe hit is confirmed
-// against the recorded event. K16 is the first 16 bytes of
-// HMAC-SHA256(site secret, scheme 0x00 id): a data subject's identifier never
-// appears in plain text in a key or an index value. The summary is compact
-// binary (flags, recipient, purpose, lawful basis, regime, categories as
-// length-prefixed strings), so Who is one prefix scan.
-//
-// The entry value holds the event's Raw CloudEvents JSON, which contains the
-// subjects' identifiers in plain text. sealRaw and openRaw are where its
-// encryption will go; the format byte leading every entry value tells the two
-// forms apart.
+// against the recorded event. The summary is compact binary (flags,
+// recipient, purpose, lawful basis, regime, categories as length-prefixed
+// strings), so Who is one prefix scan.
 //
 // Every entry is a leaf of an RFC 6962 Merkle tree over the entry values,
 // which are immutable once written: Append writes the tree hashes a new leaf
@@ -51,6 +56,57 @@
 // entries. Signed checkpoints are written by the Checkpointer in their own
 // transactions, under keys no batch writes. Verify recomputes it all offline.
 // Package checkpoint describes the tree and the checkpoints.
+//
+// # Subjects: keyed hashes with a per-subject salt
+//
+// A data subject's identifier never appears in plain text in a key or a
+// value. L16, the locator, is the first 16 bytes of HMAC-SHA256(site
+// secret, scheme 0x00 id): it finds the subject's salt. K16, the subject's
+// keyed hash used by every index, is the first 16 bytes of
+// HMAC-SHA256(salt, scheme 0x00 id). The salt is made (32 random bytes)
+// when a disclosure, request or hold first names the subject. Forgetting
+// the subject deletes a and z: afterwards no identifier leads to K16, and
+// the K16 left in request records and forgettings links to no one.
+//
+// # Entries: a clear part and a sealed part
+//
+// An entry that names subjects (disclosures, requests, acknowledgements and
+// exemptions of their notices, holds by subject) is sealed: its value holds
+// a clear, pseudonymous part (the event's JSON with identifiers, free text,
+// the people who decided or disclosed, record references and rectified
+// values removed; redact.go) and the event's Raw encrypted with AES-256-GCM
+// under a random data key of its own, bound to its entry key. The data key
+// is not in the entry: it is in the keystore (k seq) wrapped by the master
+// key (Config.MasterKey or MasterKeyFile, 32 bytes, made on first start),
+// and indexed under each subject the entry names (y). Entries that name no
+// one (recipients, deliveries, forgettings) stay plain. Entry values are
+// never rewritten, so every Merkle leaf stays valid whatever is forgotten.
+//
+// Reading an entry opens the sealed part when its data key exists; when it
+// is gone (the subject was forgotten) the entry is read from the clear part
+// and marked Forgotten, with empty subject identifiers. Notice payloads
+// (n) are sealed under the data key of their request's entry.
+//
+// # Forgetting
+//
+// org.sharelog.subject.forgotten.v1 (published by sharelog's retention job
+// on sharelog.in.notify, refused from anywhere else) destroys, in its
+// entry's transaction, the data keys of every entry sealed for the subject
+// (a disclosure naming several people becomes unreadable for all of them:
+// one data key seals it; the others keep their subject index entries), the
+// subject's salt and locator, its subject index, obligation and request
+// indexes, erasure markers and notices; it keeps obligations and request
+// records, so status still shows every recipient told. Legal holds stop it.
+// See forget.go and holds.go.
+//
+// Deleted keys stay in Badger's files until compaction: Compact (run by the
+// retention job after forgetting) flushes the memtables with their
+// write-ahead logs and flattens the LSM tree, after which no file holds a
+// destroyed key or salt. The retention package documents the bound on the
+// time to physical erasure.
+//
+// Badger's own encryption at rest (Config.EncryptionKey or EncryptAtRest,
+// a key derived from the master key) encrypts every file besides.
 //
 // # Propagation
 //
@@ -62,7 +118,7 @@
 //
 //	q request                          -> JSON      request record: type, decision, subject as K16, its notices
 //	o notice                           -> JSON      obligation: state, attempts, answer, exemption (no identifier)
-//	n notice                           -> sealed    notice payload (subject, rectified values): format(1) sealRaw(JSON)
+//	n notice                           -> sealed    notice payload (subject, rectified values): 2 seq(8) of the request's entry, sealed JSON
 //	u due(8) notice                    -> (empty)   obligations by due date (--overdue)
 //	v recipient 0x00 due(8) notice     -> (empty)   obligations by recipient and due date
 //	w opened(8) notice                 -> due(8)    open obligations only, in (OpenedAt, Notice) order
@@ -74,7 +130,7 @@
 // The disclosure summary in the subject index also ends with the
 // disclosure's event id, and its flags byte marks a disclosure made after
 // an erasure of the same data. The notice payload is the only propagation
-// value holding personal data; like Raw it goes through the sealRaw seam.
+// value holding personal data; it is sealed like Raw.
 //
 // The recipient registry is small: it is also kept in memory, replaced on
 // each commit that changes it, and serves Append's checks, Recipients,

@@ -78,7 +78,8 @@ var _ = func(k byte) bool {
 	case prefixMeta, prefixDedupe, prefixEntry, prefixSubject, prefixRecipient, prefixByRecip, prefixByTime,
 		prefixTreeHash, prefixCheckpoint,
 		prefixRequest, prefixObligation, prefixNotice, prefixByDue, prefixRecipientDue, prefixOpen,
-		prefixSubjectOblig, prefixSubjectReq, prefixErasure, prefixAfterErasure:
+		prefixSubjectOblig, prefixSubjectReq, prefixErasure, prefixAfterErasure,
+		prefixSalt, prefixSubjectLoc, prefixDataKey, prefixSealedFor, prefixHold, prefixScrub, prefixSentinel:
 		return true
 	}
 	return false

@@ -65,9 +65,12 @@ func (s *Store) Status(ctx context.Context, request string) (*ledger.RequestStat
 		}
 		st = &ledger.RequestStatus{
 			Request: rec.Request, Type: rec.Type, Action: rec.Action, DecidedAt: rec.DecidedAt,
-			Regime: rec.Regime, Categories: rec.Categories, Obligations: obs,
+			Regime: rec.Regime, Categories: rec.Categories, Obligations: obs, ForgottenAt: rec.ForgottenAt,
 		}
-		return nil
+		if rec.ForgottenAt == nil {
+			st.Holds, err = holdsCovering(txn, rec.Subject)
+		}
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -191,9 +194,10 @@ func (s *Store) ObligationCounts(ctx context.Context) (open, overdue int, err er
 	return open, overdue, err
 }
 
-// openObligationsBySubject counts the open obligations about subj per recipient.
-func (s *Store) openObligationsBySubject(ctx context.Context, subj ledger.Subject) (map[string]int, error) {
-	prefix := subjectObligationPrefix(newSubjectHasher(s.secret).hash(subj))
+// openObligationsBySubject counts the open obligations about the subject
+// with this keyed hash per recipient.
+func (s *Store) openObligationsBySubject(ctx context.Context, subjectHash []byte) (map[string]int, error) {
+	prefix := subjectObligationPrefix(subjectHash)
 	counts := map[string]int{}
 	err := s.view(ctx, func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
@@ -221,11 +225,15 @@ func (s *Store) SubjectReport(ctx context.Context, subj ledger.Subject) (*ledger
 	if subj.Scheme == "" || subj.ID == "" {
 		return nil, ledger.Errorf(ledger.EINVALID, "subject needs a scheme and an id")
 	}
-	prefix := subjectRequestPrefix(newSubjectHasher(s.secret).hash(subj))
 	now := s.now()
 	reg := *s.recipients.Load()
 	rep := &ledger.SubjectReport{Requests: []ledger.SubjectRequest{}}
 	err := s.view(ctx, func(txn *badger.Txn) error {
+		h, err := s.subjectHash(txn, subj)
+		if h == nil || err != nil {
+			return err // a subject the ledger does not know, or forgot
+		}
+		prefix := subjectRequestPrefix(h)
 		var ids []string
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
 		for it.Rewind(); it.Valid(); it.Next() {
@@ -348,9 +356,14 @@ func (s *Store) scanOpen(ctx context.Context, now time.Time, limit int, keep fun
 			if !ok {
 				continue
 			}
-			ev, err := noticeEvent(txn, o)
+			ev, err := noticeEvent(txn, s.keys, o)
 			if err != nil {
 				return err
+			}
+			if ev == nil {
+				// The subject was forgotten before this notice was closed:
+				// it can no longer be sent.
+				continue
 			}
 			out = append(out, ledger.OutgoingNotice{Obligation: *o, Event: ev, Reminder: reminder})
 			if limit > 0 && len(out) == limit {
@@ -366,19 +379,25 @@ func (s *Store) scanOpen(ctx context.Context, now time.Time, limit int, keep fun
 }
 
 // noticeEvent builds the org.sharelog.notice.v1 CloudEvent of an obligation
-// from its sealed notice.
-func noticeEvent(txn *badger.Txn, o *ledger.Obligation) ([]byte, error) {
+// from its sealed notice, or nil when the subject was forgotten.
+func noticeEvent(txn *badger.Txn, kr *keyring, o *ledger.Obligation) ([]byte, error) {
 	item, err := txn.Get(noticeKey(o.Notice))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, nil // forgotten
+	}
 	if err != nil {
 		return nil, fmt.Errorf("notice %q: %w", o.Notice, err)
 	}
 	var n *ledger.Notice
 	if err := item.Value(func(v []byte) error {
 		var err error
-		n, err = openNotice(v)
+		n, err = openNotice(txn, kr, o.Notice, v)
 		return err
 	}); err != nil {
 		return nil, err
+	}
+	if n == nil {
+		return nil, nil
 	}
 	return json.Marshal(struct {
 		SpecVersion     string         `json:"specversion"`

@@ -39,11 +39,14 @@ type requestRecord struct {
 	Restriction string    `json:"restriction,omitempty"` // the restriction a lifting lifts
 	LiftedBy    string    `json:"liftedBy,omitempty"`    // the lifting of a restriction
 	Notices     []string  `json:"notices"`               // sorted by recipient
+	// ForgottenAt is when the ledger forgot the subject (forget.go).
+	ForgottenAt *time.Time `json:"forgottenAt,omitempty"`
 }
 
 // requestPlan is a request that passed its checks, with what it will write.
 type requestPlan struct {
 	rec         requestRecord
+	subject     ledger.Subject      // the identifier, to create its salt if the ledger does not know it
 	obligations []ledger.Obligation // sorted by recipient
 	notices     []ledger.Notice     // one per obligation, same order
 	lifted      *requestRecord      // the restriction being lifted, updated
@@ -96,6 +99,7 @@ func (b *Batch) planRequest(ev *ledger.Event) (*requestPlan, error) {
 		changes []ledger.Change
 		lifting *ledger.RestrictionLifted
 		p       = &requestPlan{rec: requestRecord{Type: ev.Type, Action: actions[ev.Type]}}
+		err     error
 	)
 	switch d := ev.Data.(type) {
 	case *ledger.Rectification:
@@ -111,7 +115,10 @@ func (b *Batch) planRequest(ev *ledger.Event) (*requestPlan, error) {
 		return nil, fmt.Errorf("store: append: %s event with data %T", ev.Type, ev.Data)
 	}
 	p.rec.Categories = slices.Clone(cats)
-	p.rec.Subject = slices.Clone(b.hasher.hash(subj))
+	p.subject = subj
+	if p.rec.Subject, err = b.subjectHash(subj, false); err != nil {
+		return nil, err
+	}
 
 	prior, err := b.request(p.rec.Request)
 	if err != nil {
@@ -128,6 +135,9 @@ func (b *Batch) planRequest(ev *ledger.Event) (*requestPlan, error) {
 
 	if lifting != nil {
 		return p, b.planLifting(p, lifting)
+	}
+	if p.rec.Subject == nil {
+		return p, nil // a subject the ledger does not know: no recipient to tell
 	}
 	recipients, err := b.affected(p.rec.Subject, cats)
 	if err != nil {
@@ -361,7 +371,7 @@ func (b *Batch) openObligations(seq uint64, p *requestPlan) error {
 	for i := range p.obligations {
 		o := &p.obligations[i]
 		p.rec.Notices = append(p.rec.Notices, o.Notice)
-		sealed, err := sealNotice(&p.notices[i])
+		sealed, err := sealNotice(&p.notices[i], seq, b.dk)
 		if err != nil {
 			return b.fail(err)
 		}
@@ -644,28 +654,48 @@ func getObligation(txn *badger.Txn, notice string) (*ledger.Obligation, error) {
 	return &o, nil
 }
 
-// Notice payload format: the first byte of a sealed notice value.
-const noticePlain byte = 1
+// Notice payload formats: the first byte of a notice value.
+const (
+	noticePlain  byte = 1 // JSON in plain text (ledgers written before sealing)
+	noticeSealed byte = 2 // seq(8) of the request's entry, then its JSON sealed under that entry's data key
+)
 
 // sealNotice encodes a notice payload, which holds the subject's identifier
-// and rectified values, in its recorded form: format byte, then the sealed
-// JSON (see sealRaw, where encryption will go).
-func sealNotice(n *ledger.Notice) ([]byte, error) {
+// and rectified values: noticeSealed, the seq of the request's entry, then
+// the JSON encrypted under that entry's data key dk, bound to the notice
+// key. Forgetting the subject destroys dk, and with it every notice of the
+// request.
+func sealNotice(n *ledger.Notice, seq uint64, dk []byte) ([]byte, error) {
 	j, err := json.Marshal(n)
 	if err != nil {
 		return nil, fmt.Errorf("store: encode notice: %w", err)
 	}
-	return sealRaw([]byte{noticePlain}, j), nil
-}
-
-// openNotice reverses sealNotice.
-func openNotice(v []byte) (*ledger.Notice, error) {
-	if len(v) < 1 || v[0] != noticePlain {
-		return nil, errCorrupt
-	}
-	j, err := openRaw(v[1:])
+	ct, err := sealData(dk, noticeKey(n.Notice), j)
 	if err != nil {
 		return nil, err
+	}
+	v := binary.BigEndian.AppendUint64([]byte{noticeSealed}, seq)
+	return append(v, ct...), nil
+}
+
+// openNotice reverses sealNotice within txn. It returns nil, nil when the
+// notice's data key is gone: its subject was forgotten.
+func openNotice(txn *badger.Txn, kr *keyring, notice string, v []byte) (*ledger.Notice, error) {
+	var j []byte
+	switch {
+	case len(v) >= 1 && v[0] == noticePlain:
+		j = v[1:]
+	case len(v) >= 9 && v[0] == noticeSealed:
+		seq := binary.BigEndian.Uint64(v[1:9])
+		dk, err := kr.dataKey(txn, seq)
+		if err != nil || dk == nil {
+			return nil, err
+		}
+		if j, err = openData(dk, noticeKey(notice), v[9:]); err != nil {
+			return nil, fmt.Errorf("store: notice %q does not open: %w", notice, err)
+		}
+	default:
+		return nil, errCorrupt
 	}
 	var n ledger.Notice
 	if err := json.Unmarshal(j, &n); err != nil {

@@ -52,10 +52,19 @@ func (s *Store) Who(ctx context.Context, subj ledger.Subject) (*ledger.Who, erro
 	if subj.Scheme == "" || subj.ID == "" {
 		return nil, ledger.Errorf(ledger.EINVALID, "subject needs a scheme and an id")
 	}
-	prefix := subjectPrefix(newSubjectHasher(s.secret).hash(subj))
 	aggs := make(map[string]*whoAgg)
 	total := 0
+	var hash []byte
+	var holds []string
 	err := s.view(ctx, func(txn *badger.Txn) error {
+		var err error
+		if hash, err = s.subjectHash(txn, subj); hash == nil || err != nil {
+			return err // a subject the ledger does not know, or forgot
+		}
+		if holds, err = holdsCovering(txn, hash); err != nil {
+			return err
+		}
+		prefix := subjectPrefix(hash)
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 64})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
@@ -77,12 +86,14 @@ func (s *Store) Who(ctx context.Context, subj ledger.Subject) (*ledger.Who, erro
 		return nil, err
 	}
 
-	open, err := s.openObligationsBySubject(ctx, subj)
-	if err != nil {
-		return nil, err
+	open := map[string]int{}
+	if hash != nil {
+		if open, err = s.openObligationsBySubject(ctx, hash); err != nil {
+			return nil, err
+		}
 	}
 	reg := *s.recipients.Load()
-	who := &ledger.Who{Recipients: make([]ledger.WhoRecipient, 0, len(aggs)), Disclosures: total}
+	who := &ledger.Who{Recipients: make([]ledger.WhoRecipient, 0, len(aggs)), Disclosures: total, Holds: holds}
 	for id, a := range aggs {
 		r := reg[id]
 		who.Recipients = append(who.Recipients, ledger.WhoRecipient{
@@ -191,7 +202,19 @@ func (s *Store) Disclosures(ctx context.Context, f ledger.DisclosureFilter) (*le
 		if f.Subject.Scheme == "" || f.Subject.ID == "" {
 			return nil, ledger.Errorf(ledger.EINVALID, "subject needs a scheme and an id")
 		}
-		prefix = subjectPrefix(newSubjectHasher(s.secret).hash(*f.Subject))
+		var h []byte
+		err := s.view(ctx, func(txn *badger.Txn) error {
+			var err error
+			h, err = s.subjectHash(txn, *f.Subject)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		if h == nil {
+			return &ledger.DisclosurePage{Disclosures: []ledger.DisclosureRecord{}}, nil
+		}
+		prefix = subjectPrefix(h)
 		if f.Recipient != "" {
 			recipientInValue = []byte(f.Recipient)
 		}
@@ -365,7 +388,7 @@ func (s *Store) maybeDisclosure(txn *badger.Txn, seq uint64, id, source string) 
 	if !ok || e.Event.ID != id || (source != "" && e.Event.Source != source) {
 		return nil, nil
 	}
-	return s.withErasureFlag(txn, &ledger.DisclosureRecord{Seq: e.Seq, Source: e.Event.Source, ID: e.Event.ID, RecordedAt: e.RecordedAt, Disclosure: *d})
+	return s.withErasureFlag(txn, &ledger.DisclosureRecord{Seq: e.Seq, Source: e.Event.Source, ID: e.Event.ID, RecordedAt: e.RecordedAt, Disclosure: *d, Forgotten: e.Forgotten})
 }
 
 // disclosureRecord reads entry seq, which an index says is a disclosure.
@@ -378,7 +401,7 @@ func (s *Store) disclosureRecord(txn *badger.Txn, seq uint64) (*ledger.Disclosur
 	if !ok {
 		return nil, fmt.Errorf("index points at entry %d, a %s", seq, e.Event.Type)
 	}
-	return s.withErasureFlag(txn, &ledger.DisclosureRecord{Seq: e.Seq, Source: e.Event.Source, ID: e.Event.ID, RecordedAt: e.RecordedAt, Disclosure: *d})
+	return s.withErasureFlag(txn, &ledger.DisclosureRecord{Seq: e.Seq, Source: e.Event.Source, ID: e.Event.ID, RecordedAt: e.RecordedAt, Disclosure: *d, Forgotten: e.Forgotten})
 }
 
 // Lookup returns the entry recorded for the event (source, id), of any type,
@@ -420,7 +443,7 @@ func (s *Store) Entry(ctx context.Context, seq uint64) (*ledger.Entry, error) {
 }
 
 func (s *Store) entry(txn *badger.Txn, seq uint64) (*ledger.Entry, error) {
-	h, err := getEntryHeader(txn, seq)
+	h, err := getEntryHeader(txn, s.keys, seq)
 	if err != nil {
 		return nil, err
 	}
@@ -428,7 +451,7 @@ func (s *Store) entry(txn *badger.Txn, seq uint64) (*ledger.Entry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("entry %d: %w", seq, err)
 	}
-	return &ledger.Entry{Seq: seq, StreamSeq: h.streamSeq, RecordedAt: h.recordedAt, Event: ev}, nil
+	return &ledger.Entry{Seq: seq, StreamSeq: h.streamSeq, RecordedAt: h.recordedAt, Event: ev, Forgotten: h.forgotten}, nil
 }
 
 func getSeq(txn *badger.Txn, key []byte) (uint64, error) {

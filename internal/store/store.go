@@ -2,11 +2,13 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -33,6 +35,36 @@ type Config struct {
 	// Deadlines says when rectification, erasure and restriction notices
 	// are due; the zero value means one calendar month after the decision.
 	Deadlines Deadlines
+	// MasterKey wraps the per-entry data keys that seal personal data
+	// (MasterKeyLen bytes). When nil it is read from MasterKeyFile, which is
+	// created like KeyFile (32 random bytes, mode 0600) on first start; an
+	// empty MasterKeyFile means master.key beside KeyFile. Losing it makes
+	// every sealed part unreadable; keep it apart from backups of Dir.
+	MasterKey     []byte
+	MasterKeyFile string
+	// EncryptionKey, when set (16, 24 or 32 bytes), turns on Badger's
+	// encryption at rest (AES-CTR of every table and log file). It must be
+	// the same on every open, and Verify needs it too.
+	EncryptionKey []byte
+	// EncryptAtRest turns on Badger's encryption at rest with a key derived
+	// from the master key (AtRestKey), when EncryptionKey is nil.
+	EncryptAtRest bool
+}
+
+// AtRestKey derives the key of Badger's encryption at rest from the master
+// key: SHA-256 of a label and the master key. It keeps the data keys' and
+// the files' encryption under one secret to keep apart from the data.
+func AtRestKey(master []byte) []byte {
+	h := sha256.New()
+	h.Write([]byte("sharelog badger encryption at rest\x00"))
+	h.Write(master)
+	return h.Sum(nil)
+}
+
+// LoadMasterKey reads (or creates, on first start) the master key file.
+func LoadMasterKey(path string) ([]byte, error) {
+	k, _, err := loadSiteSecret(path)
+	return k, err
 }
 
 // ErrBatchTooBig is returned (wrapped) by Batch.Append when the batch has
@@ -44,6 +76,7 @@ var ErrBatchTooBig = errors.New("store: batch too big for one transaction")
 // other and with the one writer (see Begin).
 type Store struct {
 	db     *badger.DB
+	keys   *keyring // wraps the data keys that seal personal data
 	secret []byte
 	log    *slog.Logger
 	now    func() time.Time
@@ -51,6 +84,10 @@ type Store struct {
 	deadlines Deadlines
 
 	writer sync.Mutex // held from Begin to Commit or Discard
+	// side is held for reading by the writes made beside the one writer
+	// (checkpoints, scrub records) and for writing by Compact, during
+	// which Badger refuses writes.
+	side sync.RWMutex
 
 	applied    atomic.Uint64
 	count      atomic.Uint64
@@ -87,12 +124,34 @@ func Open(cfg Config) (*Store, error) {
 		logger.Info("created site secret", "path", cfg.KeyFile)
 	}
 
-	db, err := badger.Open(badgerOptions(cfg.Dir, logger))
+	master := cfg.MasterKey
+	if master == nil {
+		path := cfg.MasterKeyFile
+		if path == "" {
+			path = filepath.Join(filepath.Dir(cfg.KeyFile), "master.key")
+		}
+		if master, created, err = loadSiteSecret(path); err != nil {
+			return nil, err
+		}
+		if created {
+			logger.Info("created master key", "path", path)
+		}
+	}
+	keys, err := newKeyring(master)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.EncryptAtRest && cfg.EncryptionKey == nil {
+		cfg.EncryptionKey = AtRestKey(master)
+	}
+
+	db, err := badger.Open(badgerOptions(cfg.Dir, logger).WithEncryptionKey(cfg.EncryptionKey))
 	if err != nil {
 		return nil, fmt.Errorf("store: open badger: %w", err)
 	}
 	s := &Store{
 		db:        db,
+		keys:      keys,
 		secret:    secret,
 		log:       logger,
 		now:       time.Now,
@@ -109,6 +168,10 @@ func Open(cfg Config) (*Store, error) {
 	return s, nil
 }
 
+// tableCompression compresses Badger's tables. Tests that search the files
+// for deleted bytes turn it off, so that compression cannot hide them.
+var tableCompression = options.ZSTD
+
 // badgerOptions tunes Badger for this workload on a small machine: every
 // commit synced, one version per key, no conflict detection (one writer),
 // events up to 32 KiB kept in the LSM tree where they are compressed with
@@ -118,7 +181,7 @@ func badgerOptions(dir string, logger *slog.Logger) badger.Options {
 		WithSyncWrites(true).
 		WithNumVersionsToKeep(1).
 		WithDetectConflicts(false).
-		WithCompression(options.ZSTD).
+		WithCompression(tableCompression).
 		WithZSTDCompressionLevel(1).
 		WithValueThreshold(32 << 10).
 		WithMemTableSize(64 << 20).

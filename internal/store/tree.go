@@ -115,6 +115,8 @@ func (s *Store) TreeHead(ctx context.Context) (size int64, root tlog.Hash, err e
 // transaction. Its key is disjoint from every key a batch writes, so it does
 // not disturb the one writer (see package checkpoint).
 func (s *Store) SaveCheckpoint(size int64, signed []byte) error {
+	s.side.RLock()
+	defer s.side.RUnlock()
 	err := s.db.Update(func(txn *badger.Txn) error {
 		return txn.Set(checkpointKey(size), signed)
 	})

@@ -40,6 +40,9 @@ type VerifyConfig struct {
 	ProgressEvery int64 // default 100,000
 	// Logger receives Badger's logs; nil discards them.
 	Logger *slog.Logger
+	// EncryptionKey opens a ledger kept with Badger's encryption at rest
+	// (Config.EncryptionKey, or AtRestKey of the master key).
+	EncryptionKey []byte
 }
 
 // VerifyResult is the answer for an intact ledger.
@@ -135,7 +138,7 @@ func Verify(ctx context.Context, cfg VerifyConfig) (*VerifyResult, error) {
 	if cfg.ProgressEvery <= 0 {
 		cfg.ProgressEvery = 100_000
 	}
-	db, err := badger.Open(badgerOptions(cfg.Dir, logger).WithReadOnly(true))
+	db, err := badger.Open(badgerOptions(cfg.Dir, logger).WithReadOnly(true).WithEncryptionKey(cfg.EncryptionKey))
 	recovered := false
 	// Badger loses the error's identity on the way up; its text remains.
 	if err != nil && (errors.Is(err, badger.ErrTruncateNeeded) || strings.Contains(err.Error(), badger.ErrTruncateNeeded.Error())) {
@@ -151,7 +154,7 @@ func Verify(ctx context.Context, cfg VerifyConfig) (*VerifyResult, error) {
 			return nil, fmt.Errorf("verify: copy %s to recover its log: %w", cfg.Dir, err)
 		}
 		os.Remove(filepath.Join(scratch, "LOCK"))
-		db, err = badger.Open(badgerOptions(scratch, logger).WithSyncWrites(false).WithCompactL0OnClose(false))
+		db, err = badger.Open(badgerOptions(scratch, logger).WithSyncWrites(false).WithCompactL0OnClose(false).WithEncryptionKey(cfg.EncryptionKey))
 		recovered = true
 	}
 	if err != nil {

@@ -1,0 +1,277 @@
+package retention
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sharelog/sharelog/internal/ledger"
+	"github.com/sharelog/sharelog/internal/nats"
+	"github.com/sharelog/sharelog/internal/store"
+)
+
+// Source is the CloudEvents source of the forgettings the job publishes.
+const Source = "sharelog/retention"
+
+// Store is what the job needs of the ledger; *store.Store implements it.
+type Store interface {
+	ForgetCandidates(ctx context.Context, now time.Time, p store.ForgetPolicy) ([]ledger.ForgetCandidate, error)
+	WaitApplied(ctx context.Context, streamSeq uint64) error
+	PendingScrubs(ctx context.Context) ([]store.Scrub, error)
+	ScrubDone(seq uint64) error
+	Compact(ctx context.Context) (store.CompactStats, error)
+}
+
+// Publisher puts events on SHARELOG_IN; *nats.Publisher implements it.
+type Publisher interface {
+	Publish(ctx context.Context, subject string, events []*ledger.Event) ([]nats.Ack, error)
+}
+
+// Config configures a Job.
+type Config struct {
+	Policy store.ForgetPolicy
+	// Every is the time between rounds in Run (default one hour): the bound
+	// on the time from a subject becoming forgettable to its physical
+	// erasure, plus the round's duration.
+	Every time.Duration
+	// Now returns the current time (default time.Now).
+	Now func() time.Time
+	// NoticeStream is the stream of nats-channel notices to scrub (default
+	// SHARELOG_NOTICES); notice messages carry the notice id as
+	// Nats-Msg-Id.
+	NoticeStream string
+}
+
+// Job is the forgetting job.
+type Job struct {
+	st  Store
+	pub Publisher
+	js  jetstream.JetStream
+	cfg Config
+	log *slog.Logger
+}
+
+// New returns a Job. js may be nil, which skips the JetStream scrub (a
+// ledger without streams, as in tests of the store alone).
+func New(st Store, pub Publisher, js jetstream.JetStream, cfg Config, logger *slog.Logger) *Job {
+	if cfg.Every <= 0 {
+		cfg.Every = time.Hour
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.NoticeStream == "" {
+		cfg.NoticeStream = "SHARELOG_NOTICES"
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &Job{st: st, pub: pub, js: js, cfg: cfg, log: logger.With("system", "retention")}
+}
+
+// Report says what a round did. Subjects appear only as keyed hashes.
+type Report struct {
+	// Forgotten are the subjects the ledger forgot in this round.
+	Forgotten []ledger.ForgetCandidate `json:"forgotten"`
+	// Held are the candidates legal holds kept, with the holds.
+	Held []ledger.ForgetCandidate `json:"held"`
+	// Refused are candidates the ledger refused to forget when the job
+	// asked (a hold placed in between, say); they come back next round.
+	Refused []ledger.ForgetCandidate `json:"refused"`
+	// ScrubbedMessages and ScrubbedNotices count the SHARELOG_IN and
+	// SHARELOG_NOTICES messages overwritten.
+	ScrubbedMessages int `json:"scrubbedMessages"`
+	ScrubbedNotices  int `json:"scrubbedNotices"`
+	// Compacted says whether the ledger was compacted, and how long it took.
+	Compacted   bool          `json:"compacted"`
+	CompactTook time.Duration `json:"compactTook"`
+}
+
+// Run runs a round now and then every Config.Every until ctx ends. A
+// failed round is logged and retried at the next.
+func (j *Job) Run(ctx context.Context) error {
+	t := time.NewTicker(j.cfg.Every)
+	defer t.Stop()
+	for {
+		if _, err := j.Round(ctx); err != nil && ctx.Err() == nil {
+			j.log.Error("retention round failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// Round forgets every candidate no hold covers, scrubs JetStream of what
+// they left there, compacts the ledger, and reports (and logs) it.
+func (j *Job) Round(ctx context.Context) (*Report, error) {
+	now := j.cfg.Now().UTC()
+	rep := &Report{Forgotten: []ledger.ForgetCandidate{}, Held: []ledger.ForgetCandidate{}, Refused: []ledger.ForgetCandidate{}}
+	cands, err := j.st.ForgetCandidates(ctx, now, j.cfg.Policy)
+	if err != nil {
+		return nil, err
+	}
+	var events []*ledger.Event
+	var asked []ledger.ForgetCandidate
+	for _, c := range cands {
+		if len(c.HeldBy) > 0 {
+			rep.Held = append(rep.Held, c)
+			j.log.Info("forgetting held", "subject", c.SubjectHash, "reason", c.Reason, "holds", strings.Join(c.HeldBy, ","))
+			continue
+		}
+		ev, err := Event(c, now)
+		if err != nil {
+			return nil, err
+		}
+		events = append(events, ev)
+		asked = append(asked, c)
+	}
+	if len(events) > 0 {
+		acks, err := j.pub.Publish(ctx, nats.SubjectInNotify, events)
+		if err != nil {
+			return nil, fmt.Errorf("retention: publish forgettings: %w", err)
+		}
+		if err := j.st.WaitApplied(ctx, acks[len(acks)-1].Seq); err != nil {
+			return nil, fmt.Errorf("retention: wait for the ledger: %w", err)
+		}
+		// A candidate the ledger forgot is no longer one.
+		after, err := j.st.ForgetCandidates(ctx, now, j.cfg.Policy)
+		if err != nil {
+			return nil, err
+		}
+		still := map[string]bool{}
+		for _, c := range after {
+			still[c.SubjectHash] = true
+		}
+		for _, c := range asked {
+			if still[c.SubjectHash] {
+				rep.Refused = append(rep.Refused, c)
+				j.log.Warn("ledger refused to forget", "subject", c.SubjectHash, "reason", c.Reason)
+				continue
+			}
+			rep.Forgotten = append(rep.Forgotten, c)
+			j.log.Info("subject forgotten", "subject", c.SubjectHash, "reason", c.Reason, "request", c.Request, "purpose", c.Purpose, "regime", c.Regime)
+		}
+	}
+	scrubs, err := j.st.PendingScrubs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(scrubs) > 0 {
+		if err := j.scrub(ctx, scrubs, rep); err != nil {
+			return nil, err
+		}
+		st, err := j.st.Compact(ctx)
+		if err != nil {
+			return nil, err
+		}
+		rep.Compacted, rep.CompactTook = true, st.Took
+		for _, s := range scrubs {
+			if err := j.st.ScrubDone(s.Seq); err != nil {
+				return nil, err
+			}
+		}
+	}
+	j.log.Info("retention round", "forgotten", len(rep.Forgotten), "held", len(rep.Held), "refused", len(rep.Refused),
+		"scrubbedMessages", rep.ScrubbedMessages, "scrubbedNotices", rep.ScrubbedNotices, "compacted", rep.Compacted, "compactTook", rep.CompactTook)
+	return rep, nil
+}
+
+// scrub overwrites the JetStream messages the forgettings name.
+func (j *Job) scrub(ctx context.Context, scrubs []store.Scrub, rep *Report) error {
+	if j.js == nil {
+		return nil
+	}
+	in, err := j.js.Stream(ctx, nats.StreamIn)
+	if err != nil {
+		return fmt.Errorf("retention: %w", err)
+	}
+	notices := map[string]bool{}
+	for _, s := range scrubs {
+		for _, seq := range s.StreamSeqs {
+			err := in.SecureDeleteMsg(ctx, seq)
+			switch {
+			case err == nil:
+				rep.ScrubbedMessages++
+			case errors.Is(err, jetstream.ErrMsgNotFound) || isNotFound(err):
+				// Already gone (limits, or an earlier round).
+			default:
+				return fmt.Errorf("retention: scrub %s message %d: %w", nats.StreamIn, seq, err)
+			}
+		}
+		for _, n := range s.Notices {
+			notices[n] = true
+		}
+	}
+	if len(notices) == 0 {
+		return nil
+	}
+	ns, err := j.js.Stream(ctx, j.cfg.NoticeStream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("retention: %w", err)
+	}
+	info, err := ns.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("retention: %w", err)
+	}
+	// Walk the notices stream (bounded by its MaxAge) for the notice ids,
+	// which are the messages' Nats-Msg-Id (plus "-r<n>" for reminders).
+	for seq := info.State.FirstSeq; seq > 0 && seq <= info.State.LastSeq; seq++ {
+		m, err := ns.GetMsg(ctx, seq)
+		if err != nil {
+			if errors.Is(err, jetstream.ErrMsgNotFound) || isNotFound(err) {
+				continue
+			}
+			return fmt.Errorf("retention: read %s message %d: %w", j.cfg.NoticeStream, seq, err)
+		}
+		id, _, _ := strings.Cut(m.Header.Get("Nats-Msg-Id"), "-r")
+		if !notices[id] {
+			continue
+		}
+		if err := ns.SecureDeleteMsg(ctx, seq); err != nil && !isNotFound(err) {
+			return fmt.Errorf("retention: scrub %s message %d: %w", j.cfg.NoticeStream, seq, err)
+		}
+		rep.ScrubbedNotices++
+	}
+	return nil
+}
+
+func isNotFound(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeMessageNotFound
+}
+
+// Event returns the org.sharelog.subject.forgotten.v1 event for c, with the
+// deterministic id "forget-<subject hash>".
+func Event(c ledger.ForgetCandidate, at time.Time) (*ledger.Event, error) {
+	d := &ledger.SubjectForgotten{SubjectHash: c.SubjectHash, Reason: c.Reason, Request: c.Request, Purpose: c.Purpose, Regime: c.Regime, At: at.UTC()}
+	data, err := json.Marshal(d)
+	if err != nil {
+		return nil, err
+	}
+	id := "forget-" + c.SubjectHash
+	raw, err := json.Marshal(struct {
+		SpecVersion     string          `json:"specversion"`
+		ID              string          `json:"id"`
+		Source          string          `json:"source"`
+		Type            string          `json:"type"`
+		Time            time.Time       `json:"time"`
+		DataContentType string          `json:"datacontenttype"`
+		Data            json.RawMessage `json:"data"`
+	}{"1.0", id, Source, ledger.TypeSubjectForgotten, at.UTC(), "application/json", data})
+	if err != nil {
+		return nil, err
+	}
+	return &ledger.Event{Source: Source, ID: id, Type: ledger.TypeSubjectForgotten, Time: at.UTC(), Data: d, Raw: raw}, nil
+}

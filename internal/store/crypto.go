@@ -1,0 +1,216 @@
+package store
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/sharelog/sharelog/internal/ledger"
+)
+
+// Key kinds of the keystore: the secrets that make personal data readable
+// and linkable. Forgetting a subject deletes its records here (forget.go).
+const (
+	prefixSalt       = 'a' // a L16                  -> salt(32)            per-subject salt, found by the locator
+	prefixSubjectLoc = 'z' // z K16                  -> L16                 the locator of a subject's salt
+	prefixDataKey    = 'k' // k seq(8)               -> wrapped data key    entry seq's data key, AES-256-GCM under the master key
+	prefixSealedFor  = 'y' // y K16 seq(8)           -> (empty)             entries sealed under a key the subject's forgetting destroys
+	prefixHold       = 'l' // l hold                 -> JSON                legal hold record (holds.go)
+	prefixScrub      = 'i' // i seq(8)               -> JSON                stream messages to scrub after forgetting (forget.go)
+	prefixSentinel   = '!' // !                      -> (empty)             written and dropped by Compact
+)
+
+const (
+	saltLen    = 32
+	dataKeyLen = 32
+	nonceLen   = 12
+	// MasterKeyLen is the length of the master key that wraps the data keys.
+	MasterKeyLen = 32
+)
+
+// keyring wraps and unwraps data keys with the master key.
+type keyring struct {
+	master cipher.AEAD
+}
+
+func newKeyring(master []byte) (*keyring, error) {
+	if len(master) != MasterKeyLen {
+		return nil, fmt.Errorf("store: master key must be %d bytes, not %d", MasterKeyLen, len(master))
+	}
+	a, err := newAEAD(master)
+	if err != nil {
+		return nil, err
+	}
+	return &keyring{master: a}, nil
+}
+
+func newAEAD(key []byte) (cipher.AEAD, error) {
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	return cipher.NewGCM(block)
+}
+
+// wrap encrypts entry seq's data key under the master key: nonce then
+// ciphertext, bound to seq.
+func (k *keyring) wrap(seq uint64, dk []byte) []byte {
+	return sealWith(k.master, dataKeyKey(seq), dk)
+}
+
+// unwrap reverses wrap.
+func (k *keyring) unwrap(seq uint64, w []byte) ([]byte, error) {
+	return openWith(k.master, dataKeyKey(seq), w)
+}
+
+// dataKey returns entry seq's data key, or nil when it was destroyed
+// (the entry names a forgotten subject) or never existed (a plain entry).
+func (k *keyring) dataKey(txn *badger.Txn, seq uint64) ([]byte, error) {
+	item, err := txn.Get(dataKeyKey(seq))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	w, err := item.ValueCopy(nil)
+	if err != nil {
+		return nil, err
+	}
+	dk, err := k.unwrap(seq, w)
+	if err != nil {
+		return nil, fmt.Errorf("data key of entry %d does not open with the master key: %w", seq, err)
+	}
+	return dk, nil
+}
+
+// sealWith encrypts plain with a: random nonce, then ciphertext with tag.
+func sealWith(a cipher.AEAD, aad, plain []byte) []byte {
+	out := make([]byte, nonceLen, nonceLen+len(plain)+a.Overhead())
+	if _, err := rand.Read(out); err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
+	}
+	return a.Seal(out, out[:nonceLen], plain, aad)
+}
+
+func openWith(a cipher.AEAD, aad, sealed []byte) ([]byte, error) {
+	if len(sealed) < nonceLen+a.Overhead() {
+		return nil, errCorrupt
+	}
+	return a.Open(nil, sealed[:nonceLen], sealed[nonceLen:], aad)
+}
+
+// sealData encrypts plain under a data key.
+func sealData(dk, aad, plain []byte) ([]byte, error) {
+	a, err := newAEAD(dk)
+	if err != nil {
+		return nil, err
+	}
+	return sealWith(a, aad, plain), nil
+}
+
+// openData reverses sealData.
+func openData(dk, aad, sealed []byte) ([]byte, error) {
+	a, err := newAEAD(dk)
+	if err != nil {
+		return nil, err
+	}
+	return openWith(a, aad, sealed)
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return b
+}
+
+func dataKeyKey(seq uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{prefixDataKey}, seq)
+}
+
+func saltKey(locator []byte) []byte { return append([]byte{prefixSalt}, locator...) }
+
+func subjectLocKey(subjectHash []byte) []byte {
+	return append([]byte{prefixSubjectLoc}, subjectHash...)
+}
+
+func sealedForPrefix(subjectHash []byte) []byte {
+	return append([]byte{prefixSealedFor}, subjectHash...)
+}
+
+func sealedForKey(subjectHash []byte, seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(sealedForPrefix(subjectHash), seq)
+}
+
+func holdKey(hold string) []byte { return append([]byte{prefixHold}, hold...) }
+
+func scrubKey(seq uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{prefixScrub}, seq)
+}
+
+// saltedHash returns the subject's keyed hash under its salt: the first
+// subjectHashLen bytes of HMAC-SHA256(salt, scheme 0x00 id).
+func saltedHash(salt []byte, s ledger.Subject) []byte {
+	m := hmac.New(sha256.New, salt)
+	m.Write([]byte(s.Scheme))
+	m.Write([]byte{0})
+	m.Write([]byte(s.ID))
+	return m.Sum(nil)[:subjectHashLen]
+}
+
+// lookupSubject returns the subject's keyed hash within txn, or nil when the
+// ledger does not know the subject (never seen, or forgotten). hasher gives
+// the locator: the site-secret HMAC of the identifier.
+func lookupSubject(txn *badger.Txn, hasher *subjectHasher, s ledger.Subject) ([]byte, error) {
+	item, err := txn.Get(saltKey(hasher.hash(s)))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var h []byte
+	err = item.Value(func(salt []byte) error {
+		h = saltedHash(salt, s)
+		return nil
+	})
+	return h, err
+}
+
+// subjectHash returns the subject's keyed hash in a query: nil when the
+// ledger does not know the subject.
+func (s *Store) subjectHash(txn *badger.Txn, subj ledger.Subject) ([]byte, error) {
+	return lookupSubject(txn, newSubjectHasher(s.secret), subj)
+}
+
+// subjectHash returns the subject's keyed hash in the batch's view. With
+// create, a subject the ledger does not know gets a new random salt (and
+// its locator record) in the batch; without, it returns nil for one.
+func (b *Batch) subjectHash(subj ledger.Subject, create bool) ([]byte, error) {
+	h, err := lookupSubject(b.txn, b.hasher, subj)
+	if err != nil {
+		return nil, b.fail(fmt.Errorf("store: read salt: %w", err))
+	}
+	if h != nil || !create {
+		return h, nil
+	}
+	loc := append([]byte(nil), b.hasher.hash(subj)...)
+	salt := randomBytes(saltLen)
+	h = saltedHash(salt, subj)
+	if err := b.set(saltKey(loc), salt); err != nil {
+		return nil, err
+	}
+	if err := b.set(subjectLocKey(h), loc); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
