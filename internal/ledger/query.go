@@ -73,6 +73,20 @@ const (
 	MaxLimit     = 10000
 )
 
+// PageLimit returns the page size a listing asked for with limit: 0 means
+// DefaultLimit, more than MaxLimit is cut to MaxLimit, a negative limit is
+// EINVALID.
+func PageLimit(limit int) (int, error) {
+	switch {
+	case limit < 0:
+		return 0, Errorf(EINVALID, "limit must not be negative")
+	case limit == 0:
+		return DefaultLimit, nil
+	default:
+		return min(limit, MaxLimit), nil
+	}
+}
+
 // DisclosurePage is one page of a listing. Next is empty on the last page.
 type DisclosurePage struct {
 	Disclosures []DisclosureRecord `json:"disclosures"`

@@ -106,14 +106,9 @@ func readObligations(txn *badger.Txn, notices []string) ([]ledger.Obligation, er
 // f.Recipient only that recipient's, with f.State only those in that state.
 // It returns EINVALID for an unknown state or a negative limit.
 func (s *Store) Obligations(ctx context.Context, f ledger.ObligationFilter) (*ledger.ObligationList, error) {
-	limit := f.Limit
-	switch {
-	case limit < 0:
-		return nil, ledger.Errorf(ledger.EINVALID, "limit must not be negative")
-	case limit == 0:
-		limit = ledger.DefaultLimit
-	case limit > ledger.MaxLimit:
-		limit = ledger.MaxLimit
+	limit, err := ledger.PageLimit(f.Limit)
+	if err != nil {
+		return nil, err
 	}
 	switch f.State {
 	case "", ledger.StatePending, ledger.StateDelivered, ledger.StateAcknowledged, ledger.StateExempted:
@@ -127,7 +122,7 @@ func (s *Store) Obligations(ctx context.Context, f ledger.ObligationFilter) (*le
 	now := s.now()
 	nowAt := encodeTime(now)
 	list := &ledger.ObligationList{Obligations: []ledger.Obligation{}}
-	err := s.view(ctx, func(txn *badger.Txn) error {
+	err = s.view(ctx, func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
 		defer it.Close()
 		n := 0

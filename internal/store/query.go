@@ -184,14 +184,9 @@ func sortedKeys(set map[string]struct{}) []string {
 // returns EINVALID for a bad cursor, a negative limit or an incomplete
 // subject.
 func (s *Store) Disclosures(ctx context.Context, f ledger.DisclosureFilter) (*ledger.DisclosurePage, error) {
-	limit := f.Limit
-	switch {
-	case limit < 0:
-		return nil, ledger.Errorf(ledger.EINVALID, "limit must not be negative")
-	case limit == 0:
-		limit = ledger.DefaultLimit
-	case limit > ledger.MaxLimit:
-		limit = ledger.MaxLimit
+	limit, err := ledger.PageLimit(f.Limit)
+	if err != nil {
+		return nil, err
 	}
 
 	// Pick the narrowest index; all end in the same (at, seq) position.
@@ -247,7 +242,7 @@ func (s *Store) Disclosures(ctx context.Context, f ledger.DisclosureFilter) (*le
 	}
 
 	page := &ledger.DisclosurePage{Disclosures: []ledger.DisclosureRecord{}}
-	err := s.view(ctx, func(txn *badger.Txn) error {
+	err = s.view(ctx, func(txn *badger.Txn) error {
 		type pos struct{ at, seq uint64 }
 		var hits []pos
 		more := false
