@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hmac"
@@ -11,6 +12,7 @@ import (
 	"fmt"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/sharelog/sharelog/internal/ledger"
 )
@@ -107,22 +109,35 @@ func openWith(a cipher.AEAD, aad, sealed []byte) ([]byte, error) {
 	return a.Open(nil, sealed[:nonceLen], sealed[nonceLen:], aad)
 }
 
-// sealData encrypts plain under a data key.
+// Sealed data is compressed before it is encrypted: ciphertext does not
+// compress, so Badger's own compression can no longer shrink it.
+var (
+	sealEncoder, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
+	sealDecoder, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(64<<20))
+	zstdMagic      = []byte{0x28, 0xb5, 0x2f, 0xfd}
+)
+
+// sealData compresses plain and encrypts it under a data key.
 func sealData(dk, aad, plain []byte) ([]byte, error) {
 	a, err := newAEAD(dk)
 	if err != nil {
 		return nil, err
 	}
-	return sealWith(a, aad, plain), nil
+	return sealWith(a, aad, sealEncoder.EncodeAll(plain, make([]byte, 0, len(plain)/2))), nil
 }
 
-// openData reverses sealData.
+// openData reverses sealData. Data sealed without compression (which never
+// starts with the zstd magic number, being JSON) is returned as it is.
 func openData(dk, aad, sealed []byte) ([]byte, error) {
 	a, err := newAEAD(dk)
 	if err != nil {
 		return nil, err
 	}
-	return openWith(a, aad, sealed)
+	plain, err := openWith(a, aad, sealed)
+	if err != nil || !bytes.HasPrefix(plain, zstdMagic) {
+		return plain, err
+	}
+	return sealDecoder.DecodeAll(plain, nil)
 }
 
 func randomBytes(n int) []byte {
