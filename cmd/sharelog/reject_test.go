@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -208,12 +209,21 @@ func TestRejectedOverHTTP(t *testing.T) {
 		t.Errorf("metrics do not count the HTTP rejection")
 	}
 	// No identifier in a URL: the API refuses a subject query parameter.
-	resp2, err := http.Get(m.HTTP.URL() + "/v1/disclosures?subject=dbs-ref:x")
-	if err != nil {
-		t.Fatal(err)
+	for path, post := range map[string]string{
+		"/v1/disclosures?subject=dbs-ref:x": "/v1/disclosures/search",
+		"/v1/obligations?subject=dbs-ref:x": "/v1/reports/subject",
+	} {
+		resp, err := http.Get(m.HTTP.URL() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), post) {
+			t.Errorf("GET %s: %d %s, want 400 pointing to %s", path, resp.StatusCode, body, post)
+		}
 	}
-	resp2.Body.Close()
-	if resp2.StatusCode != http.StatusBadRequest {
-		t.Errorf("subject in URL: status %d, want 400", resp2.StatusCode)
+	if got := m.logs.String(); strings.Contains(got, "dbs-ref:x") {
+		t.Error("a subject from a URL reached the logs")
 	}
 }

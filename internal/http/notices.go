@@ -2,6 +2,7 @@ package http
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -155,14 +156,12 @@ func (s *Server) handleManual(w http.ResponseWriter, r *http.Request) {
 	if !s.notices(w, r) {
 		return
 	}
-	format := "json"
-	for k, v := range r.URL.Query() {
-		if k != "format" {
-			s.fail(w, r, ledger.Errorf(ledger.EINVALID, "unknown query parameter %q", k))
-			return
-		}
-		format = v[0]
+	params, err := queryParams(r, "", "format")
+	if err != nil {
+		s.fail(w, r, err)
+		return
 	}
+	format := cmp.Or(params.Get("format"), "json")
 	if format != "json" && format != "csv" {
 		s.fail(w, r, ledger.Errorf(ledger.EINVALID, "format must be json or csv"))
 		return

@@ -27,35 +27,20 @@ func (s *Server) handleRequestStatus(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleObligations(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
+	q, err := queryParams(r, "/v1/reports/subject", "overdue", "recipient", "state", "limit")
 	var f ledger.ObligationFilter
-	for k := range q {
-		switch k {
-		case "overdue", "recipient", "state", "limit":
-		case "subject":
-			s.fail(w, r, ledger.Errorf(ledger.EINVALID, "a data subject never goes in a URL: POST it to /v1/reports/subject"))
-			return
-		default:
-			s.fail(w, r, ledger.Errorf(ledger.EINVALID, "unknown query parameter %q", k))
-			return
+	if err == nil {
+		f.Recipient, f.State = q.Get("recipient"), q.Get("state")
+		f.Limit, err = parseLimit(q.Get("limit"))
+	}
+	if v := q.Get("overdue"); err == nil && v != "" {
+		if f.Overdue, err = strconv.ParseBool(v); err != nil {
+			err = ledger.Errorf(ledger.EINVALID, "overdue must be true or false")
 		}
 	}
-	f.Recipient, f.State = q.Get("recipient"), q.Get("state")
-	if v := q.Get("overdue"); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			s.fail(w, r, ledger.Errorf(ledger.EINVALID, "overdue must be true or false"))
-			return
-		}
-		f.Overdue = b
-	}
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > ledger.MaxLimit {
-			s.fail(w, r, ledger.Errorf(ledger.EINVALID, "limit must be between 1 and %d", ledger.MaxLimit))
-			return
-		}
-		f.Limit = n
+	if err != nil {
+		s.fail(w, r, err)
+		return
 	}
 	list, err := s.Ledger.Obligations(r.Context(), f)
 	if err != nil {

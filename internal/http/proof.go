@@ -94,15 +94,9 @@ func (s *Server) handleConsistencyProof(w http.ResponseWriter, r *http.Request) 
 // (absent: 0) and refuses any other parameter.
 func sizeParams(r *http.Request, names ...string) (map[string]int64, error) {
 	out := make(map[string]int64, len(names))
-	q := r.URL.Query()
-	for k := range q {
-		known := false
-		for _, n := range names {
-			known = known || k == n
-		}
-		if !known {
-			return nil, ledger.Errorf(ledger.EINVALID, "unknown query parameter %q", k)
-		}
+	q, err := queryParams(r, "", names...)
+	if err != nil {
+		return nil, err
 	}
 	for _, n := range names {
 		v := q.Get(n)

@@ -1,6 +1,7 @@
 package http
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -361,6 +364,35 @@ func jsonError(err error) string {
 	return "not valid JSON"
 }
 
+// queryParams returns r's query parameters, refusing any not in allowed. A
+// "subject" parameter gets its own answer naming post, the endpoint to POST
+// it to instead: data-subject identifiers never go in URLs.
+func queryParams(r *http.Request, post string, allowed ...string) (url.Values, error) {
+	q := r.URL.Query()
+	for k := range q {
+		switch {
+		case slices.Contains(allowed, k):
+		case k == "subject":
+			return nil, ledger.Errorf(ledger.EINVALID, "a data subject never goes in a URL: POST it in the body of %s", cmp.Or(post, "an endpoint that takes one (see /v1/openapi.yaml)"))
+		default:
+			return nil, ledger.Errorf(ledger.EINVALID, "unknown query parameter %q", k)
+		}
+	}
+	return q, nil
+}
+
+// parseLimit parses a listing's limit parameter; "" means the default (0).
+func parseLimit(v string) (int, error) {
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > ledger.MaxLimit {
+		return 0, ledger.Errorf(ledger.EINVALID, "limit must be between 1 and %d", ledger.MaxLimit)
+	}
+	return n, nil
+}
+
 // SubjectRequest is the body of the endpoints that ask about one data
 // subject (POST /v1/who, POST /v1/reports/subject): identifiers travel in
 // request bodies, never in URLs.
@@ -391,29 +423,17 @@ func subjectHandler[T any](s *Server, query func(context.Context, ledger.Subject
 }
 
 func (s *Server) handleDisclosures(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
+	q, err := queryParams(r, "/v1/disclosures/search", "recipient", "since", "until", "after", "limit")
 	var f ledger.DisclosureFilter
-	for k := range q {
-		switch k {
-		case "recipient", "since", "until", "after", "limit":
-		case "subject":
-			s.fail(w, r, ledger.Errorf(ledger.EINVALID, "a data subject never goes in a URL: POST the filter to /v1/disclosures/search"))
-			return
-		default:
-			s.fail(w, r, ledger.Errorf(ledger.EINVALID, "unknown query parameter %q", k))
-			return
-		}
+	if err == nil {
+		f.Recipient, f.After = q.Get("recipient"), q.Get("after")
+		f.Since, err = parseTime("since", q.Get("since"))
 	}
-	f.Recipient = q.Get("recipient")
-	f.After = q.Get("after")
-	var err error
-	if f.Since, err = parseTime("since", q.Get("since")); err == nil {
+	if err == nil {
 		f.Until, err = parseTime("until", q.Get("until"))
 	}
-	if err == nil && q.Get("limit") != "" {
-		if f.Limit, err = strconv.Atoi(q.Get("limit")); err != nil {
-			err = ledger.Errorf(ledger.EINVALID, "limit must be a whole number")
-		}
+	if err == nil {
+		f.Limit, err = parseLimit(q.Get("limit"))
 	}
 	if err != nil {
 		s.fail(w, r, err)
