@@ -28,7 +28,9 @@ type Batch struct {
 
 	recipients map[string]ledger.Recipient // registered in this batch
 	at         time.Time                   // RecordedAt of the event being appended
-	dk         []byte                      // data key of the entry being appended; nil for a plain entry
+	key        []byte                      // key sealing the entry being appended; nil for a plain entry
+	ref        keyRef                      // reference to key
+	salts      map[string][]byte           // salts of the subjects read or made in this batch, by keyed hash
 	err        error                       // sticky fatal error
 	done       bool
 }
@@ -186,6 +188,15 @@ func (b *Batch) Append(streamSeq uint64, ev *ledger.Event) (ledger.Outcome, erro
 		// indexes here.
 	}
 
+	// The personal values of an entry that names someone are cut out now:
+	// an event where they cannot be is refused before anything is written.
+	var clear, personal []byte
+	if names != nil {
+		if clear, personal, err = splitPersonal(ev); err != nil {
+			return b.refuse(err)
+		}
+	}
+
 	seq := b.count + 1
 	var sv [8]byte
 	binary.BigEndian.PutUint64(sv[:], seq)
@@ -198,7 +209,7 @@ func (b *Batch) Append(streamSeq uint64, ev *ledger.Event) (ledger.Outcome, erro
 			return 0, b.fail(err)
 		}
 	}
-	entry, err := b.encodeEntry(seq, streamSeq, ev, subjects)
+	entry, err := b.encodeEntry(seq, streamSeq, ev, subjects, clear, personal)
 	if err != nil {
 		return 0, err
 	}
@@ -270,25 +281,34 @@ func (b *Batch) register(r *ledger.Recipient) error {
 }
 
 // encodeEntry builds the value of entry seq: plain when it names no
-// subject, else sealed under a new data key, which it wraps with the master
-// key into the keystore and indexes under each subject's keyed hash. It
-// leaves the data key in b.dk for the entry's notices.
-func (b *Batch) encodeEntry(seq, streamSeq uint64, ev *ledger.Event, subjects [][]byte) ([]byte, error) {
-	b.dk = nil
+// subject, else sealed: its personal values cut out (redact.go) and sealed
+// under the subject's key or, for an entry naming several, under a new data
+// key of its own, wrapped with the master key into the keystore. Either way
+// the entry is indexed under each subject's keyed hash, for forgetting. It
+// leaves the key and its reference in b.key and b.ref for the entry's
+// notices.
+func (b *Batch) encodeEntry(seq, streamSeq uint64, ev *ledger.Event, subjects [][]byte, clear, personal []byte) ([]byte, error) {
+	b.key, b.ref = nil, keyRef{}
 	if len(subjects) == 0 {
 		return encodeEntry(make([]byte, 0, len(ev.Raw)+24), streamSeq, b.at, ev.Raw), nil
 	}
-	clear, err := clearEvent(ev)
+	if len(subjects) == 1 {
+		b.ref = keyRef{subject: subjects[0]}
+		key, err := b.subjectKey(subjects[0])
+		if err != nil {
+			return nil, b.fail(err)
+		}
+		b.key = key
+	} else {
+		b.ref = keyRef{seq: seq}
+		b.key = randomBytes(dataKeyLen)
+		if err := b.set(dataKeyKey(seq), b.s.keys.wrap(seq, b.key)); err != nil {
+			return nil, err
+		}
+	}
+	entry, err := encodeSealedEntry(seq, streamSeq, b.at, clear, personal, b.ref, b.key)
 	if err != nil {
 		return nil, b.fail(err)
-	}
-	b.dk = randomBytes(dataKeyLen)
-	entry, err := encodeSealedEntry(seq, streamSeq, b.at, clear, ev.Raw, b.dk)
-	if err != nil {
-		return nil, b.fail(err)
-	}
-	if err := b.set(dataKeyKey(seq), b.s.keys.wrap(seq, b.dk)); err != nil {
-		return nil, err
 	}
 	for _, h := range subjects {
 		if err := b.set(sealedForKey(h, seq), nil); err != nil {
@@ -296,6 +316,32 @@ func (b *Batch) encodeEntry(seq, streamSeq uint64, ev *ledger.Event, subjects []
 		}
 	}
 	return entry, nil
+}
+
+// keepSubjectKey remembers a subject's salt, read or made in this batch,
+// so that its key is derived without reading the salt again.
+func (b *Batch) keepSubjectKey(h, salt []byte) {
+	if b.salts == nil {
+		b.salts = make(map[string][]byte)
+	}
+	if _, ok := b.salts[string(h)]; !ok {
+		b.salts[string(h)] = append([]byte(nil), salt...)
+	}
+}
+
+// subjectKey returns the key of the subject with keyed hash h.
+func (b *Batch) subjectKey(h []byte) ([]byte, error) {
+	if salt, ok := b.salts[string(h)]; ok {
+		return b.s.keys.subjectKey(salt), nil
+	}
+	key, err := b.s.keys.key(b.txn, keyRef{subject: h})
+	if err != nil {
+		return nil, fmt.Errorf("store: subject key: %w", err)
+	}
+	if key == nil {
+		return nil, errors.New("store: subject key: the subject is not known")
+	}
+	return key, nil
 }
 
 // indexDisclosure writes the subject, recipient-time and time indexes of a
@@ -412,17 +458,21 @@ func getEntryHeader(txn *badger.Txn, kr *keyring, seq uint64) (entryHeader, erro
 	if err != nil || !h.sealed || kr == nil {
 		return h, err
 	}
-	dk, err := kr.dataKey(txn, seq)
+	key, err := kr.key(txn, h.ref)
 	if err != nil {
 		return entryHeader{}, err
 	}
-	if dk == nil {
+	if key == nil {
 		h.forgotten = true
 		return h, nil
 	}
-	raw, err := openData(dk, entryKey(seq), ct)
+	personal, err := openData(key, entryKey(seq), ct)
 	if err != nil {
-		return entryHeader{}, fmt.Errorf("entry %d does not open with its data key: %w", seq, err)
+		return entryHeader{}, fmt.Errorf("entry %d does not open with its key: %w", seq, err)
+	}
+	raw, err := joinPersonal(h.raw, personal)
+	if err != nil {
+		return entryHeader{}, fmt.Errorf("entry %d: personal part: %w", seq, err)
 	}
 	h.raw, h.opened = raw, true
 	return h, nil

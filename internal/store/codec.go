@@ -15,11 +15,10 @@ const (
 	// entryPlain: header, then Raw in plain text. Entries that name no
 	// data subject (recipients, deliveries, forgettings) are kept so.
 	entryPlain byte = 1
-	// entrySealed: header, the clear pseudonymous part (the event with
-	// identifiers and free text removed, redact.go) and the sealed part
-	// (Raw, AES-256-GCM under the entry's data key, which lives in the
-	// keystore under k seq).
-	entrySealed byte = 2
+	// entrySealed: header, the clear part (Raw with its personal values
+	// cut out, redact.go), the keyRef of the key that seals the personal
+	// part, then the personal part sealed (AES-256-GCM).
+	entrySealed byte = 3
 )
 
 var errCorrupt = errors.New("corrupt value")
@@ -35,18 +34,19 @@ func encodeEntry(dst []byte, streamSeq uint64, recordedAt time.Time, raw []byte)
 
 // encodeSealedEntry builds a sealed entry value for entry seq: format byte,
 // uvarint stream seq, varint recorded-at, uvarint length and clear part,
-// then nonce(12) and the AES-256-GCM ciphertext of raw under dk, bound to
-// the entry key.
-func encodeSealedEntry(seq, streamSeq uint64, recordedAt time.Time, clear, raw, dk []byte) ([]byte, error) {
-	sealed, err := sealData(dk, entryKey(seq), raw)
+// the key reference, then nonce(12) and the AES-256-GCM ciphertext of the
+// personal part under key, bound to the entry key.
+func encodeSealedEntry(seq, streamSeq uint64, recordedAt time.Time, clear, personal []byte, ref keyRef, key []byte) ([]byte, error) {
+	sealed, err := sealData(key, entryKey(seq), personal)
 	if err != nil {
 		return nil, err
 	}
-	dst := make([]byte, 0, 24+len(clear)+len(sealed))
+	dst := make([]byte, 0, 24+len(clear)+1+subjectHashLen+len(sealed))
 	dst = append(dst, entrySealed)
 	dst = binary.AppendUvarint(dst, streamSeq)
 	dst = binary.AppendVarint(dst, recordedAt.UnixNano())
 	dst = appendString(dst, string(clear))
+	dst = ref.append(dst)
 	return append(dst, sealed...), nil
 }
 
@@ -57,13 +57,15 @@ type entryHeader struct {
 	// raw is the recorded event: Raw itself for a plain entry or an opened
 	// sealed one, the clear part for a sealed entry not opened.
 	raw []byte
+	// ref names the key of a sealed entry's personal part.
+	ref keyRef
 	// sealed: the entry has a sealed part; opened: it was decrypted;
-	// forgotten: its data key is gone.
+	// forgotten: its key is gone.
 	sealed, opened, forgotten bool
 }
 
 // decodeEntryHeader splits an entry value. A sealed entry comes back with
-// its clear part as raw and its ciphertext as ct.
+// its clear part as raw and its sealed personal part as ct.
 func decodeEntryHeader(v []byte) (h entryHeader, ct []byte, err error) {
 	if len(v) < 1 || (v[0] != entryPlain && v[0] != entrySealed) {
 		return entryHeader{}, nil, errCorrupt
@@ -88,8 +90,11 @@ func decodeEntryHeader(v []byte) (h entryHeader, ct []byte, err error) {
 	if r.err != nil {
 		return entryHeader{}, nil, r.err
 	}
+	if h.ref, ct, err = readKeyRef(r.b); err != nil {
+		return entryHeader{}, nil, err
+	}
 	h.sealed = true
-	return h, r.b, nil
+	return h, ct, nil
 }
 
 // rawEvent is the part of the CloudEvents JSON format the ledger reads back.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -22,7 +23,7 @@ import (
 const (
 	prefixSalt       = 'a' // a L16                  -> salt(32)            per-subject salt, found by the locator
 	prefixSubjectLoc = 'z' // z K16                  -> L16                 the locator of a subject's salt
-	prefixDataKey    = 'k' // k seq(8)               -> wrapped data key    entry seq's data key, AES-256-GCM under the master key
+	prefixDataKey    = 'k' // k seq(8)               -> wrapped data key    entry seq's own data key (entries naming several subjects), AES-256-GCM under the master key
 	prefixSealedFor  = 'y' // y K16 seq(8)           -> (empty)             entries sealed under a key the subject's forgetting destroys
 	prefixHold       = 'l' // l hold                 -> JSON                legal hold record (holds.go)
 	prefixScrub      = 'i' // i seq(8)               -> JSON                stream messages to scrub after forgetting (forget.go)
@@ -37,8 +38,10 @@ const (
 	MasterKeyLen = 32
 )
 
-// keyring wraps and unwraps data keys with the master key.
+// keyring holds the master key: it wraps the entries' own data keys and,
+// with a subject's salt, derives the subject's key.
 type keyring struct {
+	secret []byte
 	master cipher.AEAD
 }
 
@@ -50,7 +53,7 @@ func newKeyring(master []byte) (*keyring, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &keyring{master: a}, nil
+	return &keyring{secret: master, master: a}, nil
 }
 
 func newAEAD(key []byte) (cipher.AEAD, error) {
@@ -72,18 +75,70 @@ func (k *keyring) unwrap(seq uint64, w []byte) ([]byte, error) {
 	return openWith(k.master, dataKeyKey(seq), w)
 }
 
-// dataKey returns entry seq's data key, or nil when it was destroyed
-// (the entry names a forgotten subject) or never existed (a plain entry).
-func (k *keyring) dataKey(txn *badger.Txn, seq uint64) ([]byte, error) {
-	item, err := txn.Get(dataKeyKey(seq))
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return nil, nil
-	}
+// subjectKey derives a subject's key from its salt: HKDF-SHA256 of the
+// master key. Forgetting the subject deletes the salt, and with it the key;
+// without the master key the salt alone opens nothing.
+func (k *keyring) subjectKey(salt []byte) []byte {
+	key, err := hkdf.Key(sha256.New, k.secret, salt, "sharelog subject key", dataKeyLen)
 	if err != nil {
+		panic(err) // only for lengths HKDF cannot give
+	}
+	return key
+}
+
+// keyRef names the key that seals an entry's or a notice's personal part:
+// the key of the one subject it names, or for an entry naming several the
+// entry's own data key (k seq), which forgetting any of them deletes.
+type keyRef struct {
+	subject []byte // the subject's keyed hash, or nil
+	seq     uint64 // the entry whose own data key it is, when subject is nil
+}
+
+// Key reference kinds, the first byte of an encoded keyRef.
+const (
+	refEntry   byte = 1 // seq(8)
+	refSubject byte = 2 // K16
+)
+
+func (r keyRef) append(dst []byte) []byte {
+	if r.subject != nil {
+		return append(append(dst, refSubject), r.subject...)
+	}
+	return binary.BigEndian.AppendUint64(append(dst, refEntry), r.seq)
+}
+
+// readKeyRef decodes a keyRef from the front of v and returns the rest.
+func readKeyRef(v []byte) (keyRef, []byte, error) {
+	switch {
+	case len(v) >= 1+subjectHashLen && v[0] == refSubject:
+		return keyRef{subject: v[1 : 1+subjectHashLen]}, v[1+subjectHashLen:], nil
+	case len(v) >= 9 && v[0] == refEntry:
+		return keyRef{seq: binary.BigEndian.Uint64(v[1:9])}, v[9:], nil
+	}
+	return keyRef{}, nil, errCorrupt
+}
+
+// key returns the key ref names, or nil when it was destroyed: its subject
+// was forgotten.
+func (k *keyring) key(txn *badger.Txn, ref keyRef) ([]byte, error) {
+	if ref.subject == nil {
+		return k.dataKey(txn, ref.seq)
+	}
+	loc, err := txnValue(txn, subjectLocKey(ref.subject))
+	if loc == nil || err != nil {
 		return nil, err
 	}
-	w, err := item.ValueCopy(nil)
-	if err != nil {
+	salt, err := txnValue(txn, saltKey(loc))
+	if salt == nil || err != nil {
+		return nil, err
+	}
+	return k.subjectKey(salt), nil
+}
+
+// dataKey returns entry seq's own data key, or nil when it was destroyed.
+func (k *keyring) dataKey(txn *badger.Txn, seq uint64) ([]byte, error) {
+	w, err := txnValue(txn, dataKeyKey(seq))
+	if w == nil || err != nil {
 		return nil, err
 	}
 	dk, err := k.unwrap(seq, w)
@@ -91,6 +146,18 @@ func (k *keyring) dataKey(txn *badger.Txn, seq uint64) ([]byte, error) {
 		return nil, fmt.Errorf("data key of entry %d does not open with the master key: %w", seq, err)
 	}
 	return dk, nil
+}
+
+// txnValue returns a copy of key's value within txn, or nil when it is absent.
+func txnValue(txn *badger.Txn, key []byte) ([]byte, error) {
+	item, err := txn.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return item.ValueCopy(nil)
 }
 
 // sealWith encrypts plain with a: random nonce, then ciphertext with tag.
@@ -109,25 +176,32 @@ func openWith(a cipher.AEAD, aad, sealed []byte) ([]byte, error) {
 	return a.Open(nil, sealed[:nonceLen], sealed[nonceLen:], aad)
 }
 
-// Sealed data is compressed before it is encrypted: ciphertext does not
-// compress, so Badger's own compression can no longer shrink it.
+// Sealed data longer than compressMin is compressed before it is
+// encrypted: ciphertext does not compress, so Badger's own compression can
+// no longer shrink it. Shorter data gains too little to pay for it.
 var (
 	sealEncoder, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
 	sealDecoder, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(64<<20))
 	zstdMagic      = []byte{0x28, 0xb5, 0x2f, 0xfd}
 )
 
-// sealData compresses plain and encrypts it under a data key.
-func sealData(dk, aad, plain []byte) ([]byte, error) {
-	a, err := newAEAD(dk)
+const compressMin = 512
+
+// sealData encrypts plain under a key, compressing it first if it is long.
+func sealData(key, aad, plain []byte) ([]byte, error) {
+	a, err := newAEAD(key)
 	if err != nil {
 		return nil, err
 	}
-	return sealWith(a, aad, sealEncoder.EncodeAll(plain, make([]byte, 0, len(plain)/2))), nil
+	if len(plain) > compressMin {
+		plain = sealEncoder.EncodeAll(plain, make([]byte, 0, len(plain)/2))
+	}
+	return sealWith(a, aad, plain), nil
 }
 
 // openData reverses sealData. Data sealed without compression (which never
-// starts with the zstd magic number, being JSON) is returned as it is.
+// starts with the zstd magic number: it is JSON or a personal part) is
+// returned as it is.
 func openData(dk, aad, sealed []byte) ([]byte, error) {
 	a, err := newAEAD(dk)
 	if err != nil {
@@ -182,50 +256,47 @@ func saltedHash(salt []byte, s ledger.Subject) []byte {
 	return m.Sum(nil)[:subjectHashLen]
 }
 
-// lookupSubject returns the subject's keyed hash within txn, or nil when the
-// ledger does not know the subject (never seen, or forgotten). hasher gives
-// the locator: the site-secret HMAC of the identifier.
-func lookupSubject(txn *badger.Txn, hasher *subjectHasher, s ledger.Subject) ([]byte, error) {
-	item, err := txn.Get(saltKey(hasher.hash(s)))
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return nil, nil
+// lookupSubject returns the subject's keyed hash within txn and its salt,
+// or nils when the ledger does not know the subject (never seen, or
+// forgotten). hasher gives the locator: the site-secret HMAC of the
+// identifier.
+func lookupSubject(txn *badger.Txn, hasher *subjectHasher, s ledger.Subject) (h, salt []byte, err error) {
+	salt, err = txnValue(txn, saltKey(hasher.hash(s)))
+	if salt == nil || err != nil {
+		return nil, nil, err
 	}
-	if err != nil {
-		return nil, err
-	}
-	var h []byte
-	err = item.Value(func(salt []byte) error {
-		h = saltedHash(salt, s)
-		return nil
-	})
-	return h, err
+	return saltedHash(salt, s), salt, nil
 }
 
 // subjectHash returns the subject's keyed hash in a query: nil when the
 // ledger does not know the subject.
 func (s *Store) subjectHash(txn *badger.Txn, subj ledger.Subject) ([]byte, error) {
-	return lookupSubject(txn, newSubjectHasher(s.secret), subj)
+	h, _, err := lookupSubject(txn, newSubjectHasher(s.secret), subj)
+	return h, err
 }
 
-// subjectHash returns the subject's keyed hash in the batch's view. With
-// create, a subject the ledger does not know gets a new random salt (and
-// its locator record) in the batch; without, it returns nil for one.
+// subjectHash returns the subject's keyed hash in the batch's view, and
+// keeps the subject's key for sealing. With create, a subject the ledger
+// does not know gets a new random salt (and its locator record) in the
+// batch; without, it returns nil for one.
 func (b *Batch) subjectHash(subj ledger.Subject, create bool) ([]byte, error) {
-	h, err := lookupSubject(b.txn, b.hasher, subj)
+	h, salt, err := lookupSubject(b.txn, b.hasher, subj)
 	if err != nil {
 		return nil, b.fail(fmt.Errorf("store: read salt: %w", err))
 	}
-	if h != nil || !create {
-		return h, nil
+	if h == nil && create {
+		loc := append([]byte(nil), b.hasher.hash(subj)...)
+		salt = randomBytes(saltLen)
+		h = saltedHash(salt, subj)
+		if err := b.set(saltKey(loc), salt); err != nil {
+			return nil, err
+		}
+		if err := b.set(subjectLocKey(h), loc); err != nil {
+			return nil, err
+		}
 	}
-	loc := append([]byte(nil), b.hasher.hash(subj)...)
-	salt := randomBytes(saltLen)
-	h = saltedHash(salt, subj)
-	if err := b.set(saltKey(loc), salt); err != nil {
-		return nil, err
-	}
-	if err := b.set(subjectLocKey(h), loc); err != nil {
-		return nil, err
+	if h != nil {
+		b.keepSubjectKey(h, salt)
 	}
 	return h, nil
 }

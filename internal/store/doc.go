@@ -23,7 +23,7 @@
 //	m                                  -> applied stream seq(8) entry count(8)
 //	d H16(id) H16(source)              -> seq(8)    dedupe record and lookup by id
 //	e seq(8)                           -> entry     plain:  1 streamSeq(uvarint) recordedAt(varint ns) Raw
-//	                                                sealed: 2 streamSeq(uvarint) recordedAt(varint ns) len+clear sealed
+//	                                                sealed: 3 streamSeq(uvarint) recordedAt(varint ns) len+clear keyref sealed-personal
 //	s K16(subject) at(8) seq(8)        -> summary   subject index, one key per subject of a disclosure
 //	p recipient 0x00 at(8) seq(8)      -> (empty)   disclosures by recipient and time
 //	t at(8) seq(8)                     -> (empty)   disclosures by time
@@ -34,9 +34,9 @@
 // The keystore (crypto.go), apart from the entries but in the same Badger
 // so that a batch changes both atomically:
 //
-//	a L16(subject)                     -> salt(32)  the subject's random salt
+//	a L16(subject)                     -> salt(32)  the subject's random salt; with the master key it gives the subject's key
 //	z K16(subject)                     -> L16       the locator of the subject's salt
-//	k seq(8)                           -> wrapped   entry seq's data key: nonce(12) AES-256-GCM(master key, key, aad "k" seq)
+//	k seq(8)                           -> wrapped   data key of entry seq, which names several subjects: nonce(12) AES-256-GCM(master key, key, aad "k" seq)
 //	y K16(subject) seq(8)              -> (empty)   entry seq is sealed under a key this subject's forgetting destroys
 //	l hold                             -> JSON      legal hold (holds.go)
 //	i seq(8)                           -> JSON      JetStream messages to scrub after forgetting entry seq (forget.go)
@@ -71,30 +71,37 @@
 // # Entries: a clear part and a sealed part
 //
 // An entry that names subjects (disclosures, requests, acknowledgements and
-// exemptions of their notices, holds by subject) is sealed: its value holds
-// a clear, pseudonymous part (the event's JSON with identifiers, free text,
-// the people who decided or disclosed, record references and rectified
-// values removed; redact.go) and the event's Raw encrypted with AES-256-GCM
-// under a random data key of its own, bound to its entry key. The data key
-// is not in the entry: it is in the keystore (k seq) wrapped by the master
-// key (Config.MasterKey or MasterKeyFile, 32 bytes, made on first start),
-// and indexed under each subject the entry names (y). Entries that name no
-// one (recipients, deliveries, forgettings) stay plain. Entry values are
-// never rewritten, so every Merkle leaf stays valid whatever is forgotten.
+// exemptions of their notices, holds by subject) is sealed (redact.go): its
+// value holds a clear part, the event's Raw with the values of identifiers,
+// free text, the people who decided or disclosed, record references and
+// rectified values cut out and replaced by "" or null, and the personal
+// part, those values and where they go, encrypted with AES-256-GCM and
+// bound to its entry key. Joining the two gives back Raw byte for byte;
+// only the personal values are ciphertext, so the rest still compresses.
 //
-// Reading an entry opens the sealed part when its data key exists; when it
-// is gone (the subject was forgotten) the entry is read from the clear part
+// The key (keyref: 2 K16, or 1 seq(8)) is the subject's key when the entry
+// names one subject: HKDF-SHA256 of the master key (Config.MasterKey or
+// MasterKeyFile, 32 bytes, made on first start) with the subject's salt,
+// never stored. An entry naming several subjects has a random data key of
+// its own, kept in the keystore (k seq) wrapped by the master key. Either
+// way the entry is indexed under each subject it names (y). Entries that
+// name no one (recipients, deliveries, forgettings) stay plain. Entry
+// values are never rewritten, so every Merkle leaf stays valid whatever is
+// forgotten.
+//
+// Reading an entry opens the personal part when its key exists; when it is
+// gone (the subject was forgotten) the entry is read from the clear part
 // and marked Forgotten, with empty subject identifiers. Notice payloads
-// (n) are sealed under the data key of their request's entry.
+// (n) are sealed under the key of their request's entry.
 //
 // # Forgetting
 //
 // org.sharelog.subject.forgotten.v1 (published by sharelog's retention job
 // on sharelog.in.notify, refused from anywhere else) destroys, in its
-// entry's transaction, the data keys of every entry sealed for the subject
+// entry's transaction, the subject's salt and locator (and with the salt
+// the subject's key), the data keys of the entries naming it with others
 // (a disclosure naming several people becomes unreadable for all of them:
-// one data key seals it; the others keep their subject index entries), the
-// subject's salt and locator, its subject index, obligation and request
+// one data key seals it; the others keep their subject index entries), its subject index, obligation and request
 // indexes, erasure markers and notices; it keeps obligations and request
 // records, so status still shows every recipient told. Legal holds stop it.
 // See forget.go and holds.go.
@@ -118,7 +125,7 @@
 //
 //	q request                          -> JSON      request record: type, decision, subject as K16, its notices
 //	o notice                           -> JSON      obligation: state, attempts, answer, exemption (no identifier)
-//	n notice                           -> sealed    notice payload (subject, rectified values): 2 seq(8) of the request's entry, sealed JSON
+//	n notice                           -> sealed    notice payload (subject, rectified values): 3 keyref of the request's entry, sealed JSON
 //	u due(8) notice                    -> (empty)   obligations by due date (--overdue)
 //	v recipient 0x00 due(8) notice     -> (empty)   obligations by recipient and due date
 //	w opened(8) notice                 -> due(8)    open obligations only, in (OpenedAt, Notice) order
@@ -130,7 +137,7 @@
 // The disclosure summary in the subject index also ends with the
 // disclosure's event id, and its flags byte marks a disclosure made after
 // an erasure of the same data. The notice payload is the only propagation
-// value holding personal data; it is sealed like Raw.
+// value holding personal data; it is sealed whole, under its request's key.
 //
 // The recipient registry is small: it is also kept in memory, replaced on
 // each commit that changes it, and serves Append's checks, Recipients,

@@ -19,15 +19,16 @@ import (
 //
 // Forgetting a subject, in the transaction of its entry, deletes:
 //
-//   - the data key (k seq) of every entry sealed for the subject (y K16
-//     seq): disclosures, requests, answers, holds. The clear pseudonymous
-//     part of each entry stays, and so does every Merkle leaf, since entry
-//     values are never rewritten. A disclosure of several people becomes
-//     unreadable for all of them: its one data key is gone. Their subject
-//     indexes stay, so Who still answers for the others;
-//   - the subject's salt (a L16) and locator (z K16), so that no identifier
-//     hashes to the keyed hash any more, and the pseudonymous records left
-//     cannot be linked to the person;
+//   - the subject's salt (a L16) and locator (z K16): with the salt goes
+//     the subject's key, which seals the personal part of every entry
+//     naming only this subject (y K16 seq lists them: disclosures,
+//     requests, answers, holds), and no identifier hashes to the keyed
+//     hash any more, so the pseudonymous records left cannot be linked to
+//     the person. The clear part of each entry stays, and so does every
+//     Merkle leaf, since entry values are never rewritten;
+//   - the data key (k seq) of every entry naming the subject with others:
+//     a disclosure of several people becomes unreadable for all of them.
+//     Their subject indexes stay, so Who still answers for the others;
 //   - its index entries: subject index (s), obligations by subject (j),
 //     requests by subject (g), erasure markers (x) and the sealed notices
 //     (n) of its obligations.
@@ -83,7 +84,8 @@ type scrubRecord struct {
 // forget destroys the subject's keys and purges its indexes (see above).
 func (b *Batch) forget(seq uint64, h, loc []byte, d *ledger.SubjectForgotten) error {
 	var scrub scrubRecord
-	// Data keys of the entries sealed for the subject.
+	// The entries sealed for the subject: their stream messages to scrub,
+	// and the data keys of those naming others too.
 	keys, err := b.keysWithPrefix(sealedForPrefix(h))
 	if err != nil {
 		return err
@@ -95,8 +97,11 @@ func (b *Batch) forget(seq uint64, h, loc []byte, d *ledger.SubjectForgotten) er
 			return b.fail(fmt.Errorf("store: forget: entry %d: %w", s, err))
 		}
 		scrub.StreamSeqs = append(scrub.StreamSeqs, eh.streamSeq)
-		if err := b.del(dataKeyKey(s)); err != nil {
-			return err
+		if eh.ref.subject == nil {
+			// Sealed under its own data key: this entry names others too.
+			if err := b.del(dataKeyKey(s)); err != nil {
+				return err
+			}
 		}
 		if err := b.del(k); err != nil {
 			return err

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
 
 	"github.com/sharelog/sharelog/internal/ledger"
@@ -34,15 +33,9 @@ func TestCompactAtScale(t *testing.T) {
 		applyBatch(t, s, evs...)
 	}
 	ctx := context.Background()
-	rec, _ := s.Disclosure(ctx, "d7", "cms")
-	var w []byte
-	s.db.View(func(txn *badger.Txn) error {
-		it, _ := txn.Get(dataKeyKey(rec.Seq))
-		w, _ = it.ValueCopy(nil)
-		return nil
-	})
+	w := saltOf(t, s, subj("P7"))
 	if hits := filesContain(t, s.db.Opts().Dir, w); len(hits) == 0 {
-		t.Fatal("the data key is in no file before forgetting: the test cannot tell")
+		t.Fatal("the salt is in no file before forgetting: the test cannot tell")
 	}
 	h, _ := s.SubjectHashOf(ctx, subj("P7"))
 	ev := newEvent(t, ledger.TypeSubjectForgotten, "sharelog/retention", "forget-"+h, &ledger.SubjectForgotten{SubjectHash: h, Reason: ledger.ForgetRetention, At: day(25)})
@@ -54,7 +47,7 @@ func TestCompactAtScale(t *testing.T) {
 	}
 	t.Logf("compact took %v", st.Took)
 	if hits := filesContain(t, s.db.Opts().Dir, w); len(hits) != 0 {
-		t.Errorf("destroyed data key still in %v after Compact", hits)
+		t.Errorf("destroyed salt still in %v after Compact", hits)
 	}
 	for i, l := range s.db.Levels() {
 		if l.NumTables > 0 {

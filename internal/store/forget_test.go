@@ -138,28 +138,26 @@ func TestForgetSubject(t *testing.T) {
 		t.Fatalf("candidates = %+v, %v; want %+v", c, err, want)
 	}
 
-	// The wrapped data key of d1, to find on disk.
+	// The keys to find on disk: A1's salt, from which the key of its own
+	// entries comes, and the data key of d6, which names A1 and B2.
 	rec, err := s.Disclosure(ctx, "d1", "cms")
 	if err != nil || rec.Forgotten || rec.Disclosure.Subjects[0].ID != "A1" {
 		t.Fatalf("d1 before = %+v, %v", rec, err)
 	}
-	wrappedKey := func(seq uint64) []byte {
-		var w []byte
-		s.db.View(func(txn *badger.Txn) error {
-			item, err := txn.Get(dataKeyKey(seq))
-			if err == nil {
-				w, err = item.ValueCopy(nil)
-			}
-			return err
-		})
-		if len(w) == 0 {
-			t.Fatalf("no data key for entry %d", seq)
-		}
-		return w
+	d6, err := s.Disclosure(ctx, "d6", "cms")
+	if err != nil || len(d6.Disclosure.Subjects) != 2 {
+		t.Fatalf("d6 before = %+v, %v", d6, err)
 	}
-	wrapped := wrappedKey(rec.Seq)
-	d4, _ := s.Disclosure(ctx, "d4", "cms")
-	live := wrappedKey(d4.Seq)
+	var wrapped []byte
+	s.db.View(func(txn *badger.Txn) error {
+		wrapped, err = txnValue(txn, dataKeyKey(d6.Seq))
+		return err
+	})
+	if len(wrapped) == 0 {
+		t.Fatalf("no data key for entry %d (d6)", d6.Seq)
+	}
+	salt := saltOf(t, s, subj("A1"))
+	live := saltOf(t, s, subj("B2"))
 
 	// Only sharelog forgets.
 	notInternal := forgetEvent(t, h, ledger.ForgetErasureClosed, "er-1")
@@ -216,22 +214,27 @@ func TestForgetSubject(t *testing.T) {
 		t.Errorf("scrubs = %+v, %v; want one with 10 stream seqs (d1, d2, d3, d5, d6, the erasure, 4 answers) and 4 notices", scrubs, err)
 	}
 
-	// Physically: the wrapped key lingers until Compact.
-	if hits := filesContain(t, cfg.Dir, wrapped); len(hits) == 0 {
-		t.Fatal("the deleted data key is not on disk before Compact: the test cannot tell")
+	// Physically: the salt and the wrapped key linger until Compact.
+	for _, secret := range [][]byte{salt, wrapped} {
+		if hits := filesContain(t, cfg.Dir, secret); len(hits) == 0 {
+			t.Fatal("a deleted key is not on disk before Compact: the test cannot tell")
+		}
 	}
 	stats, err := s.Compact(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("compact took %v, LSM %d -> %d bytes", stats.Took, stats.LSMBefore, stats.LSMAfter)
-	if hits := filesContain(t, cfg.Dir, wrapped); len(hits) != 0 {
-		t.Errorf("deleted data key still in %v after Compact", hits)
+	if hits := filesContain(t, cfg.Dir, salt); len(hits) != 0 {
+		t.Errorf("A1's deleted salt still in %v after Compact", hits)
 	}
-	// A live key is still found after Compact: the search sees through the
+	if hits := filesContain(t, cfg.Dir, wrapped); len(hits) != 0 {
+		t.Errorf("d6's deleted data key still in %v after Compact", hits)
+	}
+	// A live salt is still found after Compact: the search sees through the
 	// tables' compression.
 	if hits := filesContain(t, cfg.Dir, live); len(hits) == 0 {
-		t.Error("the live data key of d4 is not found after Compact: the search cannot see into tables")
+		t.Error("B2's live salt is not found after Compact: the search cannot see into tables")
 	}
 	// The ledger still works and still verifies.
 	applyBatch(t, s, disc{id: "d7", recipient: "web", subjects: []ledger.Subject{subj("C3")}, at: day(7)}.event(t))
@@ -372,4 +375,19 @@ func BenchmarkForgetCompact(b *testing.B) {
 			}
 		})
 	}
+}
+
+// saltOf returns the stored salt of subj, from which its key is derived.
+func saltOf(t *testing.T, s *Store, subj ledger.Subject) []byte {
+	t.Helper()
+	var salt []byte
+	err := s.db.View(func(txn *badger.Txn) error {
+		var err error
+		salt, err = txnValue(txn, saltKey(newSubjectHasher(s.secret).hash(subj)))
+		return err
+	})
+	if err != nil || len(salt) != saltLen {
+		t.Fatalf("salt of %v = %x, %v", subj, salt, err)
+	}
+	return salt
 }

@@ -371,7 +371,7 @@ func (b *Batch) openObligations(seq uint64, p *requestPlan) error {
 	for i := range p.obligations {
 		o := &p.obligations[i]
 		p.rec.Notices = append(p.rec.Notices, o.Notice)
-		sealed, err := sealNotice(&p.notices[i], seq, b.dk)
+		sealed, err := sealNotice(&p.notices[i], b.ref, b.key)
 		if err != nil {
 			return b.fail(err)
 		}
@@ -657,41 +657,43 @@ func getObligation(txn *badger.Txn, notice string) (*ledger.Obligation, error) {
 // Notice payload formats: the first byte of a notice value.
 const (
 	noticePlain  byte = 1 // JSON in plain text (ledgers written before sealing)
-	noticeSealed byte = 2 // seq(8) of the request's entry, then its JSON sealed under that entry's data key
+	noticeSealed byte = 3 // keyRef of the request entry's key, then the JSON sealed under it
 )
 
 // sealNotice encodes a notice payload, which holds the subject's identifier
-// and rectified values: noticeSealed, the seq of the request's entry, then
-// the JSON encrypted under that entry's data key dk, bound to the notice
-// key. Forgetting the subject destroys dk, and with it every notice of the
-// request.
-func sealNotice(n *ledger.Notice, seq uint64, dk []byte) ([]byte, error) {
+// and rectified values: noticeSealed, the reference to the key of the
+// request's entry, then the JSON encrypted under that key, bound to the
+// notice key. Forgetting the subject destroys the key, and with it every
+// notice of the request.
+func sealNotice(n *ledger.Notice, ref keyRef, key []byte) ([]byte, error) {
 	j, err := json.Marshal(n)
 	if err != nil {
 		return nil, fmt.Errorf("store: encode notice: %w", err)
 	}
-	ct, err := sealData(dk, noticeKey(n.Notice), j)
+	ct, err := sealData(key, noticeKey(n.Notice), j)
 	if err != nil {
 		return nil, err
 	}
-	v := binary.BigEndian.AppendUint64([]byte{noticeSealed}, seq)
-	return append(v, ct...), nil
+	return append(ref.append([]byte{noticeSealed}), ct...), nil
 }
 
 // openNotice reverses sealNotice within txn. It returns nil, nil when the
-// notice's data key is gone: its subject was forgotten.
+// notice's key is gone: its subject was forgotten.
 func openNotice(txn *badger.Txn, kr *keyring, notice string, v []byte) (*ledger.Notice, error) {
 	var j []byte
 	switch {
 	case len(v) >= 1 && v[0] == noticePlain:
 		j = v[1:]
-	case len(v) >= 9 && v[0] == noticeSealed:
-		seq := binary.BigEndian.Uint64(v[1:9])
-		dk, err := kr.dataKey(txn, seq)
-		if err != nil || dk == nil {
+	case len(v) >= 1 && v[0] == noticeSealed:
+		ref, ct, err := readKeyRef(v[1:])
+		if err != nil {
 			return nil, err
 		}
-		if j, err = openData(dk, noticeKey(notice), v[9:]); err != nil {
+		key, err := kr.key(txn, ref)
+		if err != nil || key == nil {
+			return nil, err
+		}
+		if j, err = openData(key, noticeKey(notice), ct); err != nil {
 			return nil, fmt.Errorf("store: notice %q does not open: %w", notice, err)
 		}
 	default:

@@ -1,104 +1,199 @@
 package store
 
 import (
-	"encoding/json"
+	"bytes"
+	"encoding/binary"
 	"fmt"
-	"time"
+	"slices"
+	"strconv"
+
+	"github.com/tidwall/gjson"
 
 	"github.com/sharelog/sharelog/internal/ledger"
 )
 
-// clearEvent returns the clear, pseudonymous part of a sealed entry: the
-// event in the CloudEvents JSON format with every field that identifies a
-// person or may name one removed. Subject identifiers become empty (their
-// schemes stay); free text (justifications, summaries, notes, reasons),
-// the people who decided or disclosed, record references and rectified
-// values are dropped. What stays is the evidence that outlives forgetting:
-// who received which categories, for what purpose, on what basis, when;
-// which requests were decided and which notices answered.
-func clearEvent(ev *ledger.Event) ([]byte, error) {
-	data, err := redactData(ev.Data)
-	if err != nil {
-		return nil, err
-	}
-	b, err := json.Marshal(struct {
-		SpecVersion     string    `json:"specversion"`
-		ID              string    `json:"id"`
-		Source          string    `json:"source"`
-		Type            string    `json:"type"`
-		Time            time.Time `json:"time"`
-		DataContentType string    `json:"datacontenttype"`
-		DataSchema      string    `json:"dataschema,omitempty"`
-		Data            any       `json:"data"`
-	}{"1.0", ev.ID, ev.Source, ev.Type, ev.Time, "application/json", ev.DataSchema, data})
-	if err != nil {
-		return nil, fmt.Errorf("store: encode clear part: %w", err)
-	}
-	return b, nil
+// A sealed entry keeps an event in two parts: the clear part, which is the
+// recorded event (Raw) with the value of every field that identifies a
+// person or may name one replaced by an empty placeholder, and the personal
+// part, those values with where they go, sealed. Subject identifiers become
+// "" (their schemes stay); free text (justifications, summaries, notes,
+// reasons), the people who decided or disclosed, record references and
+// rectified values are cut out. What stays in clear is the evidence that
+// outlives forgetting: who received which categories, for what purpose, on
+// what basis, when; which requests were decided and which notices answered.
+//
+// The cut is made on Raw's bytes, so opening the personal part gives back
+// Raw exactly, and only the personal values (not the whole event) are
+// encrypted: the clear part stays compressible by Badger.
+
+// personalField is one value to cut: a gjson path into Raw and, for a
+// string, the value the typed event holds there, which the cut must match.
+type personalField struct {
+	path string
+	want *string // nil: any JSON value (an array or a rectified value)
 }
 
-func redactSubject(s ledger.Subject) ledger.Subject { return ledger.Subject{Scheme: s.Scheme} }
-
-// redactData returns a copy of an event's data without personal fields.
-func redactData(data any) (any, error) {
-	switch d := data.(type) {
+// personalFields lists the fields of ev to cut. Empty fields are left out.
+func personalFields(ev *ledger.Event) ([]personalField, error) {
+	var fs []personalField
+	str := func(path string, v *string) {
+		if *v != "" {
+			fs = append(fs, personalField{path: path, want: v})
+		}
+	}
+	subject := func(path string, s *ledger.Subject) { str(path+".id", &s.ID) }
+	switch d := ev.Data.(type) {
 	case *ledger.Disclosure:
-		c := *d
-		c.Subjects = make([]ledger.Subject, len(d.Subjects))
-		for i, s := range d.Subjects {
-			c.Subjects[i] = redactSubject(s)
+		for i := range d.Subjects {
+			subject("data.subjects."+strconv.Itoa(i), &d.Subjects[i])
 		}
-		c.DisclosedBy, c.Justification, c.Records = "", "", nil
-		return &c, nil
+		str("data.disclosedBy", &d.DisclosedBy)
+		str("data.justification", &d.Justification)
+		if len(d.Records) > 0 {
+			fs = append(fs, personalField{path: "data.records"})
+		}
 	case *ledger.Rectification:
-		c := *d
-		c.Subject = redactSubject(d.Subject)
-		c.Summary, c.DecidedBy = "", ""
-		c.Changes = make([]ledger.Change, len(d.Changes))
+		subject("data.subject", &d.Subject)
+		str("data.summary", &d.Summary)
+		str("data.decidedBy", &d.DecidedBy)
 		for i, ch := range d.Changes {
-			c.Changes[i] = ledger.Change{Category: ch.Category, Field: ch.Field}
+			if ch.Value != nil {
+				fs = append(fs, personalField{path: "data.changes." + strconv.Itoa(i) + ".value"})
+			}
 		}
-		return &c, nil
 	case *ledger.Erasure:
-		c := *d
-		c.Subject, c.DecidedBy = redactSubject(d.Subject), ""
-		return &c, nil
+		subject("data.subject", &d.Subject)
+		str("data.decidedBy", &d.DecidedBy)
 	case *ledger.Restriction:
-		c := *d
-		c.Subject, c.DecidedBy = redactSubject(d.Subject), ""
-		return &c, nil
+		subject("data.subject", &d.Subject)
+		str("data.decidedBy", &d.DecidedBy)
 	case *ledger.RestrictionLifted:
-		c := *d
-		c.Subject = redactSubject(d.Subject)
-		return &c, nil
+		subject("data.subject", &d.Subject)
 	case *ledger.NoticeAck:
-		c := *d
-		c.Note = ""
-		return &c, nil
+		str("data.note", &d.Note)
 	case *ledger.Exemption:
-		c := *d
-		c.Justification = ""
-		return &c, nil
+		str("data.justification", &d.Justification)
 	case *ledger.Hold:
-		c := *d
-		c.Reason, c.Scope = "", redactScope(d.Scope)
-		return &c, nil
+		str("data.reason", &d.Reason)
+		if d.Scope != nil && d.Scope.Subject != nil {
+			subject("data.scope.subject", d.Scope.Subject)
+		}
 	case *ledger.HoldReleased:
-		c := *d
-		c.Reason, c.Scope = "", redactScope(d.Scope)
-		return &c, nil
+		str("data.reason", &d.Reason)
+		if d.Scope != nil && d.Scope.Subject != nil {
+			subject("data.scope.subject", d.Scope.Subject)
+		}
+	default:
+		return nil, fmt.Errorf("store: no personal fields known for event data %T", ev.Data)
 	}
-	return nil, fmt.Errorf("store: no clear form for event data %T", data)
+	return fs, nil
 }
 
-func redactScope(s *ledger.HoldScope) *ledger.HoldScope {
-	if s == nil {
-		return nil
+// Placeholders left in the clear part.
+var (
+	placeholderString = []byte(`""`)
+	placeholderValue  = []byte(`null`)
+)
+
+// patchVersion starts every personal part. It is never the first byte of
+// zstd's magic number, so sealData may compress a long part.
+const patchVersion byte = 'p'
+
+// splitPersonal cuts ev's personal values out of ev.Raw. It returns the
+// clear part and the personal part: patchVersion, a uvarint count, then
+// for each value in order its uvarint offset in the clear part, its
+// placeholder (0 for "", 1 for null) and its bytes as in Raw.
+//
+// Each value is found in Raw by its path and must be what the typed event
+// holds; an event where one is missing, differs, or overlaps another is
+// refused rather than recorded with personal data left in clear (Raw with
+// duplicate object keys would be one: the decoder refuses those).
+func splitPersonal(ev *ledger.Event) (clear, patch []byte, err error) {
+	fields, err := personalFields(ev)
+	if err != nil {
+		return nil, nil, err
 	}
-	c := *s
-	if s.Subject != nil {
-		r := redactSubject(*s.Subject)
-		c.Subject = &r
+	type span struct{ start, end int }
+	spans := make([]span, 0, len(fields))
+	for _, f := range fields {
+		r := gjson.GetBytes(ev.Raw, f.path)
+		if !r.Exists() || r.Index <= 0 || r.Index+len(r.Raw) > len(ev.Raw) ||
+			!bytes.Equal(ev.Raw[r.Index:r.Index+len(r.Raw)], []byte(r.Raw)) {
+			return nil, nil, unsealable(f.path)
+		}
+		if f.want != nil && (r.Type != gjson.String || r.Str != *f.want) {
+			return nil, nil, unsealable(f.path)
+		}
+		spans = append(spans, span{r.Index, r.Index + len(r.Raw)})
 	}
-	return &c
+	slices.SortFunc(spans, func(a, b span) int { return a.start - b.start })
+
+	clear = make([]byte, 0, len(ev.Raw))
+	patch = binary.AppendUvarint([]byte{patchVersion}, uint64(len(spans)))
+	prev := 0
+	for _, s := range spans {
+		if s.start < prev {
+			return nil, nil, unsealable("data")
+		}
+		clear = append(clear, ev.Raw[prev:s.start]...)
+		patch = binary.AppendUvarint(patch, uint64(len(clear)))
+		if ev.Raw[s.start] == '"' {
+			patch = append(patch, 0)
+			clear = append(clear, placeholderString...)
+		} else {
+			patch = append(patch, 1)
+			clear = append(clear, placeholderValue...)
+		}
+		patch = appendString(patch, string(ev.Raw[s.start:s.end]))
+		prev = s.end
+	}
+	return append(clear, ev.Raw[prev:]...), patch, nil
+}
+
+func unsealable(path string) error {
+	return ledger.Invalid(ledger.ReasonMalformed, path,
+		"the value at %s could not be located in the event for sealing; the event is refused so that it is not recorded in clear", path)
+}
+
+// joinPersonal reverses splitPersonal: the clear part with every
+// placeholder replaced by its value.
+func joinPersonal(clear, patch []byte) ([]byte, error) {
+	if len(patch) < 1 || patch[0] != patchVersion {
+		return nil, errCorrupt
+	}
+	r := reader{b: patch[1:]}
+	n := r.uvarint()
+	if r.err != nil || n > uint64(len(clear)) {
+		return nil, errCorrupt
+	}
+	out := make([]byte, 0, len(clear)+len(patch))
+	prev := 0
+	for range n {
+		off := r.uvarint()
+		if r.err != nil || len(r.b) < 1 {
+			return nil, errCorrupt
+		}
+		var ph []byte
+		switch r.b[0] {
+		case 0:
+			ph = placeholderString
+		case 1:
+			ph = placeholderValue
+		default:
+			return nil, errCorrupt
+		}
+		r.b = r.b[1:]
+		v := r.bytes()
+		if r.err != nil || off < uint64(prev) || off+uint64(len(ph)) > uint64(len(clear)) ||
+			!bytes.Equal(clear[off:off+uint64(len(ph))], ph) {
+			return nil, errCorrupt
+		}
+		out = append(out, clear[prev:off]...)
+		out = append(out, v...)
+		prev = int(off) + len(ph)
+	}
+	if len(r.b) != 0 {
+		return nil, errCorrupt
+	}
+	return append(out, clear[prev:]...), nil
 }
