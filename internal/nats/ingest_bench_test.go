@@ -78,7 +78,7 @@ func (p *pipeline) publishAll(tb testing.TB, subject string, msgs [][]byte) uint
 	tb.Helper()
 	futures := make([]jetstream.PubAckFuture, len(msgs))
 	for i, m := range msgs {
-		f, err := p.js.PublishAsync(subject, m)
+		f, err := p.js.PublishAsync(subject, m, jetstream.WithStallWait(time.Minute))
 		if err != nil {
 			tb.Fatal(err)
 		}
