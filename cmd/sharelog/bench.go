@@ -3,38 +3,99 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/sharelog/sharelog/internal/bench"
 )
 
 // BenchCmd measures sharelog against the raw limits of its own stack.
+//
+// Each phase runs in a new process by default: the command runs its own
+// executable again as `sharelog bench --phase-child PHASE --phase-result
+// FILE` with the same measuring flags; the child runs that phase alone and
+// writes its figures to FILE as JSON, and this process puts the report
+// together. So each phase's memory figures are its own. Under `go test` the
+// executable is the test binary, whose TestMain runs the command when
+// bench.ChildEnv is set (see bench_test.go).
 type BenchCmd struct {
 	Events     int           `help:"Events for each throughput figure, and the size of the queried ledger." default:"1000000"`
 	Queries    int           `help:"Queries to time for each latency figure." default:"2000"`
 	Latency    time.Duration `help:"How long to publish at half rate for the publish-to-queryable figure." default:"5s"`
 	SyncAlways bool          `help:"Durable mode: JetStream fsyncs every write." name:"sync-always"`
 	Smoke      bool          `help:"A short run that shows the benchmark works (CI); its figures mean nothing."`
+	Phases     []string      `help:"Phases to run, comma-separated: raw-jetstream, raw-badger, full (the full ingest, then the queries and publish-to-queryable latency on its ledger)." default:"raw-jetstream,raw-badger,full" sep:","`
+	InProcess  bool          `help:"Run every phase in this process instead of each in a new one; memory figures then include what earlier phases left." name:"in-process"`
 	Dir        string        `help:"Scratch directory (default: a new temporary directory, removed afterwards)." type:"path"`
 	Out        string        `help:"Write the report as JSON to this file." default:"bench-results.json"`
-	CPUProfile string        `help:"Write a CPU profile of the whole run to this file." name:"cpuprofile" type:"path"`
+	CPUProfile string        `help:"Write a CPU profile of the full phase to this file (with --in-process, of the whole run); other phases' go to FILE.<phase>." name:"cpuprofile" type:"path"`
 	MemProfile string        `help:"Write a heap profile, taken when the full ingest has finished, to this file." name:"memprofile" type:"path"`
+
+	PhaseChild  string `hidden:"" name:"phase-child" help:"Run this one phase in this process and write its figures to --phase-result (how the command runs each phase in a new process)."`
+	PhaseResult string `hidden:"" name:"phase-result" type:"path"`
 }
 
-// Run implements the bench command.
-func (c *BenchCmd) Run(env *Env) error {
+// config is the measurement the flags describe; a phase's child process
+// builds the same one from the same flags.
+func (c *BenchCmd) config(stderr io.Writer) bench.Config {
+	prefix := "bench: "
+	if c.PhaseChild != "" {
+		prefix = "bench [" + c.PhaseChild + "]: "
+	}
 	cfg := bench.Config{Events: c.Events, Queries: c.Queries, Latency: c.Latency, SyncAlways: c.SyncAlways, Dir: c.Dir,
-		Logf: func(format string, args ...any) { fmt.Fprintf(env.Stderr, "bench: "+format+"\n", args...) }}
+		Logf: func(format string, args ...any) { fmt.Fprintf(stderr, prefix+format+"\n", args...) }}
 	if c.Smoke {
 		cfg.Events, cfg.Queries, cfg.Latency, cfg.Chunk = 3000, 40, 500*time.Millisecond, 1000
 		cfg.Generator.Subjects, cfg.Generator.Recipients, cfg.Generator.MarkedCount = 1000, 20, 10
 		cfg.RSSEvery = 1000
+	}
+	return cfg
+}
+
+// childArgs are the arguments of the process that runs phase alone and
+// writes its result to the file result.
+func (c *BenchCmd) childArgs(dir, phase, result string) []string {
+	args := []string{"bench", "--phase-child", phase, "--phase-result", result, "--dir", dir,
+		"--events", strconv.Itoa(c.Events), "--queries", strconv.Itoa(c.Queries), "--latency", c.Latency.String()}
+	if c.SyncAlways {
+		args = append(args, "--sync-always")
+	}
+	if c.Smoke {
+		args = append(args, "--smoke")
+	}
+	if c.CPUProfile != "" {
+		if phase == bench.PhaseFull {
+			args = append(args, "--cpuprofile", c.CPUProfile)
+		} else {
+			args = append(args, "--cpuprofile", c.CPUProfile+"."+phase)
+		}
+	}
+	if c.MemProfile != "" && phase == bench.PhaseFull {
+		args = append(args, "--memprofile", c.MemProfile)
+	}
+	return args
+}
+
+// Run implements the bench command.
+func (c *BenchCmd) Run(env *Env) error {
+	// The children's output and this process's log lines go to one writer,
+	// from different goroutines.
+	stderr := &lockedWriter{w: env.Stderr}
+	cfg := c.config(stderr)
+	if c.PhaseChild != "" {
+		return c.runChild(env, cfg)
+	}
+	phases, err := bench.ParsePhases(c.Phases)
+	if err != nil {
+		return err
 	}
 	if cfg.Dir == "" {
 		dir, err := os.MkdirTemp("", "sharelog-bench-")
@@ -44,29 +105,23 @@ func (c *BenchCmd) Run(env *Env) error {
 		defer os.RemoveAll(dir)
 		cfg.Dir = dir
 	}
-	if c.CPUProfile != "" {
-		f, err := os.Create(c.CPUProfile)
+	var runner bench.Runner
+	if c.InProcess {
+		stop, err := c.profile(&cfg)
 		if err != nil {
 			return err
 		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
+		defer stop()
+		runner = &bench.InProcess{Config: cfg, Start: startForBench}
+	} else {
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("finding this executable to run each phase in a new process (or use --in-process): %w", err)
 		}
-		defer pprof.StopCPUProfile()
+		runner = &bench.ChildProcess{Path: exe, Dir: cfg.Dir, Stderr: stderr, Logf: cfg.Logf,
+			Args: func(phase, result string) []string { return c.childArgs(cfg.Dir, phase, result) }}
 	}
-	if c.MemProfile != "" {
-		cfg.AfterIngest = func() error {
-			f, err := os.Create(c.MemProfile)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			runtime.GC()
-			return pprof.WriteHeapProfile(f)
-		}
-	}
-	rep, err := bench.Run(env.Ctx, cfg, startForBench)
+	rep, err := bench.Run(env.Ctx, cfg, phases, runner)
 	if err != nil {
 		return err
 	}
@@ -84,6 +139,71 @@ func (c *BenchCmd) Run(env *Env) error {
 		fmt.Fprintf(env.Stdout, "\nreport written to %s\n", c.Out)
 	}
 	return nil
+}
+
+// runChild runs the one phase --phase-child names and writes its figures
+// to --phase-result (or stdout).
+func (c *BenchCmd) runChild(env *Env, cfg bench.Config) error {
+	if cfg.Dir == "" {
+		return errors.New("--phase-child needs --dir")
+	}
+	stop, err := c.profile(&cfg)
+	if err != nil {
+		return err
+	}
+	rep, err := bench.RunPhase(env.Ctx, cfg, c.PhaseChild, startForBench)
+	stop()
+	if err != nil {
+		return err
+	}
+	if c.PhaseResult == "" {
+		return json.NewEncoder(env.Stdout).Encode(rep)
+	}
+	return bench.WriteResult(c.PhaseResult, rep)
+}
+
+// profile starts the CPU profile and arranges the heap profile, for the
+// phases this process runs; stop ends the CPU profile.
+func (c *BenchCmd) profile(cfg *bench.Config) (stop func(), err error) {
+	stop = func() {}
+	if c.CPUProfile != "" {
+		f, err := os.Create(c.CPUProfile)
+		if err != nil {
+			return nil, err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return nil, err
+		}
+		stop = func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		}
+	}
+	if c.MemProfile != "" {
+		cfg.AfterIngest = func() error {
+			f, err := os.Create(c.MemProfile)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			runtime.GC()
+			return pprof.WriteHeapProfile(f)
+		}
+	}
+	return stop, nil
+}
+
+// lockedWriter serialises writes to w.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 // startForBench runs the real serve code on dataDir, on free ports.

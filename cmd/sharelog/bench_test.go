@@ -4,22 +4,46 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/sharelog/sharelog/internal/bench"
 )
 
-// TestBenchSmoke runs `sharelog bench --smoke`: it shows the benchmark works
-// end to end and reports every figure. It asserts nothing about speed.
-func TestBenchSmoke(t *testing.T) {
+// TestMain lets this test binary stand in for the sharelog executable:
+// `sharelog bench` runs each phase by running os.Executable() again, which
+// under `go test` is this binary. With bench.ChildEnv set it is such a
+// child: it runs the command line it was given, as main would, instead of
+// the tests.
+func TestMain(m *testing.M) {
+	if os.Getenv(bench.ChildEnv) != "" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+		stop()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "sharelog:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func runBench(t *testing.T, args ...string) (*bench.Report, string) {
+	t.Helper()
 	out := filepath.Join(t.TempDir(), "bench.json")
 	var stdout, stderr bytes.Buffer
-	if err := run(context.Background(), []string{"bench", "--smoke", "--dir", t.TempDir(), "--out", out}, &stdout, &stderr); err != nil {
+	args = append([]string{"bench", "--smoke", "--dir", t.TempDir(), "--out", out}, args...)
+	if err := run(context.Background(), args, &stdout, &stderr); err != nil {
 		t.Fatalf("bench: %v\n%s", err, stderr.String())
 	}
+	t.Logf("%s\n%s", stderr.String(), stdout.String())
 	b, err := os.ReadFile(out)
 	if err != nil {
 		t.Fatal(err)
@@ -28,23 +52,96 @@ func TestBenchSmoke(t *testing.T) {
 	if err := json.Unmarshal(b, &rep); err != nil {
 		t.Fatal(err)
 	}
+	return &rep, stdout.String()
+}
+
+func checkFull(t *testing.T, rep *bench.Report) {
+	t.Helper()
+	f := rep.Full
+	if f == nil {
+		t.Fatal("no full phase in the report")
+	}
 	figures := map[string]float64{
-		"raw JetStream rate": rep.RawJS.PerSec, "raw Badger rate": rep.RawBadger.PerSec, "full ingest rate": rep.Full.PerSec,
-		"who p99": rep.Who.P99, "window p99": rep.Window.P99, "publish-to-queryable p99": rep.PubToQuery.P99,
-		"ledger bytes/event": rep.DiskBytes, "peak RSS": rep.PeakRSSMiB,
+		"full ingest rate": f.PerSec, "who p99": f.Who.P99, "window p99": f.Window.P99, "publish-to-queryable p99": f.PubToQuery.P99,
+		"ledger bytes/event": f.DiskBytes, "full peak RSS": f.PeakRSSMiB,
 	}
 	for name, v := range figures {
 		if !(v > 0) {
 			t.Errorf("%s = %v, want a measured figure", name, v)
 		}
 	}
-	if rep.WhoCount != 10 {
-		t.Errorf("who found %d disclosures of the marked subject, want 10", rep.WhoCount)
+	if f.WhoCount != 10 {
+		t.Errorf("who found %d disclosures of the marked subject, want 10", f.WhoCount)
 	}
-	if rep.Full.Events != 3000 || rep.PubToQuery.N == 0 {
-		t.Errorf("full ingest %d events, publish-to-queryable %d: want 3000 and some", rep.Full.Events, rep.PubToQuery.N)
+	if f.Events != 3000 || f.PubToQuery.N == 0 {
+		t.Errorf("full ingest %d events, publish-to-queryable %d: want 3000 and some", f.Events, f.PubToQuery.N)
 	}
-	if !strings.Contains(stdout.String(), "full / raw JetStream") {
-		t.Errorf("table lacks the ratios:\n%s", stdout.String())
+	// --smoke samples the RSS every 1000 events.
+	if got := len(f.RSS); got != 3 || f.RSS[2].Events != 3000 || !(f.RSS[0].MiB > 0) {
+		t.Errorf("full ingest RSS samples %+v, want 3, at 1000, 2000 and 3000 events", f.RSS)
+	}
+}
+
+// TestBenchSmoke runs `sharelog bench --smoke`: it shows the benchmark works
+// end to end, each phase in a process of its own (this test binary, run
+// again), and reports every figure. It asserts nothing about speed.
+func TestBenchSmoke(t *testing.T) {
+	rep, table := runBench(t)
+	if !slices.Equal(rep.Phases, bench.AllPhases) || rep.Isolation != bench.IsolationProcess {
+		t.Errorf("phases %v isolated %q, want all, each in its own process", rep.Phases, rep.Isolation)
+	}
+	checkFull(t, rep)
+	if rep.RawJS == nil || rep.RawBadger == nil {
+		t.Fatalf("raw phases missing: %+v %+v", rep.RawJS, rep.RawBadger)
+	}
+	pids := map[int]bool{os.Getpid(): true}
+	for name, p := range map[string]*bench.Phase{"raw JetStream": rep.RawJS, "raw Badger": rep.RawBadger, "full": &rep.Full.Phase} {
+		if !(p.PerSec > 0) || !(p.PeakRSSMiB > 0) || len(p.RSS) == 0 {
+			t.Errorf("%s: rate %v, peak RSS %v, samples %v: want measured figures", name, p.PerSec, p.PeakRSSMiB, p.RSS)
+		}
+		if pids[p.PID] {
+			t.Errorf("%s ran in process %d, which is this one or another phase's", name, p.PID)
+		}
+		pids[p.PID] = true
+	}
+	if rep.FullOverJS == nil || rep.FullOverBdg == nil {
+		t.Errorf("ratios missing: %v %v", rep.FullOverJS, rep.FullOverBdg)
+	}
+	for _, want := range []string{"full / raw JetStream", "full / raw Badger", "each in a new process", "raw Badger peak"} {
+		if !strings.Contains(table, want) {
+			t.Errorf("table lacks %q:\n%s", want, table)
+		}
+	}
+}
+
+// TestBenchSmokeSomePhases runs two phases in this process: the report and
+// the table hold those two alone, and only the ratio both ran for.
+func TestBenchSmokeSomePhases(t *testing.T) {
+	rep, table := runBench(t, "--phases", "full,raw-badger", "--in-process")
+	if !slices.Equal(rep.Phases, []string{bench.PhaseRawBadger, bench.PhaseFull}) || rep.Isolation != bench.IsolationInProcess {
+		t.Errorf("phases %v isolated %q, want raw-badger and full in process", rep.Phases, rep.Isolation)
+	}
+	checkFull(t, rep)
+	if rep.RawJS != nil || rep.FullOverJS != nil || rep.RawBadger == nil || rep.FullOverBdg == nil {
+		t.Errorf("want raw Badger and its ratio alone: raw JetStream %+v (ratio %v), raw Badger %+v (ratio %v)", rep.RawJS, rep.FullOverJS, rep.RawBadger, rep.FullOverBdg)
+	}
+	if rep.Full.PID != os.Getpid() {
+		t.Errorf("full ran in process %d, want this one (%d)", rep.Full.PID, os.Getpid())
+	}
+	if strings.Contains(table, "JetStream async") || strings.Contains(table, "full / raw JetStream") || !strings.Contains(table, "full / raw Badger") {
+		t.Errorf("table shows raw JetStream or lacks the Badger ratio:\n%s", table)
+	}
+	if !strings.Contains(table, "all in this one process") {
+		t.Errorf("table does not say the phases shared a process:\n%s", table)
+	}
+}
+
+func TestBenchPhasesRefused(t *testing.T) {
+	for _, phases := range []string{"full,full", "raw-jetstream,nope"} {
+		var stdout, stderr bytes.Buffer
+		err := run(context.Background(), []string{"bench", "--smoke", "--phases", phases, "--dir", t.TempDir(), "--out", ""}, &stdout, &stderr)
+		if err == nil {
+			t.Errorf("--phases %s accepted", phases)
+		}
 	}
 }

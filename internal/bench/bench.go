@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -12,7 +13,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -28,6 +28,44 @@ import (
 	"github.com/sharelog/sharelog/internal/vocab"
 )
 
+// The phases of a run, in the order they run. The queries and the
+// publish-to-queryable latency belong to PhaseFull: they use the ledger
+// its ingest built.
+const (
+	PhaseRawJetStream = "raw-jetstream"
+	PhaseRawBadger    = "raw-badger"
+	PhaseFull         = "full"
+)
+
+// AllPhases are every phase, in the order they run.
+var AllPhases = []string{PhaseRawJetStream, PhaseRawBadger, PhaseFull}
+
+// ParsePhases checks a list of phase names and returns them in the order
+// they run. It refuses an unknown or repeated name and an empty list.
+func ParsePhases(names []string) ([]string, error) {
+	seen := map[string]bool{}
+	for _, n := range names {
+		n = strings.TrimSpace(n)
+		if !slices.Contains(AllPhases, n) {
+			return nil, fmt.Errorf("unknown phase %q (phases: %s)", n, strings.Join(AllPhases, ", "))
+		}
+		if seen[n] {
+			return nil, fmt.Errorf("phase %q given twice", n)
+		}
+		seen[n] = true
+	}
+	var out []string
+	for _, p := range AllPhases {
+		if seen[p] {
+			out = append(out, p)
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no phase to run")
+	}
+	return out, nil
+}
+
 // Config says what to measure.
 type Config struct {
 	Dir        string // scratch directory; everything is written under it
@@ -39,7 +77,7 @@ type Config struct {
 	Chunk      int  // events generated at a time (default 10,000)
 	Generator  Generator
 	Logf       func(format string, args ...any)
-	RSSEvery   int // sample the process RSS every this many applied events (default 1,000,000)
+	RSSEvery   int // sample the process RSS every this many events written (default 1,000,000)
 	// AfterIngest, if set, runs when the full ingest has finished, before
 	// the queries (the command takes a heap profile there).
 	AfterIngest func() error
@@ -74,36 +112,64 @@ type Latency struct {
 	Max float64 `json:"maxMs"`
 }
 
-// RSS is the process's resident memory when the ledger held Events entries.
+// RSS is the resident memory of the process running a phase when the
+// phase had written Events events (to the stream, the raw ledger, or the
+// ledger of the running sharelog).
 type RSS struct {
 	Events int     `json:"events"`
 	MiB    float64 `json:"rssMiB"`
 }
 
-// Report is everything one run measured.
+// Phase is what one phase measured: its throughput and the memory of the
+// process that ran it.
+type Phase struct {
+	Rate
+	PID int `json:"pid"`
+	// PeakRSSMiB is the process's VmHWM when the phase ended. In a process of
+	// its own that is the phase's peak. When phases share a process
+	// (Isolation is IsolationInProcess) it was reset at the phase's start
+	// where the kernel allows, but the memory earlier phases left is in it.
+	PeakRSSMiB float64 `json:"peakRSSMiB"`
+	RSS        []RSS   `json:"rss"`
+}
+
+// FullPhase is the full ingest and what was measured on the ledger it
+// built; the memory figures cover all of it.
+type FullPhase struct {
+	Phase
+	Who        Latency `json:"who"`
+	WhoCount   int     `json:"whoDisclosures"`
+	Window     Latency `json:"recipientMonth"`
+	WindowRows float64 `json:"recipientMonthRowsAvg"`
+	PubToQuery Latency `json:"publishToQueryable"`
+	PubRate    float64 `json:"publishToQueryableRate"`
+	DiskBytes  float64 `json:"ledgerBytesPerEvent"`
+	JSBytes    float64 `json:"jetstreamBytesPerEvent"`
+}
+
+// How the phases of a run were isolated from one another.
+const (
+	IsolationProcess   = "process-per-phase" // each phase in a new process
+	IsolationInProcess = "in-process"        // every phase in one process, one after another
+)
+
+// Report is everything one run measured. A phase that did not run is
+// absent (nil), and so is a ratio whose two phases did not both run.
 type Report struct {
-	StartedAt   time.Time `json:"startedAt"`
-	GoVersion   string    `json:"goVersion"`
-	CPUs        int       `json:"cpus"`
-	SyncAlways  bool      `json:"syncAlways"`
-	EventBytes  float64   `json:"eventBytesAvg"`
-	Events      int       `json:"events"`
-	BatchSize   int       `json:"batchSize"`
-	RawJS       Rate      `json:"rawJetStream"`
-	RawBadger   Rate      `json:"rawBadger"`
-	Full        Rate      `json:"fullIngest"`
-	FullOverJS  float64   `json:"fullOverRawJetStream"`
-	FullOverBdg float64   `json:"fullOverRawBadger"`
-	Who         Latency   `json:"who"`
-	WhoCount    int       `json:"whoDisclosures"`
-	Window      Latency   `json:"recipientMonth"`
-	WindowRows  float64   `json:"recipientMonthRowsAvg"`
-	PubToQuery  Latency   `json:"publishToQueryable"`
-	PubRate     float64   `json:"publishToQueryableRate"`
-	DiskBytes   float64   `json:"ledgerBytesPerEvent"`
-	JSBytes     float64   `json:"jetstreamBytesPerEvent"`
-	PeakRSSMiB  float64   `json:"peakRSSMiB"`
-	RSS         []RSS     `json:"rss"`
+	StartedAt   time.Time  `json:"startedAt"`
+	GoVersion   string     `json:"goVersion"`
+	CPUs        int        `json:"cpus"`
+	SyncAlways  bool       `json:"syncAlways"`
+	EventBytes  float64    `json:"eventBytesAvg"`
+	Events      int        `json:"events"`
+	BatchSize   int        `json:"batchSize"`
+	Phases      []string   `json:"phases"`
+	Isolation   string     `json:"isolation"`
+	RawJS       *Phase     `json:"rawJetStream,omitempty"`
+	RawBadger   *Phase     `json:"rawBadger,omitempty"`
+	Full        *FullPhase `json:"full,omitempty"`
+	FullOverJS  *float64   `json:"fullOverRawJetStream,omitempty"`
+	FullOverBdg *float64   `json:"fullOverRawBadger,omitempty"`
 }
 
 func (c *Config) defaults() {
@@ -131,16 +197,27 @@ func (c *Config) defaults() {
 	c.Generator.defaults()
 }
 
+func (c *Config) newReport() *Report {
+	return &Report{StartedAt: time.Now().UTC(), GoVersion: runtime.Version(), CPUs: runtime.NumCPU(),
+		SyncAlways: c.SyncAlways, Events: c.Events, BatchSize: c.BatchSize}
+}
+
+// chunk is a run of generated disclosures and their Nats-Msg-Id values.
+type chunk struct {
+	events [][]byte
+	msgIDs []string
+}
+
 // chunks streams the benchmark's disclosures, generated a chunk at a time
 // ahead of the consumer, so memory stays bounded whatever the event count.
-func (c *Config) chunks(ctx context.Context) <-chan [][]byte {
-	ch := make(chan [][]byte, 2)
+func (c *Config) chunks(ctx context.Context) <-chan chunk {
+	ch := make(chan chunk, 2)
 	go func() {
 		defer close(ch)
 		for first := 0; first < c.Events; first += c.Chunk {
 			n := min(c.Chunk, c.Events-first)
 			select {
-			case ch <- c.Generator.Disclosures(first, n, c.Events):
+			case ch <- chunk{c.Generator.Disclosures(first, n, c.Events), c.Generator.msgIDs(first, n)}:
 			case <-ctx.Done():
 				return
 			}
@@ -149,11 +226,39 @@ func (c *Config) chunks(ctx context.Context) <-chan [][]byte {
 	return ch
 }
 
-// Run measures everything and returns the report.
-func Run(ctx context.Context, cfg Config, start StartFunc) (*Report, error) {
+// msgIDs returns the Nats-Msg-Id of disclosures first to first+n-1, known
+// without parsing the events.
+func (g *Generator) msgIDs(first, n int) []string {
+	ids := make([]string, n)
+	for k := range ids {
+		ids[k] = nats.MsgID(DisclosureSource, g.DisclosureID(first+k))
+	}
+	return ids
+}
+
+// parseMsgIDs reads the Nats-Msg-Id of events from their JSON; for the few
+// events (the recipient registry) published outside a measured stretch.
+func parseMsgIDs(events [][]byte) ([]string, error) {
+	ids := make([]string, len(events))
+	for i, ev := range events {
+		var id struct{ ID, Source string }
+		if err := json.Unmarshal(ev, &id); err != nil {
+			return nil, err
+		}
+		ids[i] = nats.MsgID(id.Source, id.ID)
+	}
+	return ids, nil
+}
+
+// Run runs phases, in order, each through runner, and assembles the report.
+func Run(ctx context.Context, cfg Config, phases []string, runner Runner) (*Report, error) {
 	cfg.defaults()
-	rep := &Report{StartedAt: time.Now().UTC(), GoVersion: runtime.Version(), CPUs: runtime.NumCPU(),
-		SyncAlways: cfg.SyncAlways, Events: cfg.Events, BatchSize: cfg.BatchSize}
+	phases, err := ParsePhases(phases)
+	if err != nil {
+		return nil, err
+	}
+	rep := cfg.newReport()
+	rep.Phases, rep.Isolation = phases, runner.Isolation()
 	sample := cfg.Generator.Disclosures(0, 1000, cfg.Events)
 	total := 0
 	for _, e := range sample {
@@ -161,32 +266,73 @@ func Run(ctx context.Context, cfg Config, start StartFunc) (*Report, error) {
 	}
 	rep.EventBytes = float64(total) / float64(len(sample))
 
-	var err error
-	cfg.Logf("raw JetStream: async publish of %d events with Nats-Msg-Id", cfg.Events)
-	if rep.RawJS, err = rawJetStream(ctx, &cfg); err != nil {
-		return nil, fmt.Errorf("raw jetstream: %w", err)
+	for _, phase := range phases {
+		got, err := runner.RunPhase(ctx, phase)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", phase, err)
+		}
+		switch {
+		case phase == PhaseRawJetStream && got.RawJS != nil:
+			rep.RawJS = got.RawJS
+		case phase == PhaseRawBadger && got.RawBadger != nil:
+			rep.RawBadger = got.RawBadger
+		case phase == PhaseFull && got.Full != nil:
+			rep.Full = got.Full
+		default:
+			return nil, fmt.Errorf("%s: the phase's result lacks its figures", phase)
+		}
 	}
-	cfg.Logf("raw Badger: the ledger's write set for %d events in batches of %d", cfg.Events, cfg.BatchSize)
-	if rep.RawBadger, err = rawBadger(ctx, &cfg); err != nil {
-		return nil, fmt.Errorf("raw badger: %w", err)
+	if rep.Full != nil && rep.RawJS != nil {
+		r := rep.Full.PerSec / rep.RawJS.PerSec
+		rep.FullOverJS = &r
 	}
-	cfg.Logf("full ingest: %d events through a running sharelog", cfg.Events)
-	if err := fullIngest(ctx, &cfg, start, rep); err != nil {
-		return nil, fmt.Errorf("full ingest: %w", err)
+	if rep.Full != nil && rep.RawBadger != nil {
+		r := rep.Full.PerSec / rep.RawBadger.PerSec
+		rep.FullOverBdg = &r
 	}
-	rep.FullOverJS = rep.Full.PerSec / rep.RawJS.PerSec
-	rep.FullOverBdg = rep.Full.PerSec / rep.RawBadger.PerSec
-	rep.PeakRSSMiB = procStatusMiB("VmHWM")
 	return rep, nil
 }
 
-func publishAsync(js jetstream.JetStream, subject string, events [][]byte, futures *[]jetstream.PubAckFuture) error {
-	for _, ev := range events {
-		var id struct{ ID, Source string }
-		if err := json.Unmarshal(ev, &id); err != nil {
-			return err
+// RunPhase runs one phase in this process and returns a report holding
+// that phase alone. start is needed by PhaseFull only.
+func RunPhase(ctx context.Context, cfg Config, phase string, start StartFunc) (*Report, error) {
+	cfg.defaults()
+	rep := cfg.newReport()
+	rep.Phases = []string{phase}
+	var err error
+	switch phase {
+	case PhaseRawJetStream:
+		cfg.Logf("raw JetStream: async publish of %d events with Nats-Msg-Id", cfg.Events)
+		rep.RawJS, err = rawJetStream(ctx, &cfg)
+	case PhaseRawBadger:
+		cfg.Logf("raw Badger: the ledger's write set for %d events in batches of %d", cfg.Events, cfg.BatchSize)
+		rep.RawBadger, err = rawBadger(ctx, &cfg)
+	case PhaseFull:
+		if start == nil {
+			return nil, errors.New("full: no way to start a sharelog")
 		}
-		f, err := js.PublishAsync(subject, ev, jetstream.WithMsgID(nats.MsgID(id.Source, id.ID)), jetstream.WithStallWait(time.Minute))
+		cfg.Logf("full ingest: %d events through a running sharelog", cfg.Events)
+		rep.Full, err = fullIngest(ctx, &cfg, start)
+	default:
+		return nil, fmt.Errorf("unknown phase %q", phase)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return rep, nil
+}
+
+// phaseDone fills in the process figures of a phase that has finished.
+func phaseDone(p *Phase, r Rate, rss []RSS) {
+	p.Rate = r
+	p.PID = os.Getpid()
+	p.RSS = rss
+	p.PeakRSSMiB = procStatusMiB("VmHWM")
+}
+
+func publishAsync(js jetstream.JetStream, subject string, events [][]byte, msgIDs []string, futures *[]jetstream.PubAckFuture) error {
+	for i, ev := range events {
+		f, err := js.PublishAsync(subject, ev, jetstream.WithMsgID(msgIDs[i]), jetstream.WithStallWait(time.Minute))
 		if err != nil {
 			return err
 		}
@@ -217,9 +363,9 @@ func drainAcks(ctx context.Context, futures []jetstream.PubAckFuture) (uint64, e
 func publishStream(ctx context.Context, cfg *Config, js jetstream.JetStream, subject string, afterChunk func(int)) (uint64, error) {
 	var last uint64
 	sent := 0
-	for chunk := range cfg.chunks(ctx) {
-		futures := make([]jetstream.PubAckFuture, 0, len(chunk))
-		if err := publishAsync(js, subject, chunk, &futures); err != nil {
+	for c := range cfg.chunks(ctx) {
+		futures := make([]jetstream.PubAckFuture, 0, len(c.events))
+		if err := publishAsync(js, subject, c.events, c.msgIDs, &futures); err != nil {
 			return 0, err
 		}
 		l, err := drainAcks(ctx, futures)
@@ -227,7 +373,7 @@ func publishStream(ctx context.Context, cfg *Config, js jetstream.JetStream, sub
 			return 0, err
 		}
 		last = max(last, l)
-		sent += len(chunk)
+		sent += len(c.events)
 		if afterChunk != nil {
 			afterChunk(sent)
 		}
@@ -235,48 +381,67 @@ func publishStream(ctx context.Context, cfg *Config, js jetstream.JetStream, sub
 	return last, ctx.Err()
 }
 
-func rawJetStream(ctx context.Context, cfg *Config) (Rate, error) {
+// publishRecipients publishes the recipient registry and returns the last
+// stream sequence once all are acknowledged.
+func publishRecipients(ctx context.Context, cfg *Config, js jetstream.JetStream) (uint64, error) {
+	events := cfg.Generator.RecipientEvents()
+	ids, err := parseMsgIDs(events)
+	if err != nil {
+		return 0, err
+	}
+	var futures []jetstream.PubAckFuture
+	if err := publishAsync(js, "sharelog.in.bench", events, ids, &futures); err != nil {
+		return 0, err
+	}
+	return drainAcks(ctx, futures)
+}
+
+func rawJetStream(ctx context.Context, cfg *Config) (*Phase, error) {
 	dir := filepath.Join(cfg.Dir, "raw-jetstream")
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ns, err := nats.StartServer(nats.ServerConfig{Listen: "127.0.0.1:0", StoreDir: dir, SyncAlways: cfg.SyncAlways}, logger)
 	if err != nil {
-		return Rate{}, err
+		return nil, err
 	}
 	defer ns.Shutdown()
 	nc, err := natsio.Connect(ns.ClientURL())
 	if err != nil {
-		return Rate{}, err
+		return nil, err
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4000))
 	if err != nil {
-		return Rate{}, err
+		return nil, err
 	}
 	if _, err := nats.EnsureStreams(ctx, js, nats.StreamConfig{}); err != nil {
-		return Rate{}, err
+		return nil, err
 	}
+	rss := newRSSSampler(cfg.RSSEvery)
 	start := time.Now()
-	if _, err := publishStream(ctx, cfg, js, "sharelog.in.bench", nil); err != nil {
-		return Rate{}, err
+	// Every event is acknowledged, so stored, when its chunk's callback runs.
+	if _, err := publishStream(ctx, cfg, js, "sharelog.in.bench", func(sent int) { rss.reached(sent, nil) }); err != nil {
+		return nil, err
 	}
-	return rate(cfg.Events, time.Since(start)), nil
+	p := &Phase{}
+	phaseDone(p, rate(cfg.Events, time.Since(start)), rss.final(cfg.Events))
+	return p, nil
 }
 
-func rawBadger(ctx context.Context, cfg *Config) (Rate, error) {
+func rawBadger(ctx context.Context, cfg *Config) (*Phase, error) {
 	dir := filepath.Join(cfg.Dir, "raw-badger")
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	st, err := store.Open(store.Config{Dir: filepath.Join(dir, "ledger"), KeyFile: filepath.Join(dir, "site.key"), Logger: logger})
 	if err != nil {
-		return Rate{}, err
+		return nil, err
 	}
 	defer st.Close()
 	voc, err := vocab.Load()
 	if err != nil {
-		return Rate{}, err
+		return nil, err
 	}
 	dec, err := cloudevents.NewDecoder(voc)
 	if err != nil {
-		return Rate{}, err
+		return nil, err
 	}
 	decode := func(raws [][]byte) ([]*ledger.Event, error) {
 		evs := make([]*ledger.Event, len(raws))
@@ -306,33 +471,42 @@ func rawBadger(ctx context.Context, cfg *Config) (Rate, error) {
 	}
 	recips, err := decode(cfg.Generator.RecipientEvents())
 	if err != nil {
-		return Rate{}, err
+		return nil, err
 	}
 	if err := apply(recips); err != nil {
-		return Rate{}, err
+		return nil, err
 	}
 	// Decoding is not part of this figure: each chunk is decoded before the
 	// clock runs for it.
+	rss := newRSSSampler(cfg.RSSEvery)
+	written := 0
 	var elapsed time.Duration
-	for chunk := range cfg.chunks(ctx) {
-		evs, err := decode(chunk)
+	for c := range cfg.chunks(ctx) {
+		evs, err := decode(c.events)
 		if err != nil {
-			return Rate{}, err
+			return nil, err
 		}
 		t := time.Now()
 		if err := apply(evs); err != nil {
-			return Rate{}, err
+			return nil, err
 		}
 		elapsed += time.Since(t)
+		written += len(evs)
+		rss.reached(written, nil)
 	}
-	return rate(cfg.Events, elapsed), ctx.Err()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	p := &Phase{}
+	phaseDone(p, rate(cfg.Events, elapsed), rss.final(cfg.Events))
+	return p, nil
 }
 
-func fullIngest(ctx context.Context, cfg *Config, start StartFunc, rep *Report) error {
+func fullIngest(ctx context.Context, cfg *Config, start StartFunc) (*FullPhase, error) {
 	dataDir := filepath.Join(cfg.Dir, "sharelog")
 	t, err := start(ctx, dataDir, cfg.SyncAlways)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	closed := false
 	defer func() {
@@ -342,75 +516,67 @@ func fullIngest(ctx context.Context, cfg *Config, start StartFunc, rep *Report) 
 	}()
 	nc, err := natsio.Connect(t.NATSURL)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4000))
 	if err != nil {
-		return err
+		return nil, err
 	}
-	var futures []jetstream.PubAckFuture
-	if err := publishAsync(js, "sharelog.in.bench", cfg.Generator.RecipientEvents(), &futures); err != nil {
-		return err
-	}
-	last, err := drainAcks(ctx, futures)
+	last, err := publishRecipients(ctx, cfg, js)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := t.WaitApplied(ctx, last); err != nil {
-		return err
+		return nil, err
 	}
 	base := t.Applied()
-	nextRSS := cfg.RSSEvery
+	rss := newRSSSampler(cfg.RSSEvery)
+	// The ledger trails the publisher: sample when it has caught up to each point.
+	caughtUp := func(n int) bool { return t.WaitApplied(ctx, base+uint64(n)) == nil }
 	begin := time.Now()
-	last, err = publishStream(ctx, cfg, js, "sharelog.in.bench", func(sent int) {
-		for sent >= nextRSS {
-			// The ledger trails the publisher; sample when it has caught up to this point.
-			if t.WaitApplied(ctx, base+uint64(nextRSS)) == nil {
-				rep.RSS = append(rep.RSS, RSS{Events: nextRSS, MiB: procStatusMiB("VmRSS")})
-			}
-			nextRSS += cfg.RSSEvery
-		}
-	})
+	last, err = publishStream(ctx, cfg, js, "sharelog.in.bench", func(sent int) { rss.reached(sent, caughtUp) })
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := t.WaitApplied(ctx, last); err != nil {
-		return err
+		return nil, err
 	}
-	rep.Full = rate(cfg.Events, time.Since(begin))
-	if len(rep.RSS) == 0 || rep.RSS[len(rep.RSS)-1].Events != cfg.Events {
-		rep.RSS = append(rep.RSS, RSS{Events: cfg.Events, MiB: procStatusMiB("VmRSS")})
-	}
+	full := &FullPhase{}
+	ingest := rate(cfg.Events, time.Since(begin))
+	// The samples end at the ingest's end, not after the queries below; the
+	// peak covers all of the phase.
+	samples := rss.final(cfg.Events)
 
 	if cfg.AfterIngest != nil {
 		if err := cfg.AfterIngest(); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	client := slhttp.NewClient(t.HTTPURL)
 	cfg.Logf("who: %d queries for a subject with %d disclosures", cfg.Queries, cfg.Generator.MarkedCount)
-	if rep.Who, rep.WhoCount, err = whoLatency(ctx, client, cfg.Queries); err != nil {
-		return err
+	if full.Who, full.WhoCount, err = whoLatency(ctx, client, cfg.Queries); err != nil {
+		return nil, err
 	}
 	cfg.Logf("disclosures by recipient, one-month windows: %d queries", cfg.Queries/4)
-	if rep.Window, rep.WindowRows, err = windowLatency(ctx, client, cfg, max(cfg.Queries/4, 10)); err != nil {
-		return err
+	if full.Window, full.WindowRows, err = windowLatency(ctx, client, cfg, max(cfg.Queries/4, 10)); err != nil {
+		return nil, err
 	}
-	pubRate := rep.Full.PerSec / 2
+	pubRate := ingest.PerSec / 2
 	cfg.Logf("publish to queryable at %.0f events/s for %v", pubRate, cfg.Latency)
-	rep.PubRate = pubRate
-	if rep.PubToQuery, err = pubToQueryable(ctx, js, t, cfg, pubRate); err != nil {
-		return err
+	full.PubRate = pubRate
+	if full.PubToQuery, err = pubToQueryable(ctx, js, t, cfg, pubRate); err != nil {
+		return nil, err
 	}
 	closed = true
 	if err := t.Close(); err != nil {
-		return err
+		return nil, err
 	}
-	entries := float64(cfg.Events + cfg.Generator.Recipients + rep.PubToQuery.N)
-	rep.DiskBytes = float64(diskUsage(t.LedgerDir)) / entries
-	rep.JSBytes = float64(diskUsage(filepath.Join(dataDir, "jetstream"))) / entries
-	return nil
+	entries := float64(cfg.Events + cfg.Generator.Recipients + full.PubToQuery.N)
+	full.DiskBytes = float64(diskUsage(t.LedgerDir)) / entries
+	full.JSBytes = float64(diskUsage(filepath.Join(dataDir, "jetstream"))) / entries
+	phaseDone(&full.Phase, ingest, samples)
+	return full, nil
 }
 
 func whoLatency(ctx context.Context, client *slhttp.Client, n int) (Latency, int, error) {
@@ -457,7 +623,7 @@ func pubToQueryable(ctx context.Context, js jetstream.JetStream, t *Target, cfg 
 	n := max(int(perSec*cfg.Latency.Seconds()), 10)
 	g := cfg.Generator
 	g.Seed += 1000 // new ids
-	events := g.Disclosures(0, n, n)
+	events, ids := g.Disclosures(0, n, n), g.msgIDs(0, n)
 	base := t.Applied() // no other publisher: the next sequences are ours, in order
 	sent := make([]time.Time, n)
 	done := make([]time.Duration, n)
@@ -485,7 +651,7 @@ func pubToQueryable(ctx context.Context, js jetstream.JetStream, t *Target, cfg 
 			time.Sleep(d)
 		}
 		sent[i] = time.Now()
-		if err := publishAsync(js, "sharelog.in.bench", [][]byte{ev}, &futures); err != nil {
+		if err := publishAsync(js, "sharelog.in.bench", [][]byte{ev}, ids[i:i+1], &futures); err != nil {
 			return Latency{}, err
 		}
 	}
@@ -530,19 +696,4 @@ func diskUsage(dir string) int64 {
 		return nil
 	})
 	return total
-}
-
-// procStatusMiB reads a memory figure (VmRSS, VmHWM) of this process, in MiB.
-func procStatusMiB(field string) float64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, field+":"); ok {
-			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
-			return kb / 1024
-		}
-	}
-	return 0
 }

@@ -3,10 +3,19 @@ package bench
 import (
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 )
 
-// WriteTable prints the report for people.
+// The phases as the memory table names them, for the RSS samples (taken
+// while writing) and for the peak (of the whole phase).
+var (
+	sampleNames = map[string]string{PhaseRawJetStream: "raw JetStream", PhaseRawBadger: "raw Badger", PhaseFull: "full ingest"}
+	peakNames   = map[string]string{PhaseRawJetStream: "raw JetStream", PhaseRawBadger: "raw Badger", PhaseFull: "full phase (ingest, queries, latency)"}
+)
+
+// WriteTable prints the report for people. Only the phases that ran are
+// shown, and a ratio only when both its phases ran.
 func (r *Report) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	mode := "JetStream default sync (interval)"
@@ -14,23 +23,62 @@ func (r *Report) WriteTable(w io.Writer) error {
 		mode = "JetStream sync always (durable mode)"
 	}
 	fmt.Fprintf(tw, "sharelog bench\t%s, %d CPUs, %s\n", r.GoVersion, r.CPUs, mode)
-	fmt.Fprintf(tw, "events\t%d of %.0f bytes on average, batches of %d\n\n", r.Events, r.EventBytes, r.BatchSize)
-	fmt.Fprintf(tw, "THROUGHPUT\tevents/s\tseconds\n")
-	fmt.Fprintf(tw, "raw JetStream async publish\t%.0f\t%.2f\n", r.RawJS.PerSec, r.RawJS.Seconds)
-	fmt.Fprintf(tw, "raw Badger ledger write set\t%.0f\t%.2f\n", r.RawBadger.PerSec, r.RawBadger.Seconds)
-	fmt.Fprintf(tw, "full sharelog ingest (to queryable)\t%.0f\t%.2f\n", r.Full.PerSec, r.Full.Seconds)
-	fmt.Fprintf(tw, "full / raw JetStream\t%.2f\t\n", r.FullOverJS)
-	fmt.Fprintf(tw, "full / raw Badger\t%.2f\t\n\n", r.FullOverBdg)
-	fmt.Fprintf(tw, "LATENCY (HTTP API)\tp50 ms\tp99 ms\tmax ms\tn\n")
-	fmt.Fprintf(tw, "who, subject with %d disclosures\t%.2f\t%.2f\t%.2f\t%d\n", r.WhoCount, r.Who.P50, r.Who.P99, r.Who.Max, r.Who.N)
-	fmt.Fprintf(tw, "disclosures by recipient, one month (%.0f rows)\t%.2f\t%.2f\t%.2f\t%d\n", r.WindowRows, r.Window.P50, r.Window.P99, r.Window.Max, r.Window.N)
-	fmt.Fprintf(tw, "publish to queryable at %.0f events/s\t%.2f\t%.2f\t%.2f\t%d\n\n", r.PubRate, r.PubToQuery.P50, r.PubToQuery.P99, r.PubToQuery.Max, r.PubToQuery.N)
-	fmt.Fprintf(tw, "SPACE AND MEMORY\t\n")
-	fmt.Fprintf(tw, "ledger bytes on disk per event\t%.0f\n", r.DiskBytes)
-	fmt.Fprintf(tw, "JetStream bytes on disk per event\t%.0f\n", r.JSBytes)
-	for _, s := range r.RSS {
-		fmt.Fprintf(tw, "process RSS at %d events\t%.0f MiB\n", s.Events, s.MiB)
+	fmt.Fprintf(tw, "events\t%d of %.0f bytes on average, batches of %d\n", r.Events, r.EventBytes, r.BatchSize)
+	isolation := "each in a new process"
+	if r.Isolation == IsolationInProcess {
+		isolation = "all in this one process (memory figures include what earlier phases left)"
 	}
-	fmt.Fprintf(tw, "process peak RSS\t%.0f MiB\n", r.PeakRSSMiB)
+	fmt.Fprintf(tw, "phases\t%s; %s\n\n", strings.Join(r.Phases, ", "), isolation)
+
+	fmt.Fprintf(tw, "THROUGHPUT\tevents/s\tseconds\n")
+	if r.RawJS != nil {
+		fmt.Fprintf(tw, "raw JetStream async publish\t%.0f\t%.2f\n", r.RawJS.PerSec, r.RawJS.Seconds)
+	}
+	if r.RawBadger != nil {
+		fmt.Fprintf(tw, "raw Badger ledger write set\t%.0f\t%.2f\n", r.RawBadger.PerSec, r.RawBadger.Seconds)
+	}
+	if r.Full != nil {
+		fmt.Fprintf(tw, "full sharelog ingest (to queryable)\t%.0f\t%.2f\n", r.Full.PerSec, r.Full.Seconds)
+	}
+	if r.FullOverJS != nil {
+		fmt.Fprintf(tw, "full / raw JetStream\t%.2f\t\n", *r.FullOverJS)
+	}
+	if r.FullOverBdg != nil {
+		fmt.Fprintf(tw, "full / raw Badger\t%.2f\t\n", *r.FullOverBdg)
+	}
+	fmt.Fprintln(tw)
+
+	if f := r.Full; f != nil {
+		fmt.Fprintf(tw, "LATENCY (HTTP API)\tp50 ms\tp99 ms\tmax ms\tn\n")
+		fmt.Fprintf(tw, "who, subject with %d disclosures\t%.2f\t%.2f\t%.2f\t%d\n", f.WhoCount, f.Who.P50, f.Who.P99, f.Who.Max, f.Who.N)
+		fmt.Fprintf(tw, "disclosures by recipient, one month (%.0f rows)\t%.2f\t%.2f\t%.2f\t%d\n", f.WindowRows, f.Window.P50, f.Window.P99, f.Window.Max, f.Window.N)
+		fmt.Fprintf(tw, "publish to queryable at %.0f events/s\t%.2f\t%.2f\t%.2f\t%d\n\n", f.PubRate, f.PubToQuery.P50, f.PubToQuery.P99, f.PubToQuery.Max, f.PubToQuery.N)
+		fmt.Fprintf(tw, "SPACE\t\n")
+		fmt.Fprintf(tw, "ledger bytes on disk per event\t%.0f\n", f.DiskBytes)
+		fmt.Fprintf(tw, "JetStream bytes on disk per event\t%.0f\n\n", f.JSBytes)
+	}
+
+	if r.Isolation == IsolationInProcess {
+		fmt.Fprintf(tw, "MEMORY (RSS of this process, shared by the phases)\tMiB\n")
+	} else {
+		fmt.Fprintf(tw, "MEMORY (RSS of the process running each phase)\tMiB\n")
+	}
+	for _, name := range r.Phases {
+		var p *Phase
+		switch {
+		case name == PhaseRawJetStream && r.RawJS != nil:
+			p = r.RawJS
+		case name == PhaseRawBadger && r.RawBadger != nil:
+			p = r.RawBadger
+		case name == PhaseFull && r.Full != nil:
+			p = &r.Full.Phase
+		default:
+			continue
+		}
+		for _, s := range p.RSS {
+			fmt.Fprintf(tw, "%s at %d events\t%.0f\n", sampleNames[name], s.Events, s.MiB)
+		}
+		fmt.Fprintf(tw, "%s peak, pid %d\t%.0f\n", peakNames[name], p.PID, p.PeakRSSMiB)
+	}
 	return tw.Flush()
 }
