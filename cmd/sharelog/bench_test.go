@@ -77,7 +77,7 @@ func checkFull(t *testing.T, rep *bench.Report) {
 		t.Errorf("full ingest %d events, publish-to-queryable %d: want 3000 and some", f.Events, f.PubToQuery.N)
 	}
 	// --smoke samples the RSS every 1000 events.
-	if got := len(f.RSS); got != 3 || f.RSS[2].Events != 3000 || !(f.RSS[0].MiB > 0) {
+	if got := len(f.RSS); got != 3 || f.RSS[2].Events != 3000 || !(f.RSS[0].MiB > 0) || !(f.RSS[0].AnonMiB > 0) || f.RSS[0].AnonMiB > f.RSS[0].MiB {
 		t.Errorf("full ingest RSS samples %+v, want 3, at 1000, 2000 and 3000 events", f.RSS)
 	}
 }

@@ -114,10 +114,14 @@ type Latency struct {
 
 // RSS is the resident memory of the process running a phase when the
 // phase had written Events events (to the stream, the raw ledger, or the
-// ledger of the running sharelog).
+// ledger of the running sharelog): all of it (VmRSS), and the anonymous
+// part (RssAnon: heaps and buffers, without the pages of memory-mapped
+// files, which Badger's tables and JetStream's blocks are and which the
+// kernel reclaims as page cache).
 type RSS struct {
-	Events int     `json:"events"`
-	MiB    float64 `json:"rssMiB"`
+	Events  int     `json:"events"`
+	MiB     float64 `json:"rssMiB"`
+	AnonMiB float64 `json:"anonMiB"`
 }
 
 // Phase is what one phase measured: its throughput and the memory of the

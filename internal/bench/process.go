@@ -148,7 +148,7 @@ func newRSSSampler(every int) *rssSampler { return &rssSampler{every: every, nex
 func (s *rssSampler) reached(n int, ready func(int) bool) {
 	for n >= s.next {
 		if ready == nil || ready(s.next) {
-			s.samples = append(s.samples, RSS{Events: s.next, MiB: procStatusMiB("VmRSS")})
+			s.samples = append(s.samples, sampleRSS(s.next))
 		}
 		s.next += s.every
 	}
@@ -157,12 +157,16 @@ func (s *rssSampler) reached(n int, ready func(int) bool) {
 // final returns the samples, ending with one at n events.
 func (s *rssSampler) final(n int) []RSS {
 	if len(s.samples) == 0 || s.samples[len(s.samples)-1].Events != n {
-		s.samples = append(s.samples, RSS{Events: n, MiB: procStatusMiB("VmRSS")})
+		s.samples = append(s.samples, sampleRSS(n))
 	}
 	return s.samples
 }
 
-// procStatusMiB reads a memory figure (VmRSS, VmHWM) of this process, in MiB.
+func sampleRSS(events int) RSS {
+	return RSS{Events: events, MiB: procStatusMiB("VmRSS"), AnonMiB: procStatusMiB("RssAnon")}
+}
+
+// procStatusMiB reads a memory figure (VmRSS, RssAnon, VmHWM) of this process, in MiB.
 func procStatusMiB(field string) float64 {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {

@@ -59,9 +59,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 
 	if r.Isolation == IsolationInProcess {
-		fmt.Fprintf(tw, "MEMORY (RSS of this process, shared by the phases)\tMiB\n")
+		fmt.Fprintf(tw, "MEMORY (RSS of this process, shared by the phases)\tMiB\tanonymous MiB\n")
 	} else {
-		fmt.Fprintf(tw, "MEMORY (RSS of the process running each phase)\tMiB\n")
+		fmt.Fprintf(tw, "MEMORY (RSS of the process running each phase)\tMiB\tanonymous MiB\n")
 	}
 	for _, name := range r.Phases {
 		var p *Phase
@@ -76,7 +76,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 			continue
 		}
 		for _, s := range p.RSS {
-			fmt.Fprintf(tw, "%s at %d events\t%.0f\n", sampleNames[name], s.Events, s.MiB)
+			fmt.Fprintf(tw, "%s at %d events\t%.0f\t%.0f\n", sampleNames[name], s.Events, s.MiB, s.AnonMiB)
 		}
 		fmt.Fprintf(tw, "%s peak, pid %d\t%.0f\n", peakNames[name], p.PID, p.PeakRSSMiB)
 	}
