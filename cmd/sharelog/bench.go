@@ -27,17 +27,18 @@ import (
 // executable is the test binary, whose TestMain runs the command when
 // bench.ChildEnv is set (see bench_test.go).
 type BenchCmd struct {
-	Events     int           `help:"Events for each throughput figure, and the size of the queried ledger." default:"1000000"`
-	Queries    int           `help:"Queries to time for each latency figure." default:"2000"`
-	Latency    time.Duration `help:"How long to publish at half rate for the publish-to-queryable figure." default:"5s"`
-	SyncAlways bool          `help:"Durable mode: JetStream fsyncs every write." name:"sync-always"`
-	Smoke      bool          `help:"A short run that shows the benchmark works (CI); its figures mean nothing."`
-	Phases     []string      `help:"Phases to run, comma-separated: raw-jetstream, raw-badger, full (the full ingest, then the queries and publish-to-queryable latency on its ledger)." default:"raw-jetstream,raw-badger,full" sep:","`
-	InProcess  bool          `help:"Run every phase in this process instead of each in a new one; memory figures then include what earlier phases left." name:"in-process"`
-	Dir        string        `help:"Scratch directory (default: a new temporary directory, removed afterwards)." type:"path"`
-	Out        string        `help:"Write the report as JSON to this file." default:"bench-results.json"`
-	CPUProfile string        `help:"Write a CPU profile of the full phase to this file (with --in-process, of the whole run); other phases' go to FILE.<phase>." name:"cpuprofile" type:"path"`
-	MemProfile string        `help:"Write a heap profile, taken when the full ingest has finished, to this file." name:"memprofile" type:"path"`
+	Events      int           `help:"Events for each throughput figure, and the size of the queried ledger." default:"1000000"`
+	Queries     int           `help:"Queries to time for each latency figure." default:"2000"`
+	Latency     time.Duration `help:"How long to publish at half rate for the publish-to-queryable figure." default:"5s"`
+	LatencyRate float64       `help:"Publish rate (events/s) of the publish-to-queryable figure; 0 means half the measured full ingest rate." name:"latency-rate"`
+	SyncAlways  bool          `help:"Durable mode: JetStream fsyncs every write." name:"sync-always"`
+	Smoke       bool          `help:"A short run that shows the benchmark works (CI); its figures mean nothing."`
+	Phases      []string      `help:"Phases to run, comma-separated: raw-jetstream, raw-badger, full (the full ingest, then the queries and publish-to-queryable latency on its ledger)." default:"raw-jetstream,raw-badger,full" sep:","`
+	InProcess   bool          `help:"Run every phase in this process instead of each in a new one; memory figures then include what earlier phases left." name:"in-process"`
+	Dir         string        `help:"Scratch directory (default: a new temporary directory, removed afterwards)." type:"path"`
+	Out         string        `help:"Write the report as JSON to this file." default:"bench-results.json"`
+	CPUProfile  string        `help:"Write a CPU profile of the full phase to this file (with --in-process, of the whole run); other phases' go to FILE.<phase>." name:"cpuprofile" type:"path"`
+	MemProfile  string        `help:"Write a heap profile, taken when the full ingest has finished, to this file." name:"memprofile" type:"path"`
 
 	PhaseChild  string `hidden:"" name:"phase-child" help:"Run this one phase in this process and write its figures to --phase-result (how the command runs each phase in a new process)."`
 	PhaseResult string `hidden:"" name:"phase-result" type:"path"`
@@ -50,7 +51,7 @@ func (c *BenchCmd) config(stderr io.Writer) bench.Config {
 	if c.PhaseChild != "" {
 		prefix = "bench [" + c.PhaseChild + "]: "
 	}
-	cfg := bench.Config{Events: c.Events, Queries: c.Queries, Latency: c.Latency, SyncAlways: c.SyncAlways, Dir: c.Dir,
+	cfg := bench.Config{Events: c.Events, Queries: c.Queries, Latency: c.Latency, LatencyRate: c.LatencyRate, SyncAlways: c.SyncAlways, Dir: c.Dir,
 		Logf: func(format string, args ...any) { fmt.Fprintf(stderr, prefix+format+"\n", args...) }}
 	if c.Smoke {
 		cfg.Events, cfg.Queries, cfg.Latency, cfg.Chunk = 3000, 40, 500*time.Millisecond, 1000
@@ -64,7 +65,8 @@ func (c *BenchCmd) config(stderr io.Writer) bench.Config {
 // writes its result to the file result.
 func (c *BenchCmd) childArgs(dir, phase, result string) []string {
 	args := []string{"bench", "--phase-child", phase, "--phase-result", result, "--dir", dir,
-		"--events", strconv.Itoa(c.Events), "--queries", strconv.Itoa(c.Queries), "--latency", c.Latency.String()}
+		"--events", strconv.Itoa(c.Events), "--queries", strconv.Itoa(c.Queries), "--latency", c.Latency.String(),
+		"--latency-rate", strconv.FormatFloat(c.LatencyRate, 'f', -1, 64)}
 	if c.SyncAlways {
 		args = append(args, "--sync-always")
 	}
@@ -222,5 +224,6 @@ func startForBench(ctx context.Context, dataDir string, syncAlways bool) (*bench
 		WaitApplied: st.WaitApplied,
 		LedgerDir:   dataDir + "/ledger",
 		Close:       m.Close,
+		Compacting:  st.Compacting,
 	}, nil
 }

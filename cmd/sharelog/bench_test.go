@@ -64,6 +64,11 @@ func checkFull(t *testing.T, rep *bench.Report) {
 	figures := map[string]float64{
 		"full ingest rate": f.PerSec, "who p99": f.Who.P99, "window p99": f.Window.P99, "publish-to-queryable p99": f.PubToQuery.P99,
 		"ledger bytes/event": f.DiskBytes, "full peak RSS": f.PeakRSSMiB,
+		"who p99 during compactions": f.WhoBusy.P99, "window p99 during compactions": f.WindowBusy.P99,
+		"sustained rate": f.Sustained.PerSec,
+	}
+	if f.Sustained.PerSec > f.PerSec || f.CatchUpSeconds < 0 {
+		t.Errorf("sustained %v events/s after %v s of catch-up, above the ingest's %v", f.Sustained.PerSec, f.CatchUpSeconds, f.PerSec)
 	}
 	for name, v := range figures {
 		if !(v > 0) {

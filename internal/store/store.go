@@ -320,3 +320,16 @@ func (b badgerLogger) log(level slog.Level, f string, a []any) {
 	}
 	b.l.Log(ctx, level, strings.TrimSpace(fmt.Sprintf(f, a...)))
 }
+
+// Compacting reports whether Badger has compactions to catch up on: a level
+// of its LSM tree over its target size, or too many memtable flushes waiting
+// in level 0. A burst of writes leaves some; until they are done they take
+// CPU from ingest and queries.
+func (s *Store) Compacting() bool {
+	for _, l := range s.db.Levels() {
+		if l.Score >= 1 {
+			return true
+		}
+	}
+	return false
+}
