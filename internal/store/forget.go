@@ -188,6 +188,7 @@ func (b *Batch) forget(seq uint64, h, loc []byte, d *ledger.SubjectForgotten) er
 			return err
 		}
 	}
+	delete(b.salts, string(h)) // nothing later in the batch seals under it
 	v, err := json.Marshal(&scrub)
 	if err != nil {
 		return b.fail(err)
