@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/cloudevents/sdk-go/v2/binding"
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -87,6 +88,9 @@ func (d *Decoder) DecodeStructured(body []byte) (*ledger.Event, error) {
 // personal data, every header value, not only the ce-* ones, is checked for
 // the data's subject identifiers. Any failure is a *ledger.InvalidError.
 func (d *Decoder) DecodeMessage(header map[string][]string, body []byte) (*ledger.Event, error) {
+	if ie := ambiguousHeader(header, false); ie != nil {
+		return nil, ie
+	}
 	var ct string
 	var binary bool
 	for k, v := range header {
@@ -202,24 +206,36 @@ func (d *Decoder) decodeStructured(body []byte, extra []attr) (ev *ledger.Event,
 	if len(body) > MaxEventSize {
 		return nil, "", "", ledger.Invalid(ledger.ReasonOversize, "", "event is %d bytes, over the limit of %d", len(body), MaxEventSize)
 	}
-	if !json.Valid(body) {
+	// One read of the body checks that it is JSON and finds duplicated keys.
+	bc := checkBody(body)
+	if !bc.valid {
 		return nil, "", "", ledger.Invalid(ledger.ReasonMalformed, "", "not valid JSON")
 	}
-	if firstByte(body) != '{' {
+	if !bc.object {
 		return nil, "", "", ledger.Invalid(ledger.ReasonMalformed, "", "a CloudEvent in the JSON format must be a JSON object")
+	}
+	if bc.envDup != nil {
+		// Which of two ids or sources is meant cannot be told.
+		if bc.envDup.Field != "id" && bc.envDup.Field != "source" {
+			source, id = peekSourceID(body)
+		}
+		return nil, source, id, &ledger.InvalidError{Problems: []ledger.Problem{*bc.envDup}}
 	}
 	var e event.Event
 	if err := e.UnmarshalJSON(body); err != nil {
 		source, id = peekSourceID(body)
 		return nil, source, id, structuredEnvelopeError(body, err)
 	}
-	return d.finish(&e, true, extra)
+	return d.finish(&e, body, &bc, extra)
 }
 
 // decodeBinary decodes one event in binary mode: attributes in ce-* headers,
 // data in the body. NATS carries datacontenttype in ce-datacontenttype, HTTP
 // in Content-Type; either is accepted.
 func (d *Decoder) decodeBinary(header map[string][]string, body []byte, nats bool, extra []attr) (ev *ledger.Event, source, id string, err error) {
+	if ie := ambiguousHeader(header, true); ie != nil {
+		return nil, "", "", ie
+	}
 	h, size := binaryHeader(header, nats)
 	source, id = h.Get("Ce-Source"), h.Get("Ce-Id")
 	if size+len(body) > MaxEventSize {
@@ -228,12 +244,82 @@ func (d *Decoder) decodeBinary(header map[string][]string, body []byte, nats boo
 	if sv := h.Get("Ce-Specversion"); sv != event.CloudEventsVersionV1 {
 		return nil, source, id, ledger.Invalid(ledger.ReasonSpecVersion, "specversion", "specversion %q is not supported: sharelog accepts CloudEvents 1.0", clip(sv))
 	}
+	if ie := nonUTF8Attribute(h); ie != nil {
+		return nil, source, id, ie
+	}
 	msg := cehttp.NewMessage(h, io.NopCloser(bytes.NewReader(body)))
 	e, err := binding.ToEvent(context.Background(), msg)
 	if err != nil {
 		return nil, source, id, binaryEnvelopeError(h, err)
 	}
-	return d.finish(e, false, extra)
+	return d.finish(e, nil, nil, extra)
+}
+
+// nonUTF8Attribute refuses a binary-mode event with an attribute whose
+// value, percent-decoded, is not valid UTF-8. CloudEvents strings are
+// Unicode, and such a value would make Raw text that is not valid JSON, as
+// the JSON text of a structured event or of data is refused when it is not
+// UTF-8. h is as binaryHeader returns it.
+func nonUTF8Attribute(h http.Header) *ledger.InvalidError {
+	var bad string
+	for k, vs := range h {
+		if k != "Content-Type" && !utf8.ValidString(vs[0]) && (bad == "" || k < bad) {
+			bad = k
+		}
+	}
+	if bad == "" {
+		return nil
+	}
+	return ledger.Invalid(ledger.ReasonMalformed, strings.ToLower(bad[3:]), "not valid UTF-8")
+}
+
+// ambiguousHeader refuses a message with two headers whose names differ only
+// in case (NATS header names keep their case) where the decoder reads one of
+// them: Content-Type, and with ce the ce-* attributes. Which of the two
+// would be read is not defined.
+func ambiguousHeader(header map[string][]string, ce bool) *ledger.InvalidError {
+	var small [16]string
+	names := small[:0]
+	for k := range header {
+		if strings.EqualFold(k, "Content-Type") || ce && len(k) > 3 && strings.EqualFold(k[:3], "ce-") {
+			names = append(names, k)
+		}
+	}
+	if len(names) < 2 {
+		return nil
+	}
+	lower := func(a, b string) int {
+		if c := strings.Compare(strings.ToLower(a), strings.ToLower(b)); c != 0 {
+			return c
+		}
+		return strings.Compare(a, b)
+	}
+	// The first of the names spelt more than one way, in a fixed order.
+	var twice string
+	if len(names) <= len(small) {
+		for i, a := range names {
+			for _, b := range names[i+1:] {
+				if strings.EqualFold(a, b) && (twice == "" || lower(a, twice) < 0) {
+					twice = a
+				}
+			}
+		}
+	} else {
+		slices.SortFunc(names, lower)
+		for i := 1; i < len(names) && twice == ""; i++ {
+			if strings.EqualFold(names[i-1], names[i]) {
+				twice = names[i]
+			}
+		}
+	}
+	if twice == "" {
+		return nil
+	}
+	field := "Content-Type"
+	if !strings.EqualFold(twice, field) {
+		field = strings.ToLower(twice[3:])
+	}
+	return ledger.Invalid(ledger.ReasonMalformed, field, "header %s appears twice, in different capitalisations", clip(textproto.CanonicalMIMEHeaderKey(twice)))
 }
 
 // binaryHeader copies the ce-* headers of header into an http.Header with
@@ -283,9 +369,10 @@ func percentDecode(s string) string {
 }
 
 // finish checks a parsed CloudEvent against sharelog's rules and decodes its
-// data. validJSON says the data is already known to be valid JSON (it was
-// part of a structured event that was checked whole).
-func (d *Decoder) finish(e *event.Event, validJSON bool, extra []attr) (*ledger.Event, string, string, error) {
+// data. For an event in structured mode, body is the event and bc what
+// checkBody found in it: if the data is the body's data member as it is
+// written, its text is not checked again.
+func (d *Decoder) finish(e *event.Event, body []byte, bc *bodyCheck, extra []attr) (*ledger.Event, string, string, error) {
 	source, id := e.Source(), e.ID()
 	if sv := e.SpecVersion(); sv != event.CloudEventsVersionV1 {
 		return nil, source, id, ledger.Invalid(ledger.ReasonSpecVersion, "specversion", "specversion %q is not supported: sharelog accepts CloudEvents 1.0", clip(sv))
@@ -296,6 +383,11 @@ func (d *Decoder) finish(e *event.Event, validJSON bool, extra []attr) (*ledger.
 
 	// Context attributes: every problem, then stop.
 	var probs []ledger.Problem
+	if _, ok := e.Extensions()["data"]; ok {
+		// The SDK lowercases extension names: "Data" in structured mode or
+		// a ce-data header would be a second data member in Raw.
+		probs = append(probs, ledger.Problem{Reason: ledger.ReasonMalformed, Field: "data", Detail: "an extension attribute must not be named data (in any case): it would be a second data member"})
+	}
 	if e.Context.GetTime().IsZero() {
 		probs = append(probs, ledger.Problem{Reason: ledger.ReasonNotCloudEvent, Field: "time", Detail: "required: sharelog needs the time attribute"})
 	}
@@ -317,15 +409,29 @@ func (d *Decoder) finish(e *event.Event, validJSON bool, extra []attr) (*ledger.
 	}
 
 	data := e.Data()
-	if len(bytes.TrimSpace(data)) == 0 {
+	trimmed := bytes.TrimSpace(data)
+	if len(trimmed) == 0 {
 		return nil, source, id, ledger.Invalid(ledger.ReasonInvalidData, "data", "required: a JSON object")
 	}
-	if !validJSON && !json.Valid(data) {
-		return nil, source, id, ledger.Invalid(ledger.ReasonMalformed, "data", "not valid JSON")
+	var dup *ledger.Problem
+	if bc != nil && bc.hasData && !e.DataBase64 && bytes.Equal(trimmed, body[bc.dataStart:bc.dataEnd]) {
+		dup = bc.dataDup
+	} else {
+		valid, p := checkData(data)
+		if !valid {
+			return nil, source, id, ledger.Invalid(ledger.ReasonMalformed, "data", "not valid JSON")
+		}
+		dup = p
 	}
 	doc, p := parseData(data)
 	if p != nil {
 		return nil, source, id, &ledger.InvalidError{Problems: []ledger.Problem{*p}}
+	}
+	if dup != nil {
+		// JSON parsers disagree on which of the two values counts: the
+		// checks below and whatever later reads Raw could see different
+		// ones.
+		return nil, source, id, &ledger.InvalidError{Problems: []ledger.Problem{*dup}}
 	}
 	if probs := sch.validateDoc(doc); len(probs) > 0 {
 		return nil, source, id, &ledger.InvalidError{Problems: probs}
@@ -357,10 +463,13 @@ func (d *Decoder) finish(e *event.Event, validJSON bool, extra []attr) (*ledger.
 	if err := e.Context.SetDataContentType(event.ApplicationJSON); err != nil {
 		return nil, source, id, ledger.Invalid(ledger.ReasonContentType, "datacontenttype", "cannot set datacontenttype")
 	}
-	raw, err := e.MarshalJSON()
-	if err != nil {
+	// What e.MarshalJSON does, into a buffer large enough from the start.
+	var buf bytes.Buffer
+	buf.Grow(rawSizeHint(e))
+	if err := event.WriteJson(e, &buf); err != nil {
 		return nil, source, id, ledger.Invalid(ledger.ReasonNotCloudEvent, "", "the event cannot be encoded in the CloudEvents JSON format")
 	}
+	raw := buf.Bytes()
 	return &ledger.Event{
 		Source:     source,
 		ID:         id,
@@ -372,9 +481,27 @@ func (d *Decoder) finish(e *event.Event, validJSON bool, extra []attr) (*ledger.
 	}, source, id, nil
 }
 
+// rawSizeHint estimates the length of e in the CloudEvents JSON format.
+func rawSizeHint(e *event.Event) int {
+	// Member names, punctuation, specversion, datacontenttype and time.
+	n := 160 + len(e.DataEncoded) + len(e.ID()) + len(e.Source()) + len(e.Type()) + len(e.DataSchema())
+	for name, v := range e.Extensions() {
+		n += len(name) + 8
+		if s, ok := v.(string); ok {
+			n += len(s)
+		} else {
+			n += 24
+		}
+	}
+	return n
+}
+
 // isJSONContentType reports whether ct is application/json, with at most a
 // UTF-8 (or ASCII) charset parameter.
 func isJSONContentType(ct string) bool {
+	if ct == event.ApplicationJSON {
+		return true
+	}
 	mt, params, err := mime.ParseMediaType(ct)
 	if err != nil || mt != "application/json" {
 		return false

@@ -49,6 +49,9 @@ func TestSchemaAndGoAgree(t *testing.T) {
 			cases = append(cases, tc{f, true, true})
 		case stageEnvelope:
 			// The data is not what is wrong; nothing to compare.
+		case stageJSON:
+			// Each path sees one of the duplicated values; TestDuplicateKeys
+			// shows that they accept what the decoder refuses.
 		default:
 			t.Errorf("%s: unknown stage %q", f.File, f.Stage)
 		}

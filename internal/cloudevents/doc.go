@@ -5,6 +5,16 @@
 // requests in binary, structured or batch mode (DecodeHTTP), and JSON files of
 // structured events (DecodeStructured, DecodeBatch).
 //
+// Before anything else, the JSON text is checked with the jsontext package of
+// github.com/go-json-experiment/json (duplicates.go): it must be valid JSON in
+// UTF-8, with no key twice in one object (in data at any depth, or in the
+// envelope, where attribute names are compared regardless of case as sdk-go
+// reads them). JSON parsers disagree on which of two
+// duplicate values counts, so a duplicate could show the checks one value and
+// a later reader of Raw another; Raw never holds a key twice. In binary mode,
+// the data is checked the same way and the ce-* attribute values must be
+// UTF-8.
+//
 // The CloudEvents envelope is read by the CloudEvents Go SDK (sdk-go). The
 // event data is then checked twice, in order: against the type's JSON Schema
 // from the schemas package, and by a strict decode into the Go type from

@@ -37,6 +37,9 @@ func checkOutcome(t *testing.T, d *Decoder, ev *ledger.Event, err error) {
 		}
 		return
 	}
+	if p := rawDuplicate(ev.Raw); p != "" {
+		t.Fatalf("Raw %s has key %s twice", ev.Raw, p)
+	}
 	again, err := d.DecodeStructured(ev.Raw)
 	if err != nil {
 		t.Fatalf("Raw %s does not decode again: %v", ev.Raw, err)

@@ -25,6 +25,7 @@ const (
 	stageAttributes = "attributes"
 	stageData       = "data"
 	stageVocabulary = "vocabulary"
+	stageJSON       = "json"
 )
 
 type fixture struct {
@@ -143,10 +144,10 @@ func subjectIDsIn(body []byte) []string {
 // binaryForm turns a structured fixture into binary mode: one header per
 // attribute and the data as the body. It returns ok false when the fixture
 // cannot be expressed in binary mode (not an object, no specversion, an
-// attribute that is not a string or number).
+// attribute that is not a string or number, an attribute twice).
 func binaryForm(body []byte) (attrs map[string]string, data []byte, ok bool) {
 	var m map[string]json.RawMessage
-	if json.Unmarshal(body, &m) != nil || m["specversion"] == nil {
+	if json.Unmarshal(body, &m) != nil || m["specversion"] == nil || topLevelKeys(body) != len(m) {
 		return nil, nil, false
 	}
 	attrs = map[string]string{}
@@ -179,6 +180,27 @@ func binaryForm(body []byte) (attrs map[string]string, data []byte, ok bool) {
 		}
 	}
 	return attrs, data, true
+}
+
+// topLevelKeys counts the members of the JSON object body, duplicates
+// included.
+func topLevelKeys(body []byte) int {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return -1
+	}
+	n := 0
+	for dec.More() {
+		if _, err := dec.Token(); err != nil {
+			return -1
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return -1
+		}
+		n++
+	}
+	return n
 }
 
 // natsBinary builds NATS headers for a binary-mode message, in mixed case to
