@@ -32,6 +32,7 @@ type BenchCmd struct {
 	Latency     time.Duration `help:"How long to publish at half rate for the publish-to-queryable figure." default:"5s"`
 	LatencyRate float64       `help:"Publish rate (events/s) of the publish-to-queryable figure; 0 means half the measured full ingest rate." name:"latency-rate"`
 	SyncAlways  bool          `help:"Durable mode: JetStream fsyncs every write." name:"sync-always"`
+	Atomic      bool          `help:"Producers publish in JetStream atomic batches of 1000 (as sharelog publish and the HTTP batch path do) instead of one asynchronous publish per event."`
 	Smoke       bool          `help:"A short run that shows the benchmark works (CI); its figures mean nothing."`
 	Phases      []string      `help:"Phases to run, comma-separated: raw-jetstream, raw-badger, full (the full ingest, then the queries and publish-to-queryable latency on its ledger)." default:"raw-jetstream,raw-badger,full" sep:","`
 	InProcess   bool          `help:"Run every phase in this process instead of each in a new one; memory figures then include what earlier phases left." name:"in-process"`
@@ -51,7 +52,7 @@ func (c *BenchCmd) config(stderr io.Writer) bench.Config {
 	if c.PhaseChild != "" {
 		prefix = "bench [" + c.PhaseChild + "]: "
 	}
-	cfg := bench.Config{Events: c.Events, Queries: c.Queries, Latency: c.Latency, LatencyRate: c.LatencyRate, SyncAlways: c.SyncAlways, Dir: c.Dir,
+	cfg := bench.Config{Events: c.Events, Queries: c.Queries, Latency: c.Latency, LatencyRate: c.LatencyRate, SyncAlways: c.SyncAlways, Atomic: c.Atomic, Dir: c.Dir,
 		Logf: func(format string, args ...any) { fmt.Fprintf(stderr, prefix+format+"\n", args...) }}
 	if c.Smoke {
 		cfg.Events, cfg.Queries, cfg.Latency, cfg.Chunk = 3000, 40, 500*time.Millisecond, 1000
@@ -69,6 +70,9 @@ func (c *BenchCmd) childArgs(dir, phase, result string) []string {
 		"--latency-rate", strconv.FormatFloat(c.LatencyRate, 'f', -1, 64)}
 	if c.SyncAlways {
 		args = append(args, "--sync-always")
+	}
+	if c.Atomic {
+		args = append(args, "--atomic")
 	}
 	if c.Smoke {
 		args = append(args, "--smoke")

@@ -119,10 +119,14 @@ func TestBenchSmoke(t *testing.T) {
 	}
 }
 
-// TestBenchSmokeSomePhases runs two phases in this process: the report and
-// the table hold those two alone, and only the ratio both ran for.
+// TestBenchSmokeSomePhases runs two phases in this process, producers
+// publishing in atomic batches: the report and the table hold those two
+// alone, and only the ratio both ran for.
 func TestBenchSmokeSomePhases(t *testing.T) {
-	rep, table := runBench(t, "--phases", "full,raw-badger", "--in-process")
+	rep, table := runBench(t, "--phases", "full,raw-badger", "--in-process", "--atomic")
+	if !rep.Atomic || !strings.Contains(table, "atomic batches") {
+		t.Errorf("report does not say producers used atomic batches:\n%s", table)
+	}
 	if !slices.Equal(rep.Phases, []string{bench.PhaseRawBadger, bench.PhaseFull}) || rep.Isolation != bench.IsolationInProcess {
 		t.Errorf("phases %v isolated %q, want raw-badger and full in process", rep.Phases, rep.Isolation)
 	}

@@ -19,6 +19,7 @@ import (
 
 	natsio "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/synadia-io/orbit.go/jetstreamext"
 
 	"github.com/sharelog/sharelog/internal/cloudevents"
 	slhttp "github.com/sharelog/sharelog/internal/http"
@@ -76,11 +77,14 @@ type Config struct {
 	LatencyRate float64
 	Queries     int  // who and window queries to time (default 2000)
 	SyncAlways  bool // JetStream fsyncs every write (durable mode)
-	BatchSize   int  // ingest batch size (default 1000)
-	Chunk       int  // events generated at a time (default 10,000)
-	Generator   Generator
-	Logf        func(format string, args ...any)
-	RSSEvery    int // sample the process RSS every this many events written (default 1,000,000)
+	// Atomic publishes the raw JetStream and full ingest events in atomic
+	// batches of 1000 instead of one asynchronous publish each.
+	Atomic    bool
+	BatchSize int // ingest batch size (default 1000)
+	Chunk     int // events generated at a time (default 10,000)
+	Generator Generator
+	Logf      func(format string, args ...any)
+	RSSEvery  int // sample the process RSS every this many events written (default 1,000,000)
 	// AfterIngest, if set, runs when the full ingest has finished, before
 	// the queries (the command takes a heap profile there).
 	AfterIngest func() error
@@ -192,6 +196,7 @@ type Report struct {
 	GoVersion   string     `json:"goVersion"`
 	CPUs        int        `json:"cpus"`
 	SyncAlways  bool       `json:"syncAlways"`
+	Atomic      bool       `json:"atomicBatches"`
 	EventBytes  float64    `json:"eventBytesAvg"`
 	Events      int        `json:"events"`
 	BatchSize   int        `json:"batchSize"`
@@ -231,7 +236,7 @@ func (c *Config) defaults() {
 
 func (c *Config) newReport() *Report {
 	return &Report{StartedAt: time.Now().UTC(), GoVersion: runtime.Version(), CPUs: runtime.NumCPU(),
-		SyncAlways: c.SyncAlways, Events: c.Events, BatchSize: c.BatchSize}
+		SyncAlways: c.SyncAlways, Atomic: c.Atomic, Events: c.Events, BatchSize: c.BatchSize}
 }
 
 // chunk is a run of generated disclosures and their Nats-Msg-Id values.
@@ -373,6 +378,29 @@ func publishAsync(js jetstream.JetStream, subject string, events [][]byte, msgID
 	return nil
 }
 
+// publishAtomic publishes events in JetStream atomic batches of up to
+// nats.MaxAtomicBatch, one after another, as sharelog publish and the HTTP
+// batch path do, and returns the last batch's sequence.
+func publishAtomic(ctx context.Context, js jetstream.JetStream, subject string, events [][]byte, msgIDs []string) (uint64, error) {
+	var last uint64
+	for start := 0; start < len(events); start += nats.MaxAtomicBatch {
+		end := min(start+nats.MaxAtomicBatch, len(events))
+		msgs := make([]*natsio.Msg, 0, end-start)
+		for i := start; i < end; i++ {
+			m := natsio.NewMsg(subject)
+			m.Data = events[i]
+			m.Header.Set(jetstream.MsgIDHeader, msgIDs[i])
+			msgs = append(msgs, m)
+		}
+		ack, err := jetstreamext.PublishMsgBatch(ctx, js, msgs)
+		if err != nil {
+			return 0, fmt.Errorf("atomic batch: %w", err)
+		}
+		last = ack.Sequence
+	}
+	return last, nil
+}
+
 // drainAcks waits for every future and returns the highest sequence.
 func drainAcks(ctx context.Context, futures []jetstream.PubAckFuture) (uint64, error) {
 	var last uint64
@@ -396,11 +424,17 @@ func publishStream(ctx context.Context, cfg *Config, js jetstream.JetStream, sub
 	var last uint64
 	sent := 0
 	for c := range cfg.chunks(ctx) {
-		futures := make([]jetstream.PubAckFuture, 0, len(c.events))
-		if err := publishAsync(js, subject, c.events, c.msgIDs, &futures); err != nil {
-			return 0, err
+		var l uint64
+		var err error
+		if cfg.Atomic {
+			l, err = publishAtomic(ctx, js, subject, c.events, c.msgIDs)
+		} else {
+			futures := make([]jetstream.PubAckFuture, 0, len(c.events))
+			if err := publishAsync(js, subject, c.events, c.msgIDs, &futures); err != nil {
+				return 0, err
+			}
+			l, err = drainAcks(ctx, futures)
 		}
-		l, err := drainAcks(ctx, futures)
 		if err != nil {
 			return 0, err
 		}

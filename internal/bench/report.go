@@ -22,6 +22,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 	if r.SyncAlways {
 		mode = "JetStream sync always (durable mode)"
 	}
+	if r.Atomic {
+		mode += ", producers in atomic batches of 1000"
+	}
 	fmt.Fprintf(tw, "sharelog bench\t%s, %d CPUs, %s\n", r.GoVersion, r.CPUs, mode)
 	fmt.Fprintf(tw, "events\t%d of %.0f bytes on average, batches of %d\n", r.Events, r.EventBytes, r.BatchSize)
 	isolation := "each in a new process"
