@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"encoding/json"
 	"log/slog"
 	"strings"
 	"time"
@@ -46,6 +47,20 @@ const (
 	RegimeDPAPart3 = "dpa-part3"
 	RegimeDPAPart4 = "dpa-part4"
 )
+
+// MarshalEvent encodes an event sharelog makes itself in the CloudEvents
+// JSON (structured) format, with JSON data: what its Raw holds.
+func MarshalEvent(id, source, typ string, at time.Time, data any) ([]byte, error) {
+	return json.Marshal(struct {
+		SpecVersion     string    `json:"specversion"`
+		ID              string    `json:"id"`
+		Source          string    `json:"source"`
+		Type            string    `json:"type"`
+		Time            time.Time `json:"time"`
+		DataContentType string    `json:"datacontenttype"`
+		Data            any       `json:"data"`
+	}{"1.0", id, source, typ, at, "application/json", data})
+}
 
 // Event is a validated CloudEvent: the context attributes sharelog keeps and
 // the decoded data, one of the pointer types in Types (*Disclosure, ...).

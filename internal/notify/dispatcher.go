@@ -2,7 +2,6 @@ package notify
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -357,20 +356,7 @@ func (d *Dispatcher) failed(o *ledger.OutgoingNotice, channel string, status int
 // publishing the same record again records it once.
 func DeliveryEvent(r *ledger.NoticeDelivery) (*ledger.Event, error) {
 	id := fmt.Sprintf("%s/%d", r.Notice, r.Attempt)
-	data, err := json.Marshal(r)
-	if err != nil {
-		return nil, fmt.Errorf("delivery record: %w", err)
-	}
-	env := struct {
-		SpecVersion     string          `json:"specversion"`
-		ID              string          `json:"id"`
-		Source          string          `json:"source"`
-		Type            string          `json:"type"`
-		Time            time.Time       `json:"time"`
-		DataContentType string          `json:"datacontenttype"`
-		Data            json.RawMessage `json:"data"`
-	}{"1.0", id, Source, ledger.TypeNoticeDelivery, r.At.UTC(), "application/json", data}
-	raw, err := json.Marshal(env)
+	raw, err := ledger.MarshalEvent(id, Source, ledger.TypeNoticeDelivery, r.At.UTC(), r)
 	if err != nil {
 		return nil, fmt.Errorf("delivery record: %w", err)
 	}

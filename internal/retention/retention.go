@@ -2,7 +2,6 @@ package retention
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -256,20 +255,8 @@ func isNotFound(err error) bool {
 // deterministic id "forget-<subject hash>".
 func Event(c ledger.ForgetCandidate, at time.Time) (*ledger.Event, error) {
 	d := &ledger.SubjectForgotten{SubjectHash: c.SubjectHash, Reason: c.Reason, Request: c.Request, Purpose: c.Purpose, Regime: c.Regime, At: at.UTC()}
-	data, err := json.Marshal(d)
-	if err != nil {
-		return nil, err
-	}
 	id := "forget-" + c.SubjectHash
-	raw, err := json.Marshal(struct {
-		SpecVersion     string          `json:"specversion"`
-		ID              string          `json:"id"`
-		Source          string          `json:"source"`
-		Type            string          `json:"type"`
-		Time            time.Time       `json:"time"`
-		DataContentType string          `json:"datacontenttype"`
-		Data            json.RawMessage `json:"data"`
-	}{"1.0", id, Source, ledger.TypeSubjectForgotten, at.UTC(), "application/json", data})
+	raw, err := ledger.MarshalEvent(id, Source, ledger.TypeSubjectForgotten, at.UTC(), d)
 	if err != nil {
 		return nil, err
 	}

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -394,15 +393,7 @@ func noticeEvent(txn *badger.Txn, kr *keyring, o *ledger.Obligation) ([]byte, er
 	if n == nil {
 		return nil, nil
 	}
-	return json.Marshal(struct {
-		SpecVersion     string         `json:"specversion"`
-		ID              string         `json:"id"`
-		Source          string         `json:"source"`
-		Type            string         `json:"type"`
-		Time            time.Time      `json:"time"`
-		DataContentType string         `json:"datacontenttype"`
-		Data            *ledger.Notice `json:"data"`
-	}{"1.0", o.Notice, NoticeSource, ledger.TypeNotice, o.OpenedAt, "application/json", n})
+	return ledger.MarshalEvent(o.Notice, NoticeSource, ledger.TypeNotice, o.OpenedAt, n)
 }
 
 // NoticeSource is the CloudEvents source of the notices sharelog sends.
