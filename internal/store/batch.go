@@ -375,7 +375,12 @@ func (b *Batch) indexDisclosure(seq uint64, id string, d *ledger.Disclosure, has
 // set writes key and value in the batch's transaction. Badger keeps both
 // slices until commit, so callers must not reuse them.
 func (b *Batch) set(key, value []byte) error {
-	err := b.txn.Set(key, value)
+	return b.written(b.txn.Set(key, value))
+}
+
+// written makes the error of a write in the batch's transaction fatal for
+// the batch, marking one that outgrew the transaction with ErrBatchTooBig.
+func (b *Batch) written(err error) error {
 	switch {
 	case err == nil:
 		return nil

@@ -213,17 +213,7 @@ func (b *Batch) keysWithPrefix(prefix []byte) ([][]byte, error) {
 }
 
 // del deletes key in the batch's transaction.
-func (b *Batch) del(key []byte) error {
-	err := b.txn.Delete(key)
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, badger.ErrTxnTooBig):
-		return b.fail(fmt.Errorf("%w: %w", ErrBatchTooBig, err))
-	default:
-		return b.fail(fmt.Errorf("store: append: %w", err))
-	}
-}
+func (b *Batch) del(key []byte) error { return b.written(b.txn.Delete(key)) }
 
 // Scrub is what JetStream still holds of one forgotten subject: the
 // SHARELOG_IN stream sequences of its entries and the ids of its notices.
