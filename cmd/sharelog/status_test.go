@@ -12,7 +12,6 @@ import (
 
 	slhttp "github.com/sharelog/sharelog/internal/http"
 	"github.com/sharelog/sharelog/internal/ledger"
-	"github.com/sharelog/sharelog/internal/store"
 )
 
 // ce returns a structured CloudEvent as a map.
@@ -92,7 +91,7 @@ func TestPropagationStatus(t *testing.T) {
 		t.Fatalf("outcomes = %v, want all recorded", outcomes)
 	}
 
-	acro, btp, cgi := store.NoticeID("E-1", "acro"), store.NoticeID("E-1", "btp"), store.NoticeID("E-1", "cgi")
+	acro, btp, cgi := ledger.NoticeID("E-1", "acro"), ledger.NoticeID("E-1", "btp"), ledger.NoticeID("E-1", "cgi")
 	// acro: Part 3 (its regime), 14 days. btp: one calendar month from
 	// 31 January, the last day of February. cgi: its 10-day SLA comes first.
 	// web received only user.financial, so it is not told. Everything is
@@ -141,7 +140,7 @@ cgi        pending, overdue  -        user.contact.email                  d-3   
 	}
 	outcomes = publishAll(t, m,
 		ce("dpo", "ex-1", ledger.TypeExemption, map[string]any{
-			"notice": store.NoticeID("E-1", "nobody"), "reason": "impossible", "justification": "j", "decidedBy": "dpo",
+			"notice": ledger.NoticeID("E-1", "nobody"), "reason": "impossible", "justification": "j", "decidedBy": "dpo",
 		}),
 	)
 	if got := strings.Join(outcomes, " "); got != "rejected" {

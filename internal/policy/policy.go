@@ -13,7 +13,7 @@
 //	    - {purpose: essential.service, regime: uk-gdpr, months: 3}
 //
 // A recipient's slaDays (in the recipient registry) can only bring a due
-// date forward; see store.Deadlines. Retention is store.ForgetPolicy: a
+// date forward; see ledger.Deadlines. Retention is ledger.ForgetPolicy: a
 // person is forgotten when all of their disclosures are past a rule's
 // period (a disclosure no rule covers is kept), unless a legal hold covers
 // them; see package retention. Unknown fields are errors, so that a
@@ -28,9 +28,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/sharelog/sharelog/internal/ledger"
 	"go.yaml.in/yaml/v3"
-
-	"github.com/sharelog/sharelog/internal/store"
 )
 
 // MaxFileSize is the largest policy file Load accepts, in bytes.
@@ -39,21 +38,21 @@ const MaxFileSize = 1 << 20
 // Policy is the content of a policy file. The zero Policy is the default:
 // notices due one calendar month after the decision.
 type Policy struct {
-	Deadlines store.Deadlines `yaml:"deadlines"`
-	Retention Retention       `yaml:"retention"`
+	Deadlines ledger.Deadlines `yaml:"deadlines"`
+	Retention Retention        `yaml:"retention"`
 }
 
 // Retention is the policy file's retention section.
 type Retention struct {
 	// ErasureAfter, when set, forgets the subject of an erasure this long
 	// after its decision even while recipients have not answered.
-	ErasureAfter time.Duration         `yaml:"erasureAfter"`
-	Rules        []store.RetentionRule `yaml:"rules"`
+	ErasureAfter time.Duration          `yaml:"erasureAfter"`
+	Rules        []ledger.RetentionRule `yaml:"rules"`
 }
 
 // ForgetPolicy returns the retention section as the store's ForgetPolicy.
-func (r Retention) ForgetPolicy() store.ForgetPolicy {
-	return store.ForgetPolicy{ErasureAfter: r.ErasureAfter, Retention: r.Rules}
+func (r Retention) ForgetPolicy() ledger.ForgetPolicy {
+	return ledger.ForgetPolicy{ErasureAfter: r.ErasureAfter, Retention: r.Rules}
 }
 
 // Load reads and checks the policy file at path.

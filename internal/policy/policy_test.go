@@ -8,18 +8,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sharelog/sharelog/internal/store"
+	"github.com/sharelog/sharelog/internal/ledger"
 )
 
 func TestParse(t *testing.T) {
 	tests := []struct {
 		name, doc string
-		want      store.Deadlines
+		want      ledger.Deadlines
 		err       string
 	}{
 		{name: "empty", doc: ""},
 		{name: "default and regimes", doc: "deadlines:\n  default: {months: 1}\n  regimes:\n    dpa-part3: {days: 14}\n    eu-gdpr: {months: 1, days: 3}\n",
-			want: store.Deadlines{Default: store.Deadline{Months: 1}, Regimes: map[string]store.Deadline{"dpa-part3": {Days: 14}, "eu-gdpr": {Months: 1, Days: 3}}}},
+			want: ledger.Deadlines{Default: ledger.Deadline{Months: 1}, Regimes: map[string]ledger.Deadline{"dpa-part3": {Days: 14}, "eu-gdpr": {Months: 1, Days: 3}}}},
 		{name: "misspelt field", doc: "deadlines:\n  defualt: {months: 1}\n", err: "field defualt not found"},
 		{name: "unknown regime", doc: "deadlines:\n  regimes:\n    ccpa: {days: 3}\n", err: `unknown regime "ccpa"`},
 		{name: "negative", doc: "deadlines:\n  default: {days: -1}\n", err: "must not be negative"},
@@ -53,7 +53,7 @@ func TestLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := p.Deadlines.Regimes["dpa-part3"]; got != (store.Deadline{Days: 7}) {
+	if got := p.Deadlines.Regimes["dpa-part3"]; got != (ledger.Deadline{Days: 7}) {
 		t.Errorf("dpa-part3 = %+v", got)
 	}
 	if _, err := Load(filepath.Join(t.TempDir(), "missing.yaml")); err == nil || !strings.HasPrefix(err.Error(), "policy: ") {

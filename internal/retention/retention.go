@@ -20,7 +20,7 @@ const Source = "sharelog/retention"
 
 // Store is what the job needs of the ledger; *store.Store implements it.
 type Store interface {
-	ForgetCandidates(ctx context.Context, now time.Time, p store.ForgetPolicy) ([]ledger.ForgetCandidate, error)
+	ForgetCandidates(ctx context.Context, now time.Time, p ledger.ForgetPolicy) ([]ledger.ForgetCandidate, error)
 	WaitApplied(ctx context.Context, streamSeq uint64) error
 	PendingScrubs(ctx context.Context) ([]store.Scrub, error)
 	ScrubDone(seq uint64) error
@@ -34,7 +34,7 @@ type Publisher interface {
 
 // Config configures a Job.
 type Config struct {
-	Policy store.ForgetPolicy
+	Policy ledger.ForgetPolicy
 	// Every is the time between rounds in Run (default one hour): the bound
 	// on the time from a subject becoming forgettable to its physical
 	// erasure, plus the round's duration.

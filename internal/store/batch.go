@@ -2,6 +2,7 @@ package store
 
 import (
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -61,9 +62,7 @@ func (b *Batch) Len() int { return b.n }
 // own entries); Duplicate when an event with the same (source, id) is already
 // in the ledger or earlier in the batch, writing nothing; Rejected with a
 // *ledger.InvalidError when ev breaks a rule that depends on the ledger's
-// state, writing nothing. The rules: a disclosure's recipient must be
-// registered, in the ledger or earlier in the batch; the rules of requests,
-// acknowledgements, exemptions and deliveries are in propagation.go.
+// state (ledger.Decide), writing nothing.
 //
 // Any other error is fatal for the batch: Commit will return it, and the
 // batch must be discarded. An error wrapping ErrBatchTooBig means the same
@@ -89,109 +88,17 @@ func (b *Batch) Append(streamSeq uint64, ev *ledger.Event) (ledger.Outcome, erro
 		return ledger.Duplicate, nil
 	}
 
-	// Stateful rules first: nothing is written for a rejected event.
+	// The rules decide; nothing is written for a refused event.
 	b.at = b.s.now().UTC()
-	var apply func(seq uint64) error
-	// names are the keyed hashes of the subjects the entry names: a sealed
-	// entry's data key is indexed under each, and forgetting any of them
-	// destroys it. They are worked out once the event is accepted, since
-	// a new subject's salt is written then.
-	var names func() ([][]byte, error)
-	switch ev.Type {
-	case ledger.TypeDisclosure:
-		d, ok := ev.Data.(*ledger.Disclosure)
-		if !ok {
-			return 0, b.fail(fmt.Errorf("store: append: %s event with data %T", ev.Type, ev.Data))
-		}
-		if !b.registered(d.Recipient) {
-			return ledger.Rejected, ledger.Invalid(ledger.ReasonUnknownRecipient, "data.recipient",
-				"recipient %q is not registered", d.Recipient)
-		}
-		var hashes [][]byte
-		names = func() ([][]byte, error) {
-			for _, subj := range d.Subjects {
-				h, err := b.subjectHash(subj, true)
-				if err != nil {
-					return nil, err
-				}
-				hashes = append(hashes, h)
-			}
-			return hashes, nil
-		}
-		apply = func(seq uint64) error { return b.indexDisclosure(seq, ev.ID, d, hashes) }
-	case ledger.TypeRecipient:
-		r, ok := ev.Data.(*ledger.Recipient)
-		if !ok {
-			return 0, b.fail(fmt.Errorf("store: append: %s event with data %T", ev.Type, ev.Data))
-		}
-		apply = func(uint64) error { return b.register(r) }
-	case ledger.TypeRectification, ledger.TypeErasure, ledger.TypeRestriction, ledger.TypeRestrictionLifted:
-		// The request opens one obligation per recipient of the affected
-		// data (propagation.go).
-		plan, err := b.planRequest(ev)
-		if err != nil {
-			return b.refuse(err)
-		}
-		names = func() ([][]byte, error) {
-			if plan.rec.Subject == nil {
-				h, err := b.subjectHash(plan.subject, true)
-				if err != nil {
-					return nil, err
-				}
-				plan.rec.Subject = h
-			}
-			return [][]byte{plan.rec.Subject}, nil
-		}
-		apply = func(seq uint64) error { return b.openObligations(seq, plan) }
-	case ledger.TypeNotice:
-		return ledger.Rejected, ledger.Invalid(ledger.ReasonConflict, "type",
-			"notices are derived by sharelog from rectification, erasure and restriction requests; they are not recorded from outside")
-	case ledger.TypeNoticeAck, ledger.TypeExemption, ledger.TypeNoticeDelivery:
-		// An answer, an exemption or a delivery attempt changes one
-		// obligation (propagation.go). Only sharelog records deliveries.
-		if ev.Type == ledger.TypeNoticeDelivery && !ev.Internal {
-			return ledger.Rejected, ledger.Invalid(ledger.ReasonConflict, "type",
-				"notice deliveries are recorded only by sharelog itself, on sharelog.in.notify")
-		}
-		next, err := b.planNoticeUpdate(ev)
-		if err != nil {
-			return b.refuse(err)
-		}
-		apply = func(uint64) error { return b.putObligation(next) }
-		if next != nil && ev.Type != ledger.TypeNoticeDelivery {
-			// An ack's note and an exemption's justification may name the
-			// subject: sealed for the subject of the obligation's request.
-			names = func() ([][]byte, error) { return b.requestSubject(next.Request) }
-		}
-	case ledger.TypeHold, ledger.TypeHoldReleased:
-		// Legal holds (holds.go).
-		var err error
-		if apply, names, err = b.planHold(ev); err != nil {
-			return b.refuse(err)
-		}
-	case ledger.TypeSubjectForgotten:
-		// Forgetting a subject (forget.go). Only sharelog forgets.
-		if !ev.Internal {
-			return ledger.Rejected, ledger.Invalid(ledger.ReasonConflict, "type",
-				"subjects are forgotten only by sharelog itself, on sharelog.in.notify")
-		}
-		var err error
-		if apply, err = b.planForget(ev); err != nil {
-			return b.refuse(err)
-		}
-	default:
-		if _, ok := ledger.Types[ev.Type]; !ok {
-			return 0, b.fail(fmt.Errorf("store: append: unknown event type %q", ev.Type))
-		}
-		// Rectification, erasure, restriction, notices, acks, exemptions and
-		// holds are recorded as entries; their effects come with their own
-		// indexes here.
+	plan, err := ledger.Decide(b.state(), ev, ledger.Sender{Internal: ev.Internal, Recipient: ev.From}, b.at, b.s.deadlines)
+	if err != nil {
+		return b.refuse(err)
 	}
-
-	// The personal values of an entry that names someone are cut out now:
-	// an event where they cannot be is refused before anything is written.
+	// The personal values of an entry that may name someone are cut out
+	// now: an event where they cannot be is refused before anything is
+	// written.
 	var clear, personal []byte
-	if names != nil {
+	if plan.Personal {
 		if clear, personal, err = splitPersonal(ev); err != nil {
 			return b.refuse(err)
 		}
@@ -203,11 +110,9 @@ func (b *Batch) Append(streamSeq uint64, ev *ledger.Event) (ledger.Outcome, erro
 	if err := b.set(dkey, sv[:]); err != nil {
 		return 0, err
 	}
-	var subjects [][]byte
-	if names != nil {
-		if subjects, err = names(); err != nil {
-			return 0, b.fail(err)
-		}
+	subjects, err := b.names(plan)
+	if err != nil {
+		return 0, b.fail(err)
 	}
 	entry, err := b.encodeEntry(seq, streamSeq, ev, subjects, clear, personal)
 	if err != nil {
@@ -219,14 +124,87 @@ func (b *Batch) Append(streamSeq uint64, ev *ledger.Event) (ledger.Outcome, erro
 	if err := b.addLeaf(seq, entry); err != nil { // Merkle tree, tree.go
 		return 0, err
 	}
-	if apply != nil {
-		if err := apply(seq); err != nil {
-			return 0, err
-		}
+	if err := b.carryOut(seq, plan, subjects); err != nil {
+		return 0, err
 	}
 	b.count = seq
 	b.n++
 	return ledger.Recorded, nil
+}
+
+// refuse turns a rule's error into Append's result: Rejected for an
+// *ledger.InvalidError, a fatal batch error otherwise.
+func (b *Batch) refuse(err error) (ledger.Outcome, error) {
+	var ie *ledger.InvalidError
+	if errors.As(err, &ie) {
+		return ledger.Rejected, ie
+	}
+	return 0, b.fail(err)
+}
+
+// names returns the keyed hashes of the subjects the plan's entry names,
+// making a subject the ledger does not know known (a new random salt), and
+// fills in the hashes the plan left to the store: a new request's subject,
+// a new hold's subject.
+func (b *Batch) names(p *ledger.Plan) ([][]byte, error) {
+	var hashes [][]byte
+	for _, subj := range p.Names {
+		h, err := b.subjectHash(subj, true)
+		if err != nil {
+			return nil, err
+		}
+		hashes = append(hashes, h)
+	}
+	if len(hashes) > 0 {
+		if p.Request != nil && p.Request.Record.Subject == nil {
+			p.Request.Record.Subject = hashes[0]
+		}
+		if p.Hold != nil && p.Hold.BySubject {
+			p.Hold.Record.SubjectHash = hex.EncodeToString(hashes[0])
+		}
+	}
+	return append(hashes, p.NamedHashes...), nil
+}
+
+// carryOut writes what the plan says, besides the entry itself, for entry
+// seq; hashes are the keyed hashes of the subjects the entry names.
+func (b *Batch) carryOut(seq uint64, p *ledger.Plan, hashes [][]byte) error {
+	if p.Register != nil {
+		if err := b.register(p.Register); err != nil {
+			return err
+		}
+	}
+	if p.Disclosure != nil {
+		if err := b.indexDisclosure(seq, p.Disclosure, hashes); err != nil {
+			return err
+		}
+	}
+	if p.Request != nil {
+		if err := b.writeRequest(seq, p.Request); err != nil {
+			return err
+		}
+	}
+	if p.Obligation != nil {
+		if err := b.putObligation(p.Obligation); err != nil {
+			return err
+		}
+	}
+	if p.Hold != nil {
+		rec := &p.Hold.Record
+		if p.Hold.Placed {
+			rec.Seq = seq
+			b.s.log.Info("legal hold placed", "hold", rec.Hold, "purpose", rec.Purpose, "categories", rec.Categories, "bySubject", rec.SubjectHash != "")
+		} else {
+			b.s.log.Info("legal hold released", "hold", rec.Hold)
+		}
+		if err := b.putHold(rec); err != nil {
+			return err
+		}
+	}
+	if p.Forget != nil {
+		return b.forget(seq, p.Forget)
+	}
+	return nil
 }
 
 // isDuplicate reports whether the dedupe key is already recorded, in the
@@ -252,16 +230,6 @@ func (b *Batch) isDuplicate(dkey []byte, ev *ledger.Event) (bool, error) {
 		return false, fmt.Errorf("store: dedupe hash collision with entry %d", seq)
 	}
 	return true, nil
-}
-
-// registered reports whether the recipient is registered, in this batch or
-// in the ledger.
-func (b *Batch) registered(id string) bool {
-	if _, ok := b.recipients[id]; ok {
-		return true
-	}
-	_, ok := (*b.s.recipients.Load())[id]
-	return ok
 }
 
 // register records a recipient definition, replacing any earlier one.
@@ -345,24 +313,18 @@ func (b *Batch) subjectKey(h []byte) ([]byte, error) {
 }
 
 // indexDisclosure writes the subject, recipient-time and time indexes of a
-// disclosure recorded as entry seq; hashes are its subjects' keyed hashes.
-func (b *Batch) indexDisclosure(seq uint64, id string, d *ledger.Disclosure, hashes [][]byte) error {
-	flagged := ""
-	for _, h := range hashes {
-		erasure, err := b.erasedBefore(h, d)
-		if err != nil {
-			return err
-		}
-		if erasure != "" && flagged == "" {
-			flagged = erasure
-		}
-		sum := encodeSummary(make([]byte, 0, 64+len(id)), d, id, erasure != "")
+// disclosure recorded as entry seq; hashes are its subjects' keyed hashes,
+// in the order of its subjects.
+func (b *Batch) indexDisclosure(seq uint64, eff *ledger.DisclosureEffect, hashes [][]byte) error {
+	d := eff.Disclosure
+	for i, h := range hashes {
+		sum := encodeSummary(make([]byte, 0, 64+len(eff.ID)), d, eff.ID, eff.AfterErasure[i] != "")
 		if err := b.set(appendPos(subjectPrefix(h), d.DisclosedAt, seq), sum); err != nil {
 			return err
 		}
 	}
-	if flagged != "" {
-		if err := b.flagAfterErasure(seq, id, d.Recipient, flagged); err != nil {
+	if flagged := eff.Flagged(); flagged != "" {
+		if err := b.flagAfterErasure(seq, eff.ID, d.Recipient, flagged); err != nil {
 			return err
 		}
 	}

@@ -48,33 +48,6 @@ import (
 // identifier in plain text; the retention job deletes them from JetStream
 // (SecureDeleteMsg) and then the record (ScrubDone).
 
-// planForget checks a forgetting and returns what it writes.
-func (b *Batch) planForget(ev *ledger.Event) (func(uint64) error, error) {
-	d, ok := ev.Data.(*ledger.SubjectForgotten)
-	if !ok {
-		return nil, fmt.Errorf("store: append: %s event with data %T", ev.Type, ev.Data)
-	}
-	h, err := hex.DecodeString(d.SubjectHash)
-	if err != nil || len(h) != subjectHashLen {
-		return nil, ledger.Invalid(ledger.ReasonInvalidData, "data.subjectHash", "not a subject hash")
-	}
-	loc, err := b.get(subjectLocKey(h))
-	if err != nil {
-		return nil, b.fail(err)
-	}
-	if loc == nil {
-		return nil, ledger.Invalid(ledger.ReasonConflict, "data.subjectHash", "the ledger does not know this subject: never recorded, or already forgotten")
-	}
-	holds, err := holdsCovering(b.txn, h)
-	if err != nil {
-		return nil, b.fail(err)
-	}
-	if len(holds) > 0 {
-		return nil, ledger.Invalid(ledger.ReasonConflict, "data.subjectHash", "the subject is under legal hold %q", holds)
-	}
-	return func(seq uint64) error { return b.forget(seq, h, loc, d) }, nil
-}
-
 // scrubRecord names what JetStream still holds of a forgotten subject.
 type scrubRecord struct {
 	StreamSeqs []uint64 `json:"streamSeqs"` // SHARELOG_IN messages of the subject's entries
@@ -82,7 +55,12 @@ type scrubRecord struct {
 }
 
 // forget destroys the subject's keys and purges its indexes (see above).
-func (b *Batch) forget(seq uint64, h, loc []byte, d *ledger.SubjectForgotten) error {
+func (b *Batch) forget(seq uint64, f *ledger.ForgetEffect) error {
+	h, d := f.SubjectHash, f.Event
+	loc, err := b.get(subjectLocKey(h))
+	if err != nil {
+		return b.fail(err)
+	}
 	var scrub scrubRecord
 	// The entries sealed for the subject: their stream messages to scrub,
 	// and the data keys of those naming others too.
@@ -132,10 +110,7 @@ func (b *Batch) forget(seq uint64, h, loc []byte, d *ledger.SubjectForgotten) er
 		if err != nil {
 			return b.fail(err)
 		}
-		if o != nil && o.Exemption != nil && o.Exemption.Justification != "" {
-			ex := *o.Exemption
-			ex.Justification = ""
-			o.Exemption = &ex
+		if o != nil && o.Forget() {
 			if err := b.putObligation(o); err != nil {
 				return err
 			}
@@ -155,8 +130,7 @@ func (b *Batch) forget(seq uint64, h, loc []byte, d *ledger.SubjectForgotten) er
 			return b.fail(err)
 		}
 		if rec != nil {
-			at := b.at
-			rec.ForgottenAt = &at
+			rec.Forget(b.at)
 			if err := b.putRequest(rec); err != nil {
 				return err
 			}
@@ -177,7 +151,7 @@ func (b *Batch) forget(seq uint64, h, loc []byte, d *ledger.SubjectForgotten) er
 			return b.fail(err)
 		}
 		if hr != nil && hr.SubjectHash == hexHash {
-			hr.Reason, hr.PlacedBy = "", ""
+			hr.Forget()
 			if err := b.putHold(hr); err != nil {
 				return err
 			}

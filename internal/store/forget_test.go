@@ -120,12 +120,12 @@ func TestForgetSubject(t *testing.T) {
 	if err != nil || h == "" {
 		t.Fatalf("SubjectHashOf(A1) = %q, %v", h, err)
 	}
-	pol := ForgetPolicy{}
+	pol := ledger.ForgetPolicy{}
 	if c, err := s.ForgetCandidates(ctx, day(20), pol); err != nil || len(c) != 0 {
 		t.Fatalf("candidates with open obligations = %+v, %v; want none", c, err)
 	}
 	// With a timeout the open erasure qualifies.
-	c, err := s.ForgetCandidates(ctx, day(20), ForgetPolicy{ErasureAfter: 24 * time.Hour})
+	c, err := s.ForgetCandidates(ctx, day(20), ledger.ForgetPolicy{ErasureAfter: 24 * time.Hour})
 	if err != nil || len(c) != 1 || c[0].Reason != ledger.ForgetErasureTimeout {
 		t.Fatalf("candidates with timeout = %+v, %v", c, err)
 	}
@@ -261,7 +261,7 @@ func TestHoldsStopForgetting(t *testing.T) {
 	if st := mustStatus(t, s, "er-1"); !slices.Equal(st.Holds, []string{"case-9", "iicsa"}) {
 		t.Errorf("Status.Holds = %v", st.Holds)
 	}
-	c, err := s.ForgetCandidates(ctx, day(20), ForgetPolicy{})
+	c, err := s.ForgetCandidates(ctx, day(20), ledger.ForgetPolicy{})
 	if err != nil || len(c) != 1 || !slices.Equal(c[0].HeldBy, []string{"case-9", "iicsa"}) {
 		t.Fatalf("candidates = %+v, %v", c, err)
 	}
@@ -281,7 +281,7 @@ func TestHoldsStopForgetting(t *testing.T) {
 	if out, _ := applyOne(t, s, rel); out != ledger.Rejected {
 		t.Error("releasing twice was not rejected")
 	}
-	if c, _ := s.ForgetCandidates(ctx, day(20), ForgetPolicy{}); len(c) != 1 || len(c[0].HeldBy) != 0 {
+	if c, _ := s.ForgetCandidates(ctx, day(20), ledger.ForgetPolicy{}); len(c) != 1 || len(c[0].HeldBy) != 0 {
 		t.Fatalf("candidates after release = %+v", c)
 	}
 	ev := forgetEvent(t, h, ledger.ForgetErasureClosed, "er-1")
@@ -309,7 +309,7 @@ func TestRetentionCandidates(t *testing.T) {
 		disc{id: "g3", recipient: "web", subjects: []ledger.Subject{subj("MIX")}, at: day(1), purpose: "essential.service"}.event(t),
 		disc{id: "g4", recipient: "web", subjects: []ledger.Subject{subj("MIX")}, at: day(1), purpose: "third_party_sharing.legal_obligation"}.event(t),
 	)
-	pol := ForgetPolicy{Retention: []RetentionRule{{Purpose: "essential.service", Months: 3}}}
+	pol := ledger.ForgetPolicy{Retention: []ledger.RetentionRule{{Purpose: "essential.service", Months: 3}}}
 	now := day(1).AddDate(0, 3, 1)
 	c, err := s.ForgetCandidates(ctx, now, pol)
 	old, _ := s.SubjectHashOf(ctx, subj("OLD"))

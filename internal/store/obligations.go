@@ -21,7 +21,7 @@ func (s *Store) decorate(o *ledger.Obligation, now time.Time) {
 		o.Name = r.Name
 		o.Channel = cmp.Or(r.Channel.Type, o.Channel)
 	}
-	o.Overdue = o.Open() && now.After(o.Due)
+	o.SetOverdue(now)
 }
 
 // Obligation returns one obligation by notice id, or ENOTFOUND. Overdue is
@@ -67,7 +67,7 @@ func (s *Store) Status(ctx context.Context, request string) (*ledger.RequestStat
 			Regime: rec.Regime, Categories: rec.Categories, Obligations: obs, ForgottenAt: rec.ForgottenAt,
 		}
 		if rec.ForgottenAt == nil {
-			st.Holds, err = holdsCovering(txn, rec.Subject)
+			st.Holds, err = s.holdsCovering(txn, rec.Subject)
 		}
 		return err
 	})
@@ -291,25 +291,7 @@ func (s *Store) DueNotices(ctx context.Context, now time.Time, remindEvery time.
 		return nil, nil
 	}
 	return s.scanOpen(ctx, now, limit, func(o *ledger.Obligation) (due, reminder bool) {
-		if o.Channel == "manual" {
-			return false, false
-		}
-		switch o.State {
-		case ledger.StatePending:
-			if o.Attempts == 0 {
-				return true, false
-			}
-			return o.NextAttemptAt != nil && !o.NextAttemptAt.After(now), false
-		case ledger.StateDelivered:
-			if remindEvery <= 0 || !o.Overdue {
-				return false, false
-			}
-			if o.NextAttemptAt != nil && !o.NextAttemptAt.After(now) {
-				return true, true
-			}
-			return o.LastAttemptAt == nil || !o.LastAttemptAt.After(now.Add(-remindEvery)), true
-		}
-		return false, false
+		return o.DueForDelivery(now, remindEvery)
 	})
 }
 
@@ -317,7 +299,7 @@ func (s *Store) DueNotices(ctx context.Context, now time.Time, remindEvery time.
 // (still pending), with their notices, ordered by (OpenedAt, Notice).
 func (s *Store) ManualQueue(ctx context.Context) ([]ledger.OutgoingNotice, error) {
 	return s.scanOpen(ctx, s.now(), 0, func(o *ledger.Obligation) (bool, bool) {
-		return o.Channel == "manual" && o.State == ledger.StatePending, false
+		return o.InManualQueue(), false
 	})
 }
 

@@ -107,30 +107,30 @@ func TestRequestFanOut(t *testing.T) {
 		{
 			name: "broad erasure covers narrower disclosures", subject: subj("A1"), cats: []string{"user.contact"},
 			want: []told{
-				{"acro", NoticeID("r", "acro"), []string{"user.contact.email"}, []string{"d1"}},
-				{"police", NoticeID("r", "police"), []string{"user.contact"}, []string{"d2"}},
+				{"acro", ledger.NoticeID("r", "acro"), []string{"user.contact.email"}, []string{"d1"}},
+				{"police", ledger.NoticeID("r", "police"), []string{"user.contact"}, []string{"d2"}},
 			},
 		},
 		{
 			name: "narrow erasure covers a broader disclosure, naming the narrower key", subject: subj("A1"), cats: []string{"user.contact.email"},
 			want: []told{
-				{"acro", NoticeID("r", "acro"), []string{"user.contact.email"}, []string{"d1"}},
-				{"police", NoticeID("r", "police"), []string{"user.contact.email"}, []string{"d2"}},
+				{"acro", ledger.NoticeID("r", "acro"), []string{"user.contact.email"}, []string{"d1"}},
+				{"police", ledger.NoticeID("r", "police"), []string{"user.contact.email"}, []string{"d2"}},
 			},
 		},
 		{
 			name: "no categories means all received", subject: subj("A1"),
 			want: []told{
-				{"acro", NoticeID("r", "acro"), []string{"user.contact.email", "user.financial"}, []string{"d1", "d5"}},
-				{"cloud", NoticeID("r", "cloud"), []string{"user.health_and_medical"}, []string{"d3"}},
-				{"police", NoticeID("r", "police"), []string{"user.contact"}, []string{"d2"}},
+				{"acro", ledger.NoticeID("r", "acro"), []string{"user.contact.email", "user.financial"}, []string{"d1", "d5"}},
+				{"cloud", ledger.NoticeID("r", "cloud"), []string{"user.health_and_medical"}, []string{"d3"}},
+				{"police", ledger.NoticeID("r", "police"), []string{"user.contact"}, []string{"d2"}},
 			},
 		},
 		{name: "categories nobody received", subject: subj("A1"), cats: []string{"user.criminal_history"}},
 		{name: "sibling category is not covered", subject: subj("A1"), cats: []string{"user.contact.address", "user.financial.bank_account"},
 			want: []told{
-				{"acro", NoticeID("r", "acro"), []string{"user.financial.bank_account"}, []string{"d5"}},
-				{"police", NoticeID("r", "police"), []string{"user.contact.address"}, []string{"d2"}},
+				{"acro", ledger.NoticeID("r", "acro"), []string{"user.financial.bank_account"}, []string{"d5"}},
+				{"police", ledger.NoticeID("r", "police"), []string{"user.contact.address"}, []string{"d2"}},
 			}},
 		{name: "unknown subject: accepted, nobody to tell", subject: subj("NOBODY")},
 	}
@@ -160,7 +160,7 @@ func TestRequestFanOut(t *testing.T) {
 func TestObligationRegimeAndDue(t *testing.T) {
 	s := openTest(t, Config{
 		Dir: testConfig(t).Dir, KeyFile: t.TempDir() + "/k",
-		Deadlines: Deadlines{Regimes: map[string]Deadline{ledger.RegimeDPAPart3: {Days: 14}, ledger.RegimeEUGDPR: {Months: 2}}},
+		Deadlines: ledger.Deadlines{Regimes: map[string]ledger.Deadline{ledger.RegimeDPAPart3: {Days: 14}, ledger.RegimeEUGDPR: {Months: 2}}},
 	})
 	a1 := []ledger.Subject{subj("A1")}
 	applyBatch(t, s,
@@ -190,62 +190,6 @@ func TestObligationRegimeAndDue(t *testing.T) {
 		w := want[o.Recipient]
 		if o.Regime != w.regime || !o.Due.Equal(w.due) {
 			t.Errorf("%s: regime %q due %v, want %q %v", o.Recipient, o.Regime, o.Due, w.regime, w.due)
-		}
-	}
-}
-
-func TestAddMonths(t *testing.T) {
-	d := func(y int, m time.Month, dd int) time.Time { return time.Date(y, m, dd, 10, 0, 0, 0, time.UTC) }
-	tests := []struct {
-		from   time.Time
-		months int
-		want   time.Time
-	}{
-		{d(2025, 1, 31), 1, d(2025, 2, 28)},
-		{d(2024, 1, 31), 1, d(2024, 2, 29)}, // leap year
-		{d(2024, 1, 30), 1, d(2024, 2, 29)},
-		{d(2000, 1, 31), 1, d(2000, 2, 29)}, // divisible by 400: leap
-		{d(2100, 1, 31), 1, d(2100, 2, 28)}, // divisible by 100: not leap
-		{d(2025, 1, 28), 1, d(2025, 2, 28)},
-		{d(2025, 1, 15), 1, d(2025, 2, 15)},
-		{d(2025, 3, 31), 1, d(2025, 4, 30)},
-		{d(2025, 8, 31), 1, d(2025, 9, 30)},
-		{d(2025, 12, 31), 1, d(2026, 1, 31)}, // year boundary
-		{d(2025, 12, 31), 2, d(2026, 2, 28)},
-		{d(2024, 2, 29), 12, d(2025, 2, 28)},
-		{d(2025, 2, 28), 1, d(2025, 3, 28)},
-		{d(2025, 5, 31), 3, d(2025, 8, 31)},
-		{d(2025, 5, 10), 0, d(2025, 5, 10)},
-	}
-	for _, tt := range tests {
-		if got := addMonths(tt.from, tt.months); !got.Equal(tt.want) {
-			t.Errorf("addMonths(%s, %d) = %s, want %s", tt.from.Format(time.DateOnly), tt.months, got, tt.want)
-		}
-	}
-	// The default deadline is one month.
-	if got, want := (Deadlines{}).due(d(2025, 1, 31), "", 0), d(2025, 2, 28); !got.Equal(want) {
-		t.Errorf("default due = %v, want %v", got, want)
-	}
-	if got, want := (Deadlines{Default: Deadline{Days: 10}}).due(d(2025, 1, 31), "", 0), d(2025, 2, 10); !got.Equal(want) {
-		t.Errorf("10-day default due = %v, want %v", got, want)
-	}
-}
-
-func TestDeadlinesValidate(t *testing.T) {
-	tests := []struct {
-		d    Deadlines
-		want string
-	}{
-		{Deadlines{}, ""},
-		{Deadlines{Default: Deadline{Months: 2}, Regimes: map[string]Deadline{"dpa-part3": {Days: 14}}}, ""},
-		{Deadlines{Default: Deadline{Months: -1}}, "deadlines: default: months and days must not be negative"},
-		{Deadlines{Regimes: map[string]Deadline{"ccpa": {Days: 1}}}, `deadlines: unknown regime "ccpa" (uk-gdpr, eu-gdpr, dpa-part3, dpa-part4)`},
-		{Deadlines{Regimes: map[string]Deadline{"uk-gdpr": {}}}, "deadlines: uk-gdpr: give months or days"},
-	}
-	for _, tt := range tests {
-		err := tt.d.Validate()
-		if got := fmt.Sprint(err); (err == nil && tt.want != "") || (err != nil && got != tt.want) {
-			t.Errorf("Validate(%+v) = %v, want %q", tt.d, err, tt.want)
 		}
 	}
 }
@@ -312,7 +256,7 @@ func TestRectificationChangesFiltered(t *testing.T) {
 		if f := fields(n); !slices.Equal(f, w) {
 			t.Errorf("%s changes = %v, want %v", r, f, w)
 		}
-		if n.Action != ledger.ActionRectify || n.Request != "rq" || n.Subject != subj("A1") || n.Notice != NoticeID("rq", r) {
+		if n.Action != ledger.ActionRectify || n.Request != "rq" || n.Subject != subj("A1") || n.Notice != ledger.NoticeID("rq", r) {
 			t.Errorf("%s notice = %+v", r, n)
 		}
 	}
@@ -326,21 +270,21 @@ func TestNoticeIDs(t *testing.T) {
 	seen := map[string]string{}
 	for i := range 200 {
 		for _, r := range []string{"acro", "police", "cloud", "web", "acro-2"} {
-			id := NoticeID(fmt.Sprintf("REQ-%d", i), r)
+			id := ledger.NoticeID(fmt.Sprintf("REQ-%d", i), r)
 			if !re.MatchString(id) {
 				t.Fatalf("NoticeID = %q, want ntc- and 20 hex digits", id)
 			}
-			if NoticeID(fmt.Sprintf("REQ-%d", i), r) != id {
+			if ledger.NoticeID(fmt.Sprintf("REQ-%d", i), r) != id {
 				t.Fatalf("NoticeID is not stable")
 			}
 			key := fmt.Sprintf("REQ-%d/%s", i, r)
 			if prev, ok := seen[id]; ok {
-				t.Fatalf("NoticeID(%s) = NoticeID(%s)", key, prev)
+				t.Fatalf("ledger.NoticeID(%s) = ledger.NoticeID(%s)", key, prev)
 			}
 			seen[id] = key
 		}
 	}
-	if NoticeID("ab", "c") == NoticeID("a", "bc") {
+	if ledger.NoticeID("ab", "c") == ledger.NoticeID("a", "bc") {
 		t.Error("the separator does not separate")
 	}
 }
@@ -417,7 +361,7 @@ func TestSameRequestTwice(t *testing.T) {
 func TestAckRules(t *testing.T) {
 	s := propFixture(t)
 	applyBatch(t, s, erasure(t, "e1", "r", subj("A1"), day(10), "user.contact"))
-	acro, police := NoticeID("r", "acro"), NoticeID("r", "police")
+	acro, police := ledger.NoticeID("r", "acro"), ledger.NoticeID("r", "police")
 	applyBatch(t, s, exemption(t, "x1", police, "impossible"))
 
 	steps := []struct {
@@ -475,7 +419,7 @@ func TestExemptionRules(t *testing.T) {
 	// request under dpa-part3 makes acro's obligation Part 3 as well.
 	applyBatch(t, s, erasure(t, "e1", "r", subj("A1"), day(10), "user.contact"),
 		newEvent(t, ledger.TypeRectification, "dpo", "rc1", &ledger.Rectification{Request: "r3", Subject: subj("A1"), Regime: ledger.RegimeDPAPart3, DecidedAt: day(10)}))
-	acro, police, acro3 := NoticeID("r", "acro"), NoticeID("r", "police"), NoticeID("r3", "acro")
+	acro, police, acro3 := ledger.NoticeID("r", "acro"), ledger.NoticeID("r", "police"), ledger.NoticeID("r3", "acro")
 	s48 := "s.48 requires every recipient to be told and has no disproportionate-effort exception"
 	steps := []struct {
 		name   string
@@ -522,7 +466,7 @@ func TestLiftingPropagation(t *testing.T) {
 		newEvent(t, ledger.TypeRestriction, "dpo", "res2", &ledger.Restriction{Request: "R2", Subject: subj("A1"), DecidedAt: day(10)}),
 		// Disclosed to cloud after the restriction: cloud was never told of it.
 		disc{id: "d9", recipient: "cloud", subjects: []ledger.Subject{subj("A1")}, at: day(11), categories: []string{"user.contact.email"}}.event(t),
-		exemption(t, "x1", NoticeID("R2", "cloud"), "impossible"),
+		exemption(t, "x1", ledger.NoticeID("R2", "cloud"), "impossible"),
 	)
 	lift := func(id, request, restriction string, sub ledger.Subject) *ledger.Event {
 		return newEvent(t, ledger.TypeRestrictionLifted, "dpo", id, &ledger.RestrictionLifted{Request: request, Restriction: restriction, Subject: sub, DecidedAt: day(15)})
@@ -549,8 +493,8 @@ func TestLiftingPropagation(t *testing.T) {
 		t.Fatalf("lifting: %v %v", o, err)
 	}
 	want := []told{
-		{"acro", NoticeID("L", "acro"), []string{"user.contact.email"}, []string{"d1"}},
-		{"police", NoticeID("L", "police"), []string{"user.contact"}, []string{"d2"}},
+		{"acro", ledger.NoticeID("L", "acro"), []string{"user.contact.email"}, []string{"d1"}},
+		{"police", ledger.NoticeID("L", "police"), []string{"user.contact"}, []string{"d2"}},
 	}
 	st := mustStatus(t, s, "L")
 	if g := toldOf(st); !reflect.DeepEqual(g, want) {
@@ -565,7 +509,7 @@ func TestLiftingPropagation(t *testing.T) {
 	}
 	found := false
 	for _, n := range ns {
-		if n.Obligation.Notice != NoticeID("L", "police") {
+		if n.Obligation.Notice != ledger.NoticeID("L", "police") {
 			continue
 		}
 		found = true
@@ -644,7 +588,7 @@ func TestDueNoticesAndDeliveries(t *testing.T) {
 	applyBatch(t, s, erasure(t, "e1", "E", subj("A1"), day(10)))
 	s.now = func() time.Time { return day(21) }
 	applyBatch(t, s, erasure(t, "e2", "E2", subj("B2"), day(10)))
-	acro, police, cloud, web := NoticeID("E", "acro"), NoticeID("E", "police"), NoticeID("E", "cloud"), NoticeID("E2", "web")
+	acro, police, cloud, web := ledger.NoticeID("E", "acro"), ledger.NoticeID("E", "police"), ledger.NoticeID("E", "cloud"), ledger.NoticeID("E2", "web")
 
 	dueIDs := func(now time.Time, remind time.Duration, limit int) []string {
 		t.Helper()
@@ -788,10 +732,10 @@ func TestDueNoticesAndDeliveries(t *testing.T) {
 func TestObligationsQuery(t *testing.T) {
 	ctx := context.Background()
 	s := propFixture(t)
-	s.deadlines = Deadlines{Regimes: map[string]Deadline{ledger.RegimeDPAPart3: {Days: 5}}}
+	s.deadlines = ledger.Deadlines{Regimes: map[string]ledger.Deadline{ledger.RegimeDPAPart3: {Days: 5}}}
 	applyBatch(t, s, erasure(t, "e1", "E", subj("A1"), day(10)))
 	// Due: police 15 Jan (Part 3, 5 days); acro and cloud 10 Feb.
-	applyBatch(t, s, ack(t, "a1", NoticeID("E", "cloud"), "done", "cloud"))
+	applyBatch(t, s, ack(t, "a1", ledger.NoticeID("E", "cloud"), "done", "cloud"))
 	s.now = func() time.Time { return day(20) }
 
 	list := func(f ledger.ObligationFilter) []string {
@@ -808,7 +752,7 @@ func TestObligationsQuery(t *testing.T) {
 	}
 	// acro and cloud are both due 10 Feb: in notice order.
 	feb := []string{"acro", "cloud"}
-	if NoticeID("E", "cloud") < NoticeID("E", "acro") {
+	if ledger.NoticeID("E", "cloud") < ledger.NoticeID("E", "acro") {
 		feb = []string{"cloud", "acro"}
 	}
 	tests := []struct {
@@ -866,9 +810,9 @@ func TestSubjectReport(t *testing.T) {
 		erasure(t, "e2", "OTHER", subj("B2"), day(10)),
 	)
 	applyBatch(t, s,
-		delivery(t, "dl1", NoticeID("E", "police"), ledger.DeliveryDelivered, 1, day(21), nil, false),
-		ack(t, "a1", NoticeID("E", "police"), "done", "police"),
-		exemption(t, "x1", NoticeID("E", "acro"), "impossible"),
+		delivery(t, "dl1", ledger.NoticeID("E", "police"), ledger.DeliveryDelivered, 1, day(21), nil, false),
+		ack(t, "a1", ledger.NoticeID("E", "police"), "done", "police"),
+		exemption(t, "x1", ledger.NoticeID("E", "acro"), "impossible"),
 	)
 	rep, err := s.SubjectReport(ctx, subj("A1"))
 	if err != nil {
@@ -881,9 +825,9 @@ func TestSubjectReport(t *testing.T) {
 	d20, d21 := day(20), day(21)
 	due := time.Date(2025, 2, 10, 0, 0, 0, 0, time.UTC)
 	want := []ledger.RecipientNotified{
-		{Recipient: "acro", Name: "ACRO", Notice: NoticeID("E", "acro"), State: ledger.StateExempted, Categories: []string{"user.contact.email"},
+		{Recipient: "acro", Name: "ACRO", Notice: ledger.NoticeID("E", "acro"), State: ledger.StateExempted, Categories: []string{"user.contact.email"},
 			Due: due, Exemption: "impossible", ExemptedAt: &d20},
-		{Recipient: "police", Name: "POLICE", Notice: NoticeID("E", "police"), State: ledger.StateAcknowledged, Categories: []string{"user.contact"},
+		{Recipient: "police", Name: "POLICE", Notice: ledger.NoticeID("E", "police"), State: ledger.StateAcknowledged, Categories: []string{"user.contact"},
 			Due: due, ToldAt: &d21, AcknowledgedAt: &d20, Outcome: "done"},
 	}
 	if !reflect.DeepEqual(rs, want) {
@@ -930,7 +874,7 @@ func TestRestartIdempotency(t *testing.T) {
 	}
 	applyBatch(t, s, er)
 	first := mustStatus(t, s, "E")
-	if got := toldOf(first); len(got) != 2 || got[0].notice != NoticeID("E", "acro") || got[1].notice != NoticeID("E", "police") {
+	if got := toldOf(first); len(got) != 2 || got[0].notice != ledger.NoticeID("E", "acro") || got[1].notice != ledger.NoticeID("E", "police") {
 		t.Fatalf("after restart: %v", got)
 	}
 	if err := s.Close(); err != nil {

@@ -61,7 +61,7 @@ func (s *Store) Who(ctx context.Context, subj ledger.Subject) (*ledger.Who, erro
 		if hash, err = s.subjectHash(txn, subj); hash == nil || err != nil {
 			return err // a subject the ledger does not know, or forgot
 		}
-		if holds, err = holdsCovering(txn, hash); err != nil {
+		if holds, err = s.holdsCovering(txn, hash); err != nil {
 			return err
 		}
 		prefix := subjectPrefix(hash)

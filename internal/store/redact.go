@@ -3,9 +3,7 @@ package store
 import (
 	"bytes"
 	"encoding/binary"
-	"fmt"
 	"slices"
-	"strconv"
 
 	"github.com/tidwall/gjson"
 
@@ -25,69 +23,6 @@ import (
 // The cut is made on Raw's bytes, so opening the personal part gives back
 // Raw exactly, and only the personal values (not the whole event) are
 // encrypted: the clear part stays compressible by Badger.
-
-// personalField is one value to cut: a gjson path into Raw and, for a
-// string, the value the typed event holds there, which the cut must match.
-type personalField struct {
-	path string
-	want *string // nil: any JSON value (an array or a rectified value)
-}
-
-// personalFields lists the fields of ev to cut. Empty fields are left out.
-func personalFields(ev *ledger.Event) ([]personalField, error) {
-	var fs []personalField
-	str := func(path string, v *string) {
-		if *v != "" {
-			fs = append(fs, personalField{path: path, want: v})
-		}
-	}
-	subject := func(path string, s *ledger.Subject) { str(path+".id", &s.ID) }
-	switch d := ev.Data.(type) {
-	case *ledger.Disclosure:
-		for i := range d.Subjects {
-			subject("data.subjects."+strconv.Itoa(i), &d.Subjects[i])
-		}
-		str("data.disclosedBy", &d.DisclosedBy)
-		str("data.justification", &d.Justification)
-		if len(d.Records) > 0 {
-			fs = append(fs, personalField{path: "data.records"})
-		}
-	case *ledger.Rectification:
-		subject("data.subject", &d.Subject)
-		str("data.summary", &d.Summary)
-		str("data.decidedBy", &d.DecidedBy)
-		for i, ch := range d.Changes {
-			if ch.Value != nil {
-				fs = append(fs, personalField{path: "data.changes." + strconv.Itoa(i) + ".value"})
-			}
-		}
-	case *ledger.Erasure:
-		subject("data.subject", &d.Subject)
-		str("data.decidedBy", &d.DecidedBy)
-	case *ledger.Restriction:
-		subject("data.subject", &d.Subject)
-		str("data.decidedBy", &d.DecidedBy)
-	case *ledger.RestrictionLifted:
-		subject("data.subject", &d.Subject)
-	case *ledger.NoticeAck:
-		str("data.note", &d.Note)
-	case *ledger.Exemption:
-		str("data.justification", &d.Justification)
-	case *ledger.Hold:
-		str("data.reason", &d.Reason)
-		if d.Scope != nil && d.Scope.Subject != nil {
-			subject("data.scope.subject", d.Scope.Subject)
-		}
-	case *ledger.HoldReleased:
-		str("data.reason", &d.Reason)
-		if d.Scope != nil && d.Scope.Subject != nil {
-			subject("data.scope.subject", d.Scope.Subject)
-		}
-	default:
-		return nil, fmt.Errorf("store: no personal fields known for event data %T", ev.Data)
-	}
-	return fs, nil
-}
 
 // Placeholders left in the clear part.
 var (
@@ -109,20 +44,20 @@ const patchVersion byte = 'p'
 // refused rather than recorded with personal data left in clear (Raw with
 // duplicate object keys would be one: the decoder refuses those).
 func splitPersonal(ev *ledger.Event) (clear, patch []byte, err error) {
-	fields, err := personalFields(ev)
+	fields, err := ledger.PersonalFields(ev)
 	if err != nil {
 		return nil, nil, err
 	}
 	type span struct{ start, end int }
 	spans := make([]span, 0, len(fields))
 	for _, f := range fields {
-		r := gjson.GetBytes(ev.Raw, f.path)
+		r := gjson.GetBytes(ev.Raw, f.Path)
 		if !r.Exists() || r.Index <= 0 || r.Index+len(r.Raw) > len(ev.Raw) ||
 			!bytes.Equal(ev.Raw[r.Index:r.Index+len(r.Raw)], []byte(r.Raw)) {
-			return nil, nil, unsealable(f.path)
+			return nil, nil, unsealable(f.Path)
 		}
-		if f.want != nil && (r.Type != gjson.String || r.Str != *f.want) {
-			return nil, nil, unsealable(f.path)
+		if f.Want != nil && (r.Type != gjson.String || r.Str != *f.Want) {
+			return nil, nil, unsealable(f.Path)
 		}
 		spans = append(spans, span{r.Index, r.Index + len(r.Raw)})
 	}

@@ -34,7 +34,7 @@ type Config struct {
 	Logger *slog.Logger
 	// Deadlines says when rectification, erasure and restriction notices
 	// are due; the zero value means one calendar month after the decision.
-	Deadlines Deadlines
+	Deadlines ledger.Deadlines
 	// MasterKey wraps the per-entry data keys that seal personal data
 	// (MasterKeyLen bytes). When nil it is read from MasterKeyFile, which is
 	// created like KeyFile (32 random bytes, mode 0600) on first start; an
@@ -81,7 +81,7 @@ type Store struct {
 	log    *slog.Logger
 	now    func() time.Time
 
-	deadlines Deadlines
+	deadlines ledger.Deadlines
 
 	writer sync.Mutex // held from Begin to Commit or Discard
 	// side is held for reading by the writes made beside the one writer

@@ -9,6 +9,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/sharelog/sharelog/internal/ledger"
 	"github.com/sharelog/sharelog/schemas"
 )
 
@@ -195,14 +196,8 @@ func (v *Vocabulary) Sensitive(key string) (special, criminal bool) {
 }
 
 // Covers reports whether the dotted key parent covers child: it is the same
-// key or an ancestor of it. "user.contact" covers "user.contact" and
-// "user.contact.email" but not "user.contactless" or "user".
-func Covers(parent, child string) bool {
-	if parent == "" {
-		return false
-	}
-	return child == parent || (len(child) > len(parent) && child[len(parent)] == '.' && strings.HasPrefix(child, parent))
-}
+// key or an ancestor of it (ledger.Covers, the rule's one definition).
+func Covers(parent, child string) bool { return ledger.Covers(parent, child) }
 
 func parentOf(key string) string {
 	i := strings.LastIndexByte(key, '.')

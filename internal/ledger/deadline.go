@@ -1,10 +1,9 @@
-package store
+package ledger
 
 import (
 	"fmt"
+	"strings"
 	"time"
-
-	"github.com/sharelog/sharelog/internal/ledger"
 )
 
 // Deadline is a period after a request's decision: whole calendar months,
@@ -14,7 +13,7 @@ type Deadline struct {
 	Days   int `json:"days,omitempty" yaml:"days"`
 }
 
-// Deadlines says when each obligation is due.
+// Deadlines says when each obligation to tell a recipient is due.
 //
 // An obligation is due Default after its request's decision (one calendar
 // month when Default is zero), or Regimes[regime] when its regime has an
@@ -50,10 +49,8 @@ func (d Deadlines) Validate() error {
 		return err
 	}
 	for regime, p := range d.Regimes {
-		switch regime {
-		case ledger.RegimeUKGDPR, ledger.RegimeEUGDPR, ledger.RegimeDPAPart3, ledger.RegimeDPAPart4:
-		default:
-			return fmt.Errorf("deadlines: unknown regime %q (uk-gdpr, eu-gdpr, dpa-part3, dpa-part4)", regime)
+		if !ValidRegime(regime) {
+			return fmt.Errorf("deadlines: unknown regime %q (%s)", regime, strings.Join(AllRegimes, ", "))
 		}
 		if err := check(regime, p); err != nil {
 			return err
@@ -62,9 +59,9 @@ func (d Deadlines) Validate() error {
 	return nil
 }
 
-// due returns when an obligation under regime to a recipient with the given
+// Due returns when an obligation under regime to a recipient with the given
 // SLA (days, 0 for none) is due, for a request decided at decidedAt.
-func (d Deadlines) due(decidedAt time.Time, regime string, slaDays int) time.Time {
+func (d Deadlines) Due(decidedAt time.Time, regime string, slaDays int) time.Time {
 	p, ok := d.Regimes[regime]
 	if !ok {
 		p = d.Default
@@ -72,7 +69,7 @@ func (d Deadlines) due(decidedAt time.Time, regime string, slaDays int) time.Tim
 	if p.Months == 0 && p.Days == 0 {
 		p.Months = 1
 	}
-	due := addMonths(decidedAt, p.Months).AddDate(0, 0, p.Days)
+	due := AddMonths(decidedAt, p.Months).AddDate(0, 0, p.Days)
 	if slaDays > 0 {
 		if sla := decidedAt.AddDate(0, 0, slaDays); sla.Before(due) {
 			due = sla
@@ -81,10 +78,10 @@ func (d Deadlines) due(decidedAt time.Time, regime string, slaDays int) time.Tim
 	return due.UTC()
 }
 
-// addMonths adds n calendar months to t, clamping the day to the last day of
+// AddMonths adds n calendar months to t, clamping the day to the last day of
 // the resulting month: 31 January plus one month is 28 (or 29) February.
 // The time of day is kept.
-func addMonths(t time.Time, n int) time.Time {
+func AddMonths(t time.Time, n int) time.Time {
 	y, m, d := t.Date()
 	first := time.Date(y, m+time.Month(n), 1, 0, 0, 0, 0, t.Location())
 	last := first.AddDate(0, 1, -1).Day()

@@ -1,0 +1,489 @@
+package ledger
+
+import (
+	"cmp"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Plan is what one event does to the ledger, as Decide worked it out: the
+// records to write besides the entry itself. The store carries it out in
+// the transaction of the event's entry, and holds no rule of its own.
+type Plan struct {
+	// Personal is set when the entry may hold personal values (identifiers,
+	// free text, the people who decided): the store cuts them out and seals
+	// them (PersonalFields), and refuses the event if it cannot.
+	Personal bool
+	// Names are the subjects the entry names, by identifier: the entry's
+	// personal values are sealed under their keys, and a subject the ledger
+	// does not know becomes known.
+	Names []Subject
+	// NamedHashes are the subjects the entry names by keyed hash (an answer
+	// or exemption about a request's subject, a hold's release), only those
+	// still known.
+	NamedHashes [][]byte
+
+	Register   *Recipient        // a recipient's definition, replacing any earlier one
+	Disclosure *DisclosureEffect // a disclosure to index
+	Request    *RequestEffect    // a request and the obligations it opens
+	Obligation *Obligation       // an obligation as an ack, exemption or delivery leaves it
+	Hold       *HoldEffect       // a hold placed or released
+	Forget     *ForgetEffect     // a subject to forget
+}
+
+// DisclosureEffect is a disclosure to index under each of its subjects.
+type DisclosureEffect struct {
+	ID         string
+	Disclosure *Disclosure
+	// AfterErasure holds, for each of Disclosure.Subjects in order, the
+	// erasure request decided about that subject's data in these categories
+	// before the disclosure was made, or "": recorded, but flagged.
+	AfterErasure []string
+}
+
+// Flagged returns the first erasure the disclosure came after, or "".
+func (d *DisclosureEffect) Flagged() string {
+	for _, r := range d.AfterErasure {
+		if r != "" {
+			return r
+		}
+	}
+	return ""
+}
+
+// RequestEffect is a request with the obligations it opens, one per
+// recipient sorted by id, and the notice each recipient is sent.
+type RequestEffect struct {
+	// Record is the request's record. Its Subject is nil when the subject
+	// is new to the ledger: the store fills in the keyed hash it makes for
+	// Plan.Names[0]. Seq and Notices are filled in by the store.
+	Record      RequestRecord
+	Obligations []Obligation
+	Notices     []Notice // one per obligation, same order
+	// Lifted is the restriction a lifting lifts, as it will be.
+	Lifted *RequestRecord
+	// Erasure is set for an erasure: later disclosures of the same data
+	// are flagged.
+	Erasure *ErasureMarker
+}
+
+// HoldEffect is a hold as it will be recorded.
+type HoldEffect struct {
+	Record HoldRecord
+	// Placed is true for a new hold, false for a release.
+	Placed bool
+	// BySubject is set for a new hold scoped to a subject: the store fills
+	// in Record.SubjectHash with the keyed hash of Plan.Names[0].
+	BySubject bool
+}
+
+// ForgetEffect is a subject the ledger forgets.
+type ForgetEffect struct {
+	SubjectHash []byte
+	Event       *SubjectForgotten
+}
+
+// Decide applies the ledger's rules to an event that passed every check
+// that does not depend on the ledger, as sent by sender, recorded at at.
+// It reads the ledger through st and returns what the event does, or an
+// *InvalidError naming the rule it breaks (nothing is then written). Any
+// other error is a failure to read st.
+//
+// Duplicates (the same source and id) are the store's to detect before
+// Decide: an event is recorded once, ever.
+func Decide(st State, ev *Event, sender Sender, at time.Time, deadlines Deadlines) (*Plan, error) {
+	if err := MaySend(ev.Type, sender); err != nil && ev.Type != TypeNoticeAck {
+		// An ack's sender is checked against its notice's recipient below,
+		// after the notice is known to exist.
+		return nil, err
+	}
+	switch d := ev.Data.(type) {
+	case *Recipient:
+		return &Plan{Register: d}, nil
+	case *Disclosure:
+		return decideDisclosure(st, ev.ID, d)
+	case *Rectification, *Erasure, *Restriction, *RestrictionLifted:
+		return decideRequest(st, ev.Type, d, at, deadlines)
+	case *NoticeAck, *Exemption, *NoticeDelivery:
+		return decideNoticeUpdate(st, ev, sender, at)
+	case *Hold:
+		return decideHold(st, d, at)
+	case *HoldReleased:
+		return decideHoldRelease(st, d, at)
+	case *SubjectForgotten:
+		return decideForget(st, d)
+	}
+	return nil, fmt.Errorf("ledger: no rules for %s event with data %T", ev.Type, ev.Data)
+}
+
+// decideDisclosure: the recipient must be registered (ReasonUnknownRecipient).
+// A disclosure made after an erasure of the same data of the same person was
+// decided is recorded, but flagged for the DPO.
+func decideDisclosure(st State, id string, d *Disclosure) (*Plan, error) {
+	if _, ok := st.Recipient(d.Recipient); !ok {
+		return nil, Invalid(ReasonUnknownRecipient, "data.recipient", "recipient %q is not registered", d.Recipient)
+	}
+	eff := &DisclosureEffect{ID: id, Disclosure: d, AfterErasure: make([]string, len(d.Subjects))}
+	for i, s := range d.Subjects {
+		h, err := st.SubjectHash(s)
+		if err != nil || h == nil {
+			if err != nil {
+				return nil, err
+			}
+			continue
+		}
+		markers, err := st.Erasures(h)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range markers {
+			if !m.DecidedAt.After(d.DisclosedAt) && len(AffectedCategories(m.Categories, d.Categories)) > 0 {
+				eff.AfterErasure[i] = m.Request
+				break
+			}
+		}
+	}
+	return &Plan{Personal: true, Names: d.Subjects, Disclosure: eff}, nil
+}
+
+// requestFields returns what every request type shares.
+func requestFields(data any) (request string, subj Subject, cats []string, changes []Change, decided time.Time, regime string) {
+	switch d := data.(type) {
+	case *Rectification:
+		return d.Request, d.Subject, d.Categories, d.Changes, d.DecidedAt, d.Regime
+	case *Erasure:
+		return d.Request, d.Subject, d.Categories, nil, d.DecidedAt, d.Regime
+	case *Restriction:
+		return d.Request, d.Subject, d.Categories, nil, d.DecidedAt, ""
+	case *RestrictionLifted:
+		return d.Request, d.Subject, nil, nil, d.DecidedAt, ""
+	}
+	return
+}
+
+// decideRequest opens one obligation per recipient that received the
+// affected data of the subject (UK GDPR Art. 19; DPA 2018 s.48). The rules:
+//
+//   - a request id is recorded once, whatever its type: the same id again,
+//     in a new event, is refused (ReasonConflict) and opens nothing;
+//   - a lifting must name a restriction in the ledger (else
+//     ReasonUnknownRequest), about the same subject, not lifted before
+//     (else ReasonConflict).
+//
+// A request whose subject is unknown, or whose categories no recipient
+// received, is accepted and opens no obligation.
+func decideRequest(st State, typ string, data any, at time.Time, deadlines Deadlines) (*Plan, error) {
+	request, subj, cats, changes, decided, regime := requestFields(data)
+	rec := RequestRecord{
+		Request: request, Type: typ, Action: RequestActions[typ],
+		DecidedAt: decided, Regime: regime, Categories: slices.Clone(cats),
+	}
+	var err error
+	if rec.Subject, err = st.SubjectHash(subj); err != nil {
+		return nil, err
+	}
+	prior, err := st.Request(request)
+	if err != nil {
+		return nil, err
+	}
+	if prior != nil {
+		if prior.Type != typ {
+			return nil, Invalid(ReasonConflict, "data.request",
+				"request %q is already recorded as a %s (entry %d); a request id names one request", request, prior.Type, prior.Seq)
+		}
+		return nil, Invalid(ReasonConflict, "data.request",
+			"request %q is already recorded (entry %d); it opened its obligations then and opens none again", request, prior.Seq)
+	}
+	eff := &RequestEffect{Record: rec}
+	plan := &Plan{Personal: true, Names: []Subject{subj}, Request: eff}
+	if typ == TypeErasure {
+		eff.Erasure = &ErasureMarker{Request: request, DecidedAt: decided, Categories: eff.Record.Categories}
+	}
+	if l, ok := data.(*RestrictionLifted); ok {
+		return plan, decideLifting(st, eff, l, at, deadlines)
+	}
+	if rec.Subject == nil {
+		return plan, nil // a subject the ledger does not know: no recipient to tell
+	}
+	sums, err := st.Disclosures(rec.Subject)
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range affectedRecipients(sums, cats) {
+		rcp, _ := st.Recipient(a.recipient)
+		regime := ObligationRegime(rec.Regime, rcp.Regime, a.regimes)
+		o := Obligation{
+			Notice:      NoticeID(request, a.recipient),
+			Request:     request,
+			Action:      rec.Action,
+			Recipient:   a.recipient,
+			Channel:     rcp.Channel.Type,
+			Regime:      regime,
+			Categories:  a.categories,
+			Disclosures: a.disclosures,
+			OpenedAt:    at,
+			Due:         deadlines.Due(decided, regime, rcp.SLADays),
+			State:       StatePending,
+		}
+		eff.Obligations = append(eff.Obligations, o)
+		eff.Notices = append(eff.Notices, Notice{
+			Notice: o.Notice, Action: o.Action, Request: request, Subject: subj,
+			Categories: o.Categories, Disclosures: o.Disclosures,
+			Changes: ChangesFor(changes, a.received), Due: o.Due,
+		})
+	}
+	return plan, nil
+}
+
+// decideLifting plans the lifting of a restriction: one obligation to each
+// recipient that was to be told of the restriction, with the same categories
+// and disclosures, except recipients exempted from it (they were never told).
+func decideLifting(st State, eff *RequestEffect, d *RestrictionLifted, at time.Time, deadlines Deadlines) error {
+	restr, err := st.Request(d.Restriction)
+	if err != nil {
+		return err
+	}
+	switch {
+	case restr == nil:
+		return Invalid(ReasonUnknownRequest, "data.restriction", "restriction %q is not in the ledger", d.Restriction)
+	case restr.Type != TypeRestriction:
+		return Invalid(ReasonUnknownRequest, "data.restriction", "request %q is a %s, not a restriction", d.Restriction, restr.Type)
+	case restr.LiftedBy != "":
+		return Invalid(ReasonConflict, "data.restriction", "restriction %q was already lifted by request %q", d.Restriction, restr.LiftedBy)
+	case string(restr.Subject) != string(eff.Record.Subject):
+		return Invalid(ReasonConflict, "data.subject", "the subject is not the subject of restriction %q", d.Restriction)
+	}
+	eff.Record.Categories = restr.Categories
+	eff.Record.Regime = restr.Regime
+	lifted := *restr
+	lifted.LiftedBy = eff.Record.Request
+	eff.Lifted = &lifted
+	for _, n := range restr.Notices {
+		ro, err := st.Obligation(n)
+		if err != nil {
+			return err
+		}
+		if ro == nil {
+			return fmt.Errorf("ledger: restriction %q names notice %q, which is missing", restr.Request, n)
+		}
+		if ro.State == StateExempted {
+			continue
+		}
+		rcp, _ := st.Recipient(ro.Recipient)
+		o := Obligation{
+			Notice:      NoticeID(eff.Record.Request, ro.Recipient),
+			Request:     eff.Record.Request,
+			Action:      eff.Record.Action,
+			Recipient:   ro.Recipient,
+			Channel:     cmp.Or(rcp.Channel.Type, ro.Channel),
+			Regime:      ro.Regime,
+			Categories:  ro.Categories,
+			Disclosures: ro.Disclosures,
+			OpenedAt:    at,
+			Due:         deadlines.Due(eff.Record.DecidedAt, ro.Regime, rcp.SLADays),
+			State:       StatePending,
+		}
+		eff.Obligations = append(eff.Obligations, o)
+		eff.Notices = append(eff.Notices, Notice{
+			Notice: o.Notice, Action: o.Action, Request: o.Request, Subject: d.Subject,
+			Categories: o.Categories, Disclosures: o.Disclosures, Due: o.Due,
+		})
+	}
+	return nil
+}
+
+// affectedRecipient is what one recipient received of the data a request
+// affects.
+type affectedRecipient struct {
+	recipient   string
+	categories  []string // affected categories, the narrower key of each matching pair; sorted
+	received    []string // categories disclosed in the affected disclosures; sorted
+	disclosures []string // event ids of the affected disclosures, in disclosure order
+	regimes     []string // regimes of the affected disclosures; sorted
+}
+
+// affectedRecipients returns, per recipient sorted by id, what it received
+// of the categories cats (all when empty) in the subject's disclosures.
+func affectedRecipients(sums []DisclosureSummary, cats []string) []affectedRecipient {
+	type agg struct {
+		cats, received, regimes map[string]struct{}
+		disclosures             []string
+		seen                    map[string]struct{}
+	}
+	aggs := map[string]*agg{}
+	for _, s := range sums {
+		hit := AffectedCategories(cats, s.Categories)
+		if len(hit) == 0 {
+			continue
+		}
+		a := aggs[s.Recipient]
+		if a == nil {
+			a = &agg{cats: map[string]struct{}{}, received: map[string]struct{}{}, regimes: map[string]struct{}{}, seen: map[string]struct{}{}}
+			aggs[s.Recipient] = a
+		}
+		for _, c := range hit {
+			a.cats[c] = struct{}{}
+		}
+		for _, c := range s.Categories {
+			a.received[c] = struct{}{}
+		}
+		a.regimes[s.Regime] = struct{}{}
+		if _, ok := a.seen[s.ID]; !ok {
+			a.seen[s.ID] = struct{}{}
+			a.disclosures = append(a.disclosures, s.ID)
+		}
+	}
+	out := make([]affectedRecipient, 0, len(aggs))
+	for r, a := range aggs {
+		out = append(out, affectedRecipient{
+			recipient: r, categories: sortedSet(a.cats), received: sortedSet(a.received),
+			disclosures: a.disclosures, regimes: sortedSet(a.regimes),
+		})
+	}
+	slices.SortFunc(out, func(x, y affectedRecipient) int { return cmp.Compare(x.recipient, y.recipient) })
+	return out
+}
+
+func sortedSet(set map[string]struct{}) []string {
+	out := make([]string, 0, len(set))
+	for k := range set {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// decideNoticeUpdate applies an acknowledgement, exemption or delivery
+// attempt to its obligation (see Obligation.Acknowledge, Exempt and
+// Deliver). The notice must exist (ReasonUnknownNotice). An ack's note and
+// an exemption's justification may name the subject: the entry is sealed
+// for the subject of the obligation's request while it is known.
+func decideNoticeUpdate(st State, ev *Event, sender Sender, at time.Time) (*Plan, error) {
+	var notice string
+	switch d := ev.Data.(type) {
+	case *NoticeAck:
+		notice = d.Notice
+	case *Exemption:
+		notice = d.Notice
+	case *NoticeDelivery:
+		notice = d.Notice
+	}
+	o, err := st.Obligation(notice)
+	if err != nil {
+		return nil, err
+	}
+	if o == nil {
+		return nil, Invalid(ReasonUnknownNotice, "data.notice", "notice %q is not in the ledger", notice)
+	}
+	switch d := ev.Data.(type) {
+	case *NoticeAck:
+		if err := o.Acknowledge(d, sender.Recipient, at); err != nil {
+			return nil, err
+		}
+	case *Exemption:
+		if err := o.Exempt(d, at); err != nil {
+			return nil, err
+		}
+	case *NoticeDelivery:
+		if !o.Deliver(d) {
+			return &Plan{}, nil // evidence only
+		}
+		return &Plan{Obligation: o}, nil
+	}
+	plan := &Plan{Personal: true, Obligation: o}
+	if plan.NamedHashes, err = requestSubject(st, o.Request); err != nil {
+		return nil, err
+	}
+	return plan, nil
+}
+
+// requestSubject returns the keyed hash of a request's subject while the
+// ledger still knows it; none once forgotten.
+func requestSubject(st State, request string) ([][]byte, error) {
+	rec, err := st.Request(request)
+	if err != nil || rec == nil || rec.Subject == nil {
+		return nil, err
+	}
+	return knownHash(st, rec.Subject)
+}
+
+func knownHash(st State, h []byte) ([][]byte, error) {
+	known, err := st.Known(h)
+	if err != nil || !known {
+		return nil, err
+	}
+	return [][]byte{h}, nil
+}
+
+// decideHold places a legal hold: a hold id is placed once (ReasonConflict).
+func decideHold(st State, d *Hold, at time.Time) (*Plan, error) {
+	prior, err := st.Hold(d.Hold)
+	if err != nil {
+		return nil, err
+	}
+	if prior != nil {
+		return nil, Invalid(ReasonConflict, "data.hold", "hold %q is already recorded (entry %d)", d.Hold, prior.Seq)
+	}
+	eff := &HoldEffect{Placed: true, Record: HoldRecord{Hold: d.Hold, Reason: d.Reason, PlacedBy: d.PlacedBy, ReviewAt: d.ReviewAt, PlacedAt: at}}
+	plan := &Plan{Hold: eff}
+	if d.Scope != nil {
+		eff.Record.Purpose, eff.Record.Categories = d.Scope.Purpose, slices.Clone(d.Scope.Categories)
+		if d.Scope.Subject != nil {
+			eff.BySubject = true
+			plan.Personal, plan.Names = true, []Subject{*d.Scope.Subject}
+		}
+	}
+	return plan, nil
+}
+
+// decideHoldRelease releases a hold: it must be in the ledger
+// (ReasonUnknownRequest) and still in place (ReasonConflict).
+func decideHoldRelease(st State, d *HoldReleased, at time.Time) (*Plan, error) {
+	rec, err := st.Hold(d.Hold)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case rec == nil:
+		return nil, Invalid(ReasonUnknownRequest, "data.hold", "hold %q is not in the ledger", d.Hold)
+	case !rec.Active():
+		return nil, Invalid(ReasonConflict, "data.hold", "hold %q was already released", d.Hold)
+	}
+	rec.ReleasedAt = &at
+	plan := &Plan{Hold: &HoldEffect{Record: *rec}}
+	if rec.SubjectHash != "" {
+		h, _ := hex.DecodeString(rec.SubjectHash)
+		plan.Personal = true
+		if plan.NamedHashes, err = knownHash(st, h); err != nil {
+			return nil, err
+		}
+	}
+	return plan, nil
+}
+
+// decideForget forgets a subject: it must be known (never seen, or already
+// forgotten: ReasonConflict) and no active legal hold may cover it
+// (ReasonConflict; see HoldsCovering).
+func decideForget(st State, d *SubjectForgotten) (*Plan, error) {
+	h, err := hex.DecodeString(d.SubjectHash)
+	if err != nil || len(h) == 0 {
+		return nil, Invalid(ReasonInvalidData, "data.subjectHash", "not a subject hash")
+	}
+	known, err := st.Known(h)
+	if err != nil {
+		return nil, err
+	}
+	if !known {
+		return nil, Invalid(ReasonConflict, "data.subjectHash", "the ledger does not know this subject: never recorded, or already forgotten")
+	}
+	holds, err := SubjectHolds(st, h)
+	if err != nil {
+		return nil, err
+	}
+	if len(holds) > 0 {
+		return nil, Invalid(ReasonConflict, "data.subjectHash", "the subject is under legal hold %q", holds)
+	}
+	return &Plan{Forget: &ForgetEffect{SubjectHash: h, Event: d}}, nil
+}

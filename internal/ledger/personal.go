@@ -1,0 +1,77 @@
+package ledger
+
+import (
+	"fmt"
+	"strconv"
+)
+
+// PersonalField is one value of an event that identifies a person or may
+// name one. Path is a dotted path into the structured event ("data.subjects.0.id");
+// Want, for a string, is the value the typed event holds there (nil: any
+// JSON value, such as an array of record references or a rectified value).
+type PersonalField struct {
+	Path string
+	Want *string
+}
+
+// PersonalFields lists the personal values of ev that must not be kept in
+// clear (UK GDPR Art. 5(1)(c) and (e); forgetting destroys them): subject
+// identifiers, free text (justifications, summaries, notes, reasons), the
+// people who decided or disclosed, record references and rectified values.
+// Empty fields are left out. What stays in clear is the evidence that
+// outlives forgetting: who received which categories, for what purpose, on
+// what basis, when; which requests were decided and which notices answered.
+func PersonalFields(ev *Event) ([]PersonalField, error) {
+	var fs []PersonalField
+	str := func(path string, v *string) {
+		if *v != "" {
+			fs = append(fs, PersonalField{Path: path, Want: v})
+		}
+	}
+	subject := func(path string, s *Subject) { str(path+".id", &s.ID) }
+	switch d := ev.Data.(type) {
+	case *Disclosure:
+		for i := range d.Subjects {
+			subject("data.subjects."+strconv.Itoa(i), &d.Subjects[i])
+		}
+		str("data.disclosedBy", &d.DisclosedBy)
+		str("data.justification", &d.Justification)
+		if len(d.Records) > 0 {
+			fs = append(fs, PersonalField{Path: "data.records"})
+		}
+	case *Rectification:
+		subject("data.subject", &d.Subject)
+		str("data.summary", &d.Summary)
+		str("data.decidedBy", &d.DecidedBy)
+		for i, ch := range d.Changes {
+			if ch.Value != nil {
+				fs = append(fs, PersonalField{Path: "data.changes." + strconv.Itoa(i) + ".value"})
+			}
+		}
+	case *Erasure:
+		subject("data.subject", &d.Subject)
+		str("data.decidedBy", &d.DecidedBy)
+	case *Restriction:
+		subject("data.subject", &d.Subject)
+		str("data.decidedBy", &d.DecidedBy)
+	case *RestrictionLifted:
+		subject("data.subject", &d.Subject)
+	case *NoticeAck:
+		str("data.note", &d.Note)
+	case *Exemption:
+		str("data.justification", &d.Justification)
+	case *Hold:
+		str("data.reason", &d.Reason)
+		if d.Scope != nil && d.Scope.Subject != nil {
+			subject("data.scope.subject", d.Scope.Subject)
+		}
+	case *HoldReleased:
+		str("data.reason", &d.Reason)
+		if d.Scope != nil && d.Scope.Subject != nil {
+			subject("data.scope.subject", d.Scope.Subject)
+		}
+	default:
+		return nil, fmt.Errorf("ledger: no personal fields known for event data %T", ev.Data)
+	}
+	return fs, nil
+}
