@@ -1,0 +1,170 @@
+package ledgertest
+
+import (
+	"github.com/sharelog/sharelog/internal/ledger"
+)
+
+// Base registers three recipients (ACRO under DPA 2018 Part 3 over NATS, a
+// police force by webhook, a cloud processor by hand) and discloses A1's
+// data to each: steps 0 to 5.
+func Base() []Step {
+	a1 := Subject("A1")
+	return []Step{
+		OK(Recipient("acro", ledger.RegimeDPAPart3, "nats")),
+		OK(Recipient("police", "", "webhook")),
+		OK(Recipient("cloud", ledger.RegimeUKGDPR, "manual")),
+		OK(Disclosure("d1", "acro", a1, ledger.RegimeDPAPart3, "user.contact.email")),
+		OK(Disclosure("d2", "police", a1, ledger.RegimeUKGDPR, "user.contact")),
+		OK(Disclosure("d3", "cloud", a1, ledger.RegimeUKGDPR, "user.health_and_medical")),
+	}
+}
+
+func with(steps ...Step) []Step { return append(Base(), steps...) }
+
+const (
+	pending      = ledger.StatePending
+	delivered    = ledger.StateDelivered
+	acknowledged = ledger.StateAcknowledged
+	exempted     = ledger.StateExempted
+	part3        = ledger.RegimeDPAPart3
+	ukgdpr       = ledger.RegimeUKGDPR
+)
+
+func told(r string, state, regime string, cats ...string) Told {
+	return Told{Recipient: r, Categories: cats, Regime: regime, State: state}
+}
+
+var (
+	a1             = Subject("A1")
+	acroR, policeR = ledger.NoticeID("R", "acro"), ledger.NoticeID("R", "police")
+	cloudR         = ledger.NoticeID("R", "cloud")
+	erasureR       = Erasure("e", "R", a1)
+	allToldR       = []Told{
+		told("acro", pending, part3, "user.contact.email"),
+		told("cloud", pending, ukgdpr, "user.health_and_medical"),
+		told("police", pending, ukgdpr, "user.contact"),
+	}
+)
+
+func withState(ts []Told, r, state string) []Told {
+	out := append([]Told(nil), ts...)
+	for i := range out {
+		if out[i].Recipient == r {
+			out[i].State = state
+		}
+	}
+	return out
+}
+
+// Scenarios returns every scenario, each named by the provision it exercises.
+func Scenarios() []Scenario {
+	return []Scenario{
+		// Propagation: UK GDPR Art. 19, DPA 2018 s.48.
+		{Name: "Art19 erasure of all data reaches every recipient", Steps: with(OK(erasureR)), Requests: map[string][]Told{"R": allToldR}},
+		{Name: "Art19 a broader category covers a narrower disclosure", Steps: with(OK(Erasure("e", "R", a1, "user.contact"))),
+			Requests: map[string][]Told{"R": {told("acro", pending, part3, "user.contact.email"), told("police", pending, ukgdpr, "user.contact")}}},
+		{Name: "Art19 a narrower category reaches a broader disclosure, naming the narrower key", Steps: with(OK(Erasure("e", "R", a1, "user.contact.address"))),
+			Requests: map[string][]Told{"R": {told("police", pending, ukgdpr, "user.contact.address")}}},
+		{Name: "Art19 categories nobody received reach nobody", Steps: with(OK(Erasure("e", "R", a1, "user.financial"))), Requests: map[string][]Told{"R": nil}},
+		{Name: "Art19 a person the ledger never saw reaches nobody", Steps: with(OK(Erasure("e", "R", Subject("Z9")))), Requests: map[string][]Told{"R": nil}},
+		{Name: "s.48 restriction: Part 3 through the recipient's regime", Steps: with(OK(Restriction("r", "R", a1, "user.contact.email"))),
+			Requests: map[string][]Told{"R": {told("acro", pending, part3, "user.contact.email"), told("police", pending, ukgdpr, "user.contact.email")}}},
+		{Name: "s.48 a Part 3 request makes every obligation Part 3",
+			Steps:    with(OK(Rectification("rc", &ledger.Rectification{Request: "R", Subject: a1, Categories: []string{"user.health_and_medical"}, Regime: part3}))),
+			Requests: map[string][]Told{"R": {told("cloud", pending, part3, "user.health_and_medical")}}},
+		{Name: "a request id names one request",
+			Steps: with(OK(erasureR),
+				Refused(Erasure("e2", "R", a1), ledger.ReasonConflict, "already recorded (entry 7)"),
+				Refused(Restriction("r", "R", a1), ledger.ReasonConflict, "already recorded as a org.sharelog.erasure.v1"),
+				Dup(erasureR)),
+			Requests: map[string][]Told{"R": allToldR}},
+		{Name: "Art15(1)(c) a disclosure names a registered recipient",
+			Steps: []Step{Refused(Disclosure("d", "nobody", a1, ukgdpr, "user.name"), ledger.ReasonUnknownRecipient, `recipient "nobody" is not registered`)}},
+
+		// Answers: the obligation's state machine.
+		{Name: "Art19 the recipient acknowledges its own notice", Steps: with(OK(erasureR), OK(Ack("a", policeR, "police", "done"))),
+			Requests: map[string][]Told{"R": withState(allToldR, "police", acknowledged)}},
+		{Name: "Art19 an ack from another recipient is refused",
+			Steps:    with(OK(erasureR), Refused(Ack("a", policeR, "acro", "done"), ledger.ReasonWrongRecipient, `this acknowledgement came from recipient "acro"`)),
+			Requests: map[string][]Told{"R": allToldR}},
+		{Name: "Art19 an ack from no recipient is refused",
+			Steps:    with(OK(erasureR), Refused(Ack("a", policeR, "", "done"), ledger.ReasonWrongRecipient, "came from no recipient")),
+			Requests: map[string][]Told{"R": allToldR}},
+		{Name: "an ack for a notice never opened is refused",
+			Steps: with(OK(erasureR), Refused(Ack("a", "ntc-00000000000000000000", "police", "done"), ledger.ReasonUnknownNotice, "not in the ledger"))},
+		{Name: "Art19 a closed obligation takes no second answer",
+			Steps:    with(OK(erasureR), OK(Ack("a", policeR, "police", "done")), Refused(Ack("b", policeR, "police", "refused"), ledger.ReasonConflict, "already closed (acknowledged)")),
+			Requests: map[string][]Told{"R": withState(allToldR, "police", acknowledged)}},
+		{Name: "Art19 disproportionate effort exempts under UK GDPR", Steps: with(OK(erasureR), OK(Exemption("x", cloudR, "disproportionate-effort"))),
+			Requests: map[string][]Told{"R": withState(allToldR, "cloud", exempted)}},
+		{Name: "s.48 no disproportionate-effort exemption under Part 3",
+			Steps:    with(OK(erasureR), Refused(Exemption("x", acroR, "disproportionate-effort"), ledger.ReasonExemptionRefused, "s.48")),
+			Requests: map[string][]Told{"R": allToldR}},
+		{Name: "s.48 impossibility still exempts under Part 3", Steps: with(OK(erasureR), OK(Exemption("x", acroR, "impossible"))),
+			Requests: map[string][]Told{"R": withState(allToldR, "acro", exempted)}},
+		{Name: "an exemption after the answer is refused",
+			Steps:    with(OK(erasureR), OK(Ack("a", policeR, "police", "done")), Refused(Exemption("x", policeR, "impossible"), ledger.ReasonConflict, "already closed")),
+			Requests: map[string][]Told{"R": withState(allToldR, "police", acknowledged)}},
+		{Name: "a delivery moves a pending obligation to delivered", Steps: with(OK(erasureR), OK(Delivery("dl", policeR, ledger.DeliveryDelivered, true))),
+			Requests: map[string][]Told{"R": withState(allToldR, "police", delivered)}},
+		{Name: "a failed delivery stays pending", Steps: with(OK(erasureR), OK(Delivery("dl", policeR, ledger.DeliveryFailed, true))),
+			Requests: map[string][]Told{"R": allToldR}},
+		{Name: "a delivery record from outside sharelog is refused",
+			Steps:    with(OK(erasureR), Refused(Delivery("dl", policeR, ledger.DeliveryDelivered, false), ledger.ReasonConflict, "only by sharelog itself")),
+			Requests: map[string][]Told{"R": allToldR}},
+		{Name: "a delivery after the answer is evidence only",
+			Steps:    with(OK(erasureR), OK(Ack("a", policeR, "police", "done")), OK(Delivery("dl", policeR, ledger.DeliveryDelivered, true))),
+			Requests: map[string][]Told{"R": withState(allToldR, "police", acknowledged)}},
+		{Name: "notices are derived by sharelog, never recorded from outside",
+			Steps: with(Refused(Event("n", ledger.TypeNotice, &ledger.Notice{Notice: "ntc-1", Action: "erase", Request: "R", Subject: a1, Categories: []string{"user.name"}, Disclosures: []string{"d1"}, Due: T0}), ledger.ReasonConflict, "derived by sharelog"))},
+
+		// Restrictions and their lifting: Art. 18(3), 19.
+		{Name: "Art19 the lifting goes to every recipient told of the restriction",
+			Steps:    with(OK(Restriction("r", "RS", a1, "user.contact")), OK(Lifting("l", "L", "RS", a1))),
+			Requests: map[string][]Told{"L": {told("acro", pending, part3, "user.contact.email"), told("police", pending, ukgdpr, "user.contact")}}},
+		{Name: "Art19 a recipient exempted from the restriction is not told of its lifting",
+			Steps:    with(OK(Restriction("r", "RS", a1, "user.contact")), OK(Exemption("x", ledger.NoticeID("RS", "police"), "impossible")), OK(Lifting("l", "L", "RS", a1))),
+			Requests: map[string][]Told{"L": {told("acro", pending, part3, "user.contact.email")}}},
+		{Name: "a lifting of an unknown restriction is refused",
+			Steps: with(Refused(Lifting("l", "L", "RS", a1), ledger.ReasonUnknownRequest, `restriction "RS" is not in the ledger`))},
+		{Name: "a lifting must name a restriction",
+			Steps: with(OK(Erasure("e", "E", a1)), Refused(Lifting("l", "L", "E", a1), ledger.ReasonUnknownRequest, "not a restriction"))},
+		{Name: "a restriction is lifted once",
+			Steps: with(OK(Restriction("r", "RS", a1)), OK(Lifting("l", "L", "RS", a1)), Refused(Lifting("l2", "L2", "RS", a1), ledger.ReasonConflict, `already lifted by request "L"`))},
+		{Name: "a lifting must be about the restriction's subject",
+			Steps: with(OK(Disclosure("d9", "police", Subject("B2"), ukgdpr, "user.name")), OK(Restriction("r", "RS", a1)),
+				Refused(Lifting("l", "L", "RS", Subject("B2")), ledger.ReasonConflict, "not the subject of restriction"))},
+
+		// Holds and forgetting: Art. 17(3)(b) and (e), DPA 2018 s.47(2), Art. 5(2).
+		{Name: "Art17(3)(e) a hold on the person stops forgetting until released",
+			Steps: with(OK(Hold("h", "H", &ledger.HoldScope{Subject: &a1})),
+				Forget("f", a1, ledger.Rejected, ledger.ReasonConflict, `under legal hold ["H"]`),
+				Refused(Hold("h2", "H", nil), ledger.ReasonConflict, `hold "H" is already recorded (entry 7)`),
+				OK(Release("rel", "H")),
+				Refused(Release("rel2", "H"), ledger.ReasonConflict, "already released"),
+				Forget("f2", a1, ledger.Recorded, "", ""))},
+		{Name: "Art17(3)(b) a hold on a purpose of their disclosures",
+			Steps: with(OK(Hold("h", "H", &ledger.HoldScope{Purpose: "essential.service"})), Forget("f", a1, ledger.Rejected, ledger.ReasonConflict, "legal hold"))},
+		{Name: "s.47(2) a hold on a broader category",
+			Steps: with(OK(Hold("h", "H", &ledger.HoldScope{Categories: []string{"user.contact"}})), Forget("f", a1, ledger.Rejected, ledger.ReasonConflict, "legal hold"))},
+		{Name: "s.47(2) a hold on a narrower category",
+			Steps: with(OK(Hold("h", "H", &ledger.HoldScope{Categories: []string{"user.health_and_medical.condition"}})), Forget("f", a1, ledger.Rejected, ledger.ReasonConflict, "legal hold"))},
+		{Name: "a hold on purpose and category needs one disclosure with both",
+			Steps: with(OK(Hold("h", "H", &ledger.HoldScope{Purpose: "essential.service", Categories: []string{"user.financial"}})), Forget("f", a1, ledger.Recorded, "", ""))},
+		{Name: "a hold on another person does not stop forgetting",
+			Steps: with(OK(Hold("h", "H", &ledger.HoldScope{Subject: ptr(Subject("B2"))})), Forget("f", a1, ledger.Recorded, "", ""))},
+		{Name: "a release names a hold in the ledger",
+			Steps: []Step{Refused(Release("rel", "other"), ledger.ReasonUnknownRequest, `hold "other" is not in the ledger`)}},
+		{Name: "Art5(2) forgetting keeps the obligations as evidence",
+			Steps: with(OK(erasureR), OK(Exemption("x", cloudR, "impossible")), OK(Ack("a", policeR, "police", "done")),
+				Forget("f", a1, ledger.Recorded, "", ""),
+				Refused(ForgetHash("f2", "00112233445566778899aabbccddeeff"), ledger.ReasonConflict, "does not know this subject"),
+				// A recipient still answers after the person is forgotten.
+				OK(Ack("a2", acroR, "acro", "done"))),
+			Requests: map[string][]Told{"R": withState(withState(withState(allToldR, "cloud", exempted), "police", acknowledged), "acro", acknowledged)}},
+		{Name: "a forgetting from outside sharelog is refused",
+			Steps: with(Refused(Event("f", ledger.TypeSubjectForgotten, &ledger.SubjectForgotten{SubjectHash: "00112233445566778899aabbccddeeff", Reason: ledger.ForgetRetention, At: T0}), ledger.ReasonConflict, "only by sharelog itself"))},
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
