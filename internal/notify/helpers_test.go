@@ -25,10 +25,11 @@ import (
 // secretID is a data-subject identifier distinctive enough to search for.
 const secretID = "QX7-SECRET-9041"
 
-// fakeLedger is a hand-written fake of Store and Publisher: it applies the
-// delivery records it is given the way the contract says the real store
-// does, after decoding each one with the real Decoder (so that every record
-// the Dispatcher publishes is valid input).
+// fakeLedger is a hand-written fake of Store and Publisher: it keeps
+// obligations in memory and applies the delivery records it is given with
+// the ledger's own rules (internal/ledger), after decoding each one with the
+// real Decoder (so that every record the Dispatcher publishes is valid
+// input). It re-implements no rule.
 type fakeLedger struct {
 	t   testing.TB
 	dec *cloudevents.Decoder
@@ -92,41 +93,38 @@ func (f *fakeLedger) open(recipient, channel string, due time.Time) string {
 	return notice
 }
 
-func (f *fakeLedger) outgoing(ob *ledger.Obligation, reminder bool) ledger.OutgoingNotice {
+func (f *fakeLedger) outgoing(ob *ledger.Obligation, now time.Time, reminder bool) ledger.OutgoingNotice {
 	o := *ob
-	o.Overdue = o.Open() && time.Now().After(o.Due)
+	o.SetOverdue(now)
 	return ledger.OutgoingNotice{Obligation: o, Event: f.events[ob.Notice], Reminder: reminder}
 }
 
+// DueNotices selects with the ledger's own rule (Obligation.DueForDelivery).
 func (f *fakeLedger) DueNotices(ctx context.Context, now time.Time, remindEvery time.Duration, limit int) ([]ledger.OutgoingNotice, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var out []ledger.OutgoingNotice
 	for _, n := range f.order {
-		ob := f.obs[n]
-		if !ob.Open() || ob.Channel == "manual" || len(out) >= limit {
-			continue
+		if len(out) >= limit {
+			break
 		}
-		switch {
-		case ob.Attempts == 0:
-			out = append(out, f.outgoing(ob, false))
-		case ob.State == ledger.StatePending && ob.NextAttemptAt != nil && !ob.NextAttemptAt.After(now):
-			out = append(out, f.outgoing(ob, ob.DeliveredAt != nil))
-		case remindEvery > 0 && ob.State == ledger.StateDelivered && now.After(ob.Due) &&
-			ob.LastAttemptAt != nil && !ob.LastAttemptAt.Add(remindEvery).After(now):
-			out = append(out, f.outgoing(ob, true))
+		ob := *f.obs[n]
+		ob.SetOverdue(now)
+		if due, reminder := ob.DueForDelivery(now, remindEvery); due {
+			out = append(out, f.outgoing(&ob, now, reminder))
 		}
 	}
 	return out, nil
 }
 
+// ManualQueue selects with the ledger's own rule (Obligation.InManualQueue).
 func (f *fakeLedger) ManualQueue(ctx context.Context) ([]ledger.OutgoingNotice, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var out []ledger.OutgoingNotice
 	for _, n := range f.order {
-		if ob := f.obs[n]; ob.Channel == "manual" && ob.State == ledger.StatePending {
-			out = append(out, f.outgoing(ob, false))
+		if ob := f.obs[n]; ob.InManualQueue() {
+			out = append(out, f.outgoing(ob, time.Now(), false))
 		}
 	}
 	return out, nil
@@ -191,6 +189,7 @@ func (f *fakeLedger) Publish(ctx context.Context, subject string, events []*ledg
 	return acks, nil
 }
 
+// apply records a delivery the way the ledger does (Obligation.Deliver).
 func (f *fakeLedger) apply(r ledger.NoticeDelivery) {
 	f.deliveries = append(f.deliveries, r)
 	ob := f.obs[r.Notice]
@@ -198,24 +197,10 @@ func (f *fakeLedger) apply(r ledger.NoticeDelivery) {
 		f.t.Errorf("delivery record for unknown notice %s", r.Notice)
 		return
 	}
-	if r.Attempt != ob.Attempts+1 {
+	if ob.Open() && r.Attempt != ob.Attempts+1 {
 		f.t.Errorf("notice %s: attempt %d recorded after %d attempts", r.Notice, r.Attempt, ob.Attempts)
 	}
-	ob.Attempts = r.Attempt
-	at := r.At
-	ob.LastAttemptAt = &at
-	if r.Reminder {
-		ob.Reminders++
-	}
-	switch r.Outcome {
-	case ledger.DeliveryDelivered, ledger.DeliverySent:
-		ob.State, ob.LastError, ob.NextAttemptAt = ledger.StateDelivered, "", nil
-		if ob.DeliveredAt == nil {
-			ob.DeliveredAt = &at
-		}
-	case ledger.DeliveryFailed:
-		ob.LastError, ob.NextAttemptAt = r.Error, r.NextAttemptAt
-	}
+	ob.Deliver(&r)
 }
 
 // records returns the delivery records of notice, in order.
