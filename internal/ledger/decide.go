@@ -79,10 +79,12 @@ type HoldEffect struct {
 	BySubject bool
 }
 
-// ForgetEffect is a subject the ledger forgets.
+// ForgetEffect is a subject the ledger forgets, at At (when the
+// forgetting is recorded).
 type ForgetEffect struct {
 	SubjectHash []byte
 	Event       *SubjectForgotten
+	At          time.Time
 }
 
 // Decide applies the ledger's rules to an event that passed every check
@@ -113,7 +115,7 @@ func Decide(st State, ev *Event, sender Sender, at time.Time, deadlines Deadline
 	case *HoldReleased:
 		return decideHoldRelease(st, d, at)
 	case *SubjectForgotten:
-		return decideForget(st, d)
+		return decideForget(st, d, at)
 	}
 	return nil, fmt.Errorf("ledger: no rules for %s event with data %T", ev.Type, ev.Data)
 }
@@ -466,7 +468,7 @@ func decideHoldRelease(st State, d *HoldReleased, at time.Time) (*Plan, error) {
 // decideForget forgets a subject: it must be known (never seen, or already
 // forgotten: ReasonConflict) and no active legal hold may cover it
 // (ReasonConflict; see HoldsCovering).
-func decideForget(st State, d *SubjectForgotten) (*Plan, error) {
+func decideForget(st State, d *SubjectForgotten, at time.Time) (*Plan, error) {
 	h, err := hex.DecodeString(d.SubjectHash)
 	if err != nil || len(h) == 0 {
 		return nil, Invalid(ReasonInvalidData, "data.subjectHash", "not a subject hash")
@@ -485,5 +487,5 @@ func decideForget(st State, d *SubjectForgotten) (*Plan, error) {
 	if len(holds) > 0 {
 		return nil, Invalid(ReasonConflict, "data.subjectHash", "the subject is under legal hold %q", holds)
 	}
-	return &Plan{Forget: &ForgetEffect{SubjectHash: h, Event: d}}, nil
+	return &Plan{Forget: &ForgetEffect{SubjectHash: h, Event: d, At: at}}, nil
 }

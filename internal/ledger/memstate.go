@@ -129,7 +129,7 @@ func (m *MemState) Apply(seq uint64, p *Plan) {
 		m.holds[rec.Hold] = &rec
 	}
 	if f := p.Forget; f != nil {
-		m.forget(f.SubjectHash, f.Event.At)
+		m.forget(f.SubjectHash, f.At)
 	}
 }
 
@@ -148,6 +148,16 @@ func (m *MemState) makeKnown(s Subject) []byte {
 	m.subjects[k] = h
 	m.known[string(h)] = true
 	return h
+}
+
+// Adopt makes the subject with keyed hash h known without its identifier,
+// as a replay does when the entries that named the subject can no longer
+// tell who it was (they named several people, one of whom was forgotten).
+func (m *MemState) Adopt(h []byte) {
+	if !m.known[string(h)] {
+		m.subjects["\x00adopted\x00"+string(h)] = h
+		m.known[string(h)] = true
+	}
 }
 
 // forget does what forgetting a subject does to the derived state: the

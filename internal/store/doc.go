@@ -37,7 +37,7 @@
 //	a L16(subject)                     -> salt(32)  the subject's random salt; with the master key it gives the subject's key
 //	z K16(subject)                     -> L16       the locator of the subject's salt
 //	k seq(8)                           -> wrapped   data key of entry seq, which names several subjects: nonce(12) AES-256-GCM(master key, key, aad "k" seq)
-//	y K16(subject) seq(8)              -> (empty)   entry seq is sealed under a key this subject's forgetting destroys
+//	y K16(subject) seq(8)              -> (empty)   entry seq is sealed under a key this subject's forgetting destroys (kept after it: the hash then links to no one)
 //	l hold                             -> JSON      legal hold (holds.go)
 //	i seq(8)                           -> JSON      JetStream messages to scrub after forgetting entry seq (forget.go)
 //	!                                  -> (empty)   sentinel written and dropped by Compact

@@ -21,7 +21,7 @@ import (
 //
 //   - the subject's salt (a L16) and locator (z K16): with the salt goes
 //     the subject's key, which seals the personal part of every entry
-//     naming only this subject (y K16 seq lists them: disclosures,
+//     naming only this subject (y K16 seq lists them, and stays: disclosures,
 //     requests, answers, holds), and no identifier hashes to the keyed
 //     hash any more, so the pseudonymous records left cannot be linked to
 //     the person. The clear part of each entry stays, and so does every
@@ -81,9 +81,10 @@ func (b *Batch) forget(seq uint64, f *ledger.ForgetEffect) error {
 				return err
 			}
 		}
-		if err := b.del(k); err != nil {
-			return err
-		}
+		// The y key stays: it links the keyed hash, which nothing can link
+		// to the person once the salt is gone, to the entries that named
+		// it, so that verify can still replay an entry naming several
+		// people after one of them was forgotten.
 	}
 	// Subject index.
 	sums, err := b.keysWithPrefix(subjectPrefix(h))
@@ -130,7 +131,7 @@ func (b *Batch) forget(seq uint64, f *ledger.ForgetEffect) error {
 			return b.fail(err)
 		}
 		if rec != nil {
-			rec.Forget(b.at)
+			rec.Forget(f.At)
 			if err := b.putRequest(rec); err != nil {
 				return err
 			}

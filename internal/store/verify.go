@@ -18,6 +18,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/sharelog/sharelog/internal/checkpoint"
+	"github.com/sharelog/sharelog/internal/ledger"
 )
 
 // VerifyConfig configures Verify.
@@ -43,6 +44,12 @@ type VerifyConfig struct {
 	// EncryptionKey opens a ledger kept with Badger's encryption at rest
 	// (Config.EncryptionKey, or AtRestKey of the master key).
 	EncryptionKey []byte
+	// Deadlines is the deadline policy the server ran with: the replay of
+	// the entries computes the obligations' due dates with it.
+	Deadlines ledger.Deadlines
+	// TreeOnly skips the replay of the entries: only the entries, the tree
+	// and the checkpoints are checked, not the state derived from them.
+	TreeOnly bool
 }
 
 // VerifyResult is the answer for an intact ledger.
@@ -51,6 +58,14 @@ type VerifyResult struct {
 	Root        tlog.Hash // the recomputed root of the tree of Size
 	Checkpoints int       // checkpoints whose signature and root were checked
 	Latest      int64     // size of the largest checkpoint checked, 0 if none
+	// Records counts the derived records (indexes, registry, requests,
+	// obligations, holds, dedupe records, subject locators) compared with
+	// the replay of the entries; 0 with TreeOnly.
+	Records int
+	// Unchecked counts entries that named several people one of whom was
+	// forgotten: the others can no longer be told apart, so their subject
+	// index records from those entries are not compared.
+	Unchecked int
 	// Recovered is set when Dir's write-ahead log needed recovery (a copy
 	// taken while the server ran, or a crash) and a scratch copy of it was
 	// verified instead; Dir itself is never written.
@@ -124,9 +139,16 @@ func (e *TamperError) Error() string {
 // Matching every checkpoint against one recomputed tree implies that each
 // later checkpoint is consistent with every earlier one.
 //
-// It returns the tree size and root of an intact ledger, or a *TamperError
-// describing the first problem in ledger order. Other errors (unreadable
-// directory, cancelled ctx) are returned as they are.
+// It then replays every entry through the ledger's rules (unless
+// cfg.TreeOnly) and compares each derived record the ledger holds (indexes,
+// the recipient registry, requests, obligations and their states, holds,
+// dedupe records, the subjects' locators and salts) with what the entries
+// give (verify_state.go).
+//
+// It returns the tree size and root of an intact ledger, a *TamperError
+// describing the first problem of the entries or tree in ledger order, or a
+// *StateError listing derived records that do not match the entries. Other
+// errors (unreadable directory, cancelled ctx) are returned as they are.
 func Verify(ctx context.Context, cfg VerifyConfig) (*VerifyResult, error) {
 	if cfg.Verifier == nil {
 		return nil, errors.New("verify: a public key is required")
@@ -185,6 +207,7 @@ type verifier struct {
 	meta   int64 // entry count in the meta record
 	hashes *badger.Iterator
 	cps    *cpCursor
+	replay *replay // nil with TreeOnly
 
 	frontier [64]struct {
 		index int64
@@ -203,6 +226,9 @@ func newVerifier(ctx context.Context, txn *badger.Txn, cfg VerifyConfig) (*verif
 		return nil, fmt.Errorf("verify: meta record: %w", err)
 	}
 	v := &verifier{ctx: ctx, txn: txn, cfg: cfg, meta: meta}
+	if !cfg.TreeOnly {
+		v.replay = newReplay(txn, cfg.Deadlines)
+	}
 	v.cps, err = newCPCursor(txn, cfg.Checkpoints, cfg.Verifier)
 	if err != nil {
 		return nil, err
@@ -258,6 +284,11 @@ func (v *verifier) run() (*VerifyResult, error) {
 		if err := v.leaf(i, value); err != nil {
 			return nil, err
 		}
+		if v.replay != nil {
+			if err := v.replay.entry(uint64(i), value); err != nil {
+				return nil, err
+			}
+		}
 		n = i
 		if err := v.checkpointsUpTo(n); err != nil {
 			return nil, err
@@ -290,7 +321,17 @@ func (v *verifier) run() (*VerifyResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("verify: %w", err)
 	}
-	return &VerifyResult{Size: n, Root: root, Checkpoints: v.checked, Latest: v.latest}, nil
+	res := &VerifyResult{Size: n, Root: root, Checkpoints: v.checked, Latest: v.latest}
+	if v.replay != nil {
+		if res.Records, err = v.replay.compare(uint64(n)); err != nil {
+			return nil, fmt.Errorf("verify: %w", err)
+		}
+		res.Unchecked = v.replay.unchecked
+		if v.replay.total > 0 {
+			return nil, &StateError{Differences: v.replay.diffs, Total: v.replay.total}
+		}
+	}
+	return res, nil
 }
 
 // leaf recomputes the tree hashes that entry i's value adds and compares

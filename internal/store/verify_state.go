@@ -1,0 +1,562 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/sharelog/sharelog/internal/ledger"
+)
+
+// This file is the second half of Verify: the state derived from the
+// entries (indexes, the recipient registry, requests, obligations and their
+// states, holds, dedupe records, the subjects' salts) is recomputed by
+// replaying every entry through the ledger's rules (ledger.Decide, folded
+// into a ledger.MemState) and compared record by record with what the
+// ledger holds. The replay never learns an identifier: a sealed entry names
+// its subjects by their keyed hashes (its key reference, or the y index for
+// an entry naming several people), and the rules only compare them.
+
+// StateError reports derived records that do not match the entries.
+// Differences lists the first MaxDifferences of them, in key order within
+// each kind of record; Total counts them all.
+type StateError struct {
+	Differences []string
+	Total       int
+}
+
+// MaxDifferences bounds StateError.Differences.
+const MaxDifferences = 50
+
+func (e *StateError) Error() string {
+	more := ""
+	if e.Total > len(e.Differences) {
+		more = fmt.Sprintf(" (first %d shown)", len(e.Differences))
+	}
+	return fmt.Sprintf("%d derived records do not match the entries%s:\n  %s", e.Total, more, strings.Join(e.Differences, "\n  "))
+}
+
+// exists marks an expected record whose value is not recomputable (sealed
+// notices, locators, wrapped keys): only its presence is compared.
+const exists = "\x00exists"
+
+// replay folds the entries into a MemState and keeps, besides, the records
+// the store writes per entry.
+type replay struct {
+	txn       *badger.Txn
+	deadlines ledger.Deadlines
+	mem       *ledger.MemState
+
+	// Per-entry records, by kind: key -> value.
+	perEntry map[byte]map[string]string
+	// Records that go when their subject is forgotten, by subject hash.
+	bySubject map[string]map[string]string
+	// Entries sealed under their own data key: seq -> the subjects named.
+	multi map[uint64][]string
+	// yIndex is the y index read back by entry, for entries naming several
+	// subjects (loaded on first need).
+	yIndex    map[uint64][][]byte
+	phantoms  map[string]bool   // subjects no entry can identify any more
+	ids       map[uint64]string // disclosure event ids, for messages
+	diffs     []string
+	total     int
+	unchecked int // entries naming several people one of whom was forgotten
+}
+
+func newReplay(txn *badger.Txn, deadlines ledger.Deadlines) *replay {
+	r := &replay{
+		txn: txn, deadlines: deadlines, mem: ledger.NewMemState(),
+		perEntry: map[byte]map[string]string{}, bySubject: map[string]map[string]string{},
+		multi: map[uint64][]string{}, phantoms: map[string]bool{}, ids: map[uint64]string{},
+	}
+	// Subjects are known to the replay by a token holding their keyed hash.
+	r.mem.Hash = func(s ledger.Subject) []byte { return []byte(strings.TrimPrefix(s.ID, "\x00")) }
+	return r
+}
+
+func (r *replay) differ(format string, args ...any) {
+	r.total++
+	if len(r.diffs) < MaxDifferences {
+		r.diffs = append(r.diffs, fmt.Sprintf(format, args...))
+	}
+}
+
+func (r *replay) expect(kind byte, key []byte, value string) {
+	m := r.perEntry[kind]
+	if m == nil {
+		m = map[string]string{}
+		r.perEntry[kind] = m
+	}
+	m[string(key)] = value
+}
+
+func (r *replay) expectFor(subject []byte, key []byte, value string) {
+	m := r.bySubject[string(subject)]
+	if m == nil {
+		m = map[string]string{}
+		r.bySubject[string(subject)] = m
+	}
+	m[string(key)] = value
+}
+
+// entry replays entry seq, whose stored value is value.
+func (r *replay) entry(seq uint64, value []byte) error {
+	h, _, err := decodeEntryHeader(value)
+	if err != nil {
+		r.differ("entry %d cannot be read: %v", seq, err)
+		return nil
+	}
+	ev, err := decodeEvent(h.raw)
+	if err != nil {
+		r.differ("entry %d cannot be read: %v", seq, err)
+		return nil
+	}
+	r.expect(prefixDedupe, dedupeKey(ev.ID, ev.Source), string(binary.BigEndian.AppendUint64(nil, seq)))
+
+	// The subjects the entry names, by keyed hash.
+	var names [][]byte
+	if h.sealed {
+		if h.ref.subject != nil {
+			names = [][]byte{bytes.Clone(h.ref.subject)}
+		} else if names, err = r.namesOf(h.ref.seq); err != nil {
+			return err
+		}
+	}
+	if phantom := identify(&ev, names, seq); phantom != nil {
+		r.unchecked++
+		for _, p := range phantom {
+			r.phantoms[p] = true
+		}
+	}
+	for _, n := range names {
+		r.expect(prefixSealedFor, sealedForKey(n, seq), "")
+	}
+	if h.sealed && h.ref.subject == nil {
+		for _, n := range names {
+			r.multi[seq] = append(r.multi[seq], string(n))
+		}
+		if len(names) == subjectCount(&ev) {
+			r.expect(prefixDataKey, dataKeyKey(seq), exists)
+		}
+	}
+
+	// What the transport vouched for is not recorded: that the entry
+	// exists says the sender was allowed.
+	switch d := ev.Data.(type) {
+	case *ledger.NoticeDelivery, *ledger.SubjectForgotten:
+		ev.Internal = true
+		if f, ok := d.(*ledger.SubjectForgotten); ok {
+			if hb, err := hex.DecodeString(f.SubjectHash); err == nil {
+				if known, _ := r.mem.Known(hb); !known && r.phantom() {
+					// The subject was named only by entries that can no
+					// longer say who it was.
+					r.mem.Adopt(hb)
+				}
+			}
+		}
+	case *ledger.NoticeAck:
+		if o, _ := r.mem.Obligation(d.Notice); o != nil {
+			ev.From = o.Recipient
+		}
+	}
+	outcome, plan, err := r.mem.Append(&ev, h.recordedAt, r.deadlines)
+	if outcome != ledger.Recorded {
+		r.differ("entry %d (%s %s/%s): the rules give %v now (%v); it is in the ledger", seq, ev.Type, ev.Source, ev.ID, outcome, err)
+		return nil
+	}
+	if d := plan.Disclosure; d != nil {
+		r.ids[seq] = ev.ID
+		for i, subj := range d.Disclosure.Subjects {
+			hs := []byte(strings.TrimPrefix(subj.ID, "\x00"))
+			if r.phantoms[string(hs)] {
+				continue
+			}
+			sum := encodeSummary(nil, d.Disclosure, ev.ID, d.AfterErasure[i] != "")
+			r.expectFor(hs, appendPos(subjectPrefix(hs), d.Disclosure.DisclosedAt, seq), string(sum))
+		}
+		r.expect(prefixByRecip, appendPos(byRecipientPrefix(d.Disclosure.Recipient), d.Disclosure.DisclosedAt, seq), "")
+		r.expect(prefixByTime, appendPos(append([]byte(nil), byTimePrefix...), d.Disclosure.DisclosedAt, seq), "")
+		if f := d.Flagged(); f != "" {
+			r.expect(prefixAfterErasure, afterErasureKey(seq), f)
+		}
+	}
+	if f := plan.Forget; f != nil {
+		delete(r.bySubject, string(f.SubjectHash))
+		for s, subjects := range r.multi {
+			if slices.Contains(subjects, string(f.SubjectHash)) {
+				delete(r.perEntry[prefixDataKey], string(dataKeyKey(s)))
+			}
+		}
+	}
+	return nil
+}
+
+func (r *replay) phantom() bool { return len(r.phantoms) > 0 }
+
+// namesOf returns the subjects an entry sealed under its own data key
+// names, from the y index.
+func (r *replay) namesOf(seq uint64) ([][]byte, error) {
+	if r.yIndex == nil {
+		r.yIndex = map[uint64][][]byte{}
+		it := r.txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixSealedFor}})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			k := it.Item().Key()
+			if len(k) != 1+subjectHashLen+8 {
+				continue // reported by the comparison
+			}
+			s := binary.BigEndian.Uint64(k[1+subjectHashLen:])
+			r.yIndex[s] = append(r.yIndex[s], bytes.Clone(k[1:1+subjectHashLen]))
+		}
+	}
+	return r.yIndex[seq], nil
+}
+
+// subjectCount returns the number of subjects an event names.
+func subjectCount(ev *ledger.Event) int {
+	if d, ok := ev.Data.(*ledger.Disclosure); ok {
+		return len(d.Subjects)
+	}
+	return 1
+}
+
+// identify puts the subjects' keyed hashes, as tokens, where the entry's
+// clear part has blanked identifiers, and returns the tokens of subjects
+// the entry names that no hash is left for.
+func identify(ev *ledger.Event, names [][]byte, seq uint64) (phantoms []string) {
+	token := func(i int) string {
+		if i < len(names) {
+			return "\x00" + string(names[i])
+		}
+		p := fmt.Sprintf("?%d/%d", seq, i)
+		phantoms = append(phantoms, p)
+		return "\x00" + p
+	}
+	switch d := ev.Data.(type) {
+	case *ledger.Disclosure:
+		for i := range d.Subjects {
+			d.Subjects[i].ID = token(i)
+		}
+	case *ledger.Rectification:
+		d.Subject.ID = token(0)
+	case *ledger.Erasure:
+		d.Subject.ID = token(0)
+	case *ledger.Restriction:
+		d.Subject.ID = token(0)
+	case *ledger.RestrictionLifted:
+		d.Subject.ID = token(0)
+	case *ledger.Hold:
+		if d.Scope != nil && d.Scope.Subject != nil {
+			d.Scope.Subject.ID = token(0)
+		}
+	}
+	return phantoms
+}
+
+// expected returns every record the replay says the ledger must hold, by
+// key, with its value (or exists).
+func (r *replay) expected() (map[string]string, error) {
+	exp := map[string]string{}
+	for _, m := range r.perEntry {
+		maps.Copy(exp, m)
+	}
+	for _, m := range r.bySubject {
+		maps.Copy(exp, m)
+	}
+	js := func(key []byte, v any) error {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		exp[string(key)] = string(b)
+		return nil
+	}
+	for _, rc := range r.mem.Recipients() {
+		if err := js(recipientKey(rc.ID), &rc); err != nil {
+			return nil, err
+		}
+	}
+	known := func(h []byte) bool { k, _ := r.mem.Known(h); return k }
+	for _, q := range r.mem.Requests() {
+		if err := js(requestKey(q.Request), &q); err != nil {
+			return nil, err
+		}
+		if known(q.Subject) {
+			exp[string(subjectRequestKey(q.Subject, q.Request))] = ""
+			for _, n := range q.Notices {
+				exp[string(noticeKey(n))] = exists
+			}
+		}
+	}
+	for _, o := range r.mem.Obligations() {
+		if err := js(obligationKey(o.Notice), &o); err != nil {
+			return nil, err
+		}
+		exp[string(byDueKey(o.Due, o.Notice))] = ""
+		exp[string(recipientDueKey(o.Recipient, o.Due, o.Notice))] = ""
+		if o.Open() {
+			exp[string(openKey(o.OpenedAt, o.Notice))] = string(binary.BigEndian.AppendUint64(nil, encodeTime(o.Due)))
+		}
+		if q, _ := r.mem.Request(o.Request); q != nil && known(q.Subject) {
+			exp[string(subjectObligationKey(q.Subject, o.Notice))] = o.Recipient
+		}
+	}
+	for _, hr := range r.mem.Holds() {
+		if err := js(holdKey(hr.Hold), &hr); err != nil {
+			return nil, err
+		}
+	}
+	for h := range r.bySubject {
+		if r.phantoms[h] || !known([]byte(h)) {
+			continue
+		}
+		exp[string(subjectLocKey([]byte(h)))] = exists
+		if markers, _ := r.mem.Erasures([]byte(h)); len(markers) > 0 {
+			var v []byte
+			for _, m := range markers {
+				v = encodeErasureMarker(v, &m)
+			}
+			exp[string(erasureKey([]byte(h)))] = string(v)
+		}
+	}
+	return exp, nil
+}
+
+// compare reads every derived record of the ledger and compares it with
+// the replay's; it returns the number of records compared.
+func (r *replay) compare(count uint64) (int, error) {
+	exp, err := r.expected()
+	if err != nil {
+		return 0, err
+	}
+	var locators, salts int
+	compared := 0
+	it := r.txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 256})
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		k := it.Item().Key()
+		switch k[0] {
+		case prefixEntry, prefixTreeHash, prefixCheckpoint, prefixScrub, prefixSentinel:
+			continue // verified as the tree; scrub records are transient
+		case prefixMeta:
+			v, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return compared, err
+			}
+			if _, n, err := decodeMeta(v); err != nil || n != count {
+				r.differ("the meta record counts %d entries; the ledger holds %d", n, count)
+			}
+			continue
+		case prefixSalt:
+			salts++
+			continue
+		case prefixSubjectLoc:
+			locators++
+		}
+		compared++
+		want, ok := exp[string(k)]
+		if !ok {
+			r.differ("%s: not derived from any entry", r.describe(k))
+			continue
+		}
+		delete(exp, string(k))
+		if want == exists {
+			continue
+		}
+		v, err := it.Item().ValueCopy(nil)
+		if err != nil {
+			return compared, err
+		}
+		v, want = maskPersonal(k[0], v), string(maskPersonal(k[0], []byte(want)))
+		if string(v) != want {
+			r.differ("%s", r.describeValue(k, v, []byte(want)))
+		}
+	}
+	missing := slices.Sorted(maps.Keys(exp))
+	for _, k := range missing {
+		r.differ("%s: missing", r.describe([]byte(k)))
+	}
+	if salts != locators {
+		r.differ("%d subject salts for %d subject locators: each known subject has one of each", salts, locators)
+	}
+	return compared, nil
+}
+
+// maskPersonal blanks the values a record keeps from its entry's personal
+// part (a hold's reason and placer, an exemption's justification): the
+// replay reads only the entries' clear parts, so it cannot recompute them,
+// and they are not compared.
+func maskPersonal(kind byte, v []byte) []byte {
+	switch kind {
+	case prefixHold:
+		var h ledger.HoldRecord
+		if json.Unmarshal(v, &h) != nil {
+			return v
+		}
+		h.Reason, h.PlacedBy = "", ""
+		if b, err := json.Marshal(&h); err == nil {
+			return b
+		}
+	case prefixObligation:
+		var o ledger.Obligation
+		if json.Unmarshal(v, &o) != nil || o.Exemption == nil {
+			return v
+		}
+		o.Exemption.Justification = ""
+		if b, err := json.Marshal(&o); err == nil {
+			return b
+		}
+	}
+	return v
+}
+
+// describe names a record for a person reading the report. It never shows
+// an identifier: the ledger holds none in clear.
+func (r *replay) describe(k []byte) string {
+	seqAt := func(k []byte) uint64 { return binary.BigEndian.Uint64(k[len(k)-8:]) }
+	disclosure := func(seq uint64) string {
+		if id, ok := r.ids[seq]; ok {
+			return fmt.Sprintf("disclosure %s (entry %d)", id, seq)
+		}
+		return fmt.Sprintf("disclosure at entry %d", seq)
+	}
+	switch k[0] {
+	case prefixDedupe:
+		return fmt.Sprintf("dedupe record %x", k[1:])
+	case prefixSubject:
+		if len(k) == 1+subjectHashLen+posLen {
+			return fmt.Sprintf("%s in the subject index of %x", disclosure(seqAt(k)), k[1:1+subjectHashLen])
+		}
+	case prefixByRecip:
+		if i := bytes.IndexByte(k, 0); i > 0 && len(k) == i+1+posLen {
+			return fmt.Sprintf("%s in the index of recipient %s", disclosure(seqAt(k)), k[1:i])
+		}
+	case prefixByTime:
+		if len(k) == 1+posLen {
+			return fmt.Sprintf("%s in the index by time", disclosure(seqAt(k)))
+		}
+	case prefixAfterErasure:
+		if len(k) == 9 {
+			return fmt.Sprintf("after-erasure flag of %s", disclosure(seqAt(k)))
+		}
+	case prefixRecipient:
+		return fmt.Sprintf("recipient %s", k[1:])
+	case prefixRequest:
+		return fmt.Sprintf("request %s", k[1:])
+	case prefixObligation:
+		return fmt.Sprintf("obligation %s", k[1:])
+	case prefixNotice:
+		return fmt.Sprintf("notice %s", k[1:])
+	case prefixHold:
+		return fmt.Sprintf("hold %s", k[1:])
+	case prefixByDue:
+		return fmt.Sprintf("notice %s in the index by due date", k[9:])
+	case prefixRecipientDue:
+		if i := bytes.IndexByte(k, 0); i > 0 && len(k) > i+9 {
+			return fmt.Sprintf("notice %s in the index of recipient %s by due date", k[i+9:], k[1:i])
+		}
+	case prefixOpen:
+		return fmt.Sprintf("notice %s in the index of open obligations", k[9:])
+	case prefixSubjectOblig, prefixSubjectReq:
+		if len(k) > 1+subjectHashLen {
+			what := "obligation"
+			if k[0] == prefixSubjectReq {
+				what = "request"
+			}
+			return fmt.Sprintf("%s %s in the index of subject %x", what, k[1+subjectHashLen:], k[1:1+subjectHashLen])
+		}
+	case prefixErasure:
+		return fmt.Sprintf("erasure markers of subject %x", k[1:])
+	case prefixSealedFor:
+		if len(k) == 1+subjectHashLen+8 {
+			return fmt.Sprintf("entry %d sealed for subject %x", seqAt(k), k[1:1+subjectHashLen])
+		}
+	case prefixSubjectLoc:
+		return fmt.Sprintf("locator of subject %x (the subject is known)", k[1:])
+	case prefixDataKey:
+		if len(k) == 9 {
+			return fmt.Sprintf("data key of entry %d", seqAt(k))
+		}
+	}
+	return fmt.Sprintf("record %q", k)
+}
+
+// describeValue says how a record differs from what the entries give.
+func (r *replay) describeValue(k, got, want []byte) string {
+	name := r.describe(k)
+	switch k[0] {
+	case prefixRecipient, prefixRequest, prefixObligation, prefixHold:
+		if fields := jsonDiff(got, want); len(fields) > 0 {
+			return fmt.Sprintf("%s: %s", name, strings.Join(fields, "; "))
+		}
+	case prefixSubject:
+		g, gerr := decodeSummary(got)
+		w, werr := decodeSummary(want)
+		if gerr == nil && werr == nil {
+			return fmt.Sprintf("%s: holds recipient %s, categories %v, after erasure %v; the entry says %s, %v, %v",
+				name, g.recipient, g.categories, g.afterErasure, w.recipient, w.categories, w.afterErasure)
+		}
+	}
+	return name + ": value differs from what the entries give"
+}
+
+// shown are the fields whose values a difference shows: none names a person.
+var shown = map[string]bool{
+	"state": true, "outcome": true, "due": true, "openedAt": true, "attempts": true, "recipient": true,
+	"channel": true, "type": true, "url": true, "regime": true, "role": true, "liftedBy": true,
+	"releasedAt": true, "acknowledgedAt": true, "deliveredAt": true, "exemptedAt": true, "seq": true,
+	"notices": true, "categories": true, "disclosures": true, "action": true, "slaDays": true, "purpose": true,
+}
+
+// jsonDiff lists the top-level fields that differ between two JSON
+// objects, as "field stored X, entries say Y" where the field names no one.
+func jsonDiff(got, want []byte) []string {
+	var g, w map[string]json.RawMessage
+	if json.Unmarshal(got, &g) != nil || json.Unmarshal(want, &w) != nil {
+		return nil
+	}
+	keys := map[string]bool{}
+	for k := range g {
+		keys[k] = true
+	}
+	for k := range w {
+		keys[k] = true
+	}
+	var out []string
+	for _, k := range slices.Sorted(maps.Keys(keys)) {
+		gv, wv := g[k], w[k]
+		if bytes.Equal(gv, wv) {
+			continue
+		}
+		if k == "channel" || !shown[k] {
+			if sub := jsonDiff(gv, wv); len(sub) > 0 && k == "channel" {
+				for _, s := range sub {
+					out = append(out, "channel."+s)
+				}
+				continue
+			}
+			if !shown[k] {
+				out = append(out, k+" differs")
+				continue
+			}
+		}
+		out = append(out, fmt.Sprintf("%s %s, entries say %s", k, orNone(gv), orNone(wv)))
+	}
+	sort.Strings(out)
+	return out
+}
+
+func orNone(v json.RawMessage) string {
+	if len(v) == 0 {
+		return "(none)"
+	}
+	return string(v)
+}

@@ -1,0 +1,278 @@
+package store
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/sharelog/sharelog/internal/checkpoint"
+	"github.com/sharelog/sharelog/internal/ledger"
+	"github.com/sharelog/sharelog/internal/ledger/ledgertest"
+)
+
+// fullLedger builds a closed ledger that exercises every kind of derived
+// record: recipients redefined, disclosures of one and of several people,
+// an erasure with a disclosure after it, acks, deliveries, an exemption, a
+// restriction and its lifting, holds, and forgettings, one of a person named
+// with another in one disclosure. It returns its config and verifier.
+func fullLedger(t *testing.T) (Config, note.Verifier) {
+	t.Helper()
+	cfg := testConfig(t)
+	cfg.Deadlines = ledger.Deadlines{Regimes: map[string]ledger.Deadline{ledger.RegimeDPAPart3: {Days: 14}}}
+	s, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lt := ledgertest.Subject
+	a1, b2, c3, d4 := lt("A1"), lt("B2"), lt("C3"), lt("D4")
+	pair := ledgertest.Disclosure("d-pair", "police", a1, ledger.RegimeUKGDPR, "user.name")
+	pair.Data.(*ledger.Disclosure).Subjects = []ledger.Subject{a1, d4}
+	pair = ledgertest.Event("d-pair", ledger.TypeDisclosure, pair.Data)
+	trio := ledgertest.Disclosure("d-trio", "cloud", b2, ledger.RegimeUKGDPR, "user.contact")
+	trio.Data.(*ledger.Disclosure).Subjects = []ledger.Subject{b2, c3, d4}
+	trio = ledgertest.Event("d-trio", ledger.TypeDisclosure, trio.Data)
+	late := ledgertest.Disclosure("d-late", "police", b2, ledger.RegimeUKGDPR, "user.contact.email")
+	late.Data.(*ledger.Disclosure).DisclosedAt = ledgertest.T0.Add(time.Hour)
+	late = ledgertest.Event("d-late", ledger.TypeDisclosure, late.Data)
+	batches := [][]ledgertest.Step{
+		ledgertest.Base(),
+		{
+			ledgertest.OK(ledgertest.Event("rcp-police-2", ledger.TypeRecipient, &ledger.Recipient{ID: "police", Name: "Police", Role: ledger.RoleCompetentAuthority, Regime: ledger.RegimeDPAPart3, Channel: ledger.Channel{Type: "webhook", URL: "https://police.example.org/v2"}})),
+			ledgertest.OK(pair), ledgertest.OK(trio),
+			ledgertest.OK(ledgertest.Disclosure("d-b2", "acro", b2, ledger.RegimeDPAPart3, "user.contact.email")),
+			ledgertest.OK(ledgertest.Disclosure("d-c3", "acro", c3, ledger.RegimeDPAPart3, "user.criminal_history")),
+		},
+		{
+			ledgertest.OK(ledgertest.Erasure("e1", "E1", a1)),
+			ledgertest.OK(ledgertest.Erasure("e2", "E2", b2, "user.contact")),
+			ledgertest.OK(late),
+			ledgertest.OK(ledgertest.Restriction("r1", "R1", c3)),
+			ledgertest.OK(ledgertest.Hold("h1", "H1", &ledger.HoldScope{Subject: &c3})),
+			ledgertest.OK(ledgertest.Hold("h2", "H2", &ledger.HoldScope{Purpose: "safeguarding.disclosure_check"})),
+		},
+		{
+			ledgertest.OK(ledgertest.Delivery("dl1", ledger.NoticeID("E1", "acro"), ledger.DeliveryDelivered, true)),
+			ledgertest.OK(ledgertest.Delivery("dl2", ledger.NoticeID("E1", "police"), ledger.DeliveryFailed, true)),
+			ledgertest.OK(ledgertest.Ack("a1", ledger.NoticeID("E1", "acro"), "acro", "done")),
+			ledgertest.OK(ledgertest.Exemption("x1", ledger.NoticeID("E1", "police"), "impossible")),
+			ledgertest.OK(ledgertest.Ack("a2", ledger.NoticeID("E1", "cloud"), "cloud", "not-held")),
+			ledgertest.OK(ledgertest.Lifting("l1", "L1", "R1", c3)),
+			ledgertest.OK(ledgertest.Release("rel2", "H2")),
+		},
+		{ledgertest.Forget("f1", a1, ledger.Recorded, "", "")},
+		{ledgertest.OK(ledgertest.Disclosure("d-after", "police", d4, ledger.RegimeUKGDPR, "user.name"))},
+	}
+	hash := func(subj ledger.Subject) []byte {
+		var h []byte
+		if err := s.db.View(func(txn *badger.Txn) error { h, err = s.subjectHash(txn, subj); return err }); err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	day := 0
+	for _, steps := range batches {
+		b := s.Begin()
+		seq := s.Applied()
+		for _, st := range steps {
+			day++
+			at := ledgertest.At(day)
+			s.now = func() time.Time { return at }
+			ev := st.Event
+			if st.Subject != nil {
+				ev = ledgertest.ForgetHash(ev.ID, hex.EncodeToString(hash(*st.Subject)))
+			}
+			seq++
+			if o, err := b.Append(seq, ev); o != st.Want {
+				t.Fatalf("%s: %v %v, want %v", ev.ID, o, err, st.Want)
+			}
+		}
+		if err := b.Commit(seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := t.TempDir()
+	signer, vkey, _, err := checkpoint.LoadOrCreateKey(filepath.Join(dir, "checkpoint.key"), "", "sharelog/test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := checkpoint.NewCheckpointer(s, signer, cfg.Logger).Checkpoint(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	v, err := note.NewVerifier(vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg, v
+}
+
+
+// copyLedger copies a closed ledger directory for one tampering.
+func copyLedger(t *testing.T, cfg Config) Config {
+	t.Helper()
+	c := cfg
+	c.Dir = filepath.Join(t.TempDir(), "ledger")
+	if err := os.CopyFS(c.Dir, os.DirFS(cfg.Dir)); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func verifyState(t *testing.T, cfg Config, v note.Verifier) (*VerifyResult, error) {
+	t.Helper()
+	return Verify(context.Background(), VerifyConfig{Dir: cfg.Dir, Verifier: v, Logger: cfg.Logger, Deadlines: cfg.Deadlines})
+}
+
+func TestVerifyStateIntact(t *testing.T) {
+	cfg, v := fullLedger(t)
+	res, err := verifyState(t, cfg, v)
+	if err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	if res.Size != 26 || res.Records < 100 || res.Unchecked != 0 {
+		t.Errorf("Verify = size %d, %d records compared, %d unchecked; want 26 entries, over 100 records, none unchecked", res.Size, res.Records, res.Unchecked)
+	}
+	// A different deadline policy gives other due dates: said, not hidden.
+	_, err = Verify(context.Background(), VerifyConfig{Dir: cfg.Dir, Verifier: v, Logger: cfg.Logger})
+	var se *StateError
+	if !errors.As(err, &se) || !strings.Contains(se.Error(), "due ") {
+		t.Errorf("Verify with another policy = %v; want due dates named as differing", err)
+	}
+}
+
+// TestVerifyStateDetectsTampering edits a copy of a real ledger directory
+// the ways an insider would, each leaving the entries and the tree intact.
+func TestVerifyStateDetectsTampering(t *testing.T) {
+	cfg, v := fullLedger(t)
+	var b2 []byte
+	var forgottenA1 string
+	{
+		s := openTest(t, copyLedger(t, cfg))
+		if err := s.db.View(func(txn *badger.Txn) error {
+			var err error
+			b2, err = s.subjectHash(txn, ledgertest.Subject("B2"))
+			return err
+		}); err != nil || b2 == nil {
+			t.Fatalf("B2: %v", err)
+		}
+		reqs, err := s.Status(context.Background(), "E1")
+		if err != nil || reqs.ForgottenAt == nil {
+			t.Fatalf("E1: %v %+v", err, reqs)
+		}
+		if err := s.db.View(func(txn *badger.Txn) error {
+			rec, err := getRequest(txn, "E1")
+			if err == nil {
+				forgottenA1 = hex.EncodeToString(rec.Subject)
+			}
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+	}
+	first := func(txn *badger.Txn, prefix []byte) []byte {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+		defer it.Close()
+		it.Rewind()
+		if !it.Valid() {
+			return nil
+		}
+		return it.Item().KeyCopy(nil)
+	}
+	tests := []struct {
+		name   string
+		tamper func(t *testing.T, txn *badger.Txn) error
+		want   string
+	}{
+		{"a disclosure's subject index key deleted (it vanishes from who)", func(t *testing.T, txn *badger.Txn) error {
+			return txn.Delete(first(txn, subjectPrefix(b2)))
+		}, "in the subject index of " + hex.EncodeToString(b2) + ": missing"},
+		{"a disclosure's recipient index deleted", func(t *testing.T, txn *badger.Txn) error {
+			return txn.Delete(first(txn, byRecipientPrefix("acro")))
+		}, "in the index of recipient acro: missing"},
+		{"a recipient's webhook URL rewritten", func(t *testing.T, txn *badger.Txn) error {
+			v := strings.Replace(string(get(t, txn, recipientKey("police"))), "https://police.example.org/v2", "https://evil.example.com/x", 1)
+			return txn.Set(recipientKey("police"), []byte(v))
+		}, `recipient police: channel.url "https://evil.example.com/x", entries say "https://police.example.org/v2"`},
+		{"an obligation marked acknowledged", func(t *testing.T, txn *badger.Txn) error {
+			k := obligationKey(ledger.NoticeID("E2", "cloud"))
+			v := strings.Replace(string(get(t, txn, k)), `"state":"pending"`, `"state":"acknowledged"`, 1)
+			return txn.Set(k, []byte(v))
+		}, `obligation ` + ledger.NoticeID("E2", "cloud") + `: state "acknowledged", entries say "pending"`},
+		{"an open obligation dropped from the open index", func(t *testing.T, txn *badger.Txn) error {
+			return txn.Delete(first(txn, []byte{prefixOpen}))
+		}, "in the index of open obligations: missing"},
+		{"a dedupe record deleted (the event would be recorded twice)", func(t *testing.T, txn *badger.Txn) error {
+			return txn.Delete(dedupeKey("d-c3", "test"))
+		}, "dedupe record " + hex.EncodeToString(dedupeKey("d-c3", "test")[1:]) + ": missing"},
+		{"a dedupe record pointing elsewhere", func(t *testing.T, txn *badger.Txn) error {
+			return txn.Set(dedupeKey("d-c3", "test"), []byte{0, 0, 0, 0, 0, 0, 0, 1})
+		}, "dedupe record " + hex.EncodeToString(dedupeKey("d-c3", "test")[1:]) + ": value differs"},
+		{"a request's record edited", func(t *testing.T, txn *badger.Txn) error {
+			v := strings.Replace(string(get(t, txn, requestKey("R1"))), `"liftedBy":"L1"`, `"liftedBy":""`, 1)
+			return txn.Set(requestKey("R1"), []byte(v))
+		}, `request R1: liftedBy "", entries say "L1"`},
+		{"a hold released by hand", func(t *testing.T, txn *badger.Txn) error {
+			v := strings.Replace(string(get(t, txn, holdKey("H1"))), `"seq"`, `"releasedAt":"2026-03-01T09:00:00Z","seq"`, 1)
+			return txn.Set(holdKey("H1"), []byte(v))
+		}, `hold H1: releasedAt "2026-03-01T09:00:00Z", entries say (none)`},
+		{"a forgotten subject's locator put back", func(t *testing.T, txn *badger.Txn) error {
+			return txn.Set(subjectLocKey([]byte("0123456789abcdef")), []byte("0123456789abcdef"))
+		}, "locator of subject 30313233343536373839616263646566 (the subject is known): not derived from any entry"},
+		{"a subject's salt deleted", func(t *testing.T, txn *badger.Txn) error {
+			return txn.Delete(first(txn, []byte{prefixSalt}))
+		}, "subject salts for"},
+		{"a disclosure's after-erasure flag removed", func(t *testing.T, txn *badger.Txn) error {
+			return txn.Delete(first(txn, []byte{prefixAfterErasure}))
+		}, "after-erasure flag of disclosure d-late"},
+		{"an obligation inserted", func(t *testing.T, txn *badger.Txn) error {
+			return txn.Set(obligationKey("ntc-forged"), []byte(`{"notice":"ntc-forged","state":"pending"}`))
+		}, "obligation ntc-forged: not derived from any entry"},
+		{"a forgotten subject's y key deleted (its multi-person disclosure no longer says who)", func(t *testing.T, txn *badger.Txn) error {
+			a1, err := hex.DecodeString(forgottenA1)
+			if err != nil {
+				return err
+			}
+			return txn.Delete(first(txn, sealedForPrefix(a1)))
+		}, "sealed for subject " + forgottenA1 + ": missing"},
+		{"untouched copy", func(t *testing.T, txn *badger.Txn) error { return nil }, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c := copyLedger(t, cfg)
+			db, err := badger.Open(badgerOptions(c.Dir, c.Logger))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := db.Update(func(txn *badger.Txn) error { return tt.tamper(t, txn) }); err != nil {
+				t.Fatal(err)
+			}
+			db.Close()
+			_, err = verifyState(t, c, v)
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("Verify of an untouched copy: %v", err)
+				}
+				return
+			}
+			var se *StateError
+			if !errors.As(err, &se) {
+				t.Fatalf("Verify = %v, want a StateError", err)
+			}
+			if !strings.Contains(se.Error(), tt.want) {
+				t.Errorf("Verify:\n%v\nwant it to say %q", se, tt.want)
+			}
+		})
+	}
+}
