@@ -4,11 +4,11 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sharelog/sharelog/internal/ledger"
@@ -48,7 +48,9 @@ type Publisher interface {
 
 // Backoff is the retry schedule of failed deliveries: exponential with full
 // jitter. Attempt n (from 1) that fails is retried after a random delay in
-// [0, min(Max, Base*2^(n-1))).
+// [0, min(Max, Base*2^(n-1))]. The schedule is computed from the attempt
+// number, not kept in memory, because each attempt's NextAttemptAt is recorded
+// in the ledger and survives a restart.
 type Backoff struct {
 	Base time.Duration // default 1s
 	Max  time.Duration // default 1h
@@ -56,15 +58,23 @@ type Backoff struct {
 
 // Delay returns the delay before the attempt after failed attempt n (from 1).
 func (b Backoff) Delay(n int) time.Duration {
-	ceiling := b.Base
-	for i := 1; i < n && ceiling < b.Max; i++ {
-		ceiling *= 2
-	}
-	ceiling = min(ceiling, b.Max)
-	if ceiling <= 0 {
+	if b.Base <= 0 || b.Max <= 0 {
 		return 0
 	}
-	return rand.N(ceiling)
+	// Full jitter is cenkalti/backoff's randomisation by a factor of 1
+	// around half the ceiling: a delay in [0, ceiling].
+	exp := &backoff.ExponentialBackOff{
+		InitialInterval:     max(min(b.Base, b.Max)/2, 1),
+		RandomizationFactor: 1,
+		Multiplier:          2,
+		MaxInterval:         b.Max / 2,
+	}
+	exp.Reset()
+	// The interval reaches its maximum within 64 doublings.
+	for range min(n-1, 64) {
+		exp.NextBackOff()
+	}
+	return min(exp.NextBackOff(), b.Max)
 }
 
 // Config tunes the Dispatcher. Zero values take the defaults.
