@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 
 	"github.com/sharelog/sharelog/internal/notify"
 )
@@ -30,24 +29,11 @@ func (m *Main) startNotify(ctx context.Context) error {
 	m.Notifier = notify.New(m.Store, m.Publisher, m.JetStream, notify.Config{
 		RemindEvery: remind,
 		Secrets:     secrets,
-	}, m.Logger)
-	m.Ingester.NotifyRequests(m.Notifier.Wake)
-	runCtx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
 		// Start from a ledger that has applied every delivery record already
 		// in SHARELOG_IN, so that a restart does not resend what was recorded.
-		if err := m.Ingester.CatchUp(runCtx); err != nil {
-			done <- err
-			return
-		}
-		done <- m.Notifier.Run(runCtx)
-	}()
-	m.stopNotify = func() {
-		cancel()
-		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
-			m.Logger.Error("notice dispatcher", "err", err)
-		}
-	}
+		CatchUp: m.Ingester.CatchUp,
+	}, m.Logger)
+	m.Ingester.NotifyRequests(m.Notifier.Wake)
+	m.goLoop(loopNotify, m.Notifier.Run)
 	return nil
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"path/filepath"
 
 	"github.com/sharelog/sharelog/internal/policy"
@@ -16,18 +15,8 @@ func (m *Main) startRetention(pol *policy.Policy) {
 		Policy: pol.Retention.ForgetPolicy(),
 		Every:  m.Config.ForgetEvery,
 	}, m.Logger)
-	if m.Config.ForgetEvery <= 0 {
-		return
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		m.Retention.Run(ctx)
-	}()
-	m.stopRetention = func() {
-		cancel()
-		<-done
+	if m.Config.ForgetEvery > 0 {
+		m.goLoop(loopRetention, m.Retention.Run)
 	}
 }
 

@@ -8,11 +8,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	natsio "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/sharelog/sharelog/internal/checkpoint"
 	"github.com/sharelog/sharelog/internal/cloudevents"
@@ -63,7 +65,7 @@ func (c *ServeCmd) Run(env *Env) error {
 		return err
 	}
 	logger.Info("sharelog ready", "http", m.HTTP.URL(), "nats", m.NATSURL())
-	err := m.Wait(env.Ctx)
+	err := m.Run(env.Ctx) // a failed loop's error is logged as it fails, and returned here
 	logger.Info("shutting down")
 	if cerr := m.Close(); cerr != nil && err == nil {
 		err = cerr
@@ -73,6 +75,13 @@ func (c *ServeCmd) Run(env *Env) error {
 
 // Main is one running sharelog: the components, started in order by Open and
 // stopped in reverse by Close. The end-to-end tests run the same Main.
+//
+// Main owns every background loop (ingest, notify, retention, checkpoint):
+// each runs in one group under one lifetime context, through the same
+// contract, Run(ctx) error, which returns nil once ctx is done and otherwise
+// only on a fatal error, wrapped with the loop's name. The first loop to fail
+// ends the lifetime: the other loops stop, /readyz names the failed loop, and
+// Run returns its error.
 type Main struct {
 	Config Config
 	Logger *slog.Logger
@@ -94,12 +103,43 @@ type Main struct {
 	// Retention is the forgetting job (retention.go).
 	Retention *retention.Job
 
-	cancel     context.CancelFunc
-	ingestDone chan error
-	stopNotify func() // stops the notice Dispatcher
+	// lifetime is the background loops' context: cancelled by Close, or by
+	// the group when a loop fails.
+	lifetime context.Context
+	cancel   context.CancelFunc
+	group    *errgroup.Group
+	failed   atomic.Pointer[loopFailure] // the first loop that failed
+}
 
-	stopCheckpoints func() // stops the Checkpointer after a last checkpoint
-	stopRetention   func() // stops the forgetting job
+// loopFailure is a background loop that returned an error.
+type loopFailure struct {
+	name string
+	err  error
+}
+
+// Names of the background loops, as /readyz and the logs give them.
+const (
+	loopIngest     = "ingest"
+	loopNotify     = "notify"
+	loopRetention  = "retention"
+	loopCheckpoint = "checkpoint"
+)
+
+// goLoop runs a background loop in Main's group. run must follow the loops'
+// contract: return nil once its ctx is done, or a fatal error.
+func (m *Main) goLoop(name string, run func(context.Context) error) {
+	ctx := m.lifetime
+	m.group.Go(func() error {
+		err := run(ctx)
+		if err == nil && ctx.Err() == nil {
+			err = fmt.Errorf("%s: stopped before shutdown", name)
+		}
+		if err != nil {
+			m.failed.CompareAndSwap(nil, &loopFailure{name: name, err: err})
+			m.Logger.Error("background loop failed", "loop", name, "err", err)
+		}
+		return err
+	})
 }
 
 // NewMain returns a Main for cfg.
@@ -124,6 +164,9 @@ func (m *Main) Open(ctx context.Context) error {
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
+	lifetime, cancel := context.WithCancel(context.Background())
+	m.group, m.lifetime = errgroup.WithContext(lifetime)
+	m.cancel = cancel
 	var err error
 	if cfg.NATS == "" {
 		m.NATSServer, err = nats.StartServer(nats.ServerConfig{
@@ -183,10 +226,7 @@ func (m *Main) Open(ctx context.Context) error {
 	m.Publisher = nats.NewPublisher(m.JetStream, atomic)
 	m.Ingester = nats.NewIngester(m.JetStream, m.Store, m.Decoder, m.Metrics, m.Logger, nats.IngestConfig{})
 
-	runCtx, cancel := context.WithCancel(context.Background())
-	m.cancel = cancel
-	m.ingestDone = make(chan error, 1)
-	go func() { m.ingestDone <- m.Ingester.Run(runCtx) }()
+	m.goLoop(loopIngest, m.Ingester.Run)
 
 	if cfg.Recipients != "" {
 		if err := m.loadRecipients(ctx, cfg.Recipients); err != nil {
@@ -245,15 +285,26 @@ func (m *Main) loadRecipients(ctx context.Context, path string) error {
 	}
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	stop := context.AfterFunc(m.lifetime, cancel) // the ingest loop failed: do not wait for it
+	defer stop()
 	if err := m.Ingester.CatchUp(cctx); err != nil {
+		if f := m.failed.Load(); f != nil {
+			return f.err
+		}
 		return fmt.Errorf("recipients file %s: waiting for the ledger: %w", path, err)
 	}
 	m.Logger.Info("recipients loaded", "file", path, "count", len(rs))
 	return nil
 }
 
+// ready says why the server cannot take events, if it cannot: a failed
+// background loop (by name only: its error may say more than a probe should),
+// NATS disconnected, or the ingest loop not consuming.
 func (m *Main) ready() error {
 	var problems []string
+	if f := m.failed.Load(); f != nil {
+		problems = append(problems, f.name+" failed")
+	}
 	if !m.Conn.IsConnected() {
 		problems = append(problems, "nats not connected")
 	}
@@ -266,19 +317,31 @@ func (m *Main) ready() error {
 	return nil
 }
 
-// Wait blocks until ctx is done or the ingest loop fails for good.
-func (m *Main) Wait(ctx context.Context) error {
+// Run blocks until ctx is done, and then returns nil, or until a background
+// loop fails, and then returns its error. Either way, call Close next.
+func (m *Main) Run(ctx context.Context) error {
+	if m.lifetime == nil {
+		<-ctx.Done()
+		return nil
+	}
 	select {
 	case <-ctx.Done():
 		return nil
-	case err := <-m.ingestDone:
-		m.ingestDone <- err
-		return fmt.Errorf("ingest: %w", err)
+	case <-m.lifetime.Done(): // a loop failed, or Close was called
+		if f := m.failed.Load(); f != nil {
+			return f.err
+		}
+		return nil
 	}
 }
 
-// Close stops the components in reverse order of Open. It is safe to call
-// more than once.
+// Close stops sharelog and releases what Open started. It stops the HTTP API
+// first, so that no request is left waiting for a loop that has stopped;
+// then it cancels the loops' lifetime and waits for every loop; then it
+// closes the other components in reverse order of start: a last checkpoint
+// (covering every entry the ingest loop committed), the NATS connection, the
+// embedded NATS server, the ledger. A loop's failure is Run's to return, not
+// Close's. It is safe to call more than once.
 func (m *Main) Close() error {
 	var errs []error
 	if m.HTTP != nil {
@@ -287,22 +350,16 @@ func (m *Main) Close() error {
 		cancel()
 		m.HTTP = nil
 	}
-	if m.stopRetention != nil { // before ingest: a round waits for its forgettings to be applied
-		m.stopRetention()
-		m.stopRetention = nil
-	}
-	if m.stopNotify != nil { // before ingest: the Dispatcher waits for its records to be applied
-		m.stopNotify()
-		m.stopNotify = nil
-	}
 	if m.cancel != nil {
 		m.cancel()
-		<-m.ingestDone
+		_ = m.group.Wait() // the first failure is Run's result
 		m.cancel = nil
 	}
-	if m.stopCheckpoints != nil { // after ingest, so the last checkpoint covers every entry
-		m.stopCheckpoints()
-		m.stopCheckpoints = nil
+	if m.Checkpointer != nil && m.Store != nil {
+		if _, err := m.Checkpointer.Checkpoint(context.Background()); err != nil {
+			m.Logger.Error("final checkpoint failed", "err", err)
+		}
+		m.Checkpointer = nil
 	}
 	if m.Conn != nil {
 		m.Conn.Close()

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -17,7 +16,7 @@ import (
 )
 
 // startCheckpoints loads (or creates) the checkpoint signing key in the data
-// directory and starts the Checkpointer.
+// directory and starts the Checkpointer's loop; Close signs a last checkpoint.
 func (m *Main) startCheckpoints() error {
 	keyPath := filepath.Join(m.Config.Data, checkpoint.KeyFileName)
 	pubPath := filepath.Join(m.Config.Data, checkpoint.PubFileName)
@@ -29,16 +28,7 @@ func (m *Main) startCheckpoints() error {
 		m.Logger.Info("created checkpoint signing key", "path", keyPath, "public", vkey)
 	}
 	m.Checkpointer = checkpoint.NewCheckpointer(m.Store, signer, m.Logger)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		m.Checkpointer.Run(ctx)
-	}()
-	m.stopCheckpoints = func() {
-		cancel()
-		<-done
-	}
+	m.goLoop(loopCheckpoint, m.Checkpointer.Run)
 	return nil
 }
 

@@ -168,12 +168,18 @@ func TestCheckpointerSignsOnlyGrowth(t *testing.T) {
 	if _, err := c2.Checkpoint(ctx); err != nil || len(tree.saved) != 2 || tree.latest != 4 {
 		t.Errorf("after growth: %v, %d saved, latest %d", err, len(tree.saved), tree.latest)
 	}
-	// Run signs a last checkpoint when it stops.
+	// Run returns nil when ctx ends, signing nothing more; the owner signs
+	// the last checkpoint once the writer has stopped.
 	tree.leaves = append(tree.leaves, []byte("e"))
 	rctx, cancel := context.WithCancel(ctx)
 	cancel()
-	c2.Run(rctx)
-	if tree.latest != 5 {
-		t.Errorf("after Run stopped: latest checkpoint %d, want 5", tree.latest)
+	if err := c2.Run(rctx); err != nil {
+		t.Errorf("Run after ctx ended = %v, want nil", err)
+	}
+	if tree.latest != 4 {
+		t.Errorf("after Run stopped: latest checkpoint %d, want 4", tree.latest)
+	}
+	if _, err := c2.Checkpoint(ctx); err != nil || tree.latest != 5 {
+		t.Errorf("last checkpoint: %v, latest %d, want 5", err, tree.latest)
 	}
 }

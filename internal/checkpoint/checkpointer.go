@@ -48,18 +48,18 @@ func NewCheckpointer(tree Tree, signer note.Signer, logger *slog.Logger) *Checkp
 	return &Checkpointer{tree: tree, signer: signer, log: logger.With("system", "checkpoint"), last: -1}
 }
 
-// Run signs checkpoints until ctx ends, then signs a last one if the tree
-// grew. Failures are logged and retried at the next tick.
-func (c *Checkpointer) Run(ctx context.Context) {
+// Run signs checkpoints until ctx ends, and then returns nil. A failed
+// checkpoint is logged and tried again at the next tick; Run has no fatal
+// error. It signs no last checkpoint when ctx ends: its owner calls
+// Checkpoint once the ledger's writer has stopped, so that the last
+// checkpoint covers every entry.
+func (c *Checkpointer) Run(ctx context.Context) error {
 	t := time.NewTicker(Interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			if _, err := c.Checkpoint(context.Background()); err != nil {
-				c.log.Error("final checkpoint failed", "err", err)
-			}
-			return
+			return nil
 		case <-t.C:
 			if _, err := c.Checkpoint(ctx); err != nil && ctx.Err() == nil {
 				c.log.Error("checkpoint failed", "err", err)

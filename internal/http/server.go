@@ -54,7 +54,9 @@ type Server struct {
 	Publisher Publisher
 	// CatchUp waits until the ledger has applied all input published so far.
 	CatchUp func(ctx context.Context) error
-	// Ready returns nil when the server can take events (NATS connected, ingest running).
+	// Ready returns nil when the server can take events (NATS connected, no
+	// background loop failed, ingest running), or an error saying why not
+	// without personal data; /readyz answers 503 with it.
 	Ready   func() error
 	Metrics *metrics.Metrics
 	Logger  *slog.Logger

@@ -9,5 +9,7 @@
 // the cursor: no consumer acks, and a restart resumes exactly where the last
 // committed batch ended. Input that cannot be recorded is republished, original
 // bytes and headers, to SHARELOG_REJECTED before the batch that skips it
-// commits, so nothing is dropped silently.
+// commits, so nothing is dropped silently. A failed batch is retried, with
+// backoff, from the last committed one; a SHARELOG_IN that is gone or ends
+// before the ledger's position stops the loop with an error (Ingester.Run).
 package nats

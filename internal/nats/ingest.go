@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	natsio "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -89,34 +90,61 @@ func (in *Ingester) CatchUp(ctx context.Context) error {
 	return in.store.WaitApplied(ctx, last)
 }
 
+// Ingest retry schedule: a failed batch or consumer is retried after
+// retryInitial, doubling up to retryMax; the schedule starts again after
+// consumption has run for longer than retryMax.
+const (
+	retryInitial = 100 * time.Millisecond
+	retryMax     = 10 * time.Second
+)
+
 // Run applies SHARELOG_IN to the ledger until ctx is done, and then returns
-// ctx.Err(). A failed batch is discarded and consumption restarts from the
-// ledger's last committed position, so every message is applied exactly once.
-// Run refuses to start, returning an error, if the stream is behind the ledger
-// (a deleted or replaced stream), since new messages would then be skipped.
+// nil. A failed batch is discarded and consumption restarts from the ledger's
+// last committed position after a backoff, so every message is applied
+// exactly once; a consumer deleted under it is replaced the same way.
+//
+// Run returns an error, wrapped as "ingest: ...", only when retrying cannot
+// help: before each (re)start it checks SHARELOG_IN, and a stream that is
+// gone, or that ends before the ledger's position (deleted or replaced), is
+// fatal, since new messages would then be skipped. Other failures, such as a
+// NATS server that does not answer, are retried for as long as ctx lasts.
 func (in *Ingester) Run(ctx context.Context) error {
+	b := &backoff.ExponentialBackOff{InitialInterval: retryInitial, Multiplier: 2, MaxInterval: retryMax}
+	_, err := backoff.Retry(ctx, func() (struct{}, error) {
+		if err := in.checkStream(ctx); err != nil {
+			return struct{}{}, err
+		}
+		start := time.Now()
+		err := in.consume(ctx)
+		in.ready.Store(false)
+		if time.Since(start) > retryMax {
+			b.Reset() // it ran for a while: this failure starts a new schedule
+		}
+		return struct{}{}, err
+	}, backoff.WithBackOff(b), backoff.WithMaxElapsedTime(0), backoff.WithNotify(func(err error, next time.Duration) {
+		in.log.Error("ingest failed; resuming from the last committed batch", "err", err, "retry_in", next)
+	}))
+	if ctx.Err() != nil {
+		return nil
+	}
+	return fmt.Errorf("ingest: %w", err)
+}
+
+// checkStream returns a permanent error (backoff.Permanent) if SHARELOG_IN
+// is gone or ends before the ledger's position, and the error as it is if
+// the stream could not be read.
+func (in *Ingester) checkStream(ctx context.Context) error {
 	last, err := LastSeq(ctx, in.js)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return backoff.Permanent(fmt.Errorf("%w: it was deleted; restore it or start from a new data directory", err))
+	}
 	if err != nil {
 		return err
 	}
 	if applied := in.store.Applied(); last < applied {
-		return fmt.Errorf("stream %s ends at sequence %d but the ledger has applied up to %d: the stream was deleted or replaced; restore it or start from a new data directory", StreamIn, last, applied)
+		return backoff.Permanent(fmt.Errorf("stream %s ends at sequence %d but the ledger has applied up to %d: the stream was deleted or replaced; restore it or start from a new data directory", StreamIn, last, applied))
 	}
-	backoff := 100 * time.Millisecond
-	for {
-		err := in.consume(ctx)
-		in.ready.Store(false)
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		in.log.Error("ingest failed; resuming from the last committed batch", "err", err, "retry_in", backoff)
-		select {
-		case <-time.After(backoff):
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		backoff = min(backoff*2, 10*time.Second)
-	}
+	return nil
 }
 
 // consume runs one ordered consumer from the ledger's position until an error.
@@ -135,6 +163,9 @@ func (in *Ingester) consume(ctx context.Context) error {
 	msgs := make(chan decoded, 2*in.cfg.BatchSize)
 	done := make(chan struct{})
 	defer close(done)
+	// deleted says the server deleted the consumer, which it does when the
+	// stream is deleted: consume returns, and Run checks the stream.
+	deleted := make(chan error, 1)
 	cc, err := cons.Consume(func(m jetstream.Msg) {
 		select {
 		case msgs <- in.decode(m):
@@ -142,6 +173,12 @@ func (in *Ingester) consume(ctx context.Context) error {
 		}
 	}, jetstream.PullMaxMessages(2*in.cfg.BatchSize), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		in.log.Warn("consumer", "err", err)
+		if errors.Is(err, jetstream.ErrConsumerDeleted) {
+			select {
+			case deleted <- err:
+			default:
+			}
+		}
 	}))
 	if err != nil {
 		return fmt.Errorf("consume: %w", err)
@@ -155,6 +192,8 @@ func (in *Ingester) consume(ctx context.Context) error {
 		select {
 		case d := <-msgs:
 			batch = append(batch, d)
+		case err := <-deleted:
+			return fmt.Errorf("consume: %w", err)
 		case <-ctx.Done():
 			return ctx.Err()
 		}

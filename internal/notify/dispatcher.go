@@ -2,13 +2,14 @@ package notify
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sharelog/sharelog/internal/ledger"
@@ -48,7 +49,9 @@ type Publisher interface {
 
 // Backoff is the retry schedule of failed deliveries: exponential with full
 // jitter. Attempt n (from 1) that fails is retried after a random delay in
-// [0, min(Max, Base*2^(n-1))).
+// [0, min(Max, Base*2^(n-1))]. The schedule is computed from the attempt
+// number, not kept in memory, because each attempt's NextAttemptAt is recorded
+// in the ledger and survives a restart.
 type Backoff struct {
 	Base time.Duration // default 1s
 	Max  time.Duration // default 1h
@@ -56,19 +59,33 @@ type Backoff struct {
 
 // Delay returns the delay before the attempt after failed attempt n (from 1).
 func (b Backoff) Delay(n int) time.Duration {
-	ceiling := b.Base
-	for i := 1; i < n && ceiling < b.Max; i++ {
-		ceiling *= 2
-	}
-	ceiling = min(ceiling, b.Max)
-	if ceiling <= 0 {
+	if b.Base <= 0 || b.Max <= 0 {
 		return 0
 	}
-	return rand.N(ceiling)
+	// Full jitter is cenkalti/backoff's randomisation by a factor of 1
+	// around half the ceiling: a delay in [0, ceiling].
+	exp := &backoff.ExponentialBackOff{
+		InitialInterval:     max(min(b.Base, b.Max)/2, 1),
+		RandomizationFactor: 1,
+		Multiplier:          2,
+		MaxInterval:         b.Max / 2,
+	}
+	exp.Reset()
+	// The interval reaches its maximum within 64 doublings.
+	for range min(n-1, 64) {
+		exp.NextBackOff()
+	}
+	return min(exp.NextBackOff(), b.Max)
 }
 
 // Config tunes the Dispatcher. Zero values take the defaults.
 type Config struct {
+	// CatchUp, if set, is called by Run before its first round: it waits
+	// until the ledger has applied the delivery records already in
+	// SHARELOG_IN, so that a restart does not resend what was recorded.
+	// *nats.Ingester's CatchUp is one. Run retries it with backoff, except
+	// when SHARELOG_IN is gone (jetstream.ErrStreamNotFound), which is fatal.
+	CatchUp func(ctx context.Context) error
 	// Interval is how often the store is polled for due notices (default 250ms).
 	Interval time.Duration
 	// RemindEvery is how often an overdue notice is delivered again as a
@@ -168,44 +185,77 @@ func (d *Dispatcher) WebhookSecret(recipient string) ([]byte, bool) {
 	return d.cfg.Secrets.Secret(recipient)
 }
 
-// Run delivers due notices until ctx is done, and then returns ctx.Err().
-// Each round takes the notices due, attempts them all (concurrently),
-// publishes a delivery record for each attempt and waits until the ledger has
-// applied them. A failed round is logged and retried after a pause.
+// Round retry schedule: a failed round is retried after Config.Interval,
+// doubling up to roundRetryMax, and the next good round starts it again.
+const roundRetryMax = 30 * time.Second
+
+// Run delivers due notices until ctx is done, and then returns nil. It first
+// catches up (Config.CatchUp), retrying with backoff; if that fails for good
+// it returns the error, wrapped as "notify: ...". Then each round takes the
+// notices due, attempts them all (concurrently), publishes a delivery record
+// for each attempt and waits until the ledger has applied them. A failed
+// round is logged and retried with backoff; it does not end Run.
 // Attempts cut short by ctx are not recorded; they are made again on the next
 // start, with the same notice ids. A round lasts as long as its slowest
 // attempt (at most WebhookTimeout), and the store is polled no more than
 // every Interval, nor more than a fifth of the time.
 func (d *Dispatcher) Run(ctx context.Context) error {
-	pause := d.cfg.Interval
+	if err := d.catchUp(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("notify: catching up with %s: %w", nats.StreamIn, err)
+	}
+	retry := &backoff.ExponentialBackOff{InitialInterval: d.cfg.Interval, Multiplier: 2, MaxInterval: roundRetryMax}
+	retry.Reset()
 	for {
 		n, query, err := d.round(ctx)
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return nil
 		}
 		// Polling costs a scan of the open obligations: never spend more
 		// than a fifth of the time on it.
 		wait := max(d.cfg.Interval, 4*query)
 		switch {
 		case err != nil:
-			d.log.Error("notice round failed", "err", err, "retry_in", pause)
-			wait, pause = pause, min(pause*2, 30*time.Second)
+			wait = retry.NextBackOff()
+			d.log.Error("notice round failed", "err", err, "retry_in", wait)
 		case n >= d.cfg.Batch:
-			pause = d.cfg.Interval
+			retry.Reset()
 			continue // more are due
 		default:
-			pause = d.cfg.Interval
+			retry.Reset()
 		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return ctx.Err()
+			return nil
 		case <-d.wake:
 			t.Stop()
 		case <-t.C:
 		}
 	}
+}
+
+// catchUp calls Config.CatchUp until it succeeds, with backoff from
+// Config.Interval up to roundRetryMax; a missing SHARELOG_IN is permanent.
+func (d *Dispatcher) catchUp(ctx context.Context) error {
+	if d.cfg.CatchUp == nil {
+		return nil
+	}
+	_, err := backoff.Retry(ctx, func() (struct{}, error) {
+		err := d.cfg.CatchUp(ctx)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			return struct{}{}, backoff.Permanent(err)
+		}
+		return struct{}{}, err
+	}, backoff.WithBackOff(&backoff.ExponentialBackOff{InitialInterval: d.cfg.Interval, Multiplier: 2, MaxInterval: roundRetryMax}),
+		backoff.WithMaxElapsedTime(0),
+		backoff.WithNotify(func(err error, next time.Duration) {
+			d.log.Warn("catching up with the ledger failed", "err", err, "retry_in", next)
+		}))
+	return err
 }
 
 // Round makes one delivery attempt for each notice due now and records them

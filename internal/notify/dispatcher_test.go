@@ -331,7 +331,7 @@ func TestRestartMidFanOut(t *testing.T) {
 			cancel1()
 		}
 	}
-	if err := d1.Run(ctx1); err != context.Canceled {
+	if err := d1.Run(ctx1); err != nil {
 		t.Fatalf("first Run = %v", err)
 	}
 	sentBefore := 0

@@ -80,10 +80,17 @@ func TestBackoffDelay(t *testing.T) {
 		if n > 10 {
 			ceiling = time.Minute
 		}
+		lo, hi := ceiling, time.Duration(0)
 		for range 50 {
-			if d := b.Delay(n); d < 0 || d >= ceiling {
-				t.Fatalf("Delay(%d) = %v, want in [0, %v)", n, d, ceiling)
+			d := b.Delay(n)
+			if d < 0 || d > ceiling {
+				t.Fatalf("Delay(%d) = %v, want in [0, %v]", n, d, ceiling)
 			}
+			lo, hi = min(lo, d), max(hi, d)
+		}
+		// Full jitter: 50 delays spread below and above half the ceiling.
+		if lo >= ceiling/2 || hi <= ceiling/2 {
+			t.Errorf("Delay(%d) over 50 draws in [%v, %v], want spread across [0, %v]", n, lo, hi, ceiling)
 		}
 	}
 }

@@ -92,8 +92,9 @@ type Report struct {
 	CompactTook time.Duration `json:"compactTook"`
 }
 
-// Run runs a round now and then every Config.Every until ctx ends. A
-// failed round is logged and retried at the next.
+// Run runs a round now and then every Config.Every until ctx ends, and then
+// returns nil. A failed round is logged and retried at the next; Run has no
+// fatal error.
 func (j *Job) Run(ctx context.Context) error {
 	t := time.NewTicker(j.cfg.Every)
 	defer t.Stop()
