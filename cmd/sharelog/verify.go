@@ -12,6 +12,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/sharelog/sharelog/internal/checkpoint"
+	"github.com/sharelog/sharelog/internal/policy"
 	"github.com/sharelog/sharelog/internal/store"
 )
 
@@ -58,6 +59,10 @@ type VerifyCmd struct {
 	// A ledger kept with --encrypt-at-rest opens only with its master key.
 	EncryptAtRest bool   `help:"The ledger was kept with --encrypt-at-rest: open it with the key derived from the master key." env:"SHARELOG_ENCRYPT_AT_REST" name:"encrypt-at-rest"`
 	MasterKeyFile string `help:"Master key file of an --encrypt-at-rest ledger (default DATA/master.key)." env:"SHARELOG_MASTER_KEY_FILE" name:"master-key-file" type:"path"`
+	// The replay computes the obligations' due dates with the policy the
+	// server ran with.
+	Policy   string `help:"The YAML policy file the server ran with (serve --policy): the replay of the entries computes notices' due dates with it." env:"SHARELOG_POLICY" type:"path"`
+	TreeOnly bool   `help:"Check only the entries, the tree and the checkpoints, not the state derived from the entries (indexes, registry, requests, obligations, holds, dedupe records)." name:"tree-only"`
 }
 
 // Run implements the verify command.
@@ -86,9 +91,17 @@ func (c *VerifyCmd) Run(env *Env) error {
 		}
 		atRest = store.AtRestKey(master)
 	}
+	pol := &policy.Policy{}
+	if c.Policy != "" {
+		if pol, err = policy.Load(c.Policy); err != nil {
+			return err
+		}
+	}
 	start := time.Now()
 	res, err := store.Verify(env.Ctx, store.VerifyConfig{
 		Dir:           dir,
+		Deadlines:     pol.Deadlines,
+		TreeOnly:      c.TreeOnly,
 		EncryptionKey: atRest,
 		Verifier:      v,
 		Checkpoints:   external,
@@ -106,6 +119,11 @@ func (c *VerifyCmd) Run(env *Env) error {
 		fmt.Fprintf(env.Stdout, "TAMPERED: %s\n", te)
 		return fmt.Errorf("ledger is not intact: %w", te)
 	}
+	var se *store.StateError
+	if errors.As(err, &se) {
+		fmt.Fprintf(env.Stdout, "TAMPERED: %s\n", se)
+		return fmt.Errorf("ledger is not intact: %d derived records do not match the entries", se.Total)
+	}
 	if err != nil {
 		return err
 	}
@@ -113,6 +131,13 @@ func (c *VerifyCmd) Run(env *Env) error {
 		fmt.Fprintln(env.Stderr, "note: the ledger's write-ahead log needed recovery (copied while the server ran, or after a crash); a scratch copy was recovered and verified, the directory itself was not written")
 	}
 	fmt.Fprintln(env.Stdout, res)
+	if !c.TreeOnly {
+		fmt.Fprintf(env.Stdout, "derived state: %d records match the replay of the entries", res.Records)
+		if res.Unchecked > 0 {
+			fmt.Fprintf(env.Stdout, " (%d entries naming several people, one of them forgotten before this version kept their links, not compared)", res.Unchecked)
+		}
+		fmt.Fprintln(env.Stdout)
+	}
 	if res.Checkpoints == 0 {
 		fmt.Fprintln(env.Stdout, "no signed checkpoint was found: the tree is consistent, but nothing signed vouches for it")
 	} else {

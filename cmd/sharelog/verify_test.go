@@ -147,7 +147,8 @@ func TestCheckpointsProofsAndVerify(t *testing.T) {
 		t.Fatalf("verify: %v\n%s", err, stderr)
 	}
 	lines := strings.Split(strings.TrimSpace(stdout), "\n")
-	if len(lines) != 2 || !strings.HasPrefix(lines[0], "intact: size 34 root ") {
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "intact: size 34 root ") ||
+		!strings.HasPrefix(lines[1], "derived state: ") || !strings.HasSuffix(lines[1], " records match the replay of the entries") {
 		t.Errorf("verify printed %q", stdout)
 	}
 	// Checkpoints 21, 31 and 34 stored, and the auditor's copy of 21.

@@ -66,6 +66,7 @@ type replay struct {
 	yIndex    map[uint64][][]byte
 	phantoms  map[string]bool   // subjects no entry can identify any more
 	ids       map[uint64]string // disclosure event ids, for messages
+	events    map[string]string // dedupe key -> "source/id (entry N)", for messages
 	diffs     []string
 	total     int
 	unchecked int // entries naming several people one of whom was forgotten
@@ -75,7 +76,7 @@ func newReplay(txn *badger.Txn, deadlines ledger.Deadlines) *replay {
 	r := &replay{
 		txn: txn, deadlines: deadlines, mem: ledger.NewMemState(),
 		perEntry: map[byte]map[string]string{}, bySubject: map[string]map[string]string{},
-		multi: map[uint64][]string{}, phantoms: map[string]bool{}, ids: map[uint64]string{},
+		multi: map[uint64][]string{}, phantoms: map[string]bool{}, ids: map[uint64]string{}, events: map[string]string{},
 	}
 	// Subjects are known to the replay by a token holding their keyed hash.
 	r.mem.Hash = func(s ledger.Subject) []byte { return []byte(strings.TrimPrefix(s.ID, "\x00")) }
@@ -119,7 +120,9 @@ func (r *replay) entry(seq uint64, value []byte) error {
 		r.differ("entry %d cannot be read: %v", seq, err)
 		return nil
 	}
-	r.expect(prefixDedupe, dedupeKey(ev.ID, ev.Source), string(binary.BigEndian.AppendUint64(nil, seq)))
+	dk := dedupeKey(ev.ID, ev.Source)
+	r.expect(prefixDedupe, dk, string(binary.BigEndian.AppendUint64(nil, seq)))
+	r.events[string(dk)] = fmt.Sprintf("%s/%s (entry %d)", ev.Source, ev.ID, seq)
 
 	// The subjects the entry names, by keyed hash.
 	var names [][]byte
@@ -382,12 +385,24 @@ func (r *replay) compare(count uint64) (int, error) {
 	}
 	missing := slices.Sorted(maps.Keys(exp))
 	for _, k := range missing {
-		r.differ("%s: missing", r.describe([]byte(k)))
+		r.differ("%s: missing%s", r.describe([]byte(k)), consequence[k[0]])
 	}
 	if salts != locators {
 		r.differ("%d subject salts for %d subject locators: each known subject has one of each", salts, locators)
 	}
 	return compared, nil
+}
+
+// consequence says what a missing record of a kind does to the answers.
+var consequence = map[byte]string{
+	prefixDedupe:       " (the event would be recorded again)",
+	prefixSubject:      " (the disclosure vanishes from who and from the recipients a request reaches)",
+	prefixByRecip:      " (the disclosure vanishes from the recipient's listing)",
+	prefixByTime:       " (the disclosure vanishes from listings by time)",
+	prefixOpen:         " (the notice is never sent again)",
+	prefixObligation:   " (a recipient to tell is lost)",
+	prefixSubjectLoc:   " (the subject can no longer be found)",
+	prefixAfterErasure: " (the disclosure is no longer flagged)",
 }
 
 // maskPersonal blanks the values a record keeps from its entry's personal
@@ -430,6 +445,9 @@ func (r *replay) describe(k []byte) string {
 	}
 	switch k[0] {
 	case prefixDedupe:
+		if e, ok := r.events[string(k)]; ok {
+			return fmt.Sprintf("dedupe record of event %s", e)
+		}
 		return fmt.Sprintf("dedupe record %x", k[1:])
 	case prefixSubject:
 		if len(k) == 1+subjectHashLen+posLen {
