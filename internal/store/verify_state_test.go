@@ -116,7 +116,6 @@ func fullLedger(t *testing.T) (Config, note.Verifier) {
 	return cfg, v
 }
 
-
 // copyLedger copies a closed ledger directory for one tampering.
 func copyLedger(t *testing.T, cfg Config) Config {
 	t.Helper()
