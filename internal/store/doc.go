@@ -9,8 +9,11 @@
 // last stream sequence of the batch. A batch is one Badger transaction, so an
 // event's dedupe record, its entry, its indexes and the applied stream
 // sequence commit together, with one sync (Badger runs with SyncWrites).
-// Entries are numbered densely from 1 (Entry.Seq). Append enforces the rules
-// that depend on the ledger's state; every other check happened before.
+// Entries are numbered densely from 1 (Entry.Seq). The store holds no rule:
+// Append asks ledger.Decide what the event does, reading the ledger through
+// ledger.State (state.go, over the batch's transaction), and writes the plan
+// it returns (batch.go); every check that does not depend on the ledger
+// happened before.
 //
 // # Key layout
 //
