@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 )
@@ -340,20 +341,11 @@ func affectedRecipients(sums []DisclosureSummary, cats []string) []affectedRecip
 	out := make([]affectedRecipient, 0, len(aggs))
 	for r, a := range aggs {
 		out = append(out, affectedRecipient{
-			recipient: r, categories: sortedSet(a.cats), received: sortedSet(a.received),
-			disclosures: a.disclosures, regimes: sortedSet(a.regimes),
+			recipient: r, categories: slices.Sorted(maps.Keys(a.cats)), received: slices.Sorted(maps.Keys(a.received)),
+			disclosures: a.disclosures, regimes: slices.Sorted(maps.Keys(a.regimes)),
 		})
 	}
 	slices.SortFunc(out, func(x, y affectedRecipient) int { return cmp.Compare(x.recipient, y.recipient) })
-	return out
-}
-
-func sortedSet(set map[string]struct{}) []string {
-	out := make([]string, 0, len(set))
-	for k := range set {
-		out = append(out, k)
-	}
-	slices.Sort(out)
 	return out
 }
 

@@ -7,8 +7,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
-	"sort"
 
 	"github.com/dgraph-io/badger/v4"
 
@@ -101,10 +101,10 @@ func (s *Store) Who(ctx context.Context, subj ledger.Subject) (*ledger.Who, erro
 			Name:                  r.Name,
 			Role:                  r.Role,
 			Country:               r.Country,
-			Categories:            sortedKeys(a.categories),
-			Purposes:              sortedKeys(a.purposes),
-			LawfulBases:           sortedKeys(a.bases),
-			Regimes:               sortedKeys(a.regimes),
+			Categories:            slices.Sorted(maps.Keys(a.categories)),
+			Purposes:              slices.Sorted(maps.Keys(a.purposes)),
+			LawfulBases:           slices.Sorted(maps.Keys(a.bases)),
+			Regimes:               slices.Sorted(maps.Keys(a.regimes)),
 			FirstDisclosedAt:      decodeTime(a.first),
 			LastDisclosedAt:       decodeTime(a.last),
 			Count:                 a.count,
@@ -167,15 +167,6 @@ func addSet(set map[string]struct{}, b []byte) {
 	if _, ok := set[string(b)]; !ok {
 		set[string(b)] = struct{}{}
 	}
-}
-
-func sortedKeys(set map[string]struct{}) []string {
-	out := make([]string, 0, len(set))
-	for k := range set {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // Disclosures lists the disclosures that match f in (DisclosedAt, Seq)
