@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"time"
 )
@@ -97,6 +98,9 @@ type ForgetEffect struct {
 // Duplicates (the same source and id) are the store's to detect before
 // Decide: an event is recorded once, ever.
 func Decide(st State, ev *Event, sender Sender, at time.Time, deadlines Deadlines) (*Plan, error) {
+	if want, ok := dataTypes[ev.Type]; !ok || reflect.TypeOf(ev.Data) != want {
+		return nil, fmt.Errorf("ledger: %s event with data %T", ev.Type, ev.Data)
+	}
 	if err := MaySend(ev.Type, sender); err != nil && ev.Type != TypeNoticeAck {
 		// An ack's sender is checked against its notice's recipient below,
 		// after the notice is known to exist.
@@ -120,6 +124,15 @@ func Decide(st State, ev *Event, sender Sender, at time.Time, deadlines Deadline
 	}
 	return nil, fmt.Errorf("ledger: no rules for %s event with data %T", ev.Type, ev.Data)
 }
+
+// dataTypes is the Go type of each event type's data (Types).
+var dataTypes = func() map[string]reflect.Type {
+	m := make(map[string]reflect.Type, len(Types))
+	for typ, ctor := range Types {
+		m[typ] = reflect.TypeOf(ctor())
+	}
+	return m
+}()
 
 // decideDisclosure: the recipient must be registered (ReasonUnknownRecipient).
 // A disclosure made after an erasure of the same data of the same person was

@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"errors"
 	"go/parser"
 	"go/token"
 	"os"
@@ -194,3 +195,12 @@ func TestStandardLibraryOnly(t *testing.T) {
 var t0 = time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
 
 func at(days int) time.Time { return t0.AddDate(0, 0, days) }
+
+// TestDecideDataMustMatchType: an event whose data is not its type's is a
+// bug of the caller, never a refusal.
+func TestDecideDataMustMatchType(t *testing.T) {
+	ev := &Event{Type: TypeErasure, Data: &Restriction{}}
+	if _, err := Decide(NewMemState(), ev, Sender{}, t0, Deadlines{}); err == nil || errors.As(err, new(*InvalidError)) {
+		t.Errorf("Decide = %v, want a plain error", err)
+	}
+}
