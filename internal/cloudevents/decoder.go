@@ -20,9 +20,11 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"github.com/cloudevents/sdk-go/v2/types"
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/sharelog/sharelog/internal/ledger"
 	"github.com/sharelog/sharelog/internal/vocab"
+	"github.com/sharelog/sharelog/schemas"
 )
 
 // Size limits.
@@ -44,9 +46,8 @@ const (
 // Decoder decodes and validates CloudEvents. It compiles the JSON Schemas
 // once; it is safe for concurrent use.
 type Decoder struct {
-	vocab   *vocab.Vocabulary
-	schemas map[string]*typeSchema
-	check   *structValidator
+	vocab *vocab.Vocabulary
+	check *structValidator
 }
 
 // Decoded is the result for one event of a request or batch.
@@ -60,17 +61,13 @@ type Decoded struct {
 	Err    error // a *ledger.InvalidError
 }
 
-// NewDecoder returns a Decoder that checks vocabulary keys against v and
-// event data against the embedded JSON Schemas.
+// NewDecoder returns a Decoder that checks event data against the Go types
+// of internal/ledger and their validate tags, and vocabulary keys against v.
 func NewDecoder(v *vocab.Vocabulary) (*Decoder, error) {
 	if v == nil {
 		return nil, errors.New("cloudevents: nil vocabulary")
 	}
-	ss, err := compileSchemas()
-	if err != nil {
-		return nil, err
-	}
-	return &Decoder{vocab: v, schemas: ss, check: newStructValidator(v)}, nil
+	return &Decoder{vocab: v, check: newStructValidator(v)}, nil
 }
 
 // DecodeStructured decodes one event in the CloudEvents JSON format. Any
@@ -226,7 +223,7 @@ func (d *Decoder) decodeStructured(body []byte, extra []attr) (ev *ledger.Event,
 		source, id = peekSourceID(body)
 		return nil, source, id, structuredEnvelopeError(body, err)
 	}
-	return d.finish(&e, body, &bc, extra)
+	return d.finish(&e, extra)
 }
 
 // decodeBinary decodes one event in binary mode: attributes in ce-* headers,
@@ -252,7 +249,7 @@ func (d *Decoder) decodeBinary(header map[string][]string, body []byte, nats boo
 	if err != nil {
 		return nil, source, id, binaryEnvelopeError(h, err)
 	}
-	return d.finish(e, nil, nil, extra)
+	return d.finish(e, extra)
 }
 
 // nonUTF8Attribute refuses a binary-mode event with an attribute whose
@@ -369,10 +366,9 @@ func percentDecode(s string) string {
 }
 
 // finish checks a parsed CloudEvent against sharelog's rules and decodes its
-// data. For an event in structured mode, body is the event and bc what
-// checkBody found in it: if the data is the body's data member as it is
-// written, its text is not checked again.
-func (d *Decoder) finish(e *event.Event, body []byte, bc *bodyCheck, extra []attr) (*ledger.Event, string, string, error) {
+// data. extra are further attributes (transport headers) to check for
+// subject identifiers.
+func (d *Decoder) finish(e *event.Event, extra []attr) (*ledger.Event, string, string, error) {
 	source, id := e.Source(), e.ID()
 	if sv := e.SpecVersion(); sv != event.CloudEventsVersionV1 {
 		return nil, source, id, ledger.Invalid(ledger.ReasonSpecVersion, "specversion", "specversion %q is not supported: sharelog accepts CloudEvents 1.0", clip(sv))
@@ -398,45 +394,22 @@ func (d *Decoder) finish(e *event.Event, body []byte, bc *bodyCheck, extra []att
 		probs = append(probs, ledger.Problem{Reason: ledger.ReasonContentType, Field: "datacontenttype", Detail: fmt.Sprintf("datacontenttype %q is not supported: data must be application/json", clip(dct))})
 	}
 	typ := e.Type()
-	sch, known := d.schemas[typ]
-	if !known {
+	if _, known := ledger.Types[typ]; !known {
 		probs = append(probs, ledger.Problem{Reason: ledger.ReasonUnknownType, Field: "type", Detail: fmt.Sprintf("unknown event type %q", clip(typ))})
-	} else if ds := e.DataSchema(); ds != "" && ds != sch.id {
-		probs = append(probs, ledger.Problem{Reason: ledger.ReasonInvalidData, Field: "dataschema", Detail: fmt.Sprintf("dataschema must be %q for type %s, or absent", sch.id, typ)})
+	} else if ds := e.DataSchema(); ds != "" && ds != schemas.ID(typ) {
+		probs = append(probs, ledger.Problem{Reason: ledger.ReasonInvalidData, Field: "dataschema", Detail: fmt.Sprintf("dataschema must be %q for type %s, or absent", schemas.ID(typ), typ)})
 	}
 	if len(probs) > 0 {
 		return nil, source, id, &ledger.InvalidError{Problems: probs}
 	}
 
 	data := e.Data()
-	trimmed := bytes.TrimSpace(data)
-	if len(trimmed) == 0 {
+	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, source, id, ledger.Invalid(ledger.ReasonInvalidData, "data", "required: a JSON object")
 	}
-	var dup *ledger.Problem
-	if bc != nil && bc.hasData && !e.DataBase64 && bytes.Equal(trimmed, body[bc.dataStart:bc.dataEnd]) {
-		dup = bc.dataDup
-	} else {
-		valid, p := checkData(data)
-		if !valid {
-			return nil, source, id, ledger.Invalid(ledger.ReasonMalformed, "data", "not valid JSON")
-		}
-		dup = p
-	}
-	doc, p := parseData(data)
-	if p != nil {
-		return nil, source, id, &ledger.InvalidError{Problems: []ledger.Problem{*p}}
-	}
-	if dup != nil {
-		// JSON parsers disagree on which of the two values counts: the
-		// checks below and whatever later reads Raw could see different
-		// ones.
-		return nil, source, id, &ledger.InvalidError{Problems: []ledger.Problem{*dup}}
-	}
-	if probs := sch.validateDoc(doc); len(probs) > 0 {
-		return nil, source, id, &ledger.InvalidError{Problems: probs}
-	}
-	v, probs := decodeData(typ, data)
+	// One pass of the JSON v2 decoder checks the text (UTF-8, no key twice)
+	// and decodes it into the type's Go value.
+	v, probs := d.decodeData(typ, data)
 	if len(probs) > 0 {
 		return nil, source, id, &ledger.InvalidError{Problems: probs}
 	}
@@ -444,19 +417,18 @@ func (d *Decoder) finish(e *event.Event, body []byte, bc *bodyCheck, extra []att
 		// The identifier may be in the id or source: do not echo them.
 		return nil, "", "", &ledger.InvalidError{Problems: probs}
 	}
-	if probs := d.check.problems(v); len(probs) > 0 {
+	if probs := d.check.problems(v, data); len(probs) > 0 {
 		return nil, source, id, &ledger.InvalidError{Problems: probs}
 	}
 
 	// Store the event in one form whichever mode it came in: JSON data,
 	// compacted, with datacontenttype application/json.
 	if bytes.ContainsAny(data, " \t\r\n") {
-		var buf bytes.Buffer
-		buf.Grow(len(data))
-		if err := json.Compact(&buf, data); err != nil {
+		compact := jsontext.Value(slices.Clone(data))
+		if err := compact.Compact(); err != nil {
 			return nil, source, id, ledger.Invalid(ledger.ReasonMalformed, "data", "not valid JSON")
 		}
-		data = buf.Bytes()
+		data = compact
 	}
 	e.DataEncoded = data
 	e.DataBase64 = false

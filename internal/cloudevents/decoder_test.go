@@ -14,16 +14,16 @@ import (
 
 // schemaPath and goPath run one event's data through each of the two
 // validation paths on its own.
-func schemaPath(d *Decoder, typ string, data []byte) []ledger.Problem {
-	return d.schemas[typ].validate(data)
+func schemaPath(tb testing.TB, typ string, data []byte) []ledger.Problem {
+	return testSchemas(tb)[typ].validate(data)
 }
 
 func goPath(d *Decoder, typ string, data []byte) []ledger.Problem {
-	v, probs := decodeData(typ, data)
+	v, probs := d.decodeData(typ, data)
 	if len(probs) > 0 {
 		return probs
 	}
-	return d.check.problems(v)
+	return d.check.problems(v, data)
 }
 
 // TestSchemaAndGoAgree runs every fixture's data through the JSON Schema and
@@ -65,7 +65,7 @@ func TestSchemaAndGoAgree(t *testing.T) {
 			if err := json.Unmarshal(c.body, &ev); err != nil {
 				t.Fatal(err)
 			}
-			sp, gp := schemaPath(d, ev.Type, ev.Data), goPath(d, ev.Type, ev.Data)
+			sp, gp := schemaPath(t, ev.Type, ev.Data), goPath(d, ev.Type, ev.Data)
 			if got := len(sp) == 0; got != c.wantSchemaOK {
 				t.Errorf("JSON Schema accepts = %v, want %v; problems %v", got, c.wantSchemaOK, sp)
 			}

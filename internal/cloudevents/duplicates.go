@@ -44,11 +44,6 @@ type bodyCheck struct {
 	valid  bool            // JSON text in UTF-8, duplicates aside
 	object bool            // the top-level value is an object
 	envDup *ledger.Problem // the first duplicate outside data, or nil
-	// hasData: the body has a data member, whose value is
-	// body[dataStart:dataEnd]; dataDup is its first duplicate, or nil.
-	hasData            bool
-	dataStart, dataEnd int
-	dataDup            *ledger.Problem
 }
 
 // objectReader is a pooled jsontext.Decoder reading directly from a byte
@@ -170,12 +165,6 @@ func checkBody(body []byte) bodyCheck {
 		bc := bodyCheck{valid: true, object: true}
 		if i, j := foldDuplicate(r.members); i >= 0 {
 			bc.envDup = attributeTwice(r.members[j].name, r.members[i].name)
-			return bc
-		}
-		for _, m := range r.members {
-			if m.name == "data" {
-				bc.hasData, bc.dataStart, bc.dataEnd = true, m.start, m.end
-			}
 		}
 		return bc
 	}
@@ -201,8 +190,8 @@ func checkBody(body []byte) bodyCheck {
 			return bc
 		}
 		if m.name == "data" {
-			// With no name twice before it, this is the only data member.
-			bc.hasData, bc.dataStart, bc.dataEnd = true, m.start, m.end
+			// With no name twice before it, this is the only data member;
+			// decoding the data finds a key twice in it.
 			continue
 		}
 		if p := firstDuplicate(body[m.start:m.end], m.name); p != nil {
@@ -210,23 +199,7 @@ func checkBody(body []byte) bodyCheck {
 			return bc
 		}
 	}
-	if bc.hasData {
-		bc.dataDup = firstDuplicate(body[bc.dataStart:bc.dataEnd], "data")
-	}
 	return bc
-}
-
-// checkData checks the data of an event that was not read with its body: it
-// reports whether data is valid JSON text in UTF-8 (duplicates aside) and
-// returns its first duplicated key, if any.
-func checkData(data []byte) (valid bool, dup *ledger.Problem) {
-	if jsontext.Value(data).IsValid() {
-		return true, nil
-	}
-	if !jsontext.Value(data).IsValid(allowDuplicates) {
-		return false, nil
-	}
-	return true, firstDuplicate(data, "data")
 }
 
 // firstDuplicate returns a problem naming the first key that appears twice
