@@ -41,20 +41,58 @@ func (e *nullError) Error() string { return "null where " + e.t.String() + " is 
 // object, text that is not UTF-8 and a null are refused.
 var dataOptions = json.JoinOptions(
 	json.RejectUnknownMembers(true),
-	json.WithUnmarshalers(json.UnmarshalFromFunc(refuseNull)),
+	json.WithUnmarshalers(nullRefused.unmarshalers),
 )
 
 // lenientOptions are dataOptions allowing unknown members: used only to
 // describe an event already refused, to find its further problems.
 var lenientOptions = json.JoinOptions(dataOptions, json.RejectUnknownMembers(false))
 
-func refuseNull(dec *jsontext.Decoder, v any) error {
-	if dec.PeekKind() == 'n' {
-		if _, ok := v.(*any); !ok {
-			return &nullError{t: reflect.TypeOf(v).Elem()}
+// nullRefusers refuse a JSON null for each Go type in the data of
+// ledger.Types, bar a change's value (any JSON). TestNullRefusedForEveryType
+// checks that the list is complete. One unmarshaler per concrete type, not
+// one for interface{}, which the decoder would call, with an allocation,
+// for every value.
+type nullRefusers struct {
+	types        map[reflect.Type]bool
+	unmarshalers *json.Unmarshalers
+}
+
+var nullRefused = refuseNull(
+	refuseNullOf[string](), refuseNullOf[int](), refuseNullOf[bool](),
+	refuseNullOf[time.Time](), refuseNullOf[*time.Time](), refuseNullOf[[]string](),
+	refuseNullOf[ledger.Subject](), refuseNullOf[*ledger.Subject](), refuseNullOf[[]ledger.Subject](),
+	refuseNullOf[ledger.Channel](),
+	refuseNullOf[ledger.RecordRef](), refuseNullOf[[]ledger.RecordRef](),
+	refuseNullOf[ledger.Transfer](), refuseNullOf[*ledger.Transfer](),
+	refuseNullOf[ledger.Change](), refuseNullOf[[]ledger.Change](),
+	refuseNullOf[ledger.HoldScope](), refuseNullOf[*ledger.HoldScope](),
+)
+
+type nullRefuser struct {
+	t reflect.Type
+	u *json.Unmarshalers
+}
+
+func refuseNullOf[T any]() nullRefuser {
+	t := reflect.TypeFor[T]()
+	return nullRefuser{t: t, u: json.UnmarshalFromFunc(func(dec *jsontext.Decoder, _ *T) error {
+		if dec.PeekKind() == 'n' {
+			return &nullError{t: t}
 		}
+		return errors.ErrUnsupported // decode as usual
+	})}
+}
+
+func refuseNull(rs ...nullRefuser) nullRefusers {
+	out := nullRefusers{types: make(map[reflect.Type]bool, len(rs))}
+	us := make([]*json.Unmarshalers, len(rs))
+	for i, r := range rs {
+		out.types[r.t] = true
+		us[i] = r.u
 	}
-	return errors.ErrUnsupported // decode as usual
+	out.unmarshalers = json.JoinUnmarshalers(us...)
+	return out
 }
 
 // decodeData decodes data, the JSON text of an event's data, into the Go
@@ -66,6 +104,9 @@ func (d *Decoder) decodeData(typ string, data []byte) (any, []ledger.Problem) {
 		return nil, []ledger.Problem{{Reason: ledger.ReasonUnknownType, Field: "type", Detail: fmt.Sprintf("unknown event type %q", clip(typ))}}
 	}
 	v := newData()
+	if firstByte(data) != '{' {
+		return nil, d.decodeProblems(newData, data, nil)
+	}
 	if err := json.Unmarshal(data, v, dataOptions); err != nil {
 		return nil, d.decodeProblems(newData, data, err)
 	}
