@@ -8,7 +8,6 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -38,13 +37,7 @@ type conformanceCase struct {
 func loadConformance(t *testing.T, rel string) []conformanceCase {
 	t.Helper()
 	path := filepath.Join(conformanceDir, rel)
-	b, err := os.ReadFile(path)
-	if os.IsNotExist(err) {
-		t.Skipf("%s is absent", path)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := readShared(t, path)
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	var out []conformanceCase
 	for i := 0; ; i++ {

@@ -1,7 +1,6 @@
 package vocab_test
 
 import (
-	"os"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -176,13 +175,7 @@ func itoa(i int) string {
 // fidesKeys reads the fides_key of every entry of a fideslang file.
 func fidesKeys(t *testing.T, path, list string) []string {
 	t.Helper()
-	b, err := os.ReadFile(path)
-	if os.IsNotExist(err) {
-		t.Skipf("%s is absent", path)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := readShared(t, path)
 	var doc map[string][]struct {
 		FidesKey string `yaml:"fides_key"`
 		Name     string `yaml:"name"`
