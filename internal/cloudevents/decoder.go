@@ -3,7 +3,7 @@ package cloudevents
 import (
 	"bytes"
 	"context"
-	"encoding/json"
+
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +20,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"github.com/cloudevents/sdk-go/v2/types"
+	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/sharelog/sharelog/internal/ledger"
@@ -167,8 +168,8 @@ func (d *Decoder) DecodeBatch(body []byte) ([]Decoded, error) {
 	if len(body) > MaxBatchSize {
 		return nil, ledger.Errorf(ledger.ETOOLARGE, "batch is %d bytes, over the limit of %d", len(body), MaxBatchSize)
 	}
-	var items []json.RawMessage
-	if err := json.Unmarshal(body, &items); err != nil || firstByte(body) != '[' {
+	items, ok := batchItems(body)
+	if !ok {
 		return nil, ledger.Invalid(ledger.ReasonMalformed, "body", "a batch must be a JSON array of CloudEvents in the JSON format")
 	}
 	out := make([]Decoded, len(items))
@@ -177,6 +178,34 @@ func (d *Decoder) DecodeBatch(body []byte) ([]Decoded, error) {
 		out[i] = Decoded{Event: ev, Source: src, ID: id, Err: err}
 	}
 	return out, nil
+}
+
+// batchItems splits body, a JSON array, into the text of its elements,
+// slices of body. The array's text is read as syntax only, letting through
+// what each element's own decode refuses with a reason (text that is not
+// UTF-8, a key twice); ok is false if body is not a JSON array.
+func batchItems(body []byte) (items [][]byte, ok bool) {
+	r := getObjectReader(body, jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
+	defer r.free()
+	dec := r.dec
+	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '[' {
+		return nil, false
+	}
+	for dec.PeekKind() != ']' {
+		v, err := dec.ReadValue()
+		if err != nil {
+			return nil, false
+		}
+		end := int(dec.InputOffset())
+		items = append(items, body[end-len(v):end:end])
+	}
+	if _, err := dec.ReadToken(); err != nil { // ]
+		return nil, false
+	}
+	if _, err := dec.ReadToken(); err != io.EOF {
+		return nil, false
+	}
+	return items, true
 }
 
 // readBody reads at most limit bytes of body.
@@ -519,7 +548,7 @@ func structuredEnvelopeError(body []byte, err error) *ledger.InvalidError {
 		}
 		return validationProblems(ve)
 	}
-	var m map[string]json.RawMessage
+	var m map[string]jsontext.Value
 	if json.Unmarshal(body, &m) == nil {
 		for _, name := range sortedKeys(m) {
 			if detail := checkJSONAttribute(name, m[name]); detail != "" {
@@ -532,7 +561,7 @@ func structuredEnvelopeError(body []byte, err error) *ledger.InvalidError {
 
 // checkJSONAttribute says what is wrong with one member of a JSON-format
 // event, or returns "" if nothing is.
-func checkJSONAttribute(name string, raw json.RawMessage) string {
+func checkJSONAttribute(name string, raw jsontext.Value) string {
 	switch name {
 	case "data", "data_base64":
 		return ""
@@ -599,7 +628,9 @@ func peekSourceID(body []byte) (source, id string) {
 		Source any `json:"source"`
 		ID     any `json:"id"`
 	}
-	if json.Unmarshal(body, &v) != nil {
+	// Names match regardless of case and the last of two counts, as they
+	// did when encoding/json read them here.
+	if json.Unmarshal(body, &v, json.MatchCaseInsensitiveNames(true), jsontext.AllowDuplicateNames(true)) != nil {
 		return "", ""
 	}
 	source, _ = v.Source.(string)
