@@ -47,8 +47,9 @@ const (
 // Decoder decodes and validates CloudEvents. It compiles the JSON Schemas
 // once; it is safe for concurrent use.
 type Decoder struct {
-	vocab *vocab.Vocabulary
-	check *structValidator
+	vocab   *vocab.Vocabulary
+	check   *structValidator
+	handoff handoff
 }
 
 // Decoded is the result for one event of a request or batch.
@@ -101,6 +102,16 @@ func (d *Decoder) DecodeMessage(header map[string][]string, body []byte) (*ledge
 	}
 	extra := headerAttrs(header)
 	mt := mediaType(ct)
+	if (mt == MediaTypeStructured || ct == "" && !binary) && len(body) <= MaxEventSize {
+		if ev := d.handoff.take(body); ev != nil {
+			// Decoded and validated by this Decoder already: only the
+			// transport headers are new.
+			if probs := identifiersInAttributes(subjectIDs(ev.Data), nil, extra); len(probs) > 0 {
+				return nil, &ledger.InvalidError{Problems: probs}
+			}
+			return ev, nil
+		}
+	}
 	switch {
 	case mt == MediaTypeStructured:
 		ev, _, _, err := d.decodeStructured(body, extra)

@@ -113,6 +113,7 @@ func (s *Server) handleAck(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	events := []*ledger.Event{ev}
+	s.Decoder.Handoff(events) // decoded once, here, not again by the ingest
 	acks, err := s.Publisher.Publish(ctx, notify.SubjectAckPrefix+id, events)
 	if err != nil {
 		s.fail(w, r, ledger.Errorf(ledger.EUNAVAILABLE, "ack not stored: %v", err))

@@ -234,6 +234,9 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, newProblem(http.StatusBadRequest, ledger.EINVALID, "no events in request"))
 		return
 	}
+	// The ingest reads these events back from SHARELOG_IN: it takes them
+	// as decoded here rather than decoding them a second time.
+	s.Decoder.Handoff(events)
 	acks, err := s.Publisher.Publish(ctx, nats.SubjectInHTTP, events)
 	if err != nil {
 		s.fail(w, r, ledger.Errorf(ledger.EUNAVAILABLE, "events not stored: %v", err))
