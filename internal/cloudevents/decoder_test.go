@@ -30,6 +30,7 @@ func goPath(d *Decoder, typ string, data []byte) []ledger.Problem {
 // through the Go type with its validate tags, separately, so that the two
 // definitions of the event contract cannot drift apart.
 func TestSchemaAndGoAgree(t *testing.T) {
+	t.Parallel()
 	d := newDecoder(t)
 	type tc struct {
 		fixture
@@ -87,6 +88,7 @@ func TestSchemaAndGoAgree(t *testing.T) {
 // TestInvalidFixtures decodes every invalid fixture in every mode it can be
 // expressed in and checks the reason and field of the first problem.
 func TestInvalidFixtures(t *testing.T) {
+	t.Parallel()
 	d := newDecoder(t)
 	for _, f := range invalidFixtures(t) {
 		t.Run(f.File, func(t *testing.T) {
@@ -136,6 +138,7 @@ func TestInvalidFixtures(t *testing.T) {
 // that each mode yields the same event, stored as the same Raw bytes, and
 // that Raw decodes again to itself.
 func TestValidFixtures(t *testing.T) {
+	t.Parallel()
 	d := newDecoder(t)
 	var batch []json.RawMessage
 	var want []*ledger.Event
@@ -235,6 +238,7 @@ func TestValidFixtures(t *testing.T) {
 
 // TestBatchMixed checks that one bad event in a batch fails alone.
 func TestBatchMixed(t *testing.T) {
+	t.Parallel()
 	d := newDecoder(t)
 	valid := fixtureBody(t, "valid/disclosure-uk-gdpr.json")
 	var bad []byte
@@ -276,6 +280,7 @@ func TestBatchMixed(t *testing.T) {
 }
 
 func TestRequestLevelErrors(t *testing.T) {
+	t.Parallel()
 	d := newDecoder(t)
 	valid := fixtureBody(t, "valid/disclosure-uk-gdpr.json")
 	tests := []struct {
@@ -330,6 +335,7 @@ func TestRequestLevelErrors(t *testing.T) {
 
 // TestOversize checks per-event size limits in every mode.
 func TestOversize(t *testing.T) {
+	t.Parallel()
 	d := newDecoder(t)
 	valid := fixtureBody(t, "valid/disclosure-uk-gdpr.json")
 	// A valid event padded with whitespace to just over the limit.
@@ -364,6 +370,7 @@ func TestOversize(t *testing.T) {
 // TestDecodeMessageModes covers how DecodeMessage picks the content mode and
 // that it checks every NATS header for identifiers.
 func TestDecodeMessageModes(t *testing.T) {
+	t.Parallel()
 	d := newDecoder(t)
 	valid := fixtureBody(t, "valid/disclosure-uk-gdpr.json")
 	attrs, data, _ := binaryForm(valid)
@@ -430,6 +437,7 @@ func TestDecodeMessageModes(t *testing.T) {
 }
 
 func TestInvalidErrorType(t *testing.T) {
+	t.Parallel()
 	d := newDecoder(t)
 	_, err := d.DecodeStructured([]byte("nope"))
 	var ie *ledger.InvalidError

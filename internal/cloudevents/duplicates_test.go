@@ -25,6 +25,7 @@ func rawDuplicate(raw []byte) string {
 // duplicate on its own, and that the one decode of the data into its Go type
 // refuses it.
 func TestDuplicateKeys(t *testing.T) {
+	t.Parallel()
 	d := newDecoder(t)
 	tests := []struct {
 		file        string
@@ -125,6 +126,7 @@ func TestDuplicateKeys(t *testing.T) {
 // (or Content-Type) come twice in different cases, or that carries a ce-data
 // header, is refused: which of two headers a map gives first is not defined.
 func TestAmbiguousHeaders(t *testing.T) {
+	t.Parallel()
 	d := newDecoder(t)
 	attrs, data, _ := binaryForm(fixtureBody(t, "valid/disclosure-uk-gdpr.json"))
 	tests := []struct {
@@ -174,6 +176,7 @@ func TestAmbiguousHeaders(t *testing.T) {
 // in case is refused by name, at every depth of every valid fixture: JSON
 // Schema property names are case-sensitive and every object is closed.
 func TestKeyCaseVariants(t *testing.T) {
+	t.Parallel()
 	d := newDecoder(t)
 	n := 0
 	for _, f := range validFixtures(t) {
@@ -214,6 +217,7 @@ func TestKeyCaseVariants(t *testing.T) {
 // the JSON Schema (json-iterator) and the Go type (encoding/json) would read
 // its strings differently, and Raw would not be valid JSON text.
 func TestNotUTF8(t *testing.T) {
+	t.Parallel()
 	d := newDecoder(t)
 	valid := fixtureBody(t, "valid/disclosure-dpa-part3.json")
 	for name, body := range map[string]string{

@@ -288,6 +288,7 @@ func outcome(c goldenCase, ev *ledger.Event, src, id string, err error) string {
 // TestGoldenOutcomes checks that every input of goldenCases gives the same
 // Raw bytes or the same problems as recorded in goldenFile.
 func TestGoldenOutcomes(t *testing.T) {
+	t.Parallel()
 	d := newDecoder(t)
 	cases := goldenCases(t)
 	got := make([]string, len(cases))

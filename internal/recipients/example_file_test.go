@@ -30,6 +30,7 @@ func loadExample(t *testing.T) map[string]ledger.Recipient {
 }
 
 func TestExampleFileHasEveryForce(t *testing.T) {
+	t.Parallel()
 	b := readShared(t, forcesFile)
 	var forces []struct{ ID, Name string }
 	if err := json.Unmarshal(b, &forces); err != nil {
@@ -56,6 +57,7 @@ func TestExampleFileHasEveryForce(t *testing.T) {
 }
 
 func TestExampleFileNamedRecipients(t *testing.T) {
+	t.Parallel()
 	byID := loadExample(t)
 	tests := []struct {
 		id, name, role, country, regime, channel string
