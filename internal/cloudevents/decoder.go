@@ -244,7 +244,7 @@ func (d *Decoder) decodeStructured(body []byte, extra []attr) (ev *ledger.Event,
 		return nil, "", "", ledger.Invalid(ledger.ReasonOversize, "", "event is %d bytes, over the limit of %d", len(body), MaxEventSize)
 	}
 	// One read of the body checks that it is JSON and finds duplicated keys.
-	bc := checkBody(body)
+	bc := checkBody(body, d.decodeDataFrom)
 	if !bc.valid {
 		return nil, "", "", ledger.Invalid(ledger.ReasonMalformed, "", "not valid JSON")
 	}
@@ -263,7 +263,7 @@ func (d *Decoder) decodeStructured(body []byte, extra []attr) (ev *ledger.Event,
 		source, id = peekSourceID(body)
 		return nil, source, id, structuredEnvelopeError(body, err)
 	}
-	return d.finish(&e, extra)
+	return d.finish(&e, &bc, extra)
 }
 
 // decodeBinary decodes one event in binary mode: attributes in ce-* headers,
@@ -289,7 +289,7 @@ func (d *Decoder) decodeBinary(header map[string][]string, body []byte, nats boo
 	if err != nil {
 		return nil, source, id, binaryEnvelopeError(h, err)
 	}
-	return d.finish(e, extra)
+	return d.finish(e, nil, extra)
 }
 
 // nonUTF8Attribute refuses a binary-mode event with an attribute whose
@@ -406,9 +406,10 @@ func percentDecode(s string) string {
 }
 
 // finish checks a parsed CloudEvent against sharelog's rules and decodes its
-// data. extra are further attributes (transport headers) to check for
-// subject identifiers.
-func (d *Decoder) finish(e *event.Event, extra []attr) (*ledger.Event, string, string, error) {
+// data, unless bc (for an event in structured mode) holds it decoded from
+// the same text. extra are further attributes (transport headers) to check
+// for subject identifiers.
+func (d *Decoder) finish(e *event.Event, bc *bodyCheck, extra []attr) (*ledger.Event, string, string, error) {
 	source, id := e.Source(), e.ID()
 	if sv := e.SpecVersion(); sv != event.CloudEventsVersionV1 {
 		return nil, source, id, ledger.Invalid(ledger.ReasonSpecVersion, "specversion", "specversion %q is not supported: sharelog accepts CloudEvents 1.0", clip(sv))
@@ -448,10 +449,16 @@ func (d *Decoder) finish(e *event.Event, extra []attr) (*ledger.Event, string, s
 		return nil, source, id, ledger.Invalid(ledger.ReasonInvalidData, "data", "required: a JSON object")
 	}
 	// One pass of the JSON v2 decoder checks the text (UTF-8, no key twice)
-	// and decodes it into the type's Go value.
-	v, probs := d.decodeData(typ, data)
-	if len(probs) > 0 {
-		return nil, source, id, &ledger.InvalidError{Problems: probs}
+	// and decodes it into the type's Go value: in structured mode, usually
+	// during the read of the whole event.
+	var v any
+	if bc != nil && bc.data != nil && bc.dataType == typ && !e.DataBase64 && bytes.Equal(bytes.TrimSpace(data), bc.dataText) {
+		v = bc.data
+	} else {
+		var probs []ledger.Problem
+		if v, probs = d.decodeData(typ, data); len(probs) > 0 {
+			return nil, source, id, &ledger.InvalidError{Problems: probs}
+		}
 	}
 	if probs := identifiersInAttributes(subjectIDs(v), e, extra); len(probs) > 0 {
 		// The identifier may be in the id or source: do not echo them.

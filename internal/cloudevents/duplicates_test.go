@@ -3,6 +3,7 @@ package cloudevents
 import (
 	"encoding/json"
 	"maps"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -11,7 +12,7 @@ import (
 
 // rawDuplicate returns the path of a duplicated key in an event's Raw, or "".
 func rawDuplicate(raw []byte) string {
-	if bc := checkBody(raw); bc.envDup != nil {
+	if bc := checkBody(raw, nil); bc.envDup != nil {
 		return bc.envDup.Field
 	}
 	if p := firstDuplicate(raw, ""); p != nil {
@@ -254,5 +255,37 @@ func TestNotUTF8(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestDataDecodedInTheRead checks that the data of a structured event whose
+// type attribute comes before its data is decoded in the one read of the
+// event that also checks its text, and to the value a separate decode of the
+// data gives.
+func TestDataDecodedInTheRead(t *testing.T) {
+	t.Parallel()
+	d := newDecoder(t)
+	for i, body := range genDisclosures(1, 0, 16, 200_000) {
+		bc := checkBody(body, d.decodeDataFrom)
+		if bc.data == nil || bc.dataType != ledger.TypeDisclosure {
+			t.Fatalf("event %d: data not decoded in the read (type %q)", i, bc.dataType)
+		}
+		want, probs := d.decodeData(bc.dataType, bc.dataText)
+		if len(probs) > 0 {
+			t.Fatal(probs)
+		}
+		if !reflect.DeepEqual(bc.data, want) {
+			t.Errorf("event %d: decoded in the read %+v, separately %+v", i, bc.data, want)
+		}
+	}
+	// Data before type, and data that does not decode: not decoded in the
+	// read, and the event's outcome is as without it (TestGoldenOutcomes).
+	body := []byte(`{"data":{"notice":"n-1","outcome":"done"},"specversion":"1.0","id":"a","source":"s","type":"org.sharelog.notice.ack.v1","time":"2025-01-01T00:00:00Z"}`)
+	if bc := checkBody(body, d.decodeDataFrom); bc.data != nil || !bc.valid {
+		t.Errorf("data before type: %+v", bc)
+	}
+	body = []byte(`{"specversion":"1.0","id":"a","source":"s","type":"org.sharelog.notice.ack.v1","time":"2025-01-01T00:00:00Z","data":{"notice":"n-1","outcome":null}}`)
+	if bc := checkBody(body, d.decodeDataFrom); bc.data != nil || !bc.valid || !bc.object {
+		t.Errorf("data that does not decode: %+v", bc)
 	}
 }

@@ -113,6 +113,21 @@ func (d *Decoder) decodeData(typ string, data []byte) (any, []ledger.Problem) {
 	return v, nil
 }
 
+// decodeDataFrom decodes the data of an event of type typ from dec,
+// positioned at its value, into the type's Go value: the same decode as
+// decodeData, within the read of a whole structured event.
+func (d *Decoder) decodeDataFrom(typ string, dec *jsontext.Decoder) (any, error) {
+	newData, ok := ledger.Types[typ]
+	if !ok {
+		return nil, errDataNotDecoded
+	}
+	v := newData()
+	if err := json.UnmarshalDecode(dec, v, dataOptions); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
 // decodeProblems describes why data could not be decoded, in the order of
 // the checks: the JSON text, that it is an object, a key twice, then each
 // member.
