@@ -3,7 +3,6 @@ package cloudevents
 import (
 	"bytes"
 	"context"
-
 	"errors"
 	"fmt"
 	"io"
@@ -44,8 +43,7 @@ const (
 	MediaTypeBatch      = "application/cloudevents-batch+json"
 )
 
-// Decoder decodes and validates CloudEvents. It compiles the JSON Schemas
-// once; it is safe for concurrent use.
+// Decoder decodes and validates CloudEvents. It is safe for concurrent use.
 type Decoder struct {
 	vocab   *vocab.Vocabulary
 	check   *structValidator

@@ -96,8 +96,8 @@ func refuseNull(rs ...nullRefuser) nullRefusers {
 }
 
 // decodeData decodes data, the JSON text of an event's data, into the Go
-// type of typ and checks its validate tags. It returns the value, or the
-// problems sorted by field.
+// type of typ, in one pass that also checks the text. It returns the value,
+// or the problems, sorted by field. The validate tags are checked after.
 func (d *Decoder) decodeData(typ string, data []byte) (any, []ledger.Problem) {
 	newData, ok := ledger.Types[typ]
 	if !ok {
