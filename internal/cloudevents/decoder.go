@@ -556,8 +556,15 @@ func validationProblems(err error) *ledger.InvalidError {
 func structuredEnvelopeError(body []byte, err error) *ledger.InvalidError {
 	var ve event.ValidationError
 	if errors.As(err, &ve) {
-		if e, ok := ve["specversion"]; ok {
-			if strings.HasPrefix(e.Error(), "unknown value") {
+		if _, ok := ve["specversion"]; ok {
+			// sdk-go refuses a specversion it does not know and a missing
+			// one: tell which from the body, not from its message.
+			var sv struct {
+				SpecVersion jsontext.Value `json:"specversion"`
+			}
+			if json.Unmarshal(body, &sv) == nil && len(sv.SpecVersion) > 0 {
+				// Present, whatever its JSON type: sdk-go read it as a
+				// string it does not know.
 				return ledger.Invalid(ledger.ReasonSpecVersion, "specversion", "specversion is not supported: sharelog accepts CloudEvents 1.0")
 			}
 			return ledger.Invalid(ledger.ReasonNotCloudEvent, "specversion", "required: specversion 1.0")
