@@ -29,8 +29,8 @@ import (
 //
 // It was rewritten once since, when event data came to be decoded in one
 // pass into the Go types and checked by their validate tags alone, with no
-// JSON Schema at run time: every outcome, Raw, Source, ID and first problem's
-// reason and field stayed the same; 43 refusals' details changed, each to
+// JSON Schema at run time: every outcome, Raw, Source, ID and every problem's
+// reason and field stayed the same; 53 refusals' details changed, each to
 // the Go rule's wording (a slug, scheme, country, URL or hash rule named
 // instead of a regular expression or "not one of the allowed values", and
 // "required when Regime is dpa-part3 (DPA 2018 s.62 logging)" or "required
