@@ -26,6 +26,10 @@ func TestNullRefusedForEveryType(t *testing.T) {
 				return // time.Time: a JSON string
 			}
 			for f := range typ.Fields() {
+				if f.Anonymous && f.Tag.Get("json") == "" {
+					walk(f.Type, path) // inlined: its members are checked
+					continue
+				}
 				if f.Type.Kind() != reflect.Interface && !nullRefused.types[f.Type] {
 					t.Errorf("%s.%s: no null refuser for %s", path, f.Name, f.Type)
 				}
@@ -42,5 +46,25 @@ func TestNullRefusedForEveryType(t *testing.T) {
 	}
 	for typ, newData := range ledger.Types {
 		walk(reflect.TypeOf(newData()).Elem(), typ)
+	}
+}
+
+// TestPointerPathEmbedded checks that a member of an embedded struct, which
+// the JSON decoder inlines, is found with its validate tag.
+func TestPointerPathEmbedded(t *testing.T) {
+	t.Parallel()
+	type header struct {
+		Regime string `json:"regime" validate:"omitempty,oneof=a b"`
+	}
+	type request struct {
+		header
+		Subject ledger.Subject `json:"subject"`
+	}
+	typ := reflect.TypeFor[request]()
+	if path, tag := pointerPath(typ, "/regime"); path != "data.regime" || tag != "omitempty,oneof=a b" {
+		t.Errorf("regime: %q %q", path, tag)
+	}
+	if path, tag := pointerPath(typ, "/subject/scheme"); path != "data.subject.scheme" || tag != "required,scheme" {
+		t.Errorf("subject.scheme: %q %q", path, tag)
 	}
 }

@@ -253,7 +253,12 @@ func structMember(t reflect.Type, name string) (reflect.Type, string) {
 	if t == nil || t.Kind() != reflect.Struct {
 		return nil, ""
 	}
-	for f := range t.Fields() {
+	// VisibleFields includes the fields of an embedded struct, which the
+	// JSON decoder inlines.
+	for _, f := range reflect.VisibleFields(t) {
+		if f.Anonymous || !f.IsExported() {
+			continue
+		}
 		if n, _, _ := strings.Cut(f.Tag.Get("json"), ","); n == name {
 			return f.Type, f.Tag.Get("validate")
 		}
