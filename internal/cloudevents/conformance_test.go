@@ -8,7 +8,6 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -38,13 +37,7 @@ type conformanceCase struct {
 func loadConformance(t *testing.T, rel string) []conformanceCase {
 	t.Helper()
 	path := filepath.Join(conformanceDir, rel)
-	b, err := os.ReadFile(path)
-	if os.IsNotExist(err) {
-		t.Skipf("%s is absent", path)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := readShared(t, path)
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	var out []conformanceCase
 	for i := 0; ; i++ {
@@ -149,6 +142,7 @@ type reasonField struct {
 // sharelog's; some lack time, which sharelog requires; some carry non-JSON
 // data).
 func TestConformanceV1(t *testing.T) {
+	t.Parallel()
 	d := newDecoder(t)
 	cases := append(loadConformance(t, "v1.yaml"), loadConformance(t, "v1.0/v1_minimum.yaml")...)
 	for _, c := range cases {
@@ -183,6 +177,7 @@ func TestConformanceV1(t *testing.T) {
 // sharelog disclosure (type, data, and a time where the case has none) and
 // checks that it is accepted in the same mode with its extensions kept.
 func TestConformanceV1Disclosure(t *testing.T) {
+	t.Parallel()
 	d := newDecoder(t)
 	var disclosure struct {
 		Data json.RawMessage `json:"data"`
@@ -230,6 +225,7 @@ func TestConformanceV1Disclosure(t *testing.T) {
 // TestConformanceV03 checks that CloudEvents 0.3 cases are refused for their
 // specversion in every mode.
 func TestConformanceV03(t *testing.T) {
+	t.Parallel()
 	d := newDecoder(t)
 	cases := append(loadConformance(t, "v03.yaml"), loadConformance(t, "v0.3/v03_minimum.yaml")...)
 	for _, c := range cases {

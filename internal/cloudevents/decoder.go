@@ -3,7 +3,6 @@ package cloudevents
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -20,9 +19,12 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"github.com/cloudevents/sdk-go/v2/types"
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/sharelog/sharelog/internal/ledger"
 	"github.com/sharelog/sharelog/internal/vocab"
+	"github.com/sharelog/sharelog/schemas"
 )
 
 // Size limits.
@@ -41,12 +43,11 @@ const (
 	MediaTypeBatch      = "application/cloudevents-batch+json"
 )
 
-// Decoder decodes and validates CloudEvents. It compiles the JSON Schemas
-// once; it is safe for concurrent use.
+// Decoder decodes and validates CloudEvents. It is safe for concurrent use.
 type Decoder struct {
 	vocab   *vocab.Vocabulary
-	schemas map[string]*typeSchema
 	check   *structValidator
+	handoff handoff
 }
 
 // Decoded is the result for one event of a request or batch.
@@ -60,17 +61,13 @@ type Decoded struct {
 	Err    error // a *ledger.InvalidError
 }
 
-// NewDecoder returns a Decoder that checks vocabulary keys against v and
-// event data against the embedded JSON Schemas.
+// NewDecoder returns a Decoder that checks event data against the Go types
+// of internal/ledger and their validate tags, and vocabulary keys against v.
 func NewDecoder(v *vocab.Vocabulary) (*Decoder, error) {
 	if v == nil {
 		return nil, errors.New("cloudevents: nil vocabulary")
 	}
-	ss, err := compileSchemas()
-	if err != nil {
-		return nil, err
-	}
-	return &Decoder{vocab: v, schemas: ss, check: newStructValidator(v)}, nil
+	return &Decoder{vocab: v, check: newStructValidator(v)}, nil
 }
 
 // DecodeStructured decodes one event in the CloudEvents JSON format. Any
@@ -103,6 +100,16 @@ func (d *Decoder) DecodeMessage(header map[string][]string, body []byte) (*ledge
 	}
 	extra := headerAttrs(header)
 	mt := mediaType(ct)
+	if (mt == MediaTypeStructured || ct == "" && !binary) && len(body) <= MaxEventSize {
+		if ev := d.handoff.take(body); ev != nil {
+			// Decoded and validated by this Decoder already: only the
+			// transport headers are new.
+			if probs := identifiersInAttributes(subjectIDs(ev.Data), nil, extra); len(probs) > 0 {
+				return nil, &ledger.InvalidError{Problems: probs}
+			}
+			return ev, nil
+		}
+	}
 	switch {
 	case mt == MediaTypeStructured:
 		ev, _, _, err := d.decodeStructured(body, extra)
@@ -170,8 +177,8 @@ func (d *Decoder) DecodeBatch(body []byte) ([]Decoded, error) {
 	if len(body) > MaxBatchSize {
 		return nil, ledger.Errorf(ledger.ETOOLARGE, "batch is %d bytes, over the limit of %d", len(body), MaxBatchSize)
 	}
-	var items []json.RawMessage
-	if err := json.Unmarshal(body, &items); err != nil || firstByte(body) != '[' {
+	items, ok := batchItems(body)
+	if !ok {
 		return nil, ledger.Invalid(ledger.ReasonMalformed, "body", "a batch must be a JSON array of CloudEvents in the JSON format")
 	}
 	out := make([]Decoded, len(items))
@@ -180,6 +187,34 @@ func (d *Decoder) DecodeBatch(body []byte) ([]Decoded, error) {
 		out[i] = Decoded{Event: ev, Source: src, ID: id, Err: err}
 	}
 	return out, nil
+}
+
+// batchItems splits body, a JSON array, into the text of its elements,
+// slices of body. The array's text is read as syntax only, letting through
+// what each element's own decode refuses with a reason (text that is not
+// UTF-8, a key twice); ok is false if body is not a JSON array.
+func batchItems(body []byte) (items [][]byte, ok bool) {
+	r := getObjectReader(body, jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
+	defer r.free()
+	dec := r.dec
+	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '[' {
+		return nil, false
+	}
+	for dec.PeekKind() != ']' {
+		v, err := dec.ReadValue()
+		if err != nil {
+			return nil, false
+		}
+		end := int(dec.InputOffset())
+		items = append(items, body[end-len(v):end:end])
+	}
+	if _, err := dec.ReadToken(); err != nil { // ]
+		return nil, false
+	}
+	if _, err := dec.ReadToken(); err != io.EOF {
+		return nil, false
+	}
+	return items, true
 }
 
 // readBody reads at most limit bytes of body.
@@ -207,7 +242,7 @@ func (d *Decoder) decodeStructured(body []byte, extra []attr) (ev *ledger.Event,
 		return nil, "", "", ledger.Invalid(ledger.ReasonOversize, "", "event is %d bytes, over the limit of %d", len(body), MaxEventSize)
 	}
 	// One read of the body checks that it is JSON and finds duplicated keys.
-	bc := checkBody(body)
+	bc := checkBody(body, d.decodeDataFrom)
 	if !bc.valid {
 		return nil, "", "", ledger.Invalid(ledger.ReasonMalformed, "", "not valid JSON")
 	}
@@ -226,7 +261,7 @@ func (d *Decoder) decodeStructured(body []byte, extra []attr) (ev *ledger.Event,
 		source, id = peekSourceID(body)
 		return nil, source, id, structuredEnvelopeError(body, err)
 	}
-	return d.finish(&e, body, &bc, extra)
+	return d.finish(&e, &bc, extra)
 }
 
 // decodeBinary decodes one event in binary mode: attributes in ce-* headers,
@@ -252,7 +287,7 @@ func (d *Decoder) decodeBinary(header map[string][]string, body []byte, nats boo
 	if err != nil {
 		return nil, source, id, binaryEnvelopeError(h, err)
 	}
-	return d.finish(e, nil, nil, extra)
+	return d.finish(e, nil, extra)
 }
 
 // nonUTF8Attribute refuses a binary-mode event with an attribute whose
@@ -369,10 +404,10 @@ func percentDecode(s string) string {
 }
 
 // finish checks a parsed CloudEvent against sharelog's rules and decodes its
-// data. For an event in structured mode, body is the event and bc what
-// checkBody found in it: if the data is the body's data member as it is
-// written, its text is not checked again.
-func (d *Decoder) finish(e *event.Event, body []byte, bc *bodyCheck, extra []attr) (*ledger.Event, string, string, error) {
+// data, unless bc (for an event in structured mode) holds it decoded from
+// the same text. extra are further attributes (transport headers) to check
+// for subject identifiers.
+func (d *Decoder) finish(e *event.Event, bc *bodyCheck, extra []attr) (*ledger.Event, string, string, error) {
 	source, id := e.Source(), e.ID()
 	if sv := e.SpecVersion(); sv != event.CloudEventsVersionV1 {
 		return nil, source, id, ledger.Invalid(ledger.ReasonSpecVersion, "specversion", "specversion %q is not supported: sharelog accepts CloudEvents 1.0", clip(sv))
@@ -398,65 +433,47 @@ func (d *Decoder) finish(e *event.Event, body []byte, bc *bodyCheck, extra []att
 		probs = append(probs, ledger.Problem{Reason: ledger.ReasonContentType, Field: "datacontenttype", Detail: fmt.Sprintf("datacontenttype %q is not supported: data must be application/json", clip(dct))})
 	}
 	typ := e.Type()
-	sch, known := d.schemas[typ]
-	if !known {
+	if _, known := ledger.Types[typ]; !known {
 		probs = append(probs, ledger.Problem{Reason: ledger.ReasonUnknownType, Field: "type", Detail: fmt.Sprintf("unknown event type %q", clip(typ))})
-	} else if ds := e.DataSchema(); ds != "" && ds != sch.id {
-		probs = append(probs, ledger.Problem{Reason: ledger.ReasonInvalidData, Field: "dataschema", Detail: fmt.Sprintf("dataschema must be %q for type %s, or absent", sch.id, typ)})
+	} else if ds := e.DataSchema(); ds != "" && ds != schemas.ID(typ) {
+		probs = append(probs, ledger.Problem{Reason: ledger.ReasonInvalidData, Field: "dataschema", Detail: fmt.Sprintf("dataschema must be %q for type %s, or absent", schemas.ID(typ), typ)})
 	}
 	if len(probs) > 0 {
 		return nil, source, id, &ledger.InvalidError{Problems: probs}
 	}
 
 	data := e.Data()
-	trimmed := bytes.TrimSpace(data)
-	if len(trimmed) == 0 {
+	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, source, id, ledger.Invalid(ledger.ReasonInvalidData, "data", "required: a JSON object")
 	}
-	var dup *ledger.Problem
-	if bc != nil && bc.hasData && !e.DataBase64 && bytes.Equal(trimmed, body[bc.dataStart:bc.dataEnd]) {
-		dup = bc.dataDup
+	// One pass of the JSON v2 decoder checks the text (UTF-8, no key twice)
+	// and decodes it into the type's Go value: in structured mode, usually
+	// during the read of the whole event.
+	var v any
+	if bc != nil && bc.data != nil && bc.dataType == typ && !e.DataBase64 && bytes.Equal(bytes.TrimSpace(data), bc.dataText) {
+		v = bc.data
 	} else {
-		valid, p := checkData(data)
-		if !valid {
-			return nil, source, id, ledger.Invalid(ledger.ReasonMalformed, "data", "not valid JSON")
+		var probs []ledger.Problem
+		if v, probs = d.decodeData(typ, data); len(probs) > 0 {
+			return nil, source, id, &ledger.InvalidError{Problems: probs}
 		}
-		dup = p
-	}
-	doc, p := parseData(data)
-	if p != nil {
-		return nil, source, id, &ledger.InvalidError{Problems: []ledger.Problem{*p}}
-	}
-	if dup != nil {
-		// JSON parsers disagree on which of the two values counts: the
-		// checks below and whatever later reads Raw could see different
-		// ones.
-		return nil, source, id, &ledger.InvalidError{Problems: []ledger.Problem{*dup}}
-	}
-	if probs := sch.validateDoc(doc); len(probs) > 0 {
-		return nil, source, id, &ledger.InvalidError{Problems: probs}
-	}
-	v, probs := decodeData(typ, data)
-	if len(probs) > 0 {
-		return nil, source, id, &ledger.InvalidError{Problems: probs}
 	}
 	if probs := identifiersInAttributes(subjectIDs(v), e, extra); len(probs) > 0 {
 		// The identifier may be in the id or source: do not echo them.
 		return nil, "", "", &ledger.InvalidError{Problems: probs}
 	}
-	if probs := d.check.problems(v); len(probs) > 0 {
+	if probs := d.check.problems(v, data); len(probs) > 0 {
 		return nil, source, id, &ledger.InvalidError{Problems: probs}
 	}
 
 	// Store the event in one form whichever mode it came in: JSON data,
 	// compacted, with datacontenttype application/json.
 	if bytes.ContainsAny(data, " \t\r\n") {
-		var buf bytes.Buffer
-		buf.Grow(len(data))
-		if err := json.Compact(&buf, data); err != nil {
+		compact := jsontext.Value(slices.Clone(data))
+		if err := compact.Compact(); err != nil {
 			return nil, source, id, ledger.Invalid(ledger.ReasonMalformed, "data", "not valid JSON")
 		}
-		data = buf.Bytes()
+		data = compact
 	}
 	e.DataEncoded = data
 	e.DataBase64 = false
@@ -539,15 +556,22 @@ func validationProblems(err error) *ledger.InvalidError {
 func structuredEnvelopeError(body []byte, err error) *ledger.InvalidError {
 	var ve event.ValidationError
 	if errors.As(err, &ve) {
-		if e, ok := ve["specversion"]; ok {
-			if strings.HasPrefix(e.Error(), "unknown value") {
+		if _, ok := ve["specversion"]; ok {
+			// sdk-go refuses a specversion it does not know and a missing
+			// one: tell which from the body, not from its message.
+			var sv struct {
+				SpecVersion jsontext.Value `json:"specversion"`
+			}
+			if json.Unmarshal(body, &sv) == nil && len(sv.SpecVersion) > 0 {
+				// Present, whatever its JSON type: sdk-go read it as a
+				// string it does not know.
 				return ledger.Invalid(ledger.ReasonSpecVersion, "specversion", "specversion is not supported: sharelog accepts CloudEvents 1.0")
 			}
 			return ledger.Invalid(ledger.ReasonNotCloudEvent, "specversion", "required: specversion 1.0")
 		}
 		return validationProblems(ve)
 	}
-	var m map[string]json.RawMessage
+	var m map[string]jsontext.Value
 	if json.Unmarshal(body, &m) == nil {
 		for _, name := range sortedKeys(m) {
 			if detail := checkJSONAttribute(name, m[name]); detail != "" {
@@ -560,7 +584,7 @@ func structuredEnvelopeError(body []byte, err error) *ledger.InvalidError {
 
 // checkJSONAttribute says what is wrong with one member of a JSON-format
 // event, or returns "" if nothing is.
-func checkJSONAttribute(name string, raw json.RawMessage) string {
+func checkJSONAttribute(name string, raw jsontext.Value) string {
 	switch name {
 	case "data", "data_base64":
 		return ""
@@ -627,7 +651,9 @@ func peekSourceID(body []byte) (source, id string) {
 		Source any `json:"source"`
 		ID     any `json:"id"`
 	}
-	if json.Unmarshal(body, &v) != nil {
+	// Names match regardless of case and the last of two counts, as they
+	// did when encoding/json read them here.
+	if json.Unmarshal(body, &v, json.MatchCaseInsensitiveNames(true), jsontext.AllowDuplicateNames(true)) != nil {
 		return "", ""
 	}
 	source, _ = v.Source.(string)

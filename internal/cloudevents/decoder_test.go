@@ -14,22 +14,23 @@ import (
 
 // schemaPath and goPath run one event's data through each of the two
 // validation paths on its own.
-func schemaPath(d *Decoder, typ string, data []byte) []ledger.Problem {
-	return d.schemas[typ].validate(data)
+func schemaPath(tb testing.TB, typ string, data []byte) []ledger.Problem {
+	return testSchemas(tb)[typ].validate(data)
 }
 
 func goPath(d *Decoder, typ string, data []byte) []ledger.Problem {
-	v, probs := decodeData(typ, data)
+	v, probs := d.decodeData(typ, data)
 	if len(probs) > 0 {
 		return probs
 	}
-	return d.check.problems(v)
+	return d.check.problems(v, data)
 }
 
 // TestSchemaAndGoAgree runs every fixture's data through the JSON Schema and
 // through the Go type with its validate tags, separately, so that the two
 // definitions of the event contract cannot drift apart.
 func TestSchemaAndGoAgree(t *testing.T) {
+	t.Parallel()
 	d := newDecoder(t)
 	type tc struct {
 		fixture
@@ -65,7 +66,7 @@ func TestSchemaAndGoAgree(t *testing.T) {
 			if err := json.Unmarshal(c.body, &ev); err != nil {
 				t.Fatal(err)
 			}
-			sp, gp := schemaPath(d, ev.Type, ev.Data), goPath(d, ev.Type, ev.Data)
+			sp, gp := schemaPath(t, ev.Type, ev.Data), goPath(d, ev.Type, ev.Data)
 			if got := len(sp) == 0; got != c.wantSchemaOK {
 				t.Errorf("JSON Schema accepts = %v, want %v; problems %v", got, c.wantSchemaOK, sp)
 			}
@@ -87,6 +88,7 @@ func TestSchemaAndGoAgree(t *testing.T) {
 // TestInvalidFixtures decodes every invalid fixture in every mode it can be
 // expressed in and checks the reason and field of the first problem.
 func TestInvalidFixtures(t *testing.T) {
+	t.Parallel()
 	d := newDecoder(t)
 	for _, f := range invalidFixtures(t) {
 		t.Run(f.File, func(t *testing.T) {
@@ -136,6 +138,7 @@ func TestInvalidFixtures(t *testing.T) {
 // that each mode yields the same event, stored as the same Raw bytes, and
 // that Raw decodes again to itself.
 func TestValidFixtures(t *testing.T) {
+	t.Parallel()
 	d := newDecoder(t)
 	var batch []json.RawMessage
 	var want []*ledger.Event
@@ -235,6 +238,7 @@ func TestValidFixtures(t *testing.T) {
 
 // TestBatchMixed checks that one bad event in a batch fails alone.
 func TestBatchMixed(t *testing.T) {
+	t.Parallel()
 	d := newDecoder(t)
 	valid := fixtureBody(t, "valid/disclosure-uk-gdpr.json")
 	var bad []byte
@@ -276,6 +280,7 @@ func TestBatchMixed(t *testing.T) {
 }
 
 func TestRequestLevelErrors(t *testing.T) {
+	t.Parallel()
 	d := newDecoder(t)
 	valid := fixtureBody(t, "valid/disclosure-uk-gdpr.json")
 	tests := []struct {
@@ -330,6 +335,7 @@ func TestRequestLevelErrors(t *testing.T) {
 
 // TestOversize checks per-event size limits in every mode.
 func TestOversize(t *testing.T) {
+	t.Parallel()
 	d := newDecoder(t)
 	valid := fixtureBody(t, "valid/disclosure-uk-gdpr.json")
 	// A valid event padded with whitespace to just over the limit.
@@ -364,6 +370,7 @@ func TestOversize(t *testing.T) {
 // TestDecodeMessageModes covers how DecodeMessage picks the content mode and
 // that it checks every NATS header for identifiers.
 func TestDecodeMessageModes(t *testing.T) {
+	t.Parallel()
 	d := newDecoder(t)
 	valid := fixtureBody(t, "valid/disclosure-uk-gdpr.json")
 	attrs, data, _ := binaryForm(valid)
@@ -430,6 +437,7 @@ func TestDecodeMessageModes(t *testing.T) {
 }
 
 func TestInvalidErrorType(t *testing.T) {
+	t.Parallel()
 	d := newDecoder(t)
 	_, err := d.DecodeStructured([]byte("nope"))
 	var ie *ledger.InvalidError
@@ -471,4 +479,20 @@ func pad(obj []byte, n int) []byte {
 	out = append(out, '{')
 	out = append(out, bytes.Repeat([]byte(" "), n-len(obj))...)
 	return append(out, obj[1:]...)
+}
+
+// TestSpecVersionRefusals pins how a structured event's specversion is
+// refused: present with any value but "1.0" (any JSON type) it is not
+// supported; absent it is required. The two are told apart from the event,
+// not from sdk-go's message.
+func TestSpecVersionRefusals(t *testing.T) {
+	t.Parallel()
+	d := newDecoder(t)
+	const rest = `"id":"a","source":"s","type":"org.sharelog.notice.ack.v1","time":"2025-01-01T00:00:00Z","data":{"notice":"n","outcome":"done"}}`
+	for _, sv := range []string{`"2.0"`, `""`, `null`, `1.0`, `"0.2"`, `true`, `{}`, `[]`} {
+		_, err := d.DecodeStructured([]byte(`{"specversion":` + sv + `,` + rest))
+		checkFirst(t, err, string(ledger.ReasonSpecVersion), "specversion")
+	}
+	_, err := d.DecodeStructured([]byte(`{` + rest))
+	checkFirst(t, err, string(ledger.ReasonNotCloudEvent), "specversion")
 }

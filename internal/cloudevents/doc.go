@@ -16,10 +16,15 @@
 // UTF-8.
 //
 // The CloudEvents envelope is read by the CloudEvents Go SDK (sdk-go). The
-// event data is then checked twice, in order: against the type's JSON Schema
-// from the schemas package, and by a strict decode into the Go type from
-// internal/ledger followed by validator/v10 rules, whose custom tags check
-// vocabulary keys against internal/vocab. A test keeps the two in agreement.
+// event data is read once, by the JSON v2 decoder of go-json-experiment/json,
+// straight into the Go type from internal/ledger: that one pass refuses text
+// that is not UTF-8, a key twice in one object, a member the type does not
+// have (names are matched case-sensitively), a value of the wrong JSON type
+// and a null. validator/v10 rules on the type follow, whose custom tags check
+// vocabulary keys against internal/vocab. The Go types, their validate tags
+// and the vocabularies are the only rules the decoder applies; the JSON
+// Schemas in schemas/ publish the same contract, and tests hold the two in
+// agreement on every fixture and every golden input.
 //
 // Every refusal is a *ledger.InvalidError whose problems name a field and a
 // ledger.Reason. Problem details never quote a data-subject identifier, and an

@@ -44,16 +44,25 @@ type bodyCheck struct {
 	valid  bool            // JSON text in UTF-8, duplicates aside
 	object bool            // the top-level value is an object
 	envDup *ledger.Problem // the first duplicate outside data, or nil
-	// hasData: the body has a data member, whose value is
-	// body[dataStart:dataEnd]; dataDup is its first duplicate, or nil.
-	hasData            bool
-	dataStart, dataEnd int
-	dataDup            *ledger.Problem
+	// data is the data member decoded into the Go type of dataType in the
+	// same read, when the type attribute came before it and the data
+	// decoded without error; dataText is its text in the body.
+	data     any
+	dataType string
+	dataText []byte
 }
+
+// dataDecoder decodes the data of an event of type typ from dec, positioned
+// at the data member's value, into its Go type, or returns an error.
+type dataDecoder func(typ string, dec *jsontext.Decoder) (any, error)
+
+// errDataNotDecoded stops a read whose data could not be decoded in it.
+var errDataNotDecoded = errors.New("data not decoded")
 
 // objectReader is a pooled jsontext.Decoder reading directly from a byte
 // slice, with room for the members of a top-level object.
 type objectReader struct {
+	text    []byte // what is read
 	buf     bytes.Buffer
 	dec     *jsontext.Decoder
 	members []member
@@ -70,6 +79,7 @@ const maxPooledMembers = 64
 
 func getObjectReader(b []byte, opts ...jsontext.Options) *objectReader {
 	r := objectReaders.Get().(*objectReader)
+	r.text = b
 	r.buf = *bytes.NewBuffer(b)
 	r.dec.Reset(&r.buf, opts...)
 	return r
@@ -81,6 +91,7 @@ func (r *objectReader) free() {
 	}
 	clear(r.members)
 	r.members = r.members[:0]
+	r.text = nil
 	r.buf = bytes.Buffer{}
 	r.dec.Reset(&r.buf) // drops the decoder's reference to the text
 	objectReaders.Put(r)
@@ -88,8 +99,10 @@ func (r *objectReader) free() {
 
 // readObject reads the text given to getObjectReader, which must be one
 // JSON object, member by member, noting each member's name and where its
-// value is.
-func (r *objectReader) readObject() error {
+// value is. With decode not nil, a data member after a type member is
+// decoded by it from the same read, into bc; if that fails, readObject
+// returns errDataNotDecoded.
+func (r *objectReader) readObject(decode dataDecoder, bc *bodyCheck) error {
 	dec := r.dec
 	tok, err := dec.ReadToken()
 	if err != nil {
@@ -104,11 +117,29 @@ func (r *objectReader) readObject() error {
 			return err
 		}
 		name := tok.String() // the token is valid until the next read
+		if name == "data" && decode != nil && bc.dataType != "" && dec.PeekKind() == '{' {
+			before := dec.InputOffset()
+			v, err := decode(bc.dataType, dec)
+			if err != nil {
+				return errDataNotDecoded
+			}
+			end := int(dec.InputOffset())
+			// The value: after the name come a colon and whitespace, then "{".
+			text := bytes.TrimLeft(r.text[before:end], ": \t\r\n")
+			bc.data, bc.dataText = v, text
+			r.members = append(r.members, member{name: name, lower: name, start: end - len(text), end: end})
+			continue
+		}
 		v, err := dec.ReadValue()
 		if err != nil {
 			return err
 		}
 		end := int(dec.InputOffset())
+		if name == "type" && decode != nil && v.Kind() == '"' {
+			if typ, err := jsontext.AppendUnquote(nil, v); err == nil {
+				bc.dataType = string(typ)
+			}
+		}
 		r.members = append(r.members, member{name: name, lower: strings.ToLower(name), start: end - len(v), end: end})
 	}
 	if _, err := dec.ReadToken(); err != nil { // }
@@ -160,22 +191,27 @@ func attributeTwice(earlier, later string) *ledger.Problem {
 // checkBody checks the JSON text of a structured-mode event: that it is
 // valid, an object, and has no key twice. Outside data, the first duplicate
 // is reported, with the top-level attribute names compared regardless of
-// case; in data, the first duplicate is noted for finish to report after the
-// attributes are checked.
-func checkBody(body []byte) bodyCheck {
+// case; a duplicate in data is found when the data is decoded. With decode
+// not nil, the data is decoded in the same read when it can be (see
+// bodyCheck.data).
+func checkBody(body []byte, decode dataDecoder) bodyCheck {
 	// One read with duplicates refused everywhere: the usual case.
 	r := getObjectReader(body)
 	defer func() { r.free() }()
-	if err := r.readObject(); err == nil {
-		bc := bodyCheck{valid: true, object: true}
+	var bc bodyCheck
+	err := r.readObject(decode, &bc)
+	if err == errDataNotDecoded {
+		// The data has a fault, which finish describes in its turn: read
+		// again without decoding it.
+		r.free()
+		r = getObjectReader(body)
+		bc = bodyCheck{}
+		err = r.readObject(nil, &bc)
+	}
+	if err == nil {
+		bc.valid, bc.object = true, true
 		if i, j := foldDuplicate(r.members); i >= 0 {
 			bc.envDup = attributeTwice(r.members[j].name, r.members[i].name)
-			return bc
-		}
-		for _, m := range r.members {
-			if m.name == "data" {
-				bc.hasData, bc.dataStart, bc.dataEnd = true, m.start, m.end
-			}
 		}
 		return bc
 	}
@@ -189,11 +225,11 @@ func checkBody(body []byte) bodyCheck {
 	}
 	r.free()
 	r = getObjectReader(body, allowDuplicates)
-	if err := r.readObject(); err != nil {
+	if err := r.readObject(nil, nil); err != nil {
 		// Cannot happen: the text is valid with duplicates allowed.
 		return bodyCheck{}
 	}
-	bc := bodyCheck{valid: true, object: true}
+	bc = bodyCheck{valid: true, object: true}
 	twice, earlier := foldDuplicate(r.members)
 	for i, m := range r.members {
 		if i == twice {
@@ -201,8 +237,8 @@ func checkBody(body []byte) bodyCheck {
 			return bc
 		}
 		if m.name == "data" {
-			// With no name twice before it, this is the only data member.
-			bc.hasData, bc.dataStart, bc.dataEnd = true, m.start, m.end
+			// With no name twice before it, this is the only data member;
+			// decoding the data finds a key twice in it.
 			continue
 		}
 		if p := firstDuplicate(body[m.start:m.end], m.name); p != nil {
@@ -210,23 +246,7 @@ func checkBody(body []byte) bodyCheck {
 			return bc
 		}
 	}
-	if bc.hasData {
-		bc.dataDup = firstDuplicate(body[bc.dataStart:bc.dataEnd], "data")
-	}
 	return bc
-}
-
-// checkData checks the data of an event that was not read with its body: it
-// reports whether data is valid JSON text in UTF-8 (duplicates aside) and
-// returns its first duplicated key, if any.
-func checkData(data []byte) (valid bool, dup *ledger.Problem) {
-	if jsontext.Value(data).IsValid() {
-		return true, nil
-	}
-	if !jsontext.Value(data).IsValid(allowDuplicates) {
-		return false, nil
-	}
-	return true, firstDuplicate(data, "data")
 }
 
 // firstDuplicate returns a problem naming the first key that appears twice

@@ -3,6 +3,7 @@ package cloudevents
 import (
 	"encoding/json"
 	"maps"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -11,20 +12,21 @@ import (
 
 // rawDuplicate returns the path of a duplicated key in an event's Raw, or "".
 func rawDuplicate(raw []byte) string {
-	bc := checkBody(raw)
-	switch {
-	case bc.envDup != nil:
+	if bc := checkBody(raw, nil); bc.envDup != nil {
 		return bc.envDup.Field
-	case bc.dataDup != nil:
-		return bc.dataDup.Field
+	}
+	if p := firstDuplicate(raw, ""); p != nil {
+		return p.Field
 	}
 	return ""
 }
 
 // TestDuplicateKeys checks the refusal of each duplicate-key fixture in
-// detail, in every mode, and that neither the JSON Schema nor the Go type
-// could have seen the duplicate on its own.
+// detail, in every mode, that the JSON Schema could not have seen the
+// duplicate on its own, and that the one decode of the data into its Go type
+// refuses it.
 func TestDuplicateKeys(t *testing.T) {
+	t.Parallel()
 	d := newDecoder(t)
 	tests := []struct {
 		file        string
@@ -91,11 +93,11 @@ func TestDuplicateKeys(t *testing.T) {
 				if err := json.Unmarshal(body, &ev); err != nil {
 					t.Fatal(err)
 				}
-				if p := schemaPath(d, ev.Type, ev.Data); len(p) > 0 {
+				if p := schemaPath(t, ev.Type, ev.Data); len(p) > 0 {
 					t.Errorf("the JSON Schema alone refuses: %v", p)
 				}
-				if p := goPath(d, ev.Type, ev.Data); len(p) > 0 {
-					t.Errorf("the Go type alone refuses: %v", p)
+				if p := goPath(d, ev.Type, ev.Data); len(p) != 1 || p[0].Detail != tt.detail || p[0].Field != field {
+					t.Errorf("the Go decode of the data: problems %v, want one: %s at %s", p, tt.detail, field)
 				}
 			}
 		})
@@ -125,6 +127,7 @@ func TestDuplicateKeys(t *testing.T) {
 // (or Content-Type) come twice in different cases, or that carries a ce-data
 // header, is refused: which of two headers a map gives first is not defined.
 func TestAmbiguousHeaders(t *testing.T) {
+	t.Parallel()
 	d := newDecoder(t)
 	attrs, data, _ := binaryForm(fixtureBody(t, "valid/disclosure-uk-gdpr.json"))
 	tests := []struct {
@@ -174,6 +177,7 @@ func TestAmbiguousHeaders(t *testing.T) {
 // in case is refused by name, at every depth of every valid fixture: JSON
 // Schema property names are case-sensitive and every object is closed.
 func TestKeyCaseVariants(t *testing.T) {
+	t.Parallel()
 	d := newDecoder(t)
 	n := 0
 	for _, f := range validFixtures(t) {
@@ -214,6 +218,7 @@ func TestKeyCaseVariants(t *testing.T) {
 // the JSON Schema (json-iterator) and the Go type (encoding/json) would read
 // its strings differently, and Raw would not be valid JSON text.
 func TestNotUTF8(t *testing.T) {
+	t.Parallel()
 	d := newDecoder(t)
 	valid := fixtureBody(t, "valid/disclosure-dpa-part3.json")
 	for name, body := range map[string]string{
@@ -250,5 +255,37 @@ func TestNotUTF8(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestDataDecodedInTheRead checks that the data of a structured event whose
+// type attribute comes before its data is decoded in the one read of the
+// event that also checks its text, and to the value a separate decode of the
+// data gives.
+func TestDataDecodedInTheRead(t *testing.T) {
+	t.Parallel()
+	d := newDecoder(t)
+	for i, body := range genDisclosures(1, 0, 16, 200_000) {
+		bc := checkBody(body, d.decodeDataFrom)
+		if bc.data == nil || bc.dataType != ledger.TypeDisclosure {
+			t.Fatalf("event %d: data not decoded in the read (type %q)", i, bc.dataType)
+		}
+		want, probs := d.decodeData(bc.dataType, bc.dataText)
+		if len(probs) > 0 {
+			t.Fatal(probs)
+		}
+		if !reflect.DeepEqual(bc.data, want) {
+			t.Errorf("event %d: decoded in the read %+v, separately %+v", i, bc.data, want)
+		}
+	}
+	// Data before type, and data that does not decode: not decoded in the
+	// read, and the event's outcome is as without it (TestGoldenOutcomes).
+	body := []byte(`{"data":{"notice":"n-1","outcome":"done"},"specversion":"1.0","id":"a","source":"s","type":"org.sharelog.notice.ack.v1","time":"2025-01-01T00:00:00Z"}`)
+	if bc := checkBody(body, d.decodeDataFrom); bc.data != nil || !bc.valid {
+		t.Errorf("data before type: %+v", bc)
+	}
+	body = []byte(`{"specversion":"1.0","id":"a","source":"s","type":"org.sharelog.notice.ack.v1","time":"2025-01-01T00:00:00Z","data":{"notice":"n-1","outcome":null}}`)
+	if bc := checkBody(body, d.decodeDataFrom); bc.data != nil || !bc.valid || !bc.object {
+		t.Errorf("data that does not decode: %+v", bc)
 	}
 }

@@ -70,7 +70,7 @@ func subjectIDs(v any) []string {
 }
 
 // identifiersInAttributes returns a problem for every context attribute,
-// extension or extra attribute that contains one of ids. Identifiers of
+// extension (of e, if not nil) or extra attribute that contains one of ids. Identifiers of
 // minSubstringLen or more characters match as case-insensitive substrings,
 // shorter ones as whole tokens. Details name the attribute, never the
 // identifier.
@@ -78,23 +78,26 @@ func identifiersInAttributes(ids []string, e *event.Event, extra []attr) []ledge
 	if len(ids) == 0 {
 		return nil
 	}
-	attrs := []attr{
-		{"id", e.ID()},
-		{"source", e.Source()},
-		{"type", e.Type()},
-		{"dataschema", e.DataSchema()},
+	var exts map[string]any
+	if e != nil {
+		exts = e.Extensions()
 	}
-	exts := e.Extensions()
-	for _, name := range sortedKeys(exts) {
-		s, err := types.Format(exts[name])
-		if err != nil {
-			continue
+	attrs := make([]attr, 0, 4+len(exts)+len(extra))
+	if e != nil {
+		attrs = append(attrs, attr{"id", e.ID()}, attr{"source", e.Source()}, attr{"type", e.Type()}, attr{"dataschema", e.DataSchema()})
+		if len(exts) > 0 {
+			for _, name := range sortedKeys(exts) {
+				s, err := types.Format(exts[name])
+				if err != nil {
+					continue
+				}
+				attrs = append(attrs, attr{name, s})
+			}
 		}
-		attrs = append(attrs, attr{name, s})
 	}
-	extraSorted := slices.Clone(extra)
-	slices.SortFunc(extraSorted, func(a, b attr) int { return strings.Compare(a.name, b.name) })
-	attrs = append(attrs, extraSorted...)
+	n := len(attrs)
+	attrs = append(attrs, extra...)
+	slices.SortFunc(attrs[n:], func(a, b attr) int { return strings.Compare(a.name, b.name) })
 
 	lower := make([]string, len(ids))
 	for i, id := range ids {

@@ -11,6 +11,7 @@ import (
 )
 
 func TestIdentifiersInAttributes(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name      string
 		id        string
@@ -53,6 +54,7 @@ func TestIdentifiersInAttributes(t *testing.T) {
 // TestDataBase64 checks that JSON data sent as data_base64 is accepted and
 // stored as plain JSON data, the same as when sent as data.
 func TestDataBase64(t *testing.T) {
+	t.Parallel()
 	d := newDecoder(t)
 	body := fixtureBody(t, "valid/disclosure-uk-gdpr.json")
 	want, err := d.DecodeStructured(body)

@@ -15,7 +15,6 @@ import (
 	"github.com/sharelog/sharelog/internal/cloudevents"
 	"github.com/sharelog/sharelog/internal/ledger"
 	"github.com/sharelog/sharelog/internal/notify"
-	"github.com/sharelog/sharelog/internal/recipients"
 )
 
 // Notices is what the notice endpoints need: the webhook secrets that
@@ -64,7 +63,7 @@ func (s *Server) handleAck(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	id := r.PathValue("id")
-	if !recipients.IsSlug(id) {
+	if !ledger.ValidSlug(id) {
 		s.fail(w, r, ledger.Errorf(ledger.ENOTFOUND, "no such recipient"))
 		return
 	}
@@ -114,6 +113,7 @@ func (s *Server) handleAck(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	events := []*ledger.Event{ev}
+	s.Decoder.Handoff(events) // decoded once, here, not again by the ingest
 	acks, err := s.Publisher.Publish(ctx, notify.SubjectAckPrefix+id, events)
 	if err != nil {
 		s.fail(w, r, ledger.Errorf(ledger.EUNAVAILABLE, "ack not stored: %v", err))

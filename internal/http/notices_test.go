@@ -76,6 +76,7 @@ func ackEvent(notice, id string) []byte {
 }
 
 func TestAcks(t *testing.T) {
+	t.Parallel()
 	ns, err := nats.StartServer(nats.ServerConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir()}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
@@ -191,6 +192,7 @@ func TestAcks(t *testing.T) {
 }
 
 func TestManualRoutes(t *testing.T) {
+	t.Parallel()
 	notices := &stubNotices{queue: []notify.ManualNotice{{Recipient: "charity-post", Name: "Charity", Notice: "n-manual",
 		Action: "erase", Request: "req-1", Subject: ledger.Subject{Scheme: "dbs-ref", ID: "A1"}, Categories: []string{"user.contact"},
 		Disclosures: []string{"d1"}, Due: time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC)}}}

@@ -236,6 +236,9 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, newProblem(http.StatusBadRequest, ledger.EINVALID, "no events in request"))
 		return
 	}
+	// The ingest reads these events back from SHARELOG_IN: it takes them
+	// as decoded here rather than decoding them a second time.
+	s.Decoder.Handoff(events)
 	acks, err := s.Publisher.Publish(ctx, nats.SubjectInHTTP, events)
 	if err != nil {
 		s.fail(w, r, ledger.Errorf(ledger.EUNAVAILABLE, "events not stored: %v", err))
@@ -244,16 +247,15 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, Accepted{Accepted: s.outcomes(ctx, events, acks)})
 }
 
-// notFromProducers refuses the event types a producer may not send here:
-// notices and their delivery records are sharelog's own, and an ack must
+// notFromProducers refuses the event types a producer may not send here,
+// by the ledger's rule of who may send which type (ledger.MaySend): notices,
+// their delivery records and forgettings are sharelog's own, and an ack must
 // come from its recipient (POST /v1/recipients/{id}/acks, signed, or NATS
-// subject sharelog.in.ack.<recipient>).
+// subject sharelog.in.ack.<recipient>), which this endpoint does not vouch
+// for.
 func notFromProducers(ev *ledger.Event) error {
-	switch ev.Type {
-	case ledger.TypeNotice, ledger.TypeNoticeDelivery, ledger.TypeSubjectForgotten:
-		return ledger.Invalid(ledger.ReasonConflict, "type", "%s events are recorded only by sharelog itself", ev.Type)
-	case ledger.TypeNoticeAck:
-		return ledger.Invalid(ledger.ReasonWrongRecipient, "type", "acks are accepted only from the notice's recipient: POST /v1/recipients/{id}/acks (signed) or NATS subject sharelog.in.ack.<recipient>")
+	if ie := ledger.MaySend(ev.Type, ledger.Sender{}); ie != nil {
+		return ie
 	}
 	return nil
 }

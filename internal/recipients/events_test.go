@@ -33,6 +33,7 @@ func decodeEvent(t *testing.T, b []byte) map[string]json.RawMessage {
 }
 
 func TestEvents(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 3, 1, 12, 30, 0, 5, time.FixedZone("BST", 3600))
 	evs, err := Events([]ledger.Recipient{acro, dc}, "sharelog/admin", now)
 	if err != nil {
@@ -81,6 +82,7 @@ func TestEvents(t *testing.T) {
 }
 
 func TestEventsDeterministic(t *testing.T) {
+	t.Parallel()
 	rs := []ledger.Recipient{acro, dc}
 	a, err := Events(rs, "admin", time.Unix(0, 0))
 	if err != nil {
@@ -102,6 +104,7 @@ func TestEventsDeterministic(t *testing.T) {
 }
 
 func TestEventIDChangesWithEveryField(t *testing.T) {
+	t.Parallel()
 	base, err := EventID(acro)
 	if err != nil {
 		t.Fatal(err)
@@ -136,6 +139,7 @@ func TestEventIDChangesWithEveryField(t *testing.T) {
 }
 
 func TestEventsErrors(t *testing.T) {
+	t.Parallel()
 	bad := acro
 	bad.Country = "gb"
 	tests := []struct {
@@ -163,6 +167,7 @@ func TestEventsErrors(t *testing.T) {
 }
 
 func TestExampleFileEvents(t *testing.T) {
+	t.Parallel()
 	rs, err := Load(exampleFile)
 	if err != nil {
 		t.Fatal(err)

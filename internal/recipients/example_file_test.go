@@ -2,9 +2,6 @@ package recipients
 
 import (
 	"encoding/json"
-	"errors"
-	"io/fs"
-	"os"
 	"testing"
 
 	"github.com/sharelog/sharelog/internal/ledger"
@@ -33,13 +30,8 @@ func loadExample(t *testing.T) map[string]ledger.Recipient {
 }
 
 func TestExampleFileHasEveryForce(t *testing.T) {
-	b, err := os.ReadFile(forcesFile)
-	if errors.Is(err, fs.ErrNotExist) {
-		t.Skipf("%s is absent", forcesFile)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	t.Parallel()
+	b := readShared(t, forcesFile)
 	var forces []struct{ ID, Name string }
 	if err := json.Unmarshal(b, &forces); err != nil {
 		t.Fatalf("decode %s: %v", forcesFile, err)
@@ -65,6 +57,7 @@ func TestExampleFileHasEveryForce(t *testing.T) {
 }
 
 func TestExampleFileNamedRecipients(t *testing.T) {
+	t.Parallel()
 	byID := loadExample(t)
 	tests := []struct {
 		id, name, role, country, regime, channel string

@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"os"
 	"reflect"
-	"regexp"
 	"strings"
 	"sync"
 
@@ -25,15 +24,12 @@ const MaxFileSize = 4 << 20
 const maxProblems = 50
 
 // MaxIDLength is the longest recipient id the slug rule allows.
-const MaxIDLength = 64
-
-var slugRE = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
+const MaxIDLength = ledger.MaxSlugLen
 
 // IsSlug reports whether s is a valid recipient id: lowercase letters and
-// digits in groups joined by single hyphens, at most MaxIDLength bytes.
-func IsSlug(s string) bool {
-	return len(s) <= MaxIDLength && slugRE.MatchString(s)
-}
+// digits in groups joined by single hyphens, at most MaxIDLength bytes. It
+// is the ledger's slug rule, ledger.ValidSlug.
+func IsSlug(s string) bool { return ledger.ValidSlug(s) }
 
 // recipientYAML mirrors ledger.Recipient with YAML names equal to its JSON
 // names. TestMirrorMatchesLedger keeps the two in step.

@@ -21,6 +21,7 @@ func one(lines ...string) string {
 const okBody = "id: acro\n    name: ACRO\n    role: competent-authority\n    channel: {type: nats}"
 
 func TestParseErrors(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name      string
 		in        string
@@ -91,6 +92,7 @@ func TestParseErrors(t *testing.T) {
 }
 
 func TestParseReportsEveryProblem(t *testing.T) {
+	t.Parallel()
 	in := `recipients:
   - id: acro
     name: ACRO
@@ -118,6 +120,7 @@ func TestParseReportsEveryProblem(t *testing.T) {
 }
 
 func TestParseValid(t *testing.T) {
+	t.Parallel()
 	in := `# a comment
 recipients:
   - id: acro
@@ -158,6 +161,7 @@ recipients:
 }
 
 func TestParseEmptyList(t *testing.T) {
+	t.Parallel()
 	got, err := Parse(strings.NewReader("recipients: []\n"))
 	if err != nil {
 		t.Fatalf("Parse: %v", err)
@@ -168,6 +172,7 @@ func TestParseEmptyList(t *testing.T) {
 }
 
 func TestParseTooLarge(t *testing.T) {
+	t.Parallel()
 	in := "recipients: []\n#" + strings.Repeat("x", MaxFileSize)
 	_, err := Parse(strings.NewReader(in))
 	if got := ledger.ErrorCode(err); got != ledger.ETOOLARGE {
@@ -176,6 +181,7 @@ func TestParseTooLarge(t *testing.T) {
 }
 
 func TestLoad(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "recipients.yaml")
 	if err := os.WriteFile(path, []byte(one(okBody)), 0o600); err != nil {
@@ -208,6 +214,7 @@ func TestLoad(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
+	t.Parallel()
 	ok := ledger.Recipient{ID: "a", Name: "A", Role: ledger.RoleProcessor, Channel: ledger.Channel{Type: "manual"}}
 	if err := Validate([]ledger.Recipient{ok}); err != nil {
 		t.Errorf("Validate valid: got %v, want nil", err)
@@ -220,6 +227,7 @@ func TestValidate(t *testing.T) {
 }
 
 func TestIsSlug(t *testing.T) {
+	t.Parallel()
 	tests := map[string]bool{
 		"acro": true, "devon-and-cornwall": true, "a1-b2": true, "0": true, strings.Repeat("a", 64): true,
 		"": false, "-a": false, "a-": false, "a--b": false, "A": false, "a_b": false, "a b": false, "é": false,
@@ -236,6 +244,7 @@ func TestIsSlug(t *testing.T) {
 // ledger's: same field names, in the same order, with YAML names equal to
 // JSON names and the same types.
 func TestMirrorMatchesLedger(t *testing.T) {
+	t.Parallel()
 	pairs := []struct{ mirror, ledger reflect.Type }{
 		{reflect.TypeFor[recipientYAML](), reflect.TypeFor[ledger.Recipient]()},
 		{reflect.TypeFor[channelYAML](), reflect.TypeFor[ledger.Channel]()},

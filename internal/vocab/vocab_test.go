@@ -1,7 +1,6 @@
 package vocab_test
 
 import (
-	"os"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -24,6 +23,7 @@ func load(t *testing.T) *vocab.Vocabulary {
 }
 
 func TestCategory(t *testing.T) {
+	t.Parallel()
 	v := load(t)
 	tests := []struct {
 		key                   string
@@ -67,6 +67,7 @@ func TestCategory(t *testing.T) {
 }
 
 func TestSensitive(t *testing.T) {
+	t.Parallel()
 	v := load(t)
 	tests := []struct {
 		key               string
@@ -86,6 +87,7 @@ func TestSensitive(t *testing.T) {
 }
 
 func TestCovers(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		parent, child string
 		want          bool
@@ -108,6 +110,7 @@ func TestCovers(t *testing.T) {
 }
 
 func TestPurposeAndLawfulBasis(t *testing.T) {
+	t.Parallel()
 	v := load(t)
 	purposes := []struct {
 		key  string
@@ -176,13 +179,7 @@ func itoa(i int) string {
 // fidesKeys reads the fides_key of every entry of a fideslang file.
 func fidesKeys(t *testing.T, path, list string) []string {
 	t.Helper()
-	b, err := os.ReadFile(path)
-	if os.IsNotExist(err) {
-		t.Skipf("%s is absent", path)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := readShared(t, path)
 	var doc map[string][]struct {
 		FidesKey string `yaml:"fides_key"`
 		Name     string `yaml:"name"`
@@ -204,6 +201,7 @@ func fidesKeys(t *testing.T, path, list string) []string {
 // TestFideslangCategoriesPresent keeps our derived categories.yaml from
 // drifting behind the fideslang reference it was derived from.
 func TestFideslangCategoriesPresent(t *testing.T) {
+	t.Parallel()
 	v := load(t)
 	for _, key := range fidesKeys(t, fideslangCategories, "data_category") {
 		if _, ok := v.Category(key); !ok {
@@ -214,6 +212,7 @@ func TestFideslangCategoriesPresent(t *testing.T) {
 
 // TestFideslangUsesPresent does the same for purposes.yaml.
 func TestFideslangUsesPresent(t *testing.T) {
+	t.Parallel()
 	v := load(t)
 	for _, key := range fidesKeys(t, fideslangUses, "data_use") {
 		if !v.Purpose(key) {
@@ -223,6 +222,7 @@ func TestFideslangUsesPresent(t *testing.T) {
 }
 
 func TestLoadFSRejects(t *testing.T) {
+	t.Parallel()
 	good := map[string]string{
 		vocab.CategoriesFile:  "categories:\n  - {key: user, name: User}\n  - {key: user.contact, name: Contact, parent: user}\n",
 		vocab.PurposesFile:    "purposes:\n  - {key: essential, name: Essential}\n",

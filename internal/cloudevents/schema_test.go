@@ -2,10 +2,13 @@ package cloudevents
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"testing"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/santhosh-tekuri/jsonschema/v6/kind"
@@ -56,11 +59,30 @@ func compileSchemas() (map[string]*typeSchema, error) {
 	return out, nil
 }
 
+// The JSON Schemas in schemas/ are the published contract; the decoder does
+// not use them. These tests compile them and check them against the Go path.
+
+var (
+	schemasOnce     sync.Once
+	compiledSchemas map[string]*typeSchema
+	schemasErr      error
+)
+
+// testSchemas returns the compiled schema of every type, compiled once.
+func testSchemas(tb testing.TB) map[string]*typeSchema {
+	tb.Helper()
+	schemasOnce.Do(func() { compiledSchemas, schemasErr = compileSchemas() })
+	if schemasErr != nil {
+		tb.Fatal(schemasErr)
+	}
+	return compiledSchemas
+}
+
 // parseData parses data, which must be a JSON object, into the form the
 // JSON Schema validator takes (numbers as json.Number).
 func parseData(data []byte) (map[string]any, *ledger.Problem) {
-	var doc any
-	if err := dataJSON.Unmarshal(data, &doc); err != nil {
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
+	if err != nil {
 		return nil, &ledger.Problem{Reason: ledger.ReasonMalformed, Field: "data", Detail: "not valid JSON"}
 	}
 	obj, ok := doc.(map[string]any)
@@ -197,4 +219,44 @@ func fieldPath(doc map[string]any, loc []string) string {
 		}
 	}
 	return b.String()
+}
+
+// TestSchemaAgreesOnGoldenInputs runs the data of every structured golden
+// input (fixtures, generated events, layouts, escapes and mutations of every
+// member of every valid fixture) through the published JSON Schema and
+// through the decoder's Go path, and checks that they accept and refuse the
+// same data. The only rules the schema cannot know are the vocabularies: when
+// the Go path alone refuses, each of its problems must be an unknown key.
+func TestSchemaAgreesOnGoldenInputs(t *testing.T) {
+	t.Parallel()
+	d := newDecoder(t)
+	compared := 0
+	for _, c := range goldenCases(t) {
+		if c.body == nil {
+			continue // binary mode: the same data as the structured case
+		}
+		var ev struct {
+			Type string          `json:"type"`
+			Data json.RawMessage `json:"data"`
+		}
+		if json.Unmarshal(c.body, &ev) != nil || ledger.Types[ev.Type] == nil || firstByte(ev.Data) != '{' {
+			continue
+		}
+		compared++
+		sp, gp := schemaPath(t, ev.Type, ev.Data), goPath(d, ev.Type, ev.Data)
+		switch {
+		case len(sp) > 0 && len(gp) == 0:
+			t.Errorf("%s: the JSON Schema refuses (%v), the Go path accepts", c.name, sp)
+		case len(sp) == 0 && len(gp) > 0:
+			for _, p := range gp {
+				if p.Reason != ledger.ReasonUnknownKey {
+					t.Errorf("%s: the Go path refuses (%v), the JSON Schema accepts", c.name, gp)
+					break
+				}
+			}
+		}
+	}
+	if compared < 1000 {
+		t.Errorf("compared %d inputs, want the golden set (over 1,000)", compared)
+	}
 }
