@@ -150,9 +150,13 @@ func TestCovers(t *testing.T) {
 	}{
 		{"user.contact", "user.contact", true},
 		{"user.contact", "user.contact.email", true},
+		{"user", "user.contact.address.city", true},
 		{"user.contact", "user.contactless", false},
 		{"user.contact.email", "user.contact", false},
+		{"user.contact", "user", false},
+		{"user.contact", "system.contact", false},
 		{"", "user", false},
+		{"user", "", false},
 	}
 	for _, tt := range tests {
 		if got := Covers(tt.parent, tt.child); got != tt.want {
@@ -202,5 +206,19 @@ func TestDecideDataMustMatchType(t *testing.T) {
 	ev := &Event{Type: TypeErasure, Data: &Restriction{}}
 	if _, err := Decide(NewMemState(), ev, Sender{}, t0, Deadlines{}); err == nil || errors.As(err, new(*InvalidError)) {
 		t.Errorf("Decide = %v, want a plain error", err)
+	}
+}
+
+// TestValidSlug: recipient ids are lowercase slugs (DESIGN: "id (lowercase slug)").
+func TestValidSlug(t *testing.T) {
+	tests := map[string]bool{
+		"acro": true, "devon-and-cornwall": true, "a1-b2": true, "0": true, strings.Repeat("a", 64): true,
+		"": false, "-a": false, "a-": false, "a--b": false, "A": false, "a_b": false, "a b": false, "é": false,
+		strings.Repeat("a", 65): false,
+	}
+	for in, want := range tests {
+		if got := ValidSlug(in); got != want {
+			t.Errorf("ValidSlug(%q) = %v, want %v", in, got, want)
+		}
 	}
 }

@@ -10,9 +10,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/sharelog/sharelog/internal/ledger"
 	"go.yaml.in/yaml/v3"
-
-	"github.com/sharelog/sharelog/internal/recipients"
 )
 
 // MinSecretLength is the shortest webhook secret accepted, in bytes.
@@ -104,7 +103,7 @@ func LoadSecrets(path string) (*Secrets, error) {
 	out := make(map[string][]byte, len(sf.Recipients))
 	inline := false
 	for id, spec := range sf.Recipients {
-		if !recipients.IsSlug(id) {
+		if !ledger.ValidSlug(id) {
 			return nil, fmt.Errorf("webhook secrets %s: recipients.%s: not a recipient id (lowercase letters, digits and hyphens)", path, id)
 		}
 		n := 0

@@ -23,14 +23,6 @@ const MaxFileSize = 4 << 20
 // file gives a readable error.
 const maxProblems = 50
 
-// MaxIDLength is the longest recipient id the slug rule allows.
-const MaxIDLength = ledger.MaxSlugLen
-
-// IsSlug reports whether s is a valid recipient id: lowercase letters and
-// digits in groups joined by single hyphens, at most MaxIDLength bytes. It
-// is the ledger's slug rule, ledger.ValidSlug.
-func IsSlug(s string) bool { return ledger.ValidSlug(s) }
-
 // recipientYAML mirrors ledger.Recipient with YAML names equal to its JSON
 // names. TestMirrorMatchesLedger keeps the two in step.
 type recipientYAML struct {
@@ -265,7 +257,7 @@ func validatorInstance() *validator.Validate {
 		v := validator.New(validator.WithRequiredStructEnabled())
 		v.RegisterTagNameFunc(jsonName)
 		if err := v.RegisterValidation("slug", func(fl validator.FieldLevel) bool {
-			return IsSlug(fl.Field().String())
+			return ledger.ValidSlug(fl.Field().String())
 		}); err != nil {
 			panic(err)
 		}
@@ -316,7 +308,7 @@ func fieldPath(fe validator.FieldError) string {
 // only for short coded fields, never for free text such as contact.
 func describe(fe validator.FieldError, id string) string {
 	val := ""
-	if s, ok := fe.Value().(string); ok && s != "" && len(s) <= MaxIDLength {
+	if s, ok := fe.Value().(string); ok && s != "" && len(s) <= ledger.MaxSlugLen {
 		val = fmt.Sprintf(", got %q", s)
 	}
 	var msg string
@@ -326,8 +318,8 @@ func describe(fe validator.FieldError, id string) string {
 	case "required_if":
 		return "is required for a webhook channel" + idNote(id)
 	case "slug":
-		msg = fmt.Sprintf("must be a lowercase slug (a-z, 0-9, single hyphens between, at most %d characters)", MaxIDLength)
-		if len(fe.Value().(string)) > MaxIDLength {
+		msg = fmt.Sprintf("must be a lowercase slug (a-z, 0-9, single hyphens between, at most %d characters)", ledger.MaxSlugLen)
+		if len(fe.Value().(string)) > ledger.MaxSlugLen {
 			return msg + idNote("")
 		}
 		return msg + val
@@ -355,7 +347,7 @@ func describe(fe validator.FieldError, id string) string {
 
 // idNote names the entry by its id, when it has one that is safe to repeat.
 func idNote(id string) string {
-	if id == "" || len(id) > MaxIDLength {
+	if id == "" || len(id) > ledger.MaxSlugLen {
 		return ""
 	}
 	return fmt.Sprintf(" (id %q)", id)

@@ -226,20 +226,6 @@ func TestValidate(t *testing.T) {
 	}
 }
 
-func TestIsSlug(t *testing.T) {
-	t.Parallel()
-	tests := map[string]bool{
-		"acro": true, "devon-and-cornwall": true, "a1-b2": true, "0": true, strings.Repeat("a", 64): true,
-		"": false, "-a": false, "a-": false, "a--b": false, "A": false, "a_b": false, "a b": false, "é": false,
-		strings.Repeat("a", 65): false,
-	}
-	for in, want := range tests {
-		if got := IsSlug(in); got != want {
-			t.Errorf("IsSlug(%q): got %v, want %v", in, got, want)
-		}
-	}
-}
-
 // TestMirrorMatchesLedger keeps the YAML mirror types in step with the
 // ledger's: same field names, in the same order, with YAML names equal to
 // JSON names and the same types.

@@ -9,7 +9,6 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/sharelog/sharelog/internal/ledger"
 	"github.com/sharelog/sharelog/schemas"
 )
 
@@ -194,10 +193,6 @@ func (v *Vocabulary) Sensitive(key string) (special, criminal bool) {
 	}
 	return special, criminal
 }
-
-// Covers reports whether the dotted key parent covers child: it is the same
-// key or an ancestor of it (ledger.Covers, the rule's one definition).
-func Covers(parent, child string) bool { return ledger.Covers(parent, child) }
 
 func parentOf(key string) string {
 	i := strings.LastIndexByte(key, '.')

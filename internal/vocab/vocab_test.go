@@ -86,29 +86,6 @@ func TestSensitive(t *testing.T) {
 	}
 }
 
-func TestCovers(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		parent, child string
-		want          bool
-	}{
-		{"user.contact", "user.contact.email", true},
-		{"user.contact", "user.contact", true},
-		{"user", "user.contact.address.city", true},
-		{"user.contact", "user.contactless", false},
-		{"user.contact.email", "user.contact", false},
-		{"user.contact", "user", false},
-		{"user.contact", "system.contact", false},
-		{"", "user", false},
-		{"user", "", false},
-	}
-	for _, tt := range tests {
-		if got := vocab.Covers(tt.parent, tt.child); got != tt.want {
-			t.Errorf("Covers(%q, %q) = %v, want %v", tt.parent, tt.child, got, tt.want)
-		}
-	}
-}
-
 func TestPurposeAndLawfulBasis(t *testing.T) {
 	t.Parallel()
 	v := load(t)
