@@ -273,6 +273,8 @@ func valuesDetail(tag string) string {
 		switch name, param, _ := strings.Cut(rule, "="); name {
 		case "oneof":
 			return "must be one of: " + strings.ReplaceAll(param, " ", ", ")
+		case "regime":
+			return "must be one of: " + strings.Join(ledger.AllRegimes, ", ")
 		case "iso3166_1_alpha2":
 			return isoCountryDetail
 		}
@@ -317,9 +319,9 @@ func newStructValidator(voc *vocab.Vocabulary) *structValidator {
 			panic(err) // a programming error in the tag set below
 		}
 	}
-	must(v.RegisterValidation("slug", func(fl validator.FieldLevel) bool {
-		return ledger.ValidSlug(fl.Field().String())
-	}))
+	for name, rule := range ledger.FieldRules {
+		must(v.RegisterValidation(name, func(fl validator.FieldLevel) bool { return rule(fl.Field().String()) }))
+	}
 	must(v.RegisterValidation("scheme", func(fl validator.FieldLevel) bool {
 		return schemePattern.MatchString(fl.Field().String())
 	}))
@@ -458,6 +460,8 @@ func fieldProblem(fe validator.FieldError) ledger.Problem {
 		}
 	case "oneof":
 		p.Detail = valuesDetail(fe.Tag() + "=" + fe.Param())
+	case "regime":
+		p.Detail = valuesDetail("regime")
 	case "slug":
 		p.Detail = fmt.Sprintf("must be a lowercase slug (a-z, 0-9, single hyphens) of at most %d characters", ledger.MaxSlugLen)
 	case "scheme":

@@ -137,7 +137,7 @@ type Recipient struct {
 	Name             string  `json:"name" validate:"required,max=200"`
 	Role             string  `json:"role" validate:"required,oneof=controller processor joint-controller competent-authority"`
 	Country          string  `json:"country,omitempty" validate:"omitempty,iso3166_1_alpha2"`
-	Regime           string  `json:"regime,omitempty" validate:"omitempty,oneof=uk-gdpr eu-gdpr dpa-part3 dpa-part4"`
+	Regime           string  `json:"regime,omitempty" validate:"omitempty,regime"`
 	Channel          Channel `json:"channel"`
 	Contact          string  `json:"contact,omitempty" validate:"max=500"`
 	SLADays          int     `json:"slaDays,omitempty" validate:"min=0,max=366"`
@@ -167,7 +167,7 @@ type Disclosure struct {
 	Categories    []string    `json:"categories" validate:"required,min=1,max=100,dive,category"`
 	Purpose       string      `json:"purpose" validate:"required,purpose"`
 	LawfulBasis   string      `json:"lawfulBasis" validate:"required,lawfulbasis"`
-	Regime        string      `json:"regime" validate:"required,oneof=uk-gdpr eu-gdpr dpa-part3 dpa-part4"`
+	Regime        string      `json:"regime" validate:"required,regime"`
 	DisclosedAt   time.Time   `json:"disclosedAt" validate:"required"`
 	DisclosedBy   string      `json:"disclosedBy,omitempty" validate:"required_if=Regime dpa-part3,max=200"`
 	Justification string      `json:"justification,omitempty" validate:"required_if=Regime dpa-part3,max=4000"`
@@ -194,7 +194,7 @@ type Rectification struct {
 	Summary    string    `json:"summary,omitempty" validate:"max=4000"`
 	DecidedAt  time.Time `json:"decidedAt" validate:"required"`
 	DecidedBy  string    `json:"decidedBy,omitempty" validate:"max=200"`
-	Regime     string    `json:"regime,omitempty" validate:"omitempty,oneof=uk-gdpr eu-gdpr dpa-part3 dpa-part4"`
+	Regime     string    `json:"regime,omitempty" validate:"omitempty,regime"`
 }
 
 // Erasure is a decision to erase a subject's data (org.sharelog.erasure.v1).
@@ -205,7 +205,7 @@ type Erasure struct {
 	Ground     string    `json:"ground,omitempty" validate:"max=100"`
 	DecidedAt  time.Time `json:"decidedAt" validate:"required"`
 	DecidedBy  string    `json:"decidedBy,omitempty" validate:"max=200"`
-	Regime     string    `json:"regime,omitempty" validate:"omitempty,oneof=uk-gdpr eu-gdpr dpa-part3 dpa-part4"`
+	Regime     string    `json:"regime,omitempty" validate:"omitempty,regime"`
 }
 
 // Restriction is a decision to restrict processing (org.sharelog.restriction.v1).

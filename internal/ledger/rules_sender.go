@@ -25,6 +25,14 @@ var slugPattern = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
 // recipient ids must be.
 func ValidSlug(s string) bool { return len(s) <= MaxSlugLen && slugPattern.MatchString(s) }
 
+// FieldRules are the rules on single values that the data types' validate
+// tags name (validate:"slug", validate:"regime"); every validator of those
+// types registers each of them under its name.
+var FieldRules = map[string]func(string) bool{
+	"slug":   ValidSlug,
+	"regime": ValidRegime,
+}
+
 // Sender is who an event came from, as far as its transport vouches.
 type Sender struct {
 	// Internal is set for sharelog's own events (NATS subject

@@ -256,10 +256,10 @@ func validatorInstance() *validator.Validate {
 	validateOnce.Do(func() {
 		v := validator.New(validator.WithRequiredStructEnabled())
 		v.RegisterTagNameFunc(jsonName)
-		if err := v.RegisterValidation("slug", func(fl validator.FieldLevel) bool {
-			return ledger.ValidSlug(fl.Field().String())
-		}); err != nil {
-			panic(err)
+		for name, rule := range ledger.FieldRules {
+			if err := v.RegisterValidation(name, func(fl validator.FieldLevel) bool { return rule(fl.Field().String()) }); err != nil {
+				panic(err)
+			}
 		}
 		validate10 = v
 	})
@@ -325,6 +325,8 @@ func describe(fe validator.FieldError, id string) string {
 		return msg + val
 	case "oneof":
 		msg = "must be one of " + strings.ReplaceAll(fe.Param(), " ", ", ")
+	case "regime":
+		msg = "must be one of " + strings.Join(ledger.AllRegimes, ", ")
 	case "iso3166_1_alpha2":
 		msg = "must be an ISO 3166-1 alpha-2 country code in capitals, such as GB"
 	case "url", "startswith":
