@@ -43,9 +43,13 @@ func failedLoop(err error) string {
 // loop, and Main.Run returns the cause.
 func TestLoopFailureFailsReadyAndRun(t *testing.T) {
 	m := startMain(t, testConfig(t.TempDir()))
-	if code, body := getReady(t, m.HTTP.URL()); code != http.StatusOK {
-		t.Fatalf("readyz before = %d %s, want 200", code, body)
-	}
+	// Ready once the ingest loop consumes, which may be just after Open.
+	checkFor(t, 10*time.Second, func() error {
+		if code, body := getReady(t, m.HTTP.URL()); code != http.StatusOK {
+			return fmt.Errorf("readyz before = %d %s, want 200", code, body)
+		}
+		return nil
+	})
 	_, js := m.connect(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

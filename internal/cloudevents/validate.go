@@ -305,6 +305,9 @@ type structValidator struct {
 func newStructValidator(voc *vocab.Vocabulary) *structValidator {
 	v := validator.New()
 	v.RegisterTagNameFunc(func(f reflect.StructField) string {
+		if f.Anonymous {
+			return embedded // its members sit in the enclosing object
+		}
 		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
 		if name == "-" {
 			return ""
@@ -337,6 +340,11 @@ func newStructValidator(voc *vocab.Vocabulary) *structValidator {
 	}))
 	return &structValidator{v: v, vocab: voc}
 }
+
+// embedded names an embedded struct (ledger.RequestHeader) in a validator
+// namespace: the JSON decoder inlines its members, so a field's path leaves
+// it out.
+const embedded = "~embedded"
 
 // problems validates v, a pointer to one of the ledger data types decoded
 // from data, and returns one problem per failed rule, sorted by field. A
@@ -419,7 +427,7 @@ func absentMember(doc any, field string) string {
 // vocabulary keys, and only when the value looks like a key.
 func fieldProblem(fe validator.FieldError) ledger.Problem {
 	field := "data"
-	if _, rest, ok := strings.Cut(fe.Namespace(), "."); ok {
+	if _, rest, ok := strings.Cut(strings.ReplaceAll(fe.Namespace(), "."+embedded, ""), "."); ok {
 		field += "." + rest
 	}
 	p := ledger.Problem{Reason: ledger.ReasonInvalidData, Field: field}

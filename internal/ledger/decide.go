@@ -111,7 +111,7 @@ func Decide(st State, ev *Event, sender Sender, at time.Time, deadlines Deadline
 		return &Plan{Register: d}, nil
 	case *Disclosure:
 		return decideDisclosure(st, ev.ID, d)
-	case *Rectification, *Erasure, *Restriction, *RestrictionLifted:
+	case Request:
 		return decideRequest(st, ev.Type, d, at, deadlines)
 	case *NoticeAck, *Exemption, *NoticeDelivery:
 		return decideNoticeUpdate(st, ev, sender, at)
@@ -164,21 +164,6 @@ func decideDisclosure(st State, id string, d *Disclosure) (*Plan, error) {
 	return &Plan{Personal: true, Names: d.Subjects, Disclosure: eff}, nil
 }
 
-// requestFields returns what every request type shares.
-func requestFields(data any) (request string, subj Subject, cats []string, changes []Change, decided time.Time, regime string) {
-	switch d := data.(type) {
-	case *Rectification:
-		return d.Request, d.Subject, d.Categories, d.Changes, d.DecidedAt, d.Regime
-	case *Erasure:
-		return d.Request, d.Subject, d.Categories, nil, d.DecidedAt, d.Regime
-	case *Restriction:
-		return d.Request, d.Subject, d.Categories, nil, d.DecidedAt, ""
-	case *RestrictionLifted:
-		return d.Request, d.Subject, nil, nil, d.DecidedAt, ""
-	}
-	return
-}
-
 // decideRequest opens one obligation per recipient that received the
 // affected data of the subject (UK GDPR Art. 19; DPA 2018 s.48). The rules:
 //
@@ -190,8 +175,14 @@ func requestFields(data any) (request string, subj Subject, cats []string, chang
 //
 // A request whose subject is unknown, or whose categories no recipient
 // received, is accepted and opens no obligation.
-func decideRequest(st State, typ string, data any, at time.Time, deadlines Deadlines) (*Plan, error) {
-	request, subj, cats, changes, decided, regime := requestFields(data)
+func decideRequest(st State, typ string, data Request, at time.Time, deadlines Deadlines) (*Plan, error) {
+	h := data.Head()
+	request, subj, decided := h.Request, h.Subject, h.DecidedAt
+	cats, regime := data.Scope()
+	var changes []Change
+	if r, ok := data.(*Rectification); ok {
+		changes = r.Changes
+	}
 	rec := RequestRecord{
 		Request: request, Type: typ, Action: RequestActions[typ],
 		DecidedAt: decided, Regime: regime, Categories: slices.Clone(cats),

@@ -61,7 +61,7 @@ var (
 // its recipient received: its categories, its disclosures, and the
 // rectified fields in categories it received.
 func TestNoticeContent(t *testing.T) {
-	rect := ledgertest.Rectification("rc", &ledger.Rectification{Request: "R", Subject: a1, Changes: []ledger.Change{
+	rect := ledgertest.Rectification("rc", &ledger.Rectification{RequestHeader: ledger.RequestHeader{Request: "R", Subject: a1}, Changes: []ledger.Change{
 		{Category: "user.contact.email", Field: "email", Value: "new@example.org"},
 		{Category: "user.contact.address", Field: "street", Value: "1 New Street"},
 		{Category: "user.health_and_medical", Field: "condition", Value: "x"},

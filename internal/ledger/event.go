@@ -184,49 +184,73 @@ type Change struct {
 	Value    any    `json:"value"`
 }
 
+// RequestHeader is what every request carries: the request's id, the data
+// subject it is about and when it was decided. The four request types
+// (rectification, erasure, restriction, lifting of a restriction) embed it;
+// its members sit at the top of their data.
+type RequestHeader struct {
+	Request   string    `json:"request" validate:"required,max=200"`
+	Subject   Subject   `json:"subject"`
+	DecidedAt time.Time `json:"decidedAt" validate:"required"`
+}
+
+// Head returns the header.
+func (h *RequestHeader) Head() *RequestHeader { return h }
+
+// A Request is the data of a request type. Decide opens its obligations
+// from its header and its scope; a new request type embeds RequestHeader,
+// says its scope, and has an entry in Types and RequestActions.
+type Request interface {
+	Head() *RequestHeader
+	// Scope returns the categories the request covers (none: all) and the
+	// regime it was decided under ("" when it does not say).
+	Scope() (categories []string, regime string)
+}
+
 // Rectification is a decision to rectify a subject's data
 // (org.sharelog.rectification.v1). No categories means all.
 type Rectification struct {
-	Request    string    `json:"request" validate:"required,max=200"`
-	Subject    Subject   `json:"subject"`
-	Categories []string  `json:"categories,omitempty" validate:"max=100,dive,category"`
-	Changes    []Change  `json:"changes,omitempty" validate:"max=1000,dive"`
-	Summary    string    `json:"summary,omitempty" validate:"max=4000"`
-	DecidedAt  time.Time `json:"decidedAt" validate:"required"`
-	DecidedBy  string    `json:"decidedBy,omitempty" validate:"max=200"`
-	Regime     string    `json:"regime,omitempty" validate:"omitempty,regime"`
+	RequestHeader
+	Categories []string `json:"categories,omitempty" validate:"max=100,dive,category"`
+	Changes    []Change `json:"changes,omitempty" validate:"max=1000,dive"`
+	Summary    string   `json:"summary,omitempty" validate:"max=4000"`
+	DecidedBy  string   `json:"decidedBy,omitempty" validate:"max=200"`
+	Regime     string   `json:"regime,omitempty" validate:"omitempty,regime"`
 }
+
+func (r *Rectification) Scope() ([]string, string) { return r.Categories, r.Regime }
 
 // Erasure is a decision to erase a subject's data (org.sharelog.erasure.v1).
 type Erasure struct {
-	Request    string    `json:"request" validate:"required,max=200"`
-	Subject    Subject   `json:"subject"`
-	Categories []string  `json:"categories,omitempty" validate:"max=100,dive,category"`
-	Ground     string    `json:"ground,omitempty" validate:"max=100"`
-	DecidedAt  time.Time `json:"decidedAt" validate:"required"`
-	DecidedBy  string    `json:"decidedBy,omitempty" validate:"max=200"`
-	Regime     string    `json:"regime,omitempty" validate:"omitempty,regime"`
+	RequestHeader
+	Categories []string `json:"categories,omitempty" validate:"max=100,dive,category"`
+	Ground     string   `json:"ground,omitempty" validate:"max=100"`
+	DecidedBy  string   `json:"decidedBy,omitempty" validate:"max=200"`
+	Regime     string   `json:"regime,omitempty" validate:"omitempty,regime"`
 }
+
+func (e *Erasure) Scope() ([]string, string) { return e.Categories, e.Regime }
 
 // Restriction is a decision to restrict processing (org.sharelog.restriction.v1).
 type Restriction struct {
-	Request    string    `json:"request" validate:"required,max=200"`
-	Subject    Subject   `json:"subject"`
-	Categories []string  `json:"categories,omitempty" validate:"max=100,dive,category"`
-	Ground     string    `json:"ground,omitempty" validate:"omitempty,oneof=art18-1-a art18-1-b art18-1-c art18-1-d"`
-	DecidedAt  time.Time `json:"decidedAt" validate:"required"`
-	DecidedBy  string    `json:"decidedBy,omitempty" validate:"max=200"`
+	RequestHeader
+	Categories []string `json:"categories,omitempty" validate:"max=100,dive,category"`
+	Ground     string   `json:"ground,omitempty" validate:"omitempty,oneof=art18-1-a art18-1-b art18-1-c art18-1-d"`
+	DecidedBy  string   `json:"decidedBy,omitempty" validate:"max=200"`
 }
 
+func (r *Restriction) Scope() ([]string, string) { return r.Categories, "" }
+
 // RestrictionLifted lifts an earlier restriction (org.sharelog.restriction.lifted.v1).
-// Art. 18(3): the subject must be told before the restriction is lifted.
+// Art. 18(3): the subject must be told before the restriction is lifted. Its
+// scope is the restriction's.
 type RestrictionLifted struct {
-	Request           string     `json:"request" validate:"required,max=200"`
+	RequestHeader
 	Restriction       string     `json:"restriction" validate:"required,max=200"`
-	Subject           Subject    `json:"subject"`
 	SubjectInformedAt *time.Time `json:"subjectInformedAt,omitempty"`
-	DecidedAt         time.Time  `json:"decidedAt" validate:"required"`
 }
+
+func (r *RestrictionLifted) Scope() ([]string, string) { return nil, "" }
 
 // Notice actions.
 const (

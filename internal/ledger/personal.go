@@ -29,6 +29,9 @@ func PersonalFields(ev *Event) ([]PersonalField, error) {
 		}
 	}
 	subject := func(path string, s *Subject) { str(path+".id", &s.ID) }
+	if r, ok := ev.Data.(Request); ok {
+		subject("data.subject", &r.Head().Subject)
+	}
 	switch d := ev.Data.(type) {
 	case *Disclosure:
 		for i := range d.Subjects {
@@ -40,7 +43,6 @@ func PersonalFields(ev *Event) ([]PersonalField, error) {
 			fs = append(fs, PersonalField{Path: "data.records"})
 		}
 	case *Rectification:
-		subject("data.subject", &d.Subject)
 		str("data.summary", &d.Summary)
 		str("data.decidedBy", &d.DecidedBy)
 		for i, ch := range d.Changes {
@@ -49,13 +51,10 @@ func PersonalFields(ev *Event) ([]PersonalField, error) {
 			}
 		}
 	case *Erasure:
-		subject("data.subject", &d.Subject)
 		str("data.decidedBy", &d.DecidedBy)
 	case *Restriction:
-		subject("data.subject", &d.Subject)
 		str("data.decidedBy", &d.DecidedBy)
 	case *RestrictionLifted:
-		subject("data.subject", &d.Subject)
 	case *NoticeAck:
 		str("data.note", &d.Note)
 	case *Exemption:

@@ -16,7 +16,7 @@ func TestAppendOutcomes(t *testing.T) {
 		return disc{id: id, recipient: recipient, subjects: []ledger.Subject{subj("A1")}, at: day(1)}.event(tb)
 	}
 	other := func(tb testing.TB, source, id string) *ledger.Event {
-		return newEvent(tb, ledger.TypeErasure, source, id, &ledger.Erasure{Request: "req-" + id, Subject: subj("A1"), DecidedAt: day(2)})
+		return newEvent(tb, ledger.TypeErasure, source, id, &ledger.Erasure{RequestHeader: ledger.RequestHeader{Request: "req-" + id, Subject: subj("A1"), DecidedAt: day(2)}})
 	}
 	tests := []struct {
 		name    string
@@ -301,9 +301,7 @@ func TestSeqDense(t *testing.T) {
 
 func TestEntryRoundTrip(t *testing.T) {
 	s := openTest(t, testConfig(t))
-	ev := newEvent(t, ledger.TypeErasure, "dpo", "e1", &ledger.Erasure{
-		Request: "req-1", Subject: subj("A1"), Categories: []string{"user.contact"}, Ground: "art17-1-a", DecidedAt: day(3),
-	})
+	ev := newEvent(t, ledger.TypeErasure, "dpo", "e1", &ledger.Erasure{RequestHeader: ledger.RequestHeader{Request: "req-1", Subject: subj("A1"), DecidedAt: day(3)}, Categories: []string{"user.contact"}, Ground: "art17-1-a"})
 	ev.DataSchema = ""
 	applyBatch(t, s, ev)
 	e, err := s.Entry(context.Background(), 1)

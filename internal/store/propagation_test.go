@@ -29,7 +29,7 @@ func rcp(tb testing.TB, id, channel, regime string, sla int) *ledger.Event {
 }
 
 func erasure(tb testing.TB, id, request string, s ledger.Subject, decided time.Time, cats ...string) *ledger.Event {
-	return newEvent(tb, ledger.TypeErasure, "dpo", id, &ledger.Erasure{Request: request, Subject: s, Categories: cats, DecidedAt: decided})
+	return newEvent(tb, ledger.TypeErasure, "dpo", id, &ledger.Erasure{RequestHeader: ledger.RequestHeader{Request: request, Subject: s, DecidedAt: decided}, Categories: cats})
 }
 
 func ack(tb testing.TB, id, notice, outcome, from string) *ledger.Event {
@@ -228,9 +228,7 @@ func TestRectificationChangesFiltered(t *testing.T) {
 		{Category: "user.contact", Field: "preferred", Value: "post"},
 		{Category: "user.health_and_medical", Field: "condition", Value: "x"},
 	}
-	applyBatch(t, s, newEvent(t, ledger.TypeRectification, "dpo", "rect1", &ledger.Rectification{
-		Request: "rq", Subject: subj("A1"), Categories: []string{"user.contact"}, Changes: changes, DecidedAt: day(10),
-	}))
+	applyBatch(t, s, newEvent(t, ledger.TypeRectification, "dpo", "rect1", &ledger.Rectification{RequestHeader: ledger.RequestHeader{Request: "rq", Subject: subj("A1"), DecidedAt: day(10)}, Categories: []string{"user.contact"}, Changes: changes}))
 	got := notices(t, s)
 	fields := func(n ledger.Notice) []string {
 		var f []string
@@ -338,7 +336,7 @@ func TestSameRequestTwice(t *testing.T) {
 	}{
 		{"same request, new event", erasure(t, "e2", "r", subj("A1"), day(11)),
 			`data.request: request "r" is already recorded (entry 10); it opened its obligations then and opens none again`},
-		{"same request id, another type", newEvent(t, ledger.TypeRestriction, "dpo", "x1", &ledger.Restriction{Request: "r", Subject: subj("A1"), DecidedAt: day(11)}),
+		{"same request id, another type", newEvent(t, ledger.TypeRestriction, "dpo", "x1", &ledger.Restriction{RequestHeader: ledger.RequestHeader{Request: "r", Subject: subj("A1"), DecidedAt: day(11)}}),
 			`data.request: request "r" is already recorded as a org.sharelog.erasure.v1 (entry 10); a request id names one request`},
 	}
 	for _, tt := range tests {
@@ -418,7 +416,7 @@ func TestExemptionRules(t *testing.T) {
 	// police's disclosure was under dpa-part3; acro's under uk-gdpr. A second
 	// request under dpa-part3 makes acro's obligation Part 3 as well.
 	applyBatch(t, s, erasure(t, "e1", "r", subj("A1"), day(10), "user.contact"),
-		newEvent(t, ledger.TypeRectification, "dpo", "rc1", &ledger.Rectification{Request: "r3", Subject: subj("A1"), Regime: ledger.RegimeDPAPart3, DecidedAt: day(10)}))
+		newEvent(t, ledger.TypeRectification, "dpo", "rc1", &ledger.Rectification{RequestHeader: ledger.RequestHeader{Request: "r3", Subject: subj("A1"), DecidedAt: day(10)}, Regime: ledger.RegimeDPAPart3}))
 	acro, police, acro3 := ledger.NoticeID("r", "acro"), ledger.NoticeID("r", "police"), ledger.NoticeID("r3", "acro")
 	s48 := "s.48 requires every recipient to be told and has no disproportionate-effort exception"
 	steps := []struct {
@@ -462,14 +460,14 @@ func TestExemptionRules(t *testing.T) {
 func TestLiftingPropagation(t *testing.T) {
 	s := propFixture(t)
 	applyBatch(t, s,
-		newEvent(t, ledger.TypeRestriction, "dpo", "res1", &ledger.Restriction{Request: "R", Subject: subj("A1"), Categories: []string{"user.contact"}, DecidedAt: day(10)}),
-		newEvent(t, ledger.TypeRestriction, "dpo", "res2", &ledger.Restriction{Request: "R2", Subject: subj("A1"), DecidedAt: day(10)}),
+		newEvent(t, ledger.TypeRestriction, "dpo", "res1", &ledger.Restriction{RequestHeader: ledger.RequestHeader{Request: "R", Subject: subj("A1"), DecidedAt: day(10)}, Categories: []string{"user.contact"}}),
+		newEvent(t, ledger.TypeRestriction, "dpo", "res2", &ledger.Restriction{RequestHeader: ledger.RequestHeader{Request: "R2", Subject: subj("A1"), DecidedAt: day(10)}}),
 		// Disclosed to cloud after the restriction: cloud was never told of it.
 		disc{id: "d9", recipient: "cloud", subjects: []ledger.Subject{subj("A1")}, at: day(11), categories: []string{"user.contact.email"}}.event(t),
 		exemption(t, "x1", ledger.NoticeID("R2", "cloud"), "impossible"),
 	)
 	lift := func(id, request, restriction string, sub ledger.Subject) *ledger.Event {
-		return newEvent(t, ledger.TypeRestrictionLifted, "dpo", id, &ledger.RestrictionLifted{Request: request, Restriction: restriction, Subject: sub, DecidedAt: day(15)})
+		return newEvent(t, ledger.TypeRestrictionLifted, "dpo", id, &ledger.RestrictionLifted{RequestHeader: ledger.RequestHeader{Request: request, Subject: sub, DecidedAt: day(15)}, Restriction: restriction})
 	}
 	rejects := []struct {
 		name   string
@@ -806,7 +804,7 @@ func TestSubjectReport(t *testing.T) {
 	s := propFixture(t)
 	applyBatch(t, s,
 		erasure(t, "e1", "E", subj("A1"), day(10), "user.contact"),
-		newEvent(t, ledger.TypeRectification, "dpo", "rc", &ledger.Rectification{Request: "NONE", Subject: subj("A1"), Categories: []string{"user.criminal_history"}, DecidedAt: day(9)}),
+		newEvent(t, ledger.TypeRectification, "dpo", "rc", &ledger.Rectification{RequestHeader: ledger.RequestHeader{Request: "NONE", Subject: subj("A1"), DecidedAt: day(9)}, Categories: []string{"user.criminal_history"}}),
 		erasure(t, "e2", "OTHER", subj("B2"), day(10)),
 	)
 	applyBatch(t, s,

@@ -277,7 +277,7 @@ func TestNoPlaintextIdentifiers(t *testing.T) {
 	ids := []string{"QX7-SECRET-991", "jane.doe@example.org"}
 	applyBatch(t, s, recipientEvent(t, "acro", "ACRO"),
 		disc{id: "d1", recipient: "acro", subjects: []ledger.Subject{{Scheme: "dbs-ref", ID: ids[0]}, {Scheme: "email", ID: ids[1]}}, at: day(1)}.event(t),
-		newEvent(t, ledger.TypeErasure, "dpo", "e1", &ledger.Erasure{Request: "r", Subject: ledger.Subject{Scheme: "dbs-ref", ID: ids[0]}, DecidedAt: day(2)}))
+		newEvent(t, ledger.TypeErasure, "dpo", "e1", &ledger.Erasure{RequestHeader: ledger.RequestHeader{Request: "r", Subject: ledger.Subject{Scheme: "dbs-ref", ID: ids[0]}, DecidedAt: day(2)}}))
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}

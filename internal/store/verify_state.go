@@ -248,14 +248,8 @@ func identify(ev *ledger.Event, names [][]byte, seq uint64) (phantoms []string) 
 		for i := range d.Subjects {
 			d.Subjects[i].ID = token(i)
 		}
-	case *ledger.Rectification:
-		d.Subject.ID = token(0)
-	case *ledger.Erasure:
-		d.Subject.ID = token(0)
-	case *ledger.Restriction:
-		d.Subject.ID = token(0)
-	case *ledger.RestrictionLifted:
-		d.Subject.ID = token(0)
+	case ledger.Request:
+		d.Head().Subject.ID = token(0)
 	case *ledger.Hold:
 		if d.Scope != nil && d.Scope.Subject != nil {
 			d.Scope.Subject.ID = token(0)

@@ -159,11 +159,11 @@ func Disclosure(id, to string, who ledger.Subject, regime string, cats ...string
 }
 
 func Erasure(id, req string, who ledger.Subject, cats ...string) *ledger.Event {
-	return Event(id, ledger.TypeErasure, &ledger.Erasure{Request: req, Subject: who, Categories: cats, DecidedAt: T0})
+	return Event(id, ledger.TypeErasure, &ledger.Erasure{RequestHeader: ledger.RequestHeader{Request: req, Subject: who, DecidedAt: T0}, Categories: cats})
 }
 
 func Restriction(id, req string, who ledger.Subject, cats ...string) *ledger.Event {
-	return Event(id, ledger.TypeRestriction, &ledger.Restriction{Request: req, Subject: who, Categories: cats, DecidedAt: T0})
+	return Event(id, ledger.TypeRestriction, &ledger.Restriction{RequestHeader: ledger.RequestHeader{Request: req, Subject: who, DecidedAt: T0}, Categories: cats})
 }
 
 func Rectification(id string, r *ledger.Rectification) *ledger.Event {
@@ -175,7 +175,7 @@ func Rectification(id string, r *ledger.Rectification) *ledger.Event {
 
 func Lifting(id, req, restr string, who ledger.Subject) *ledger.Event {
 	informed := T0.Add(-time.Hour)
-	return Event(id, ledger.TypeRestrictionLifted, &ledger.RestrictionLifted{Request: req, Restriction: restr, Subject: who, SubjectInformedAt: &informed, DecidedAt: T0.Add(time.Hour)})
+	return Event(id, ledger.TypeRestrictionLifted, &ledger.RestrictionLifted{RequestHeader: ledger.RequestHeader{Request: req, Subject: who, DecidedAt: T0.Add(time.Hour)}, Restriction: restr, SubjectInformedAt: &informed})
 }
 
 func Ack(id, notice, from, outcome string) *ledger.Event {

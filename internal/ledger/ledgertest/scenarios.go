@@ -70,7 +70,7 @@ func Scenarios() []Scenario {
 		{Name: "s.48 restriction: Part 3 through the recipient's regime", Steps: with(OK(Restriction("r", "R", a1, "user.contact.email"))),
 			Requests: map[string][]Told{"R": {told("acro", pending, part3, "user.contact.email"), told("police", pending, ukgdpr, "user.contact.email")}}},
 		{Name: "s.48 a Part 3 request makes every obligation Part 3",
-			Steps:    with(OK(Rectification("rc", &ledger.Rectification{Request: "R", Subject: a1, Categories: []string{"user.health_and_medical"}, Regime: part3}))),
+			Steps:    with(OK(Rectification("rc", &ledger.Rectification{RequestHeader: ledger.RequestHeader{Request: "R", Subject: a1}, Categories: []string{"user.health_and_medical"}, Regime: part3}))),
 			Requests: map[string][]Told{"R": {told("cloud", pending, part3, "user.health_and_medical")}}},
 		{Name: "a request id names one request",
 			Steps: with(OK(erasureR),
