@@ -16,9 +16,10 @@ var verifyEvents = flag.Int("store.verify-events", 100_000, "disclosures in the 
 
 // BenchmarkVerify builds a ledger of -store.verify-events workload
 // disclosures (about 600 bytes of JSON each) with a checkpoint signed every
-// 10,000 entries, closes it, and times Verify of the whole directory. It
-// reports entries verified per second and the projected time for a million
-// entries. Use -benchtime=1x: building the ledger dominates otherwise.
+// 10,000 entries, closes it, and times Verify of the whole directory, with
+// the tree alone and with the replay of the derived state. It reports
+// entries verified per second and the projected time for a million entries.
+// Use -benchtime=1x: building the ledger dominates otherwise.
 func BenchmarkVerify(b *testing.B) {
 	cfg := testConfig(b)
 	s, err := Open(cfg)
@@ -51,17 +52,25 @@ func BenchmarkVerify(b *testing.B) {
 	if err := s.Close(); err != nil {
 		b.Fatal(err)
 	}
-	var size int64
-	b.ResetTimer()
-	for range b.N {
-		res, err := Verify(ctx, VerifyConfig{Dir: cfg.Dir, Verifier: v, Logger: cfg.Logger})
-		if err != nil {
-			b.Fatal(err)
-		}
-		size = res.Size
+	// The tree and checkpoints alone, then with the replay of the derived
+	// state (the default), over the same ledger.
+	for _, tc := range []struct {
+		name     string
+		treeOnly bool
+	}{{"tree-only", true}, {"with-state", false}} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			var size int64
+			for range b.N {
+				res, err := Verify(ctx, VerifyConfig{Dir: cfg.Dir, Verifier: v, Logger: cfg.Logger, TreeOnly: tc.treeOnly})
+				if err != nil {
+					b.Fatal(err)
+				}
+				size = res.Size
+			}
+			perEntry := b.Elapsed().Seconds() / float64(b.N) / float64(size)
+			b.ReportMetric(1/perEntry, "entries/s")
+			b.ReportMetric(perEntry*1e6, "s/1M-entries")
+		})
 	}
-	b.StopTimer()
-	perEntry := b.Elapsed().Seconds() / float64(b.N) / float64(size)
-	b.ReportMetric(1/perEntry, "entries/s")
-	b.ReportMetric(perEntry*1e6, "s/1M-entries")
 }
