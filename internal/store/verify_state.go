@@ -133,20 +133,26 @@ func (r *replay) entry(seq uint64, value []byte) error {
 			return err
 		}
 	}
-	if phantom := identify(&ev, names, seq); phantom != nil {
-		r.unchecked++
-		for _, p := range phantom {
-			r.phantoms[p] = true
-		}
-	}
 	for _, n := range names {
 		r.expect(prefixSealedFor, sealedForKey(n, seq), "")
+	}
+	// An entry naming several people lists each once in the y index, so
+	// it may list fewer than it names: the same person named twice, while
+	// its data key stands, or (in ledgers written before forgetting kept
+	// the y keys) a person since forgotten.
+	dupes := h.sealed && h.ref.subject == nil && len(names) > 0 && r.has(dataKeyKey(seq))
+	phantoms := identify(&ev, names, seq, dupes)
+	if phantoms != nil {
+		r.unchecked++
+		for _, p := range phantoms {
+			r.phantoms[p] = true
+		}
 	}
 	if h.sealed && h.ref.subject == nil {
 		for _, n := range names {
 			r.multi[seq] = append(r.multi[seq], string(n))
 		}
-		if len(names) == subjectCount(&ev) {
+		if phantoms == nil {
 			r.expect(prefixDataKey, dataKeyKey(seq), exists)
 		}
 	}
@@ -223,21 +229,24 @@ func (r *replay) namesOf(seq uint64) ([][]byte, error) {
 	return r.yIndex[seq], nil
 }
 
-// subjectCount returns the number of subjects an event names.
-func subjectCount(ev *ledger.Event) int {
-	if d, ok := ev.Data.(*ledger.Disclosure); ok {
-		return len(d.Subjects)
-	}
-	return 1
+// has reports whether the ledger holds key.
+func (r *replay) has(key []byte) bool {
+	_, err := r.txn.Get(key)
+	return err == nil
 }
 
 // identify puts the subjects' keyed hashes, as tokens, where the entry's
 // clear part has blanked identifiers, and returns the tokens of subjects
-// the entry names that no hash is left for.
-func identify(ev *ledger.Event, names [][]byte, seq uint64) (phantoms []string) {
+// the entry names that no hash is left for. With dupes, the entry names
+// some person twice: a subject past the hashes is one of them again (which
+// one does not matter: the records are per hash).
+func identify(ev *ledger.Event, names [][]byte, seq uint64, dupes bool) (phantoms []string) {
 	token := func(i int) string {
 		if i < len(names) {
 			return "\x00" + string(names[i])
+		}
+		if dupes {
+			return "\x00" + string(names[0])
 		}
 		p := fmt.Sprintf("?%d/%d", seq, i)
 		phantoms = append(phantoms, p)

@@ -39,6 +39,9 @@ func fullLedger(t *testing.T) (Config, note.Verifier) {
 	trio := ledgertest.Disclosure("d-trio", "cloud", b2, ledger.RegimeUKGDPR, "user.contact")
 	trio.Data.(*ledger.Disclosure).Subjects = []ledger.Subject{b2, c3, d4}
 	trio = ledgertest.Event("d-trio", ledger.TypeDisclosure, trio.Data)
+	twice := ledgertest.Disclosure("d-twice", "acro", c3, ledger.RegimeDPAPart3, "user.name")
+	twice.Data.(*ledger.Disclosure).Subjects = []ledger.Subject{c3, b2, c3}
+	twice = ledgertest.Event("d-twice", ledger.TypeDisclosure, twice.Data)
 	late := ledgertest.Disclosure("d-late", "police", b2, ledger.RegimeUKGDPR, "user.contact.email")
 	late.Data.(*ledger.Disclosure).DisclosedAt = ledgertest.T0.Add(time.Hour)
 	late = ledgertest.Event("d-late", ledger.TypeDisclosure, late.Data)
@@ -46,7 +49,7 @@ func fullLedger(t *testing.T) (Config, note.Verifier) {
 		ledgertest.Base(),
 		{
 			ledgertest.OK(ledgertest.Event("rcp-police-2", ledger.TypeRecipient, &ledger.Recipient{ID: "police", Name: "Police", Role: ledger.RoleCompetentAuthority, Regime: ledger.RegimeDPAPart3, Channel: ledger.Channel{Type: "webhook", URL: "https://police.example.org/v2"}})),
-			ledgertest.OK(pair), ledgertest.OK(trio),
+			ledgertest.OK(pair), ledgertest.OK(trio), ledgertest.OK(twice),
 			ledgertest.OK(ledgertest.Disclosure("d-b2", "acro", b2, ledger.RegimeDPAPart3, "user.contact.email")),
 			ledgertest.OK(ledgertest.Disclosure("d-c3", "acro", c3, ledger.RegimeDPAPart3, "user.criminal_history")),
 		},
@@ -138,8 +141,8 @@ func TestVerifyStateIntact(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Verify: %v", err)
 	}
-	if res.Size != 26 || res.Records < 100 || res.Unchecked != 0 {
-		t.Errorf("Verify = size %d, %d records compared, %d unchecked; want 26 entries, over 100 records, none unchecked", res.Size, res.Records, res.Unchecked)
+	if res.Size != 27 || res.Records < 100 || res.Unchecked != 0 {
+		t.Errorf("Verify = size %d, %d records compared, %d unchecked; want 27 entries, over 100 records, none unchecked", res.Size, res.Records, res.Unchecked)
 	}
 	// A different deadline policy gives other due dates: said, not hidden.
 	_, err = Verify(context.Background(), VerifyConfig{Dir: cfg.Dir, Verifier: v, Logger: cfg.Logger})
@@ -213,10 +216,10 @@ func TestVerifyStateDetectsTampering(t *testing.T) {
 		}, "in the index of open obligations: missing"},
 		{"a dedupe record deleted (the event would be recorded twice)", func(t *testing.T, txn *badger.Txn) error {
 			return txn.Delete(dedupeKey("d-c3", "test"))
-		}, "dedupe record of event test/d-c3 (entry 11): missing (the event would be recorded again)"},
+		}, "dedupe record of event test/d-c3 (entry 12): missing (the event would be recorded again)"},
 		{"a dedupe record pointing elsewhere", func(t *testing.T, txn *badger.Txn) error {
 			return txn.Set(dedupeKey("d-c3", "test"), []byte{0, 0, 0, 0, 0, 0, 0, 1})
-		}, "dedupe record of event test/d-c3 (entry 11): value differs"},
+		}, "dedupe record of event test/d-c3 (entry 12): value differs"},
 		{"a request's record edited", func(t *testing.T, txn *badger.Txn) error {
 			v := strings.Replace(string(get(t, txn, requestKey("R1"))), `"liftedBy":"L1"`, `"liftedBy":""`, 1)
 			return txn.Set(requestKey("R1"), []byte(v))
