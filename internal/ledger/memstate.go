@@ -80,10 +80,12 @@ func (m *MemState) Apply(seq uint64, p *Plan) {
 	}
 	if d := p.Disclosure; d != nil {
 		for i, h := range hashes {
-			sum := SummaryOf(d.ID, d.Disclosure, d.AfterErasure[i] != "")
-			list := append(m.disclosures[string(h)], sum)
-			sort.SliceStable(list, func(a, b int) bool { return list[a].DisclosedAt.Before(list[b].DisclosedAt) })
-			m.disclosures[string(h)] = list
+			// In (DisclosedAt, entry) order: after every disclosure made
+			// at or before this one.
+			list := m.disclosures[string(h)]
+			at := d.Disclosure.DisclosedAt
+			pos := sort.Search(len(list), func(j int) bool { return list[j].DisclosedAt.After(at) })
+			m.disclosures[string(h)] = slices.Insert(list, pos, SummaryOf(d.ID, d.Disclosure, d.AfterErasure[i] != ""))
 		}
 		if f := d.Flagged(); f != "" {
 			m.after[seq] = f

@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"time"
 
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+
 	"github.com/sharelog/sharelog/internal/ledger"
 )
 
@@ -99,19 +102,20 @@ func decodeEntryHeader(v []byte) (h entryHeader, ct []byte, err error) {
 
 // rawEvent is the part of the CloudEvents JSON format the ledger reads back.
 type rawEvent struct {
-	Source     string          `json:"source"`
-	ID         string          `json:"id"`
-	Type       string          `json:"type"`
-	Time       time.Time       `json:"time"`
-	DataSchema string          `json:"dataschema"`
-	Data       json.RawMessage `json:"data"`
+	Source     string         `json:"source"`
+	ID         string         `json:"id"`
+	Type       string         `json:"type"`
+	Time       time.Time      `json:"time"`
+	DataSchema string         `json:"dataschema"`
+	Data       jsontext.Value `json:"data"`
 }
 
-// decodeEvent decodes a recorded event. raw must not be modified afterwards:
-// the returned Event's Raw is raw.
+// decodeEvent decodes a recorded event, with the JSON v2 decoder (the
+// decoder of the ingest; what was recorded passed it). raw must not be
+// modified afterwards: the returned Event's Raw is raw.
 func decodeEvent(raw []byte) (ledger.Event, error) {
 	var w rawEvent
-	if err := json.Unmarshal(raw, &w); err != nil {
+	if err := jsonv2.Unmarshal(raw, &w); err != nil {
 		return ledger.Event{}, fmt.Errorf("decode recorded event: %w", err)
 	}
 	ctor, ok := ledger.Types[w.Type]
@@ -120,7 +124,7 @@ func decodeEvent(raw []byte) (ledger.Event, error) {
 	}
 	data := ctor()
 	if len(w.Data) > 0 {
-		if err := json.Unmarshal(w.Data, data); err != nil {
+		if err := jsonv2.Unmarshal(w.Data, data); err != nil {
 			return ledger.Event{}, fmt.Errorf("decode recorded %s data: %w", w.Type, err)
 		}
 	}

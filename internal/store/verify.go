@@ -227,7 +227,7 @@ func newVerifier(ctx context.Context, txn *badger.Txn, cfg VerifyConfig) (*verif
 	}
 	v := &verifier{ctx: ctx, txn: txn, cfg: cfg, meta: meta}
 	if !cfg.TreeOnly {
-		v.replay = newReplay(txn, cfg.Deadlines)
+		v.replay = newReplay(txn, cfg.Deadlines, meta)
 	}
 	v.cps, err = newCPCursor(txn, cfg.Checkpoints, cfg.Verifier)
 	if err != nil {

@@ -63,18 +63,21 @@ type replay struct {
 	multi map[uint64][]string
 	// yIndex is the y index read back by entry, for entries naming several
 	// subjects (loaded on first need).
-	yIndex    map[uint64][][]byte
-	phantoms  map[string]bool   // subjects no entry can identify any more
-	ids       map[uint64]string // disclosure event ids, for messages
-	events    map[string]string // dedupe key -> "source/id (entry N)", for messages
-	diffs     []string
-	total     int
-	unchecked int // entries naming several people one of whom was forgotten
+	yIndex   map[uint64][][]byte
+	phantoms map[string]bool   // subjects no entry can identify any more
+	ids      map[uint64]string // disclosure event ids, for messages
+	events   map[string]string // dedupe key -> "source/id (entry N)", for messages
+	sizeHint int               // entries the ledger claims: the size of the per-entry maps
+	diffs    []string
+
+	compared, salts, locators int // counted by compare
+	total                     int
+	unchecked                 int // entries naming several people one of whom was forgotten
 }
 
-func newReplay(txn *badger.Txn, deadlines ledger.Deadlines) *replay {
+func newReplay(txn *badger.Txn, deadlines ledger.Deadlines, entries int64) *replay {
 	r := &replay{
-		txn: txn, deadlines: deadlines, mem: ledger.NewMemState(),
+		txn: txn, deadlines: deadlines, mem: ledger.NewMemState(), sizeHint: int(min(entries, 1<<24)),
 		perEntry: map[byte]map[string]string{}, bySubject: map[string]map[string]string{},
 		multi: map[uint64][]string{}, phantoms: map[string]bool{}, ids: map[uint64]string{}, events: map[string]string{},
 	}
@@ -93,7 +96,7 @@ func (r *replay) differ(format string, args ...any) {
 func (r *replay) expect(kind byte, key []byte, value string) {
 	m := r.perEntry[kind]
 	if m == nil {
-		m = map[string]string{}
+		m = make(map[string]string, r.sizeHint)
 		r.perEntry[kind] = m
 	}
 	m[string(key)] = value
@@ -229,6 +232,23 @@ func (r *replay) namesOf(seq uint64) ([][]byte, error) {
 	return r.yIndex[seq], nil
 }
 
+// take finds the expected value of key k, among the records kept per
+// subject, per entry or in exp, and forgets it.
+func (r *replay) take(exp map[string]string, k []byte) (string, bool) {
+	m := exp
+	switch {
+	case k[0] == prefixSubject && len(k) > 1+subjectHashLen:
+		m = r.bySubject[string(k[1:1+subjectHashLen])]
+	case r.perEntry[k[0]] != nil:
+		m = r.perEntry[k[0]]
+	}
+	v, ok := m[string(k)]
+	if ok {
+		delete(m, string(k))
+	}
+	return v, ok
+}
+
 // has reports whether the ledger holds key.
 func (r *replay) has(key []byte) bool {
 	_, err := r.txn.Get(key)
@@ -267,16 +287,11 @@ func identify(ev *ledger.Event, names [][]byte, seq uint64, dupes bool) (phantom
 	return phantoms
 }
 
-// expected returns every record the replay says the ledger must hold, by
-// key, with its value (or exists).
+// expected returns the records the replay says the ledger must hold, by
+// key, with their value (or exists), besides those it kept per entry and
+// per subject as it went (perEntry, bySubject).
 func (r *replay) expected() (map[string]string, error) {
 	exp := map[string]string{}
-	for _, m := range r.perEntry {
-		maps.Copy(exp, m)
-	}
-	for _, m := range r.bySubject {
-		maps.Copy(exp, m)
-	}
 	js := func(key []byte, v any) error {
 		b, err := json.Marshal(v)
 		if err != nil {
@@ -343,57 +358,75 @@ func (r *replay) compare(count uint64) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	var locators, salts int
-	compared := 0
-	it := r.txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 256})
+	it := r.txn.NewIterator(badger.IteratorOptions{}) // values read only where compared
 	defer it.Close()
-	for it.Rewind(); it.Valid(); it.Next() {
-		k := it.Item().Key()
-		switch k[0] {
+	for it.Rewind(); it.Valid(); {
+		switch k := it.Item().Key(); k[0] {
 		case prefixEntry, prefixTreeHash, prefixCheckpoint, prefixScrub, prefixSentinel:
-			continue // verified as the tree; scrub records are transient
-		case prefixMeta:
-			v, err := it.Item().ValueCopy(nil)
-			if err != nil {
-				return compared, err
-			}
-			if _, n, err := decodeMeta(v); err != nil || n != count {
-				r.differ("the meta record counts %d entries; the ledger holds %d", n, count)
-			}
-			continue
-		case prefixSalt:
-			salts++
-			continue
-		case prefixSubjectLoc:
-			locators++
-		}
-		compared++
-		want, ok := exp[string(k)]
-		if !ok {
-			r.differ("%s: not derived from any entry", r.describe(k))
+			// Verified as the tree; scrub records are transient: skip
+			// the whole kind.
+			it.Seek([]byte{k[0] + 1})
 			continue
 		}
-		delete(exp, string(k))
-		if want == exists {
-			continue
-		}
-		v, err := it.Item().ValueCopy(nil)
-		if err != nil {
-			return compared, err
-		}
-		v, want = maskPersonal(k[0], v), string(maskPersonal(k[0], []byte(want)))
-		if string(v) != want {
-			r.differ("%s", r.describeValue(k, v, []byte(want)))
-		}
+		r.compareItem(it.Item(), exp, count)
+		it.Next()
 	}
-	missing := slices.Sorted(maps.Keys(exp))
+	return r.finish(exp), nil
+}
+
+// compareItem compares one record of the ledger with the replay's.
+func (r *replay) compareItem(item *badger.Item, exp map[string]string, count uint64) {
+	k := item.Key()
+	switch k[0] {
+	case prefixMeta:
+		v, err := item.ValueCopy(nil)
+		if _, n, derr := decodeMeta(v); err != nil || derr != nil || n != count {
+			r.differ("the meta record counts %d entries; the ledger holds %d", n, count)
+		}
+		return
+	case prefixSalt:
+		r.salts++
+		return
+	case prefixSubjectLoc:
+		r.locators++
+	}
+	r.compared++
+	want, ok := r.take(exp, k)
+	if !ok {
+		r.differ("%s: not derived from any entry", r.describe(k))
+		return
+	}
+	if want == exists {
+		return
+	}
+	v, err := item.ValueCopy(nil)
+	if err != nil {
+		r.differ("%s: cannot be read: %v", r.describe(k), err)
+		return
+	}
+	v, want = maskPersonal(k[0], v), string(maskPersonal(k[0], []byte(want)))
+	if string(v) != want {
+		r.differ("%s", r.describeValue(k, v, []byte(want)))
+	}
+}
+
+// finish reports the records the replay expected and the ledger lacks, and
+// returns the number of records compared.
+func (r *replay) finish(exp map[string]string) int {
+	for _, m := range r.perEntry {
+		maps.Copy(exp, m)
+	}
+	for _, m := range r.bySubject {
+		maps.Copy(exp, m)
+	}
+	missing := slices.Sorted(maps.Keys(exp)) // what take left
 	for _, k := range missing {
 		r.differ("%s: missing%s", r.describe([]byte(k)), consequence[k[0]])
 	}
-	if salts != locators {
-		r.differ("%d subject salts for %d subject locators: each known subject has one of each", salts, locators)
+	if r.salts != r.locators {
+		r.differ("%d subject salts for %d subject locators: each known subject has one of each", r.salts, r.locators)
 	}
-	return compared, nil
+	return r.compared
 }
 
 // consequence says what a missing record of a kind does to the answers.
