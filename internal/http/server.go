@@ -280,7 +280,7 @@ func (s *Server) checkRecipient(ctx context.Context, ev *ledger.Event, registere
 			cancel()
 		}
 		if ledger.ErrorCode(err) == ledger.ENOTFOUND {
-			return ledger.Invalid(ledger.ReasonUnknownRecipient, "data.recipient", "recipient %q is not registered", d.Recipient)
+			return ledger.UnregisteredRecipient(d.Recipient)
 		}
 		if err != nil {
 			return err

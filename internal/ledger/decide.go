@@ -134,12 +134,20 @@ var dataTypes = func() map[string]reflect.Type {
 	return m
 }()
 
+// UnregisteredRecipient is the refusal of a disclosure to a recipient the
+// registry does not hold: the subject must be able to learn who received
+// their data (UK GDPR Art. 15(1)(c), C-154/21). The HTTP API applies it
+// before publishing, the ledger when it records.
+func UnregisteredRecipient(id string) *InvalidError {
+	return Invalid(ReasonUnknownRecipient, "data.recipient", "recipient %q is not registered", id)
+}
+
 // decideDisclosure: the recipient must be registered (ReasonUnknownRecipient).
 // A disclosure made after an erasure of the same data of the same person was
 // decided is recorded, but flagged for the DPO.
 func decideDisclosure(st State, id string, d *Disclosure) (*Plan, error) {
 	if _, ok := st.Recipient(d.Recipient); !ok {
-		return nil, Invalid(ReasonUnknownRecipient, "data.recipient", "recipient %q is not registered", d.Recipient)
+		return nil, UnregisteredRecipient(d.Recipient)
 	}
 	eff := &DisclosureEffect{ID: id, Disclosure: d, AfterErasure: make([]string, len(d.Subjects))}
 	for i, s := range d.Subjects {
