@@ -64,10 +64,8 @@ type replay struct {
 	// yIndex is the y index read back by entry, for entries naming several
 	// subjects (loaded on first need).
 	yIndex   map[uint64][][]byte
-	phantoms map[string]bool   // subjects no entry can identify any more
-	ids      map[uint64]string // disclosure event ids, for messages
-	events   map[string]string // dedupe key -> "source/id (entry N)", for messages
-	sizeHint int               // entries the ledger claims: the size of the per-entry maps
+	phantoms map[string]bool // subjects no entry can identify any more
+	sizeHint int             // entries the ledger claims: the size of the per-entry maps
 	diffs    []string
 
 	compared, salts, locators int // counted by compare
@@ -79,7 +77,7 @@ func newReplay(txn *badger.Txn, deadlines ledger.Deadlines, entries int64) *repl
 	r := &replay{
 		txn: txn, deadlines: deadlines, mem: ledger.NewMemState(), sizeHint: int(min(entries, 1<<24)),
 		perEntry: map[byte]map[string]string{}, bySubject: map[string]map[string]string{},
-		multi: map[uint64][]string{}, phantoms: map[string]bool{}, ids: map[uint64]string{}, events: map[string]string{},
+		multi: map[uint64][]string{}, phantoms: map[string]bool{},
 	}
 	// Subjects are known to the replay by a token holding their keyed hash.
 	r.mem.Hash = func(s ledger.Subject) []byte { return []byte(strings.TrimPrefix(s.ID, "\x00")) }
@@ -125,7 +123,6 @@ func (r *replay) entry(seq uint64, value []byte) error {
 	}
 	dk := dedupeKey(ev.ID, ev.Source)
 	r.expect(prefixDedupe, dk, string(binary.BigEndian.AppendUint64(nil, seq)))
-	r.events[string(dk)] = fmt.Sprintf("%s/%s (entry %d)", ev.Source, ev.ID, seq)
 
 	// The subjects the entry names, by keyed hash.
 	var names [][]byte
@@ -185,7 +182,6 @@ func (r *replay) entry(seq uint64, value []byte) error {
 		return nil
 	}
 	if d := plan.Disclosure; d != nil {
-		r.ids[seq] = ev.ID
 		for i, subj := range d.Disclosure.Subjects {
 			hs := []byte(strings.TrimPrefix(subj.ID, "\x00"))
 			if r.phantoms[string(hs)] {
@@ -421,7 +417,7 @@ func (r *replay) finish(exp map[string]string) int {
 	}
 	missing := slices.Sorted(maps.Keys(exp)) // what take left
 	for _, k := range missing {
-		r.differ("%s: missing%s", r.describe([]byte(k)), consequence[k[0]])
+		r.differ("%s: missing%s", r.describeWith([]byte(k), []byte(exp[k])), consequence[k[0]])
 	}
 	if r.salts != r.locators {
 		r.differ("%d subject salts for %d subject locators: each known subject has one of each", r.salts, r.locators)
@@ -471,18 +467,36 @@ func maskPersonal(kind byte, v []byte) []byte {
 
 // describe names a record for a person reading the report. It never shows
 // an identifier: the ledger holds none in clear.
-func (r *replay) describe(k []byte) string {
+func (r *replay) describe(k []byte) string { return r.describeWith(k, nil) }
+
+// event names entry seq by its source and id (never personal: identifiers
+// in them are refused), read back from the ledger for a message.
+func (r *replay) event(seq uint64) (source, id string, ok bool) {
+	h, err := getEntryHeader(r.txn, nil, seq)
+	if err != nil {
+		return "", "", false
+	}
+	source, id, err = decodeIdentity(h.raw)
+	return source, id, err == nil
+}
+
+// describeWith is describe with the record's value v, expected or stored,
+// when it says more (a dedupe record's entry).
+func (r *replay) describeWith(k, v []byte) string {
 	seqAt := func(k []byte) uint64 { return binary.BigEndian.Uint64(k[len(k)-8:]) }
 	disclosure := func(seq uint64) string {
-		if id, ok := r.ids[seq]; ok {
+		if _, id, ok := r.event(seq); ok {
 			return fmt.Sprintf("disclosure %s (entry %d)", id, seq)
 		}
 		return fmt.Sprintf("disclosure at entry %d", seq)
 	}
 	switch k[0] {
 	case prefixDedupe:
-		if e, ok := r.events[string(k)]; ok {
-			return fmt.Sprintf("dedupe record of event %s", e)
+		if len(v) == 8 {
+			seq := binary.BigEndian.Uint64(v)
+			if source, id, ok := r.event(seq); ok {
+				return fmt.Sprintf("dedupe record of event %s/%s (entry %d)", source, id, seq)
+			}
 		}
 		return fmt.Sprintf("dedupe record %x", k[1:])
 	case prefixSubject:
@@ -545,7 +559,7 @@ func (r *replay) describe(k []byte) string {
 
 // describeValue says how a record differs from what the entries give.
 func (r *replay) describeValue(k, got, want []byte) string {
-	name := r.describe(k)
+	name := r.describeWith(k, want)
 	switch k[0] {
 	case prefixRecipient, prefixRequest, prefixObligation, prefixHold:
 		if fields := jsonDiff(got, want); len(fields) > 0 {
