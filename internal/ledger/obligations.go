@@ -38,6 +38,10 @@ type SubjectRequest struct {
 	DecidedAt  time.Time           `json:"decidedAt"`
 	Categories []string            `json:"categories,omitempty"` // empty: all
 	Recipients []RecipientNotified `json:"recipients"`
+
+	// Answer is the deadline for answering the person, when the request
+	// says when it was received (UK GDPR Art. 12(3); DPA 2018 s.54).
+	Answer *AnswerClock `json:"answer,omitempty"`
 }
 
 // RecipientNotified says whether and when one recipient was told of a

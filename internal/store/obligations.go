@@ -65,6 +65,7 @@ func (s *Store) Status(ctx context.Context, request string) (*ledger.RequestStat
 		st = &ledger.RequestStatus{
 			Request: rec.Request, Type: rec.Type, Action: rec.Action, DecidedAt: rec.DecidedAt,
 			Regime: rec.Regime, Categories: rec.Categories, Obligations: obs, ForgottenAt: rec.ForgottenAt,
+			Answer: rec.Answer,
 		}
 		if rec.ForgottenAt == nil {
 			st.Holds, err = s.holdsCovering(txn, rec.Subject)
@@ -80,6 +81,7 @@ func (s *Store) Status(ctx context.Context, request string) (*ledger.RequestStat
 	for i := range st.Obligations {
 		s.decorate(&st.Obligations[i], now)
 	}
+	answerStatus(st.Answer, st.Obligations, now)
 	slices.SortFunc(st.Obligations, func(a, b ledger.Obligation) int { return cmp.Compare(a.Recipient, b.Recipient) })
 	return st, nil
 }
@@ -121,6 +123,7 @@ func (s *Store) Obligations(ctx context.Context, f ledger.ObligationFilter) (*le
 	now := s.now()
 	nowAt := encodeTime(now)
 	list := &ledger.ObligationList{Obligations: []ledger.Obligation{}}
+	answers := answerCache{}
 	err = s.view(ctx, func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
 		defer it.Close()
@@ -145,6 +148,9 @@ func (s *Store) Obligations(ctx context.Context, f ledger.ObligationFilter) (*le
 				return fmt.Errorf("due index names a missing obligation")
 			}
 			s.decorate(o, now)
+			if err := answers.decorate(txn, o, now); err != nil {
+				return err
+			}
 			if (f.Overdue && !o.Overdue) || (f.State != "" && o.State != f.State) {
 				continue
 			}
@@ -249,7 +255,9 @@ func (s *Store) SubjectReport(ctx context.Context, subj ledger.Subject) (*ledger
 			sr := ledger.SubjectRequest{
 				Request: rec.Request, Type: rec.Type, Action: rec.Action, DecidedAt: rec.DecidedAt,
 				Categories: rec.Categories, Recipients: make([]ledger.RecipientNotified, 0, len(obs)),
+				Answer: rec.Answer,
 			}
+			answerStatus(sr.Answer, obs, now)
 			for _, o := range obs {
 				s.decorate(&o, now)
 				rn := ledger.RecipientNotified{
@@ -396,4 +404,50 @@ func (s *Store) withErasureFlag(txn *badger.Txn, rec *ledger.DisclosureRecord) (
 	}
 	rec.AfterErasure = string(v)
 	return rec, nil
+}
+
+// answerStatus derives, at now, whether the answer to the person is
+// overdue: the action on the request is incomplete while any of its
+// obligations is open (ledger.AnswerClock).
+func answerStatus(c *ledger.AnswerClock, obs []ledger.Obligation, now time.Time) {
+	if c == nil {
+		return
+	}
+	open := false
+	for i := range obs {
+		open = open || obs[i].Open()
+	}
+	c.SetOverdue(now, open)
+	for i := range obs {
+		due := c.Due
+		obs[i].AnswerDue = &due
+		obs[i].AnswerOverdue = obs[i].Open() && !c.Paused && now.After(c.Due)
+	}
+}
+
+// answerCache holds the answer clocks of the requests an obligation
+// listing met, so that each request is read once.
+type answerCache map[string]*ledger.AnswerClock
+
+// decorate fills in the obligation's AnswerDue and AnswerOverdue from its
+// request's clock for answering the person.
+func (c answerCache) decorate(txn *badger.Txn, o *ledger.Obligation, now time.Time) error {
+	a, ok := c[o.Request]
+	if !ok {
+		rec, err := getRequest(txn, o.Request)
+		if err != nil {
+			return err
+		}
+		if rec != nil {
+			a = rec.Answer
+		}
+		c[o.Request] = a
+	}
+	if a == nil {
+		return nil
+	}
+	due := a.Due
+	o.AnswerDue = &due
+	o.AnswerOverdue = o.Open() && !a.Paused && now.After(a.Due)
+	return nil
 }
