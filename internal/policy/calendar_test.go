@@ -78,3 +78,18 @@ func TestBankHolidaysFile(t *testing.T) {
 		}
 	}
 }
+
+// TestExamplePolicy: the example policy in deploy/ loads, with its calendar.
+func TestExamplePolicy(t *testing.T) {
+	p, err := Load("../../deploy/policy.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := p.LedgerDeadlines()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := d.Calendar; c == nil || c.Location.String() != "Europe/London" || !c.RollToWorkingDay || c.Holidays["2026-12-28"] == "" {
+		t.Errorf("calendar = %+v, want Europe/London rolled past England and Wales' bank holidays", c)
+	}
+}
