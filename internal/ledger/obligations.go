@@ -3,9 +3,10 @@ package ledger
 import "time"
 
 // ObligationFilter selects obligations across requests. Zero fields do not
-// filter. Overdue keeps only open obligations past their due date; State is
-// one of the obligation states. Results come in (Due, Notice) order, at most
-// Limit (DefaultLimit when 0, MaxLimit at most).
+// filter. Overdue keeps only open obligations past their due date or whose
+// request's deadline for answering the person has passed (AnswerOverdue);
+// State is one of the obligation states. Results come in (Due, Notice)
+// order, at most Limit (DefaultLimit when 0, MaxLimit at most).
 type ObligationFilter struct {
 	Overdue   bool   `json:"overdue,omitempty"`
 	Recipient string `json:"recipient,omitempty"`

@@ -103,7 +103,8 @@ func readObligations(txn *badger.Txn, notices []string) ([]ledger.Obligation, er
 }
 
 // Obligations lists obligations across requests in (Due, Notice) order:
-// with f.Overdue only open ones past due by the store's clock, with
+// with f.Overdue only open ones past due by the store's clock, or whose
+// request's deadline for answering the person has passed (AnswerOverdue), with
 // f.Recipient only that recipient's, with f.State only those in that state.
 // It returns EINVALID for an unknown state or a negative limit.
 func (s *Store) Obligations(ctx context.Context, f ledger.ObligationFilter) (*ledger.ObligationList, error) {
@@ -151,7 +152,7 @@ func (s *Store) Obligations(ctx context.Context, f ledger.ObligationFilter) (*le
 			if err := answers.decorate(txn, o, now); err != nil {
 				return err
 			}
-			if (f.Overdue && !o.Overdue) || (f.State != "" && o.State != f.State) {
+			if (f.Overdue && !o.Overdue && !o.AnswerOverdue) || (f.State != "" && o.State != f.State) {
 				continue
 			}
 			if len(list.Obligations) == limit {
@@ -160,12 +161,75 @@ func (s *Store) Obligations(ctx context.Context, f ledger.ObligationFilter) (*le
 			}
 			list.Obligations = append(list.Obligations, *o)
 		}
+		if f.Overdue {
+			return s.answerOverdue(ctx, txn, f, now, answers, limit, list)
+		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
 	return list, nil
+}
+
+// answerOverdue adds to an overdue listing the open obligations that are
+// not past their own due date but whose request's deadline for answering
+// the person has passed (UK GDPR Art. 12(3)): overdue for either clock.
+// It walks the open index (open obligations only) and keeps the listing in
+// (Due, Notice) order, at most limit.
+func (s *Store) answerOverdue(ctx context.Context, txn *badger.Txn, f ledger.ObligationFilter, now time.Time, answers answerCache, limit int, list *ledger.ObligationList) error {
+	listed := make(map[string]bool, len(list.Obligations))
+	for _, o := range list.Obligations {
+		listed[o.Notice] = true
+	}
+	var extra []ledger.Obligation
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixOpen}})
+	defer it.Close()
+	n := 0
+	for it.Rewind(); it.Valid(); it.Next() {
+		n++
+		if n%ctxCheckEvery == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		notice := string(it.Item().Key()[9:])
+		if listed[notice] {
+			continue
+		}
+		o, err := getObligation(txn, notice)
+		if err != nil {
+			return err
+		}
+		if o == nil {
+			return fmt.Errorf("open index names a missing obligation")
+		}
+		if (f.Recipient != "" && o.Recipient != f.Recipient) || (f.State != "" && o.State != f.State) {
+			continue
+		}
+		s.decorate(o, now)
+		if o.Overdue {
+			continue // past its own due date: listed already, unless beyond the limit
+		}
+		if err := answers.decorate(txn, o, now); err != nil {
+			return err
+		}
+		if o.AnswerOverdue {
+			extra = append(extra, *o)
+		}
+	}
+	if len(extra) == 0 {
+		return nil
+	}
+	all := append(list.Obligations, extra...)
+	slices.SortFunc(all, func(a, b ledger.Obligation) int {
+		return cmp.Or(a.Due.Compare(b.Due), cmp.Compare(a.Notice, b.Notice))
+	})
+	if len(all) > limit {
+		all, list.More = all[:limit], true
+	}
+	list.Obligations = all
+	return nil
 }
 
 // ObligationCounts returns how many obligations are open and how many of
