@@ -255,3 +255,12 @@ func TestNoticeDueByCalendar(t *testing.T) {
 		})
 	}
 }
+
+func TestCalendarValidate(t *testing.T) {
+	if err := (Calendar{Holidays: map[string]string{"2026-12-25": "Christmas Day"}}).Validate(); err != nil {
+		t.Errorf("Validate = %v", err)
+	}
+	if err := (Calendar{Holidays: map[string]string{"25/12/2026": "Christmas Day"}}).Validate(); err == nil || !strings.Contains(err.Error(), `bank holiday "25/12/2026" is not a date`) {
+		t.Errorf("Validate = %v, want the bad date named", err)
+	}
+}
