@@ -21,8 +21,9 @@ import (
 // 31 January over NATS, an extension accepted over NATS on Easter Monday
 // (in time only because the month ending on Good Friday rolls to the
 // Tuesday), one refused over HTTP after the first month with its reason in
-// SHARELOG_REJECTED, and the deadlines status, obligations and report show
-// for the person and for recipients (UK GDPR Art. 12(3); DPA 2018 s.54).
+// SHARELOG_REJECTED, the deadlines status, obligations and report show for
+// the person and for recipients (UK GDPR Art. 12(3); DPA 2018 s.54), and a
+// clock stopped and resumed over NATS (Art. 12A; s.54(3C)).
 func TestAnswerDeadlines(t *testing.T) {
 	dir := t.TempDir()
 	cfg := testConfig(dir)
@@ -162,6 +163,41 @@ func TestAnswerDeadlines(t *testing.T) {
 	}
 	if !strings.Contains(obligations, "\n2 notices.") {
 		t.Errorf("obligations --overdue: want 2 notices:\n%s", obligations)
+	}
+
+	// The clock stopped and resumed over NATS (Art. 12A; s.54(3C)): a
+	// restriction of data nobody received, received Monday 2 June 2025; the
+	// controller asks for clarification on the 5th and has it on the 9th:
+	// five days do not count, so 2 July becomes Monday 7 July.
+	if got := publishAll(t, m, ce("dpo", "restriction-3", ledger.TypeRestriction, map[string]any{
+		"request": "R-3", "subject": a1, "categories": []string{"user.financial"},
+		"receivedAt": "2025-06-02T08:00:00Z", "decidedAt": "2025-06-20T10:00:00Z",
+	})); strings.Join(got, " ") != "recorded" {
+		t.Fatalf("R-3: %v", got)
+	}
+	for _, ev := range []map[string]any{
+		ce("dpo", "paused-3", ledger.TypeRequestPaused, map[string]any{"request": "R-3", "reason": "clarification", "askedAt": "2025-06-05T09:00:00Z", "note": "which accounts?"}),
+		ce("dpo", "resumed-3", ledger.TypeRequestResumed, map[string]any{"request": "R-3", "receivedAt": "2025-06-09T15:00:00Z"}),
+	} {
+		if _, err := js.Publish(ctx, "sharelog.in.dpo", mustJSON(t, ev)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := m.Ingester.CatchUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st, err := client.Status(ctx, "R-3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := st.Answer; a == nil || a.Due.Format(time.RFC3339Nano) != "2025-07-07T22:59:59.999999999Z" || a.Paused || a.Overdue || len(a.Pauses) != 1 {
+		t.Errorf("R-3 answer = %+v, want due 2025-07-07T22:59:59.999999999Z after one pause, not overdue (nobody to tell: the action is complete)", a)
+	}
+	if out := m.cli(t, "status", "R-3"); !strings.Contains(out, "Answer the person by 2025-07-07 22:59Z (received 2025-06-02 08:00Z; paused for clarification 2025-06-05 09:00Z to 2025-06-09 15:00Z).") {
+		t.Errorf("status R-3:\n%s", out)
+	}
+	if strings.Contains(m.logs.String(), secretID) || strings.Contains(m.logs.String(), "which accounts") {
+		t.Error("logs contain the identifier or the pause's note")
 	}
 }
 
