@@ -262,7 +262,7 @@ func (c *AnswerClock) Resume(request string, r *RequestResumed, cal Calendar) er
 // clock of a request in the ledger (ReasonUnknownRequest otherwise) that
 // has one: a rectification, erasure or restriction that says when it was
 // received (ReasonConflict otherwise).
-func decideClock(st State, request string, at time.Time, cal Calendar, apply func(*AnswerClock) error) (*Plan, error) {
+func decideClock(st State, request string, apply func(*AnswerClock) error) (*Plan, error) {
 	rec, err := st.Request(request)
 	if err != nil {
 		return nil, err
@@ -290,14 +290,14 @@ func decideClock(st State, request string, at time.Time, cal Calendar, apply fun
 }
 
 // decideAnswerEvent is Decide for the person's clock events.
-func decideAnswerEvent(st State, data any, at time.Time, cal Calendar) (*Plan, error) {
+func decideAnswerEvent(st State, data any, cal Calendar) (*Plan, error) {
 	switch d := data.(type) {
 	case *Extension:
-		return decideClock(st, d.Request, at, cal, func(c *AnswerClock) error { return c.Extend(d.Request, d, cal) })
+		return decideClock(st, d.Request, func(c *AnswerClock) error { return c.Extend(d.Request, d, cal) })
 	case *RequestPaused:
-		return decideClock(st, d.Request, at, cal, func(c *AnswerClock) error { return c.Pause(d.Request, d, cal) })
+		return decideClock(st, d.Request, func(c *AnswerClock) error { return c.Pause(d.Request, d, cal) })
 	case *RequestResumed:
-		return decideClock(st, d.Request, at, cal, func(c *AnswerClock) error { return c.Resume(d.Request, d, cal) })
+		return decideClock(st, d.Request, func(c *AnswerClock) error { return c.Resume(d.Request, d, cal) })
 	}
 	return nil, fmt.Errorf("ledger: %T is not an event of the person's clock", data)
 }

@@ -123,7 +123,7 @@ func Decide(st State, ev *Event, sender Sender, at time.Time, deadlines Deadline
 	case *SubjectForgotten:
 		return decideForget(st, d, at)
 	case *Extension, *RequestPaused, *RequestResumed:
-		return decideAnswerEvent(st, d, at, deadlines.calendar())
+		return decideAnswerEvent(st, d, deadlines.calendar())
 	}
 	return nil, fmt.Errorf("ledger: no rules for %s event with data %T", ev.Type, ev.Data)
 }
