@@ -12,6 +12,9 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	// The DPO's time zone (policy calendar.timeZone, Europe/London by
+	// default) must load on a machine without a zoneinfo database.
+	_ "time/tzdata"
 
 	"github.com/alecthomas/kong"
 

@@ -199,13 +199,17 @@ func (m *Main) Open(ctx context.Context) error {
 			return err
 		}
 	}
+	deadlines, err := pol.LedgerDeadlines()
+	if err != nil {
+		return err
+	}
 	m.Store, err = store.Open(store.Config{
 		Dir:           filepath.Join(cfg.Data, "ledger"),
 		KeyFile:       filepath.Join(cfg.Data, "site.key"),
 		MasterKeyFile: cfg.MasterKeyFile,
 		EncryptAtRest: cfg.EncryptAtRest,
 		Logger:        m.Logger,
-		Deadlines:     pol.Deadlines,
+		Deadlines:     deadlines,
 	})
 	if err != nil {
 		return err

@@ -24,7 +24,9 @@ func (c *StatusCmd) Run(env *Env) error {
 	if c.JSON {
 		return printJSON(env.Stdout, st)
 	}
-	fmt.Fprintf(env.Stdout, "Request %s: %s, decided %s, categories %s.\n\n", st.Request, st.Action, formatTime(st.DecidedAt), categoriesOrAll(st.Categories))
+	fmt.Fprintf(env.Stdout, "Request %s: %s, decided %s, categories %s.\n", st.Request, st.Action, formatTime(st.DecidedAt), categoriesOrAll(st.Categories))
+	printAnswer(env.Stdout, st.Answer)
+	fmt.Fprintln(env.Stdout)
 	if len(st.Obligations) == 0 {
 		fmt.Fprintln(env.Stdout, "No recipient received the affected data: nobody to tell.")
 		return nil
@@ -76,10 +78,10 @@ func (c *ObligationsCmd) Run(env *Env) error {
 		}
 		return nil
 	}
-	t := newTable(env.Stdout, "DUE", "REQUEST", "ACTION", "RECIPIENT", "STATE", "ATTEMPTS", "LAST ATTEMPT", "LAST ERROR", "NOTICE")
+	t := newTable(env.Stdout, "DUE", "REQUEST", "ACTION", "RECIPIENT", "STATE", "ATTEMPTS", "LAST ATTEMPT", "LAST ERROR", "NOTICE", "ANSWER PERSON BY")
 	for _, o := range list.Obligations {
 		t.row(formatTime(o.Due), o.Request, o.Action, o.Recipient, obligationState(o), strconv.Itoa(o.Attempts),
-			formatTimePtr(o.LastAttemptAt), dash(o.LastError), o.Notice)
+			formatTimePtr(o.LastAttemptAt), dash(o.LastError), o.Notice, answerDue(o))
 	}
 	if err := t.flush(); err != nil {
 		return err
@@ -120,6 +122,7 @@ func (c *ReportCmd) Run(env *Env) error {
 			fmt.Fprintln(env.Stdout)
 		}
 		fmt.Fprintf(env.Stdout, "Request %s: %s, decided %s, categories %s.\n", r.Request, r.Action, formatTime(r.DecidedAt), categoriesOrAll(r.Categories))
+		printAnswer(env.Stdout, r.Answer)
 		if len(r.Recipients) == 0 {
 			fmt.Fprintln(env.Stdout, "No recipient received the affected data: nobody was told.")
 			continue

@@ -99,9 +99,9 @@ func TestPropagationStatus(t *testing.T) {
 	want := `Request E-1: erase, decided 2025-01-31 10:00Z, categories user.contact,user.criminal_history.
 
 RECIPIENT  STATE             OUTCOME  CATEGORIES                          DISCLOSURES  DUE                ATTEMPTS  DELIVERED  CLOSED  NOTICE
-acro       pending, overdue  -        user.contact,user.criminal_history  d-1,d-5      2025-02-14 10:00Z  0         -          -       ` + acro + `
-btp        pending, overdue  -        user.contact.address                d-2          2025-02-28 10:00Z  0         -          -       ` + btp + `
-cgi        pending, overdue  -        user.contact.email                  d-3          2025-02-10 10:00Z  0         -          -       ` + cgi + `
+acro       pending, overdue  -        user.contact,user.criminal_history  d-1,d-5      2025-02-14 23:59Z  0         -          -       ` + acro + `
+btp        pending, overdue  -        user.contact.address                d-2          2025-02-28 23:59Z  0         -          -       ` + btp + `
+cgi        pending, overdue  -        user.contact.email                  d-3          2025-02-10 23:59Z  0         -          -       ` + cgi + `
 
 3 recipients: 3 pending, overdue.
 `
@@ -165,9 +165,9 @@ cgi        pending, overdue  -        user.contact.email                  d-3   
 	want = `Request E-1: erase, decided 2025-01-31 10:00Z, categories user.contact,user.criminal_history.
 
 RECIPIENT  STATE               OUTCOME  CATEGORIES                          DISCLOSURES  DUE                ATTEMPTS  DELIVERED          CLOSED             NOTICE
-acro       acknowledged        done     user.contact,user.criminal_history  d-1,d-5      2025-02-14 10:00Z  0         -                  ` + formatTime(*closed) + `  ` + acro + `
-btp        pending, overdue    -        user.contact.address                d-2          2025-02-28 10:00Z  0         -                  -                  ` + btp + `
-cgi        delivered, overdue  -        user.contact.email                  d-3          2025-02-10 10:00Z  1         ` + formatTime(*sent) + `  -                  ` + cgi + `
+acro       acknowledged        done     user.contact,user.criminal_history  d-1,d-5      2025-02-14 23:59Z  0         -                  ` + formatTime(*closed) + `  ` + acro + `
+btp        pending, overdue    -        user.contact.address                d-2          2025-02-28 23:59Z  0         -                  -                  ` + btp + `
+cgi        delivered, overdue  -        user.contact.email                  d-3          2025-02-10 23:59Z  1         ` + formatTime(*sent) + `  -                  ` + cgi + `
 
 3 recipients: 1 pending, overdue; 1 delivered, overdue; 1 acknowledged.
 `

@@ -97,10 +97,14 @@ func (c *VerifyCmd) Run(env *Env) error {
 			return err
 		}
 	}
+	deadlines, err := pol.LedgerDeadlines()
+	if err != nil {
+		return err
+	}
 	start := time.Now()
 	res, err := store.Verify(env.Ctx, store.VerifyConfig{
 		Dir:           dir,
-		Deadlines:     pol.Deadlines,
+		Deadlines:     deadlines,
 		TreeOnly:      c.TreeOnly,
 		EncryptionKey: atRest,
 		Verifier:      v,

@@ -28,6 +28,19 @@ type Deadline struct {
 type Deadlines struct {
 	Default Deadline            `json:"default" yaml:"default"`
 	Regimes map[string]Deadline `json:"regimes,omitempty" yaml:"regimes"`
+	// Calendar, when set, makes every due date the end of its day in the
+	// controller's time zone, rolled to a working day when it says so
+	// (calendar.go). The policy always sets it (Europe/London by
+	// default); without it a notice is due at the very instant a period
+	// after the decision ends, and the person's clock counts in UTC.
+	Calendar *Calendar `json:"-" yaml:"-"`
+}
+
+func (d Deadlines) calendar() Calendar {
+	if d.Calendar == nil {
+		return Calendar{}
+	}
+	return *d.Calendar
 }
 
 // Validate reports a deadline that is negative, zero or absurdly long,
@@ -69,11 +82,17 @@ func (d Deadlines) Due(decidedAt time.Time, regime string, slaDays int) time.Tim
 	if p.Months == 0 && p.Days == 0 {
 		p.Months = 1
 	}
+	if d.Calendar != nil {
+		decidedAt = decidedAt.In(d.Calendar.loc()) // count from the decision's date where the controller is
+	}
 	due := AddMonths(decidedAt, p.Months).AddDate(0, 0, p.Days)
 	if slaDays > 0 {
 		if sla := decidedAt.AddDate(0, 0, slaDays); sla.Before(due) {
 			due = sla
 		}
+	}
+	if d.Calendar != nil {
+		return d.Calendar.DueBy(due)
 	}
 	return due.UTC()
 }

@@ -33,6 +33,7 @@ type Plan struct {
 	Obligation *Obligation       // an obligation as an ack, exemption or delivery leaves it
 	Hold       *HoldEffect       // a hold placed or released
 	Forget     *ForgetEffect     // a subject to forget
+	Clock      *RequestRecord    // a request whose clock for answering the person moved (answer.go)
 }
 
 // DisclosureEffect is a disclosure to index under each of its subjects.
@@ -121,6 +122,8 @@ func Decide(st State, ev *Event, sender Sender, at time.Time, deadlines Deadline
 		return decideHoldRelease(st, d, at)
 	case *SubjectForgotten:
 		return decideForget(st, d, at)
+	case *Extension, *RequestPaused, *RequestResumed:
+		return decideAnswerEvent(st, d, deadlines.calendar())
 	}
 	return nil, fmt.Errorf("ledger: no rules for %s event with data %T", ev.Type, ev.Data)
 }
@@ -196,6 +199,9 @@ func decideRequest(st State, typ string, data Request, at time.Time, deadlines D
 		DecidedAt: decided, Regime: regime, Categories: slices.Clone(cats),
 	}
 	var err error
+	if rec.Answer, err = answerClockFor(data, deadlines.calendar()); err != nil {
+		return nil, err
+	}
 	if rec.Subject, err = st.SubjectHash(subj); err != nil {
 		return nil, err
 	}

@@ -31,6 +31,14 @@ func (m memLedger) Notices(request string) ([]string, error) {
 	return r.Notices, nil
 }
 
+func (m memLedger) Answer(request string) (*ledger.AnswerClock, error) {
+	r, err := m.Request(request)
+	if r == nil || err != nil {
+		return nil, err
+	}
+	return r.Answer, nil
+}
+
 func (m memLedger) hash(s ledger.Subject) []byte { h, _ := m.SubjectHash(s); return h }
 
 func newMem(d ledger.Deadlines) memLedger { return memLedger{ledger.NewMemState(), d} }

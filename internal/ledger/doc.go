@@ -12,7 +12,11 @@
 // applies live beside it, one concern a file: which sender may send which
 // type (rules_sender.go); which recipients a request reaches through the
 // category hierarchy and what each is told (category.go, decide.go); when
-// each notice is due (deadline.go); what an acknowledgement, an exemption or
+// each notice is due (deadline.go), by the DPO's calendar: the end of the
+// day in the controller's time zone, rolled past weekends and bank holidays
+// given as data (calendar.go); when the person who made a request must be
+// answered, with extensions and the clock stopped while the controller
+// waits for them (answer.go); what an acknowledgement, an exemption or
 // a delivery does to an obligation, and when a notice is due for delivery
 // (obligation_rules.go); which holds cover a subject (holds.go); when a
 // subject may be forgotten (retention.go); which fields are personal

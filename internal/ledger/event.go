@@ -38,6 +38,9 @@ var Types = map[string]func() any{
 	TypeHoldReleased:      func() any { return new(HoldReleased) },
 	TypeNoticeDelivery:    func() any { return new(NoticeDelivery) },
 	TypeSubjectForgotten:  func() any { return new(SubjectForgotten) },
+	TypeExtension:         func() any { return new(Extension) },
+	TypeRequestPaused:     func() any { return new(RequestPaused) },
+	TypeRequestResumed:    func() any { return new(RequestResumed) },
 }
 
 // Regimes are the legal regimes a disclosure or request is made under.
@@ -216,6 +219,10 @@ type Rectification struct {
 	Summary    string   `json:"summary,omitempty" validate:"max=4000"`
 	DecidedBy  string   `json:"decidedBy,omitempty" validate:"max=200"`
 	Regime     string   `json:"regime,omitempty" validate:"omitempty,regime"`
+
+	// ReceivedAt is when the person's request arrived: it starts the
+	// month to answer them (UK GDPR Art. 12(3); DPA 2018 s.54).
+	ReceivedAt *time.Time `json:"receivedAt,omitempty"`
 }
 
 func (r *Rectification) Scope() ([]string, string) { return r.Categories, r.Regime }
@@ -227,6 +234,10 @@ type Erasure struct {
 	Ground     string   `json:"ground,omitempty" validate:"max=100"`
 	DecidedBy  string   `json:"decidedBy,omitempty" validate:"max=200"`
 	Regime     string   `json:"regime,omitempty" validate:"omitempty,regime"`
+
+	// ReceivedAt is when the person's request arrived: it starts the
+	// month to answer them (UK GDPR Art. 12(3); DPA 2018 s.54).
+	ReceivedAt *time.Time `json:"receivedAt,omitempty"`
 }
 
 func (e *Erasure) Scope() ([]string, string) { return e.Categories, e.Regime }
@@ -237,6 +248,10 @@ type Restriction struct {
 	Categories []string `json:"categories,omitempty" validate:"max=100,dive,category"`
 	Ground     string   `json:"ground,omitempty" validate:"omitempty,oneof=art18-1-a art18-1-b art18-1-c art18-1-d"`
 	DecidedBy  string   `json:"decidedBy,omitempty" validate:"max=200"`
+
+	// ReceivedAt is when the person's request arrived: it starts the
+	// month to answer them (UK GDPR Art. 12(3); DPA 2018 s.54).
+	ReceivedAt *time.Time `json:"receivedAt,omitempty"`
 }
 
 func (r *Restriction) Scope() ([]string, string) { return r.Categories, "" }

@@ -130,6 +130,10 @@ func (m *MemState) Apply(seq uint64, p *Plan) {
 		}
 		m.holds[rec.Hold] = &rec
 	}
+	if p.Clock != nil {
+		rec := *p.Clock
+		m.requests[rec.Request] = &rec
+	}
 	if f := p.Forget; f != nil {
 		m.forget(f.SubjectHash, f.At)
 	}

@@ -3,9 +3,10 @@ package ledger
 import "time"
 
 // ObligationFilter selects obligations across requests. Zero fields do not
-// filter. Overdue keeps only open obligations past their due date; State is
-// one of the obligation states. Results come in (Due, Notice) order, at most
-// Limit (DefaultLimit when 0, MaxLimit at most).
+// filter. Overdue keeps only open obligations past their due date or whose
+// request's deadline for answering the person has passed (AnswerOverdue);
+// State is one of the obligation states. Results come in (Due, Notice)
+// order, at most Limit (DefaultLimit when 0, MaxLimit at most).
 type ObligationFilter struct {
 	Overdue   bool   `json:"overdue,omitempty"`
 	Recipient string `json:"recipient,omitempty"`
@@ -38,6 +39,10 @@ type SubjectRequest struct {
 	DecidedAt  time.Time           `json:"decidedAt"`
 	Categories []string            `json:"categories,omitempty"` // empty: all
 	Recipients []RecipientNotified `json:"recipients"`
+
+	// Answer is the deadline for answering the person, when the request
+	// says when it was received (UK GDPR Art. 12(3); DPA 2018 s.54).
+	Answer *AnswerClock `json:"answer,omitempty"`
 }
 
 // RecipientNotified says whether and when one recipient was told of a

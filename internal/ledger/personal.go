@@ -69,6 +69,12 @@ func PersonalFields(ev *Event) ([]PersonalField, error) {
 		if d.Scope != nil && d.Scope.Subject != nil {
 			subject("data.scope.subject", d.Scope.Subject)
 		}
+	case *Extension:
+		str("data.reason", &d.Reason)
+	case *RequestPaused:
+		str("data.note", &d.Note)
+	case *RequestResumed:
+		str("data.note", &d.Note)
 	default:
 		return nil, fmt.Errorf("ledger: no personal fields known for event data %T", ev.Data)
 	}

@@ -67,6 +67,13 @@ type Obligation struct {
 	Outcome        string     `json:"outcome,omitempty"` // done, not-held, refused
 	Exemption      *Exemption `json:"exemption,omitempty"`
 	ExemptedAt     *time.Time `json:"exemptedAt,omitempty"`
+
+	// AnswerDue is the deadline for answering the person who made the
+	// request, when it says when it was received; AnswerOverdue is set
+	// when it has passed with the clock running and this obligation still
+	// open. Both are filled in by queries, never stored.
+	AnswerDue     *time.Time `json:"answerDue,omitempty"`
+	AnswerOverdue bool       `json:"answerOverdue,omitempty"`
 }
 
 // Open reports whether the obligation still waits for the recipient or the controller.
@@ -87,6 +94,10 @@ type RequestStatus struct {
 	Holds []string `json:"holds,omitempty"`
 	// ForgottenAt is when the ledger forgot the request's subject.
 	ForgottenAt *time.Time `json:"forgottenAt,omitempty"`
+	// Answer is the deadline for answering the person, for a request that
+	// says when it was received (UK GDPR Art. 12(3); DPA 2018 s.54), beside
+	// the obligations' deadlines for telling recipients.
+	Answer *AnswerClock `json:"answer,omitempty"`
 }
 
 // OutgoingNotice is a notice due for a delivery attempt: the obligation as it

@@ -82,6 +82,9 @@ type RequestRecord struct {
 	Restriction string    `json:"restriction,omitempty"` // the restriction a lifting lifts
 	LiftedBy    string    `json:"liftedBy,omitempty"`    // the lifting of a restriction
 	Notices     []string  `json:"notices"`               // sorted by recipient
+	// Answer is the clock for answering the person, for a request that
+	// says when it was received (answer.go).
+	Answer *AnswerClock `json:"answer,omitempty"`
 	// ForgottenAt is when the ledger forgot the subject.
 	ForgottenAt *time.Time `json:"forgottenAt,omitempty"`
 }

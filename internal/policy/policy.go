@@ -7,6 +7,11 @@
 //	  regimes:
 //	    dpa-part3: {days: 14}     # per regime, months then days
 //
+//	calendar:
+//	  timeZone: Europe/London     # a due date is the end of its day here (the default)
+//	  rollToWorkingDay: true      # a due date on a weekend or bank holiday moves to the next working day
+//	  bankHolidays: england-and-wales   # or scotland, northern-ireland (schemas/vocab/bank-holidays.yaml)
+//
 //	retention:
 //	  erasureAfter: 2160h         # forget an erased person this long after the decision, answered or not
 //	  rules:                      # keep disclosures per purpose (and regime), then forget the person
@@ -25,10 +30,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"maps"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/sharelog/sharelog/internal/ledger"
+	"github.com/sharelog/sharelog/schemas"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -39,7 +49,93 @@ const MaxFileSize = 1 << 20
 // notices due one calendar month after the decision.
 type Policy struct {
 	Deadlines ledger.Deadlines `yaml:"deadlines"`
+	Calendar  Calendar         `yaml:"calendar"`
 	Retention Retention        `yaml:"retention"`
+}
+
+// Calendar is the policy file's calendar section: the DPO's calendar, by
+// which every due date is counted (ledger.Calendar).
+type Calendar struct {
+	// TimeZone is an IANA zone name; empty means ledger.DefaultTimeZone.
+	TimeZone string `yaml:"timeZone"`
+	// RollToWorkingDay moves a due date on a weekend or bank holiday to
+	// the next working day.
+	RollToWorkingDay bool `yaml:"rollToWorkingDay"`
+	// BankHolidays names a division of schemas/vocab/bank-holidays.yaml;
+	// empty means weekends only.
+	BankHolidays string `yaml:"bankHolidays"`
+}
+
+// Ledger returns the calendar as the rules take it, with the division's
+// bank holidays read from the vocabulary. It names the field and value
+// that are wrong.
+func (c Calendar) Ledger() (*ledger.Calendar, error) {
+	zone := c.TimeZone
+	if zone == "" {
+		zone = ledger.DefaultTimeZone
+	}
+	loc, err := time.LoadLocation(zone)
+	if err != nil {
+		return nil, fmt.Errorf("calendar: timeZone %q: %w", zone, err)
+	}
+	cal := &ledger.Calendar{Location: loc, RollToWorkingDay: c.RollToWorkingDay}
+	if c.BankHolidays != "" {
+		hs, err := BankHolidays(schemas.FS, c.BankHolidays)
+		if err != nil {
+			return nil, err
+		}
+		cal.Holidays = hs
+	}
+	return cal, cal.Validate()
+}
+
+// LedgerDeadlines returns the deadlines with the calendar they are counted
+// by, as ledger.Decide takes them.
+func (p *Policy) LedgerDeadlines() (ledger.Deadlines, error) {
+	d := p.Deadlines
+	cal, err := p.Calendar.Ledger()
+	if err != nil {
+		return d, err
+	}
+	d.Calendar = cal
+	return d, nil
+}
+
+// BankHolidaysFile is the vocabulary of bank holidays in schemas.FS.
+const BankHolidaysFile = "vocab/bank-holidays.yaml"
+
+// BankHolidays reads one division's bank holidays (date -> title) from
+// the vocabulary file in fsys, naming the divisions when it has no such
+// division.
+func BankHolidays(fsys fs.FS, division string) (map[string]string, error) {
+	b, err := fs.ReadFile(fsys, BankHolidaysFile)
+	if err != nil {
+		return nil, fmt.Errorf("calendar: %w", err)
+	}
+	var doc struct {
+		Divisions map[string][]struct {
+			Date  string `yaml:"date"`
+			Title string `yaml:"title"`
+		} `yaml:"divisions"`
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&doc); err != nil {
+		return nil, fmt.Errorf("calendar: %s: %w", BankHolidaysFile, err)
+	}
+	days, ok := doc.Divisions[division]
+	if !ok {
+		return nil, fmt.Errorf("calendar: bankHolidays %q is not a division of %s (%s)", division, BankHolidaysFile,
+			strings.Join(slices.Sorted(maps.Keys(doc.Divisions)), ", "))
+	}
+	out := make(map[string]string, len(days))
+	for _, d := range days {
+		if _, err := time.Parse(time.DateOnly, d.Date); err != nil {
+			return nil, fmt.Errorf("calendar: %s: %s: %q is not a date (YYYY-MM-DD)", BankHolidaysFile, division, d.Date)
+		}
+		out[d.Date] = d.Title
+	}
+	return out, nil
 }
 
 // Retention is the policy file's retention section.
@@ -86,6 +182,9 @@ func Parse(b []byte) (*Policy, error) {
 		return nil, err
 	}
 	if err := p.Deadlines.Validate(); err != nil {
+		return nil, err
+	}
+	if _, err := p.Calendar.Ledger(); err != nil {
 		return nil, err
 	}
 	if p.Retention.ErasureAfter < 0 {

@@ -56,6 +56,17 @@ func (l badgerLedger) Notices(request string) ([]string, error) {
 	return out, nil
 }
 
+func (l badgerLedger) Answer(request string) (*ledger.AnswerClock, error) {
+	st, err := l.s.Status(context.Background(), request)
+	if ledger.ErrorCode(err) == ledger.ENOTFOUND {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return st.Answer, nil
+}
+
 func (l badgerLedger) hash(subj ledger.Subject) []byte {
 	var h []byte
 	if err := l.s.db.View(func(txn *badger.Txn) error {

@@ -65,6 +65,7 @@ func (s *Store) Status(ctx context.Context, request string) (*ledger.RequestStat
 		st = &ledger.RequestStatus{
 			Request: rec.Request, Type: rec.Type, Action: rec.Action, DecidedAt: rec.DecidedAt,
 			Regime: rec.Regime, Categories: rec.Categories, Obligations: obs, ForgottenAt: rec.ForgottenAt,
+			Answer: rec.Answer,
 		}
 		if rec.ForgottenAt == nil {
 			st.Holds, err = s.holdsCovering(txn, rec.Subject)
@@ -80,6 +81,7 @@ func (s *Store) Status(ctx context.Context, request string) (*ledger.RequestStat
 	for i := range st.Obligations {
 		s.decorate(&st.Obligations[i], now)
 	}
+	answerStatus(st.Answer, st.Obligations, now)
 	slices.SortFunc(st.Obligations, func(a, b ledger.Obligation) int { return cmp.Compare(a.Recipient, b.Recipient) })
 	return st, nil
 }
@@ -101,7 +103,8 @@ func readObligations(txn *badger.Txn, notices []string) ([]ledger.Obligation, er
 }
 
 // Obligations lists obligations across requests in (Due, Notice) order:
-// with f.Overdue only open ones past due by the store's clock, with
+// with f.Overdue only open ones past due by the store's clock, or whose
+// request's deadline for answering the person has passed (AnswerOverdue), with
 // f.Recipient only that recipient's, with f.State only those in that state.
 // It returns EINVALID for an unknown state or a negative limit.
 func (s *Store) Obligations(ctx context.Context, f ledger.ObligationFilter) (*ledger.ObligationList, error) {
@@ -121,6 +124,7 @@ func (s *Store) Obligations(ctx context.Context, f ledger.ObligationFilter) (*le
 	now := s.now()
 	nowAt := encodeTime(now)
 	list := &ledger.ObligationList{Obligations: []ledger.Obligation{}}
+	answers := answerCache{}
 	err = s.view(ctx, func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
 		defer it.Close()
@@ -145,7 +149,10 @@ func (s *Store) Obligations(ctx context.Context, f ledger.ObligationFilter) (*le
 				return fmt.Errorf("due index names a missing obligation")
 			}
 			s.decorate(o, now)
-			if (f.Overdue && !o.Overdue) || (f.State != "" && o.State != f.State) {
+			if err := answers.decorate(txn, o, now); err != nil {
+				return err
+			}
+			if (f.Overdue && !o.Overdue && !o.AnswerOverdue) || (f.State != "" && o.State != f.State) {
 				continue
 			}
 			if len(list.Obligations) == limit {
@@ -154,12 +161,75 @@ func (s *Store) Obligations(ctx context.Context, f ledger.ObligationFilter) (*le
 			}
 			list.Obligations = append(list.Obligations, *o)
 		}
+		if f.Overdue {
+			return s.answerOverdue(ctx, txn, f, now, answers, limit, list)
+		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
 	return list, nil
+}
+
+// answerOverdue adds to an overdue listing the open obligations that are
+// not past their own due date but whose request's deadline for answering
+// the person has passed (UK GDPR Art. 12(3)): overdue for either clock.
+// It walks the open index (open obligations only) and keeps the listing in
+// (Due, Notice) order, at most limit.
+func (s *Store) answerOverdue(ctx context.Context, txn *badger.Txn, f ledger.ObligationFilter, now time.Time, answers answerCache, limit int, list *ledger.ObligationList) error {
+	listed := make(map[string]bool, len(list.Obligations))
+	for _, o := range list.Obligations {
+		listed[o.Notice] = true
+	}
+	var extra []ledger.Obligation
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixOpen}})
+	defer it.Close()
+	n := 0
+	for it.Rewind(); it.Valid(); it.Next() {
+		n++
+		if n%ctxCheckEvery == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		notice := string(it.Item().Key()[9:])
+		if listed[notice] {
+			continue
+		}
+		o, err := getObligation(txn, notice)
+		if err != nil {
+			return err
+		}
+		if o == nil {
+			return fmt.Errorf("open index names a missing obligation")
+		}
+		if (f.Recipient != "" && o.Recipient != f.Recipient) || (f.State != "" && o.State != f.State) {
+			continue
+		}
+		s.decorate(o, now)
+		if o.Overdue {
+			continue // past its own due date: listed already, unless beyond the limit
+		}
+		if err := answers.decorate(txn, o, now); err != nil {
+			return err
+		}
+		if o.AnswerOverdue {
+			extra = append(extra, *o)
+		}
+	}
+	if len(extra) == 0 {
+		return nil
+	}
+	all := append(list.Obligations, extra...)
+	slices.SortFunc(all, func(a, b ledger.Obligation) int {
+		return cmp.Or(a.Due.Compare(b.Due), cmp.Compare(a.Notice, b.Notice))
+	})
+	if len(all) > limit {
+		all, list.More = all[:limit], true
+	}
+	list.Obligations = all
+	return nil
 }
 
 // ObligationCounts returns how many obligations are open and how many of
@@ -249,7 +319,9 @@ func (s *Store) SubjectReport(ctx context.Context, subj ledger.Subject) (*ledger
 			sr := ledger.SubjectRequest{
 				Request: rec.Request, Type: rec.Type, Action: rec.Action, DecidedAt: rec.DecidedAt,
 				Categories: rec.Categories, Recipients: make([]ledger.RecipientNotified, 0, len(obs)),
+				Answer: rec.Answer,
 			}
+			answerStatus(sr.Answer, obs, now)
 			for _, o := range obs {
 				s.decorate(&o, now)
 				rn := ledger.RecipientNotified{
@@ -396,4 +468,50 @@ func (s *Store) withErasureFlag(txn *badger.Txn, rec *ledger.DisclosureRecord) (
 	}
 	rec.AfterErasure = string(v)
 	return rec, nil
+}
+
+// answerStatus derives, at now, whether the answer to the person is
+// overdue: the action on the request is incomplete while any of its
+// obligations is open (ledger.AnswerClock).
+func answerStatus(c *ledger.AnswerClock, obs []ledger.Obligation, now time.Time) {
+	if c == nil {
+		return
+	}
+	open := false
+	for i := range obs {
+		open = open || obs[i].Open()
+	}
+	c.SetOverdue(now, open)
+	for i := range obs {
+		due := c.Due
+		obs[i].AnswerDue = &due
+		obs[i].AnswerOverdue = obs[i].Open() && !c.Paused && now.After(c.Due)
+	}
+}
+
+// answerCache holds the answer clocks of the requests an obligation
+// listing met, so that each request is read once.
+type answerCache map[string]*ledger.AnswerClock
+
+// decorate fills in the obligation's AnswerDue and AnswerOverdue from its
+// request's clock for answering the person.
+func (c answerCache) decorate(txn *badger.Txn, o *ledger.Obligation, now time.Time) error {
+	a, ok := c[o.Request]
+	if !ok {
+		rec, err := getRequest(txn, o.Request)
+		if err != nil {
+			return err
+		}
+		if rec != nil {
+			a = rec.Answer
+		}
+		c[o.Request] = a
+	}
+	if a == nil {
+		return nil
+	}
+	due := a.Due
+	o.AnswerDue = &due
+	o.AnswerOverdue = o.Open() && !a.Paused && now.After(a.Due)
+	return nil
 }

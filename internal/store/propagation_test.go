@@ -899,3 +899,53 @@ func TestRestartIdempotency(t *testing.T) {
 		t.Errorf("due notices = %d, %v; want 2", len(ns), err)
 	}
 }
+
+// TestObligationsAnswerOverdue: an overdue listing shows obligations past
+// the deadline for answering the person (UK GDPR Art. 12(3)) as well as
+// those past their own due date: overdue for either clock.
+func TestObligationsAnswerOverdue(t *testing.T) {
+	ctx := context.Background()
+	s := propFixture(t)
+	s.deadlines = ledger.Deadlines{Regimes: map[string]ledger.Deadline{ledger.RegimeDPAPart3: {Days: 5}}}
+	e := erasure(t, "e1", "E", subj("A1"), day(10))
+	received := day(-20) // 11 December 2024: the person is due an answer by the end of 11 January
+	e.Data.(*ledger.Erasure).ReceivedAt = &received
+	e = newEvent(t, ledger.TypeErasure, "dpo", "e1", e.Data)
+	applyBatch(t, s, e)
+	// Due: police 15 Jan (Part 3, 5 days); acro and cloud 10 Feb.
+	applyBatch(t, s, ack(t, "a1", ledger.NoticeID("E", "cloud"), "done", "cloud"))
+	tests := []struct {
+		name string
+		now  time.Time
+		f    ledger.ObligationFilter
+		want []string
+	}{
+		{"Art12(3) before the person's deadline: nothing overdue", day(11), ledger.ObligationFilter{Overdue: true}, nil},
+		{"Art12(3) past the person's deadline: every open obligation of the request", day(12), ledger.ObligationFilter{Overdue: true}, []string{"police", "acro"}},
+		{"Art19 past police's own due date too, in due order", day(20), ledger.ObligationFilter{Overdue: true}, []string{"police", "acro"}},
+		{"one recipient's", day(20), ledger.ObligationFilter{Overdue: true, Recipient: "acro"}, []string{"acro"}},
+		{"the limit cuts the merged listing", day(20), ledger.ObligationFilter{Overdue: true, Limit: 1}, []string{"police"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s.now = func() time.Time { return tt.now }
+			l, err := s.Obligations(ctx, tt.f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, o := range l.Obligations {
+				got = append(got, o.Recipient)
+				if o.AnswerDue == nil || !o.AnswerDue.Equal(time.Date(2025, 1, 11, 23, 59, 59, 999999999, time.UTC)) {
+					t.Errorf("%s: answer due %v, want the end of 11 January", o.Recipient, o.AnswerDue)
+				}
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("Obligations(%+v) = %v, want %v", tt.f, got, tt.want)
+			}
+			if tt.f.Limit == 1 && !l.More {
+				t.Error("limit 1: More not set")
+			}
+		})
+	}
+}

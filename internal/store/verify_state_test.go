@@ -20,13 +20,14 @@ import (
 
 // fullLedger builds a closed ledger that exercises every kind of derived
 // record: recipients redefined, disclosures of one and of several people,
-// an erasure with a disclosure after it, acks, deliveries, an exemption, a
+// erasures received 20 February (one extended, one paused and resumed:
+// the person's clock) with a disclosure after one, acks, deliveries, an exemption, a
 // restriction and its lifting, holds, and forgettings, one of a person named
 // with another in one disclosure. It returns its config and verifier.
 func fullLedger(t *testing.T) (Config, note.Verifier) {
 	t.Helper()
 	cfg := testConfig(t)
-	cfg.Deadlines = ledger.Deadlines{Regimes: map[string]ledger.Deadline{ledger.RegimeDPAPart3: {Days: 14}}}
+	cfg.Deadlines = ledger.Deadlines{Regimes: map[string]ledger.Deadline{ledger.RegimeDPAPart3: {Days: 14}}, Calendar: ledgertest.London().Calendar}
 	s, err := Open(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -45,6 +46,7 @@ func fullLedger(t *testing.T) (Config, note.Verifier) {
 	late := ledgertest.Disclosure("d-late", "police", b2, ledger.RegimeUKGDPR, "user.contact.email")
 	late.Data.(*ledger.Disclosure).DisclosedAt = ledgertest.T0.Add(time.Hour)
 	late = ledgertest.Event("d-late", ledger.TypeDisclosure, late.Data)
+	received := ledgertest.T0.AddDate(0, 0, -9)
 	batches := [][]ledgertest.Step{
 		ledgertest.Base(),
 		{
@@ -54,8 +56,8 @@ func fullLedger(t *testing.T) (Config, note.Verifier) {
 			ledgertest.OK(ledgertest.Disclosure("d-c3", "acro", c3, ledger.RegimeDPAPart3, "user.criminal_history")),
 		},
 		{
-			ledgertest.OK(ledgertest.Erasure("e1", "E1", a1)),
-			ledgertest.OK(ledgertest.Erasure("e2", "E2", b2, "user.contact")),
+			ledgertest.OK(ledgertest.Received(ledgertest.Erasure("e1", "E1", a1), received)),
+			ledgertest.OK(ledgertest.Received(ledgertest.Erasure("e2", "E2", b2, "user.contact"), received)),
 			ledgertest.OK(late),
 			ledgertest.OK(ledgertest.Restriction("r1", "R1", c3)),
 			ledgertest.OK(ledgertest.Hold("h1", "H1", &ledger.HoldScope{Subject: &c3})),
@@ -69,6 +71,9 @@ func fullLedger(t *testing.T) (Config, note.Verifier) {
 			ledgertest.OK(ledgertest.Ack("a2", ledger.NoticeID("E1", "cloud"), "cloud", "not-held")),
 			ledgertest.OK(ledgertest.Lifting("l1", "L1", "R1", c3)),
 			ledgertest.OK(ledgertest.Release("rel2", "H2")),
+			ledgertest.OK(ledgertest.Extension("x-e1", "E1", 2, ledgertest.T0.AddDate(0, 0, 2))),
+			ledgertest.OK(ledgertest.Paused("p-e2", "E2", ledger.PauseClarification, ledgertest.T0.AddDate(0, 0, 1))),
+			ledgertest.OK(ledgertest.Resumed("q-e2", "E2", ledgertest.T0.AddDate(0, 0, 3))),
 		},
 		{ledgertest.Forget("f1", a1, ledger.Recorded, "", "")},
 		{ledgertest.OK(ledgertest.Disclosure("d-after", "police", d4, ledger.RegimeUKGDPR, "user.name"))},
@@ -141,8 +146,8 @@ func TestVerifyStateIntact(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Verify: %v", err)
 	}
-	if res.Size != 27 || res.Records < 100 || res.Unchecked != 0 {
-		t.Errorf("Verify = size %d, %d records compared, %d unchecked; want 27 entries, over 100 records, none unchecked", res.Size, res.Records, res.Unchecked)
+	if res.Size != 30 || res.Records < 100 || res.Unchecked != 0 {
+		t.Errorf("Verify = size %d, %d records compared, %d unchecked; want 30 entries, over 100 records, none unchecked", res.Size, res.Records, res.Unchecked)
 	}
 	// A different deadline policy gives other due dates: said, not hidden.
 	_, err = Verify(context.Background(), VerifyConfig{Dir: cfg.Dir, Verifier: v, Logger: cfg.Logger})
@@ -224,6 +229,12 @@ func TestVerifyStateDetectsTampering(t *testing.T) {
 			v := strings.Replace(string(get(t, txn, requestKey("R1"))), `"liftedBy":"L1"`, `"liftedBy":""`, 1)
 			return txn.Set(requestKey("R1"), []byte(v))
 		}, `request R1: liftedBy "", entries say "L1"`},
+		{"Art12A the answer deadline of a paused and resumed request moved", func(t *testing.T, txn *badger.Txn) error {
+			v := string(get(t, txn, requestKey("E2")))
+			i := strings.Index(v, `"due":"`)
+			v = v[:i] + `"due":"2026-03-20T23:59:59.999999999Z"` + v[i+len(`"due":"2026-03-20T23:59:59.999999999Z"`):]
+			return txn.Set(requestKey("E2"), []byte(v))
+		}, `request E2: answer differs`},
 		{"a hold released by hand", func(t *testing.T, txn *badger.Txn) error {
 			v := strings.Replace(string(get(t, txn, holdKey("H1"))), `"seq"`, `"releasedAt":"2026-03-01T09:00:00Z","seq"`, 1)
 			return txn.Set(holdKey("H1"), []byte(v))

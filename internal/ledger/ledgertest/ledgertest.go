@@ -27,6 +27,9 @@ type Ledger interface {
 	// Notices returns the notice ids a request opened, nil when the
 	// request is not in the ledger.
 	Notices(request string) ([]string, error)
+	// Answer returns the clock for answering the person of a request, nil
+	// when the request has none or is not in the ledger.
+	Answer(request string) (*ledger.AnswerClock, error)
 }
 
 // Step is one event and what applying it must do. Reason and Detail (a
@@ -54,6 +57,19 @@ type Scenario struct {
 	Deadlines ledger.Deadlines
 	Steps     []Step
 	Requests  map[string][]Told
+	// Answers are the clocks for answering the person that listed
+	// requests must have at the end (nil: none).
+	Answers map[string]*Answer
+}
+
+// Answer is what a request's clock for answering the person must be at
+// the end (UK GDPR Art. 12(3); DPA 2018 s.54).
+type Answer struct {
+	Due            time.Time
+	FirstMonthEnds time.Time
+	ExtendedBy     int // months; 0 for no extension
+	Paused         bool
+	DecidedLate    bool
 }
 
 // T0 is the scenarios' clock: step i is recorded i days after it.
@@ -85,6 +101,22 @@ func Run(t *testing.T, l Ledger, hash Hasher, sc Scenario) {
 			}
 		} else if err != nil {
 			t.Fatalf("step %d (%s %s): %v", i, ev.Type, ev.ID, err)
+		}
+	}
+	for req, want := range sc.Answers {
+		c, err := l.Answer(req)
+		if err != nil {
+			t.Fatalf("request %s: %v", req, err)
+		}
+		var got *Answer
+		if c != nil {
+			got = &Answer{Due: c.Due, FirstMonthEnds: c.FirstMonthEnds, Paused: c.Paused, DecidedLate: c.DecidedLate}
+			if c.Extension != nil {
+				got.ExtendedBy = c.Extension.Months
+			}
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("request %s answer:\n got %+v\nwant %+v", req, got, want)
 		}
 	}
 	for req, want := range sc.Requests {
@@ -176,6 +208,34 @@ func Rectification(id string, r *ledger.Rectification) *ledger.Event {
 func Lifting(id, req, restr string, who ledger.Subject) *ledger.Event {
 	informed := T0.Add(-time.Hour)
 	return Event(id, ledger.TypeRestrictionLifted, &ledger.RestrictionLifted{RequestHeader: ledger.RequestHeader{Request: req, Subject: who, DecidedAt: T0.Add(time.Hour)}, Restriction: restr, SubjectInformedAt: &informed})
+}
+
+// Received returns a rectification, erasure or restriction event saying
+// when the person's request arrived.
+func Received(ev *ledger.Event, at time.Time) *ledger.Event {
+	switch d := ev.Data.(type) {
+	case *ledger.Rectification:
+		d.ReceivedAt = &at
+	case *ledger.Erasure:
+		d.ReceivedAt = &at
+	case *ledger.Restriction:
+		d.ReceivedAt = &at
+	default:
+		panic(fmt.Sprintf("ledgertest: %T has no receivedAt", ev.Data))
+	}
+	return Event(ev.ID, ev.Type, ev.Data)
+}
+
+func Extension(id, req string, months int, decided time.Time) *ledger.Event {
+	return Event(id, ledger.TypeExtension, &ledger.Extension{Request: req, Months: months, Reason: "complex", DecidedAt: decided})
+}
+
+func Paused(id, req, reason string, asked time.Time) *ledger.Event {
+	return Event(id, ledger.TypeRequestPaused, &ledger.RequestPaused{Request: req, Reason: reason, AskedAt: asked})
+}
+
+func Resumed(id, req string, received time.Time) *ledger.Event {
+	return Event(id, ledger.TypeRequestResumed, &ledger.RequestResumed{Request: req, ReceivedAt: received})
 }
 
 func Ack(id, notice, from, outcome string) *ledger.Event {

@@ -58,6 +58,10 @@ func withState(ts []Told, r, state string) []Told {
 
 // Scenarios returns every scenario, each named by the provision it exercises.
 func Scenarios() []Scenario {
+	return append(ruleScenarios(), clockScenarios()...)
+}
+
+func ruleScenarios() []Scenario {
 	return []Scenario{
 		// Propagation: UK GDPR Art. 19, DPA 2018 s.48.
 		{Name: "Art19 erasure of all data reaches every recipient", Steps: with(OK(erasureR)), Requests: map[string][]Told{"R": allToldR}},
