@@ -43,6 +43,22 @@ type DisclosureEffect struct {
 	// erasure request decided about that subject's data in these categories
 	// before the disclosure was made, or "": recorded, but flagged.
 	AfterErasure []string
+	// WhileRestricted holds, for each subject in order, the restriction of
+	// that subject's data in these categories in force when the disclosure
+	// was made, or "": recorded, but flagged (UK GDPR Art. 18(2)).
+	WhileRestricted []string
+	// InquiryAuthority is set when the recipient is registered as a public
+	// authority receiving data within a particular inquiry (Art. 4(9)): the
+	// disclosure is flagged as if sent with inquiry: true.
+	InquiryAuthority bool
+}
+
+// Summary returns what the rules keep of the disclosure for its i-th subject.
+func (d *DisclosureEffect) Summary(i int) DisclosureSummary {
+	s := SummaryOf(d.ID, d.Disclosure, d.AfterErasure[i] != "")
+	s.Inquiry = s.Inquiry || d.InquiryAuthority
+	s.WhileRestricted = i < len(d.WhileRestricted) && d.WhileRestricted[i] != ""
+	return s
 }
 
 // Flagged returns the first erasure the disclosure came after, or "".
@@ -66,8 +82,9 @@ type RequestEffect struct {
 	Notices     []Notice // one per obligation, same order
 	// Lifted is the restriction a lifting lifts, as it will be.
 	Lifted *RequestRecord
-	// Erasure is set for an erasure: later disclosures of the same data
-	// are flagged.
+	// Erasure is set for an erasure or a restriction: later disclosures of
+	// the same data are flagged (after an erasure; while the restriction
+	// is in force, Art. 18(2)).
 	Erasure *ErasureMarker
 }
 
@@ -137,11 +154,22 @@ var dataTypes = func() map[string]reflect.Type {
 // decideDisclosure: the recipient must be registered (ReasonUnknownRecipient).
 // A disclosure made after an erasure of the same data of the same person was
 // decided is recorded, but flagged for the DPO.
+//
+// A disclosure made while a restriction of the same data of the same person
+// was in force (decided before, not lifted before) is recorded, but flagged
+// (UK GDPR Art. 18(2)). One to a recipient registered as an inquiry
+// authority is flagged as an inquiry disclosure (Art. 4(9)). Its s.62
+// fields must mean something (checkS62).
 func decideDisclosure(st State, id string, d *Disclosure) (*Plan, error) {
-	if _, ok := st.Recipient(d.Recipient); !ok {
+	rcp, ok := st.Recipient(d.Recipient)
+	if !ok {
 		return nil, Invalid(ReasonUnknownRecipient, "data.recipient", "recipient %q is not registered", d.Recipient)
 	}
-	eff := &DisclosureEffect{ID: id, Disclosure: d, AfterErasure: make([]string, len(d.Subjects))}
+	if err := checkS62(d); err != nil {
+		return nil, err
+	}
+	eff := &DisclosureEffect{ID: id, Disclosure: d, AfterErasure: make([]string, len(d.Subjects)),
+		WhileRestricted: make([]string, len(d.Subjects)), InquiryAuthority: rcp.InquiryAuthority}
 	for i, s := range d.Subjects {
 		h, err := st.SubjectHash(s)
 		if err != nil || h == nil {
@@ -155,9 +183,27 @@ func decideDisclosure(st State, id string, d *Disclosure) (*Plan, error) {
 			return nil, err
 		}
 		for _, m := range markers {
-			if !m.DecidedAt.After(d.DisclosedAt) && len(AffectedCategories(m.Categories, d.Categories)) > 0 {
-				eff.AfterErasure[i] = m.Request
-				break
+			if m.DecidedAt.After(d.DisclosedAt) || len(AffectedCategories(m.Categories, d.Categories)) == 0 {
+				continue
+			}
+			rec, err := st.Request(m.Request)
+			if err != nil {
+				return nil, err
+			}
+			if rec == nil || rec.Type == TypeErasure {
+				if eff.AfterErasure[i] == "" {
+					eff.AfterErasure[i] = m.Request
+				}
+				continue
+			}
+			if eff.WhileRestricted[i] == "" {
+				in, err := restrictedAt(st, rec, d.DisclosedAt)
+				if err != nil {
+					return nil, err
+				}
+				if in {
+					eff.WhileRestricted[i] = m.Request
+				}
 			}
 		}
 	}
@@ -205,7 +251,7 @@ func decideRequest(st State, typ string, data Request, at time.Time, deadlines D
 	}
 	eff := &RequestEffect{Record: rec}
 	plan := &Plan{Personal: true, Names: []Subject{subj}, Request: eff}
-	if typ == TypeErasure {
+	if typ == TypeErasure || typ == TypeRestriction {
 		eff.Erasure = &ErasureMarker{Request: request, DecidedAt: decided, Categories: eff.Record.Categories}
 	}
 	if l, ok := data.(*RestrictionLifted); ok {
@@ -233,15 +279,36 @@ func decideRequest(st State, typ string, data Request, at time.Time, deadlines D
 			OpenedAt:    at,
 			Due:         deadlines.Due(decided, regime, rcp.SLADays),
 			State:       StatePending,
+			Instruction: rcp.Role == RoleProcessor,
 		}
 		eff.Obligations = append(eff.Obligations, o)
 		eff.Notices = append(eff.Notices, Notice{
 			Notice: o.Notice, Action: o.Action, Request: request, Subject: subj,
 			Categories: o.Categories, Disclosures: o.Disclosures,
-			Changes: ChangesFor(changes, a.received), Due: o.Due,
+			Changes: ChangesFor(changes, a.received), Due: o.Due, Instruction: o.Instruction,
 		})
 	}
 	return plan, nil
+}
+
+// InformedBeforeLifting is UK GDPR Art. 18(3): a data subject who obtained
+// a restriction is informed before it is lifted. A lifting must say when
+// (subjectInformedAt), and that must be strictly before the lifting's
+// decision, compared to the nanosecond as both were sent: being told at
+// 10:00:00 of a lifting decided at 10:00:59 the same minute is before it;
+// being told at the very instant of the decision is not. It returns an
+// *InvalidError naming the provision, or nil.
+func InformedBeforeLifting(d *RestrictionLifted) error {
+	switch {
+	case d.SubjectInformedAt == nil:
+		return Invalid(ReasonInvalidData, "data.subjectInformedAt",
+			"UK GDPR Art. 18(3): the person must be informed before a restriction is lifted; the lifting does not say when they were (subjectInformedAt)")
+	case !d.SubjectInformedAt.Before(d.DecidedAt):
+		return Invalid(ReasonInvalidData, "data.subjectInformedAt",
+			"UK GDPR Art. 18(3): the person must be informed before a restriction is lifted; subjectInformedAt %s is not before the lifting's decision at %s",
+			d.SubjectInformedAt.UTC().Format(time.RFC3339Nano), d.DecidedAt.UTC().Format(time.RFC3339Nano))
+	}
+	return nil
 }
 
 // decideLifting plans the lifting of a restriction: one obligation to each
@@ -262,6 +329,11 @@ func decideLifting(st State, eff *RequestEffect, d *RestrictionLifted, at time.T
 	case string(restr.Subject) != string(eff.Record.Subject):
 		return Invalid(ReasonConflict, "data.subject", "the subject is not the subject of restriction %q", d.Restriction)
 	}
+	if err := InformedBeforeLifting(d); err != nil {
+		return err
+	}
+	informed := d.SubjectInformedAt.UTC()
+	eff.Record.SubjectInformedAt = &informed
 	eff.Record.Categories = restr.Categories
 	eff.Record.Regime = restr.Regime
 	lifted := *restr
@@ -291,11 +363,12 @@ func decideLifting(st State, eff *RequestEffect, d *RestrictionLifted, at time.T
 			OpenedAt:    at,
 			Due:         deadlines.Due(eff.Record.DecidedAt, ro.Regime, rcp.SLADays),
 			State:       StatePending,
+			Instruction: rcp.Role == RoleProcessor,
 		}
 		eff.Obligations = append(eff.Obligations, o)
 		eff.Notices = append(eff.Notices, Notice{
 			Notice: o.Notice, Action: o.Action, Request: o.Request, Subject: d.Subject,
-			Categories: o.Categories, Disclosures: o.Disclosures, Due: o.Due,
+			Categories: o.Categories, Disclosures: o.Disclosures, Due: o.Due, Instruction: o.Instruction,
 		})
 	}
 	return nil
@@ -484,4 +557,20 @@ func decideForget(st State, d *SubjectForgotten, at time.Time) (*Plan, error) {
 		return nil, Invalid(ReasonConflict, "data.subjectHash", "the subject is under legal hold %q", holds)
 	}
 	return &Plan{Forget: &ForgetEffect{SubjectHash: h, Event: d, At: at}}, nil
+}
+
+// restrictedAt reports whether restriction rec was in force at t: decided
+// at or before t and not lifted by a lifting decided at or before t.
+func restrictedAt(st State, rec *RequestRecord, t time.Time) (bool, error) {
+	if rec.DecidedAt.After(t) {
+		return false, nil
+	}
+	if rec.LiftedBy == "" {
+		return true, nil
+	}
+	l, err := st.Request(rec.LiftedBy)
+	if err != nil || l == nil {
+		return l == nil && err == nil, err
+	}
+	return l.DecidedAt.After(t), nil
 }

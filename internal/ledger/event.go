@@ -271,6 +271,9 @@ type Notice struct {
 	Disclosures []string  `json:"disclosures" validate:"required,min=1"`
 	Changes     []Change  `json:"changes,omitempty" validate:"dive"`
 	Due         time.Time `json:"due" validate:"required"`
+	// Instruction marks a notice to a processor as the controller's
+	// documented instruction (UK GDPR Art. 28(3)(a),(g)).
+	Instruction bool `json:"instruction,omitempty"`
 }
 
 // NoticeAck is a recipient's answer to a notice (org.sharelog.notice.ack.v1).

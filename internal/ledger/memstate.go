@@ -85,7 +85,7 @@ func (m *MemState) Apply(seq uint64, p *Plan) {
 			list := m.disclosures[string(h)]
 			at := d.Disclosure.DisclosedAt
 			pos := sort.Search(len(list), func(j int) bool { return list[j].DisclosedAt.After(at) })
-			m.disclosures[string(h)] = slices.Insert(list, pos, SummaryOf(d.ID, d.Disclosure, d.AfterErasure[i] != ""))
+			m.disclosures[string(h)] = slices.Insert(list, pos, d.Summary(i))
 		}
 		if f := d.Flagged(); f != "" {
 			m.after[seq] = f

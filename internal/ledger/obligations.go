@@ -32,12 +32,15 @@ type SubjectReport struct {
 // Recipients are sorted by recipient id; none means no recipient received
 // the affected data.
 type SubjectRequest struct {
-	Request    string              `json:"request"`
-	Type       string              `json:"type"`
-	Action     string              `json:"action"`
-	DecidedAt  time.Time           `json:"decidedAt"`
-	Categories []string            `json:"categories,omitempty"` // empty: all
-	Recipients []RecipientNotified `json:"recipients"`
+	Request    string    `json:"request"`
+	Type       string    `json:"type"`
+	Action     string    `json:"action"`
+	DecidedAt  time.Time `json:"decidedAt"`
+	Categories []string  `json:"categories,omitempty"` // empty: all
+	// SubjectInformedAt is when the person was told of a lifting, before
+	// it was decided (UK GDPR Art. 18(3)).
+	SubjectInformedAt *time.Time          `json:"subjectInformedAt,omitempty"`
+	Recipients        []RecipientNotified `json:"recipients"`
 }
 
 // RecipientNotified says whether and when one recipient was told of a

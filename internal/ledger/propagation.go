@@ -67,6 +67,14 @@ type Obligation struct {
 	Outcome        string     `json:"outcome,omitempty"` // done, not-held, refused
 	Exemption      *Exemption `json:"exemption,omitempty"`
 	ExemptedAt     *time.Time `json:"exemptedAt,omitempty"`
+	// Instruction is set for a notice to a processor: the controller's
+	// documented instruction (UK GDPR Art. 28(3)(a),(g)), not a
+	// notification under Art. 19.
+	Instruction bool `json:"instruction,omitempty"`
+	// EscalatedAt is when a processor answered an instruction "refused":
+	// a processor may not refuse a documented instruction, so the
+	// obligation stays open and is escalated to the controller.
+	EscalatedAt *time.Time `json:"escalatedAt,omitempty"`
 }
 
 // Open reports whether the obligation still waits for the recipient or the controller.
@@ -76,13 +84,16 @@ func (o *Obligation) Open() bool { return o.State == StatePending || o.State == 
 // Obligations are sorted by recipient id. No obligations means no recipient
 // ever received the affected data.
 type RequestStatus struct {
-	Request     string       `json:"request"`
-	Type        string       `json:"type"`
-	Action      string       `json:"action"`
-	DecidedAt   time.Time    `json:"decidedAt"`
-	Regime      string       `json:"regime,omitempty"`
-	Categories  []string     `json:"categories,omitempty"` // empty: all
-	Obligations []Obligation `json:"obligations"`
+	Request    string    `json:"request"`
+	Type       string    `json:"type"`
+	Action     string    `json:"action"`
+	DecidedAt  time.Time `json:"decidedAt"`
+	Regime     string    `json:"regime,omitempty"`
+	Categories []string  `json:"categories,omitempty"` // empty: all
+	// SubjectInformedAt is when the person was told of a lifting, before
+	// it was decided (UK GDPR Art. 18(3)).
+	SubjectInformedAt *time.Time   `json:"subjectInformedAt,omitempty"`
+	Obligations       []Obligation `json:"obligations"`
 	// Holds names the active legal holds covering the request's subject.
 	Holds []string `json:"holds,omitempty"`
 	// ForgottenAt is when the ledger forgot the request's subject.

@@ -26,6 +26,10 @@ type WhoRecipient struct {
 	// after an erasure of the same categories of this subject was decided:
 	// recorded, but flagged for the DPO.
 	DisclosedAfterErasure int `json:"disclosedAfterErasure,omitempty"`
+	// DisclosedWhileRestricted counts disclosures to this recipient made
+	// while a restriction of the same categories of this subject was in
+	// force (UK GDPR Art. 18(2)): recorded, but flagged for the DPO.
+	DisclosedWhileRestricted int `json:"disclosedWhileRestricted,omitempty"`
 }
 
 // Who is the answer to "who did we share this person's data with?".

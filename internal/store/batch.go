@@ -318,7 +318,7 @@ func (b *Batch) subjectKey(h []byte) ([]byte, error) {
 func (b *Batch) indexDisclosure(seq uint64, eff *ledger.DisclosureEffect, hashes [][]byte) error {
 	d := eff.Disclosure
 	for i, h := range hashes {
-		sum := encodeSummary(make([]byte, 0, 64+len(eff.ID)), d, eff.ID, eff.AfterErasure[i] != "")
+		sum := encodeSummary(make([]byte, 0, 64+len(eff.ID)), eff.Summary(i))
 		if err := b.set(appendPos(subjectPrefix(h), d.DisclosedAt, seq), sum); err != nil {
 			return err
 		}

@@ -56,6 +56,14 @@ func (l badgerLedger) Notices(request string) ([]string, error) {
 	return out, nil
 }
 
+func (l badgerLedger) Disclosures(h []byte) (out []ledger.DisclosureSummary, err error) {
+	err = l.s.db.View(func(txn *badger.Txn) error {
+		out, err = l.s.state(txn).Disclosures(h)
+		return err
+	})
+	return out, err
+}
+
 func (l badgerLedger) hash(subj ledger.Subject) []byte {
 	var h []byte
 	if err := l.s.db.View(func(txn *badger.Txn) error {

@@ -65,6 +65,7 @@ func (s *Store) Status(ctx context.Context, request string) (*ledger.RequestStat
 		st = &ledger.RequestStatus{
 			Request: rec.Request, Type: rec.Type, Action: rec.Action, DecidedAt: rec.DecidedAt,
 			Regime: rec.Regime, Categories: rec.Categories, Obligations: obs, ForgottenAt: rec.ForgottenAt,
+			SubjectInformedAt: rec.SubjectInformedAt,
 		}
 		if rec.ForgottenAt == nil {
 			st.Holds, err = s.holdsCovering(txn, rec.Subject)
@@ -249,8 +250,15 @@ func (s *Store) SubjectReport(ctx context.Context, subj ledger.Subject) (*ledger
 			sr := ledger.SubjectRequest{
 				Request: rec.Request, Type: rec.Type, Action: rec.Action, DecidedAt: rec.DecidedAt,
 				Categories: rec.Categories, Recipients: make([]ledger.RecipientNotified, 0, len(obs)),
+				SubjectInformedAt: rec.SubjectInformedAt,
 			}
 			for _, o := range obs {
+				if reg[o.Recipient].InquiryAuthority {
+					// UK GDPR Art. 4(9): an authority receiving data within a
+					// particular inquiry is not a recipient; the subject's
+					// report does not name it (who and status still do).
+					continue
+				}
 				s.decorate(&o, now)
 				rn := ledger.RecipientNotified{
 					Recipient: o.Recipient, Name: reg[o.Recipient].Name, Notice: o.Notice, State: o.State,

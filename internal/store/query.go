@@ -97,20 +97,21 @@ func (s *Store) Who(ctx context.Context, subj ledger.Subject) (*ledger.Who, erro
 	for id, a := range aggs {
 		r := reg[id]
 		who.Recipients = append(who.Recipients, ledger.WhoRecipient{
-			Recipient:             id,
-			Name:                  r.Name,
-			Role:                  r.Role,
-			Country:               r.Country,
-			Categories:            slices.Sorted(maps.Keys(a.categories)),
-			Purposes:              slices.Sorted(maps.Keys(a.purposes)),
-			LawfulBases:           slices.Sorted(maps.Keys(a.bases)),
-			Regimes:               slices.Sorted(maps.Keys(a.regimes)),
-			FirstDisclosedAt:      decodeTime(a.first),
-			LastDisclosedAt:       decodeTime(a.last),
-			Count:                 a.count,
-			Inquiry:               a.inquiry,
-			DisclosedAfterErasure: a.afterErasure,
-			OpenObligations:       open[id],
+			Recipient:                id,
+			Name:                     r.Name,
+			Role:                     r.Role,
+			Country:                  r.Country,
+			Categories:               slices.Sorted(maps.Keys(a.categories)),
+			Purposes:                 slices.Sorted(maps.Keys(a.purposes)),
+			LawfulBases:              slices.Sorted(maps.Keys(a.bases)),
+			Regimes:                  slices.Sorted(maps.Keys(a.regimes)),
+			FirstDisclosedAt:         decodeTime(a.first),
+			LastDisclosedAt:          decodeTime(a.last),
+			Count:                    a.count,
+			Inquiry:                  a.inquiry,
+			DisclosedAfterErasure:    a.afterErasure,
+			DisclosedWhileRestricted: a.restricted,
+			OpenObligations:          open[id],
 		})
 	}
 	slices.SortFunc(who.Recipients, func(a, b ledger.WhoRecipient) int { return cmp.Compare(a.Recipient, b.Recipient) })
@@ -123,7 +124,7 @@ type whoAgg struct {
 	first, last                          uint64 // encoded times
 	count                                int
 	inquiry                              bool
-	afterErasure                         int
+	afterErasure, restricted             int
 }
 
 // addWho adds one encoded summary at the encoded time at to aggs. It reads
@@ -150,6 +151,9 @@ func addWho(aggs map[string]*whoAgg, at uint64, v []byte) error {
 	a.inquiry = a.inquiry || v[0]&summaryInquiry != 0
 	if v[0]&summaryAfterErasure != 0 {
 		a.afterErasure++
+	}
+	if v[0]&summaryRestricted != 0 {
+		a.restricted++
 	}
 	a.first = min(a.first, at)
 	a.last = max(a.last, at)

@@ -191,7 +191,7 @@ func (r *replay) entry(seq uint64, value []byte) error {
 			if r.phantoms[string(hs)] {
 				continue
 			}
-			sum := encodeSummary(nil, d.Disclosure, ev.ID, d.AfterErasure[i] != "")
+			sum := encodeSummary(nil, d.Summary(i))
 			r.expectFor(hs, appendPos(subjectPrefix(hs), d.Disclosure.DisclosedAt, seq), string(sum))
 		}
 		r.expect(prefixByRecip, appendPos(byRecipientPrefix(d.Disclosure.Recipient), d.Disclosure.DisclosedAt, seq), "")
@@ -555,8 +555,8 @@ func (r *replay) describeValue(k, got, want []byte) string {
 		g, gerr := decodeSummary(got)
 		w, werr := decodeSummary(want)
 		if gerr == nil && werr == nil {
-			return fmt.Sprintf("%s: holds recipient %s, categories %v, after erasure %v; the entry says %s, %v, %v",
-				name, g.recipient, g.categories, g.afterErasure, w.recipient, w.categories, w.afterErasure)
+			return fmt.Sprintf("%s: holds recipient %s, categories %v, after erasure %v, while restricted %v, inquiry %v; the entry says %s, %v, %v, %v, %v",
+				name, g.recipient, g.categories, g.afterErasure, g.restricted, g.inquiry, w.recipient, w.categories, w.afterErasure, w.restricted, w.inquiry)
 		}
 	}
 	return name + ": value differs from what the entries give"

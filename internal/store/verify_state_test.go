@@ -45,6 +45,9 @@ func fullLedger(t *testing.T) (Config, note.Verifier) {
 	late := ledgertest.Disclosure("d-late", "police", b2, ledger.RegimeUKGDPR, "user.contact.email")
 	late.Data.(*ledger.Disclosure).DisclosedAt = ledgertest.T0.Add(time.Hour)
 	late = ledgertest.Event("d-late", ledger.TypeDisclosure, late.Data)
+	restricted := ledgertest.Disclosure("d-restricted", "police", c3, ledger.RegimeUKGDPR, "user.name")
+	restricted.Data.(*ledger.Disclosure).DisclosedAt = ledgertest.T0.Add(time.Hour)
+	restricted = ledgertest.Event("d-restricted", ledger.TypeDisclosure, restricted.Data)
 	batches := [][]ledgertest.Step{
 		ledgertest.Base(),
 		{
@@ -52,12 +55,18 @@ func fullLedger(t *testing.T) (Config, note.Verifier) {
 			ledgertest.OK(pair), ledgertest.OK(trio), ledgertest.OK(twice),
 			ledgertest.OK(ledgertest.Disclosure("d-b2", "acro", b2, ledger.RegimeDPAPart3, "user.contact.email")),
 			ledgertest.OK(ledgertest.Disclosure("d-c3", "acro", c3, ledger.RegimeDPAPart3, "user.criminal_history")),
+			// Issue 11: a processor (Art. 28(3)) and an inquiry authority (Art. 4(9)).
+			ledgertest.OK(ledgertest.Registered("proc", ledger.RegimeUKGDPR, "nats", func(r *ledger.Recipient) { r.Role = ledger.RoleProcessor })),
+			ledgertest.OK(ledgertest.Registered("inq", ledger.RegimeDPAPart3, "manual", func(r *ledger.Recipient) { r.InquiryAuthority = true })),
+			ledgertest.OK(ledgertest.Disclosure("d-proc", "proc", b2, ledger.RegimeUKGDPR, "user.contact.email")),
+			ledgertest.OK(ledgertest.Disclosure("d-inq", "inq", b2, ledger.RegimeDPAPart3, "user.name")),
 		},
 		{
 			ledgertest.OK(ledgertest.Erasure("e1", "E1", a1)),
 			ledgertest.OK(ledgertest.Erasure("e2", "E2", b2, "user.contact")),
 			ledgertest.OK(late),
 			ledgertest.OK(ledgertest.Restriction("r1", "R1", c3)),
+			ledgertest.OK(restricted), // Art. 18(2): flagged
 			ledgertest.OK(ledgertest.Hold("h1", "H1", &ledger.HoldScope{Subject: &c3})),
 			ledgertest.OK(ledgertest.Hold("h2", "H2", &ledger.HoldScope{Purpose: "safeguarding.disclosure_check"})),
 		},
@@ -68,6 +77,7 @@ func fullLedger(t *testing.T) (Config, note.Verifier) {
 			ledgertest.OK(ledgertest.Exemption("x1", ledger.NoticeID("E1", "police"), "impossible")),
 			ledgertest.OK(ledgertest.Ack("a2", ledger.NoticeID("E1", "cloud"), "cloud", "not-held")),
 			ledgertest.OK(ledgertest.Lifting("l1", "L1", "R1", c3)),
+			ledgertest.OK(ledgertest.Ack("a3", ledger.NoticeID("E2", "proc"), "proc", "refused")), // Art. 28(3): escalated
 			ledgertest.OK(ledgertest.Release("rel2", "H2")),
 		},
 		{ledgertest.Forget("f1", a1, ledger.Recorded, "", "")},
@@ -141,8 +151,8 @@ func TestVerifyStateIntact(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Verify: %v", err)
 	}
-	if res.Size != 27 || res.Records < 100 || res.Unchecked != 0 {
-		t.Errorf("Verify = size %d, %d records compared, %d unchecked; want 27 entries, over 100 records, none unchecked", res.Size, res.Records, res.Unchecked)
+	if res.Size != 33 || res.Records < 100 || res.Unchecked != 0 {
+		t.Errorf("Verify = size %d, %d records compared, %d unchecked; want 33 entries, over 100 records, none unchecked", res.Size, res.Records, res.Unchecked)
 	}
 	// A different deadline policy gives other due dates: said, not hidden.
 	_, err = Verify(context.Background(), VerifyConfig{Dir: cfg.Dir, Verifier: v, Logger: cfg.Logger})

@@ -1,6 +1,8 @@
 package ledgertest
 
 import (
+	"time"
+
 	"github.com/sharelog/sharelog/internal/ledger"
 )
 
@@ -58,7 +60,7 @@ func withState(ts []Told, r, state string) []Told {
 
 // Scenarios returns every scenario, each named by the provision it exercises.
 func Scenarios() []Scenario {
-	return []Scenario{
+	return append([]Scenario{
 		// Propagation: UK GDPR Art. 19, DPA 2018 s.48.
 		{Name: "Art19 erasure of all data reaches every recipient", Steps: with(OK(erasureR)), Requests: map[string][]Told{"R": allToldR}},
 		{Name: "Art19 a broader category covers a narrower disclosure", Steps: with(OK(Erasure("e", "R", a1, "user.contact"))),
@@ -164,7 +166,97 @@ func Scenarios() []Scenario {
 			Requests: map[string][]Told{"R": withState(withState(withState(allToldR, "cloud", exempted), "police", acknowledged), "acro", acknowledged)}},
 		{Name: "a forgetting from outside sharelog is refused",
 			Steps: with(Refused(Event("f", ledger.TypeSubjectForgotten, &ledger.SubjectForgotten{SubjectHash: "00112233445566778899aabbccddeeff", Reason: ledger.ForgetRetention, At: T0}), ledger.ReasonConflict, "only by sharelog itself"))},
-	}
+	}, lawScenarios()...)
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// lawScenarios are the rules of issue 11, items 3 to 9, each named by the
+// provision it implements.
+func lawScenarios() []Scenario {
+	minute := T0.Add(10 * time.Hour) // 19:00:00, decisions below fall in this minute
+	restrictedThenLifted := func(informed *time.Time, decided time.Time, want Step) []Step {
+		return with(OK(Restriction("r", "RS", a1, "user.contact")), want)
+	}
+	lifting := func(informed *time.Time, decided time.Time) *ledger.Event {
+		return LiftingTold("l", "L", "RS", a1, informed, decided)
+	}
+	placeholder := func(id string, f func(*ledger.Disclosure)) *ledger.Event {
+		return With(Disclosure(id, "acro", a1, part3, "user.name"), f)
+	}
+	uk := func(id string, f func(*ledger.Disclosure)) *ledger.Event {
+		return With(Disclosure(id, "police", a1, ukgdpr, "user.name"), f)
+	}
+	at := func(ev *ledger.Event, t time.Time) *ledger.Event {
+		return With(ev, func(d *ledger.Disclosure) { d.DisclosedAt = t })
+	}
+	processor := Registered("proc", ukgdpr, "nats", func(r *ledger.Recipient) { r.Role = ledger.RoleProcessor })
+	procR := ledger.NoticeID("R", "proc")
+	inquiry := Registered("inq", part3, "manual", func(r *ledger.Recipient) { r.Role = ledger.RoleCompetentAuthority; r.InquiryAuthority = true })
+	return []Scenario{
+		// Item 3: UK GDPR Art. 18(3).
+		{Name: "Art18(3) a lifting that does not say when the person was told is refused",
+			Steps:    restrictedThenLifted(nil, minute, Refused(lifting(nil, minute), ledger.ReasonInvalidData, "Art. 18(3): the person must be informed before a restriction is lifted; the lifting does not say when")),
+			Requests: map[string][]Told{"L": nil}},
+		{Name: "Art18(3) a lifting the person was told of after its decision is refused",
+			Steps: restrictedThenLifted(nil, minute, Refused(lifting(ptr(minute.Add(time.Minute)), minute), ledger.ReasonInvalidData, "is not before the lifting's decision"))},
+		{Name: "Art18(3) told at the very instant of the decision is not before it: refused",
+			Steps: restrictedThenLifted(nil, minute, Refused(lifting(ptr(minute.Add(30*time.Second)), minute.Add(30*time.Second)), ledger.ReasonInvalidData, "is not before the lifting's decision"))},
+		{Name: "Art18(3) told earlier the same minute is before the lifting: recorded",
+			Steps:    restrictedThenLifted(nil, minute, OK(lifting(ptr(minute), minute.Add(59*time.Second)))),
+			Requests: map[string][]Told{"L": {told("acro", pending, part3, "user.contact.email"), told("police", pending, ukgdpr, "user.contact")}}},
+		{Name: "Art18(3) a refused lifting leaves the restriction in force: told in time, it is lifted",
+			Steps: with(OK(Restriction("r", "RS", a1, "user.contact")), Refused(lifting(nil, minute), ledger.ReasonInvalidData, "Art. 18(3)"),
+				OK(LiftingTold("l2", "L2", "RS", a1, ptr(minute.Add(-time.Hour)), minute)))},
+
+		// Item 5: UK GDPR Art. 4(9).
+		{Name: "Art4(9) a disclosure to a registered inquiry authority is flagged as an inquiry",
+			Steps: with(OK(inquiry), OK(Disclosure("d-inq", "inq", a1, part3, "user.name")), OK(uk("d-flag", func(d *ledger.Disclosure) { d.Inquiry = true }))),
+			Flags: map[string]Flags{"d-inq": {Inquiry: true}, "d-flag": {Inquiry: true}, "d2": {}}},
+
+		// Item 6: UK GDPR Art. 18(2).
+		{Name: "Art18(2) a disclosure of restricted data is recorded and flagged",
+			Steps: with(OK(Restriction("r", "RS", a1, "user.contact")),
+				OK(at(uk("d-restricted", func(d *ledger.Disclosure) { d.Categories = []string{"user.contact.email"} }), T0.Add(time.Minute))),
+				OK(at(uk("d-other", func(d *ledger.Disclosure) { d.Categories = []string{"user.financial"} }), T0.Add(time.Minute))),
+				OK(at(uk("d-before", func(d *ledger.Disclosure) { d.Categories = []string{"user.contact.email"} }), T0.Add(-time.Minute))),
+				OK(Lifting("l", "L", "RS", a1)),
+				OK(at(uk("d-lifted", func(d *ledger.Disclosure) { d.Categories = []string{"user.contact.email"} }), T0.Add(2*time.Hour))),
+				OK(at(uk("d-in-force", func(d *ledger.Disclosure) { d.Categories = []string{"user.contact.phone"} }), T0.Add(30*time.Minute)))),
+			Flags: map[string]Flags{"d-restricted": {WhileRestricted: true}, "d-other": {}, "d-before": {}, "d-lifted": {}, "d-in-force": {WhileRestricted: true}}},
+		{Name: "Art18(2) and Art17 a disclosure after an erasure is flagged as such, not as restricted",
+			Steps: with(OK(Erasure("e", "E", a1, "user.contact")), OK(at(uk("d-late", func(d *ledger.Disclosure) { d.Categories = []string{"user.contact.email"} }), T0.Add(time.Minute)))),
+			Flags: map[string]Flags{"d-late": {AfterErasure: true}}},
+
+		// Item 7: DPA 2018 s.62.
+		{Name: "s.62 a placeholder justification is refused",
+			Steps: with(Refused(placeholder("dj", func(d *ledger.Disclosure) { d.Justification = " N/A " }), ledger.ReasonInvalidData, `data.justification: the justification is blank or a placeholder ("N/A")`))},
+		{Name: "s.62 a discloser of white space is refused",
+			Steps: with(Refused(placeholder("db", func(d *ledger.Disclosure) { d.DisclosedBy = " \t " }), ledger.ReasonInvalidData, "data.disclosedBy: the discloser (disclosedBy) is blank or a placeholder"))},
+		{Name: "s.62 a discloser 'unknown' is refused",
+			Steps: with(Refused(placeholder("du", func(d *ledger.Disclosure) { d.DisclosedBy = "Unknown" }), ledger.ReasonInvalidData, "DPA 2018 s.62"))},
+		{Name: "s.62 a placeholder is refused under UK GDPR too, where the field is optional",
+			Steps: with(Refused(uk("dt", func(d *ledger.Disclosure) { d.Justification = "tbc" }), ledger.ReasonInvalidData, "placeholder"), OK(uk("dn", func(d *ledger.Disclosure) {})))},
+		{Name: "s.62 a real justification and discloser are recorded",
+			Steps: with(OK(placeholder("dok", func(d *ledger.Disclosure) {
+				d.Justification, d.DisclosedBy = "n/a is not what we say: court order 12/2026", "PC 123"
+			})))},
+
+		// Item 8: UK GDPR Art. 28(3)(a),(g) against Art. 19.
+		{Name: "Art28(3)(a) a notice to a processor is the controller's instruction; to a controller it is not",
+			Steps:       with(OK(processor), OK(Disclosure("dp", "proc", a1, ukgdpr, "user.name")), OK(erasureR)),
+			Obligations: map[string]Obl{procR: {Action: ledger.ActionErase, State: pending, Instruction: true}, policeR: {Action: ledger.ActionErase, State: pending}}},
+		{Name: "Art28(3)(a) a processor that refuses leaves the instruction open and escalated",
+			Steps: with(OK(processor), OK(Disclosure("dp", "proc", a1, ukgdpr, "user.name")), OK(erasureR),
+				OK(Ack("a", procR, "proc", "refused")), OK(Ack("a2", policeR, "police", "refused"))),
+			Obligations: map[string]Obl{procR: {Action: ledger.ActionErase, State: pending, Instruction: true, Escalated: true}, policeR: {Action: ledger.ActionErase, State: acknowledged}}},
+		{Name: "Art28(3)(g) an escalated instruction is closed when the processor carries it out",
+			Steps: with(OK(processor), OK(Disclosure("dp", "proc", a1, ukgdpr, "user.name")), OK(erasureR),
+				OK(Ack("a", procR, "proc", "refused")), OK(Ack("a2", procR, "proc", "done")),
+				Refused(Ack("a3", procR, "proc", "refused"), ledger.ReasonConflict, "already closed")),
+			Obligations: map[string]Obl{procR: {Action: ledger.ActionErase, State: acknowledged, Instruction: true, Escalated: true}}},
+		{Name: "Art28(3)(a) the lifting of a processor's restriction is an instruction too",
+			Steps:       with(OK(processor), OK(Disclosure("dp", "proc", a1, ukgdpr, "user.name")), OK(Restriction("r", "RS", a1)), OK(Lifting("l", "L", "RS", a1))),
+			Obligations: map[string]Obl{ledger.NoticeID("L", "proc"): {Action: ledger.ActionLiftRestriction, State: pending, Instruction: true}}},
+	}
+}

@@ -1,0 +1,108 @@
+package ledger_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sharelog/sharelog/internal/ledger"
+)
+
+// TestMeaningless: DPA 2018 s.62(1),(3) — the log shows the justification
+// and who disclosed; a blank or placeholder value shows neither.
+func TestMeaningless(t *testing.T) {
+	tests := []struct {
+		name string
+		v    string
+		want bool
+	}{
+		{"s.62 empty", "", true},
+		{"s.62 spaces", "   ", true},
+		{"s.62 tabs and newlines", "\t\n ", true},
+		{"s.62 n/a in capitals", "N/A", true},
+		{"s.62 n/a padded", "  n/a ", true},
+		{"s.62 a dash", "-", true},
+		{"s.62 tbc", "TBC", true},
+		{"s.62 none", "None", true},
+		{"s.62 unknown", "unknown", true},
+		{"s.62 a question mark", "?", true},
+		{"s.62 a person", "PC 4021 Smith", false},
+		{"s.62 a system", "disclosure-service", false},
+		{"s.62 a justification that contains a placeholder word", "none of the exemptions apply; s.35(2)(b)", false},
+		{"s.62 a short real word", "DBS", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := ledger.Meaningless(tt.v); got != tt.want {
+				t.Errorf("Meaningless(%q) = %v, want %v", tt.v, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestInformedBeforeLifting: UK GDPR Art. 18(3) — the person is informed
+// before the restriction is lifted. The same minute is fine when strictly
+// before; the same instant is not before.
+func TestInformedBeforeLifting(t *testing.T) {
+	decided := time.Date(2026, 2, 28, 23, 59, 30, 0, time.UTC)
+	tests := []struct {
+		name     string
+		informed *time.Time
+		detail   string // "" when allowed
+	}{
+		{"Art18(3) not said", nil, "does not say when they were (subjectInformedAt)"},
+		{"Art18(3) told a day before", ptr(decided.AddDate(0, 0, -1)), ""},
+		{"Art18(3) told earlier the same minute", ptr(decided.Add(-29 * time.Second)), ""},
+		{"Art18(3) told a nanosecond before", ptr(decided.Add(-1)), ""},
+		{"Art18(3) told at the instant of the decision", ptr(decided), "2026-02-28T23:59:30Z is not before the lifting's decision at 2026-02-28T23:59:30Z"},
+		{"Art18(3) told later the same minute", ptr(decided.Add(20 * time.Second)), "is not before"},
+		{"Art18(3) told after, across the end of February", ptr(decided.Add(time.Minute)), "2026-03-01T00:00:30Z is not before"},
+		{"Art18(3) the same instant in another time zone", ptr(decided.In(time.FixedZone("BST", 3600))), "is not before"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := ledger.InformedBeforeLifting(&ledger.RestrictionLifted{RequestHeader: ledger.RequestHeader{DecidedAt: decided}, SubjectInformedAt: tt.informed})
+			switch {
+			case tt.detail == "" && err != nil:
+				t.Errorf("refused: %v", err)
+			case tt.detail != "" && (err == nil || !strings.Contains(err.Error(), tt.detail) || !strings.Contains(err.Error(), "Art. 18(3)")):
+				t.Errorf("error %v, want one citing Art. 18(3) containing %q", err, tt.detail)
+			}
+		})
+	}
+}
+
+// TestProcessorInstruction: UK GDPR Art. 28(3)(a),(g) — a processor acts on
+// the controller's documented instructions; Art. 19 notifies controllers,
+// who may refuse. Only a processor's refusal leaves the obligation open.
+func TestProcessorInstruction(t *testing.T) {
+	at := time.Date(2026, 1, 31, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name        string
+		instruction bool
+		outcome     string
+		wantState   string
+		escalated   bool
+	}{
+		{"Art28(3)(a) a processor refuses: open, escalated", true, ledger.OutcomeRefused, ledger.StateDelivered, true},
+		{"Art28(3)(g) a processor erased: closed", true, ledger.OutcomeDone, ledger.StateAcknowledged, false},
+		{"Art28(3)(g) a processor does not hold it: closed", true, ledger.OutcomeNotHeld, ledger.StateAcknowledged, false},
+		{"Art19 a controller refuses: closed, its answer recorded", false, ledger.OutcomeRefused, ledger.StateAcknowledged, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := ledger.Obligation{Notice: "n", Recipient: "r", State: ledger.StateDelivered, Instruction: tt.instruction}
+			if err := o.Acknowledge(&ledger.NoticeAck{Notice: "n", Outcome: tt.outcome}, "r", at); err != nil {
+				t.Fatal(err)
+			}
+			if o.State != tt.wantState || (o.EscalatedAt != nil) != tt.escalated || o.Outcome != tt.outcome || o.AcknowledgedAt == nil {
+				t.Errorf("after %s: state %s, escalated %v, outcome %q; want %s, %v", tt.outcome, o.State, o.EscalatedAt != nil, o.Outcome, tt.wantState, tt.escalated)
+			}
+			if o.Open() != (tt.wantState != ledger.StateAcknowledged) {
+				t.Errorf("Open() = %v", o.Open())
+			}
+		})
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
