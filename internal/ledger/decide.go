@@ -168,6 +168,15 @@ func decideDisclosure(st State, id string, d *Disclosure) (*Plan, error) {
 	if err := checkS62(d); err != nil {
 		return nil, err
 	}
+	if d.ReceivedFrom != "" {
+		from, ok := st.Recipient(d.ReceivedFrom)
+		switch {
+		case !ok:
+			return nil, Invalid(ReasonUnknownRecipient, "data.receivedFrom", "receivedFrom %q is not registered: DPA 2018 s.48(7) names the competent authority the data came from, by its registry id", d.ReceivedFrom)
+		case from.Role != RoleCompetentAuthority:
+			return nil, Invalid(ReasonInvalidData, "data.receivedFrom", "receivedFrom %q is registered as a %s, not a competent authority (DPA 2018 s.48(7))", d.ReceivedFrom, from.Role)
+		}
+	}
 	eff := &DisclosureEffect{ID: id, Disclosure: d, AfterErasure: make([]string, len(d.Subjects)),
 		WhileRestricted: make([]string, len(d.Subjects)), InquiryAuthority: rcp.InquiryAuthority}
 	for i, s := range d.Subjects {
@@ -264,7 +273,11 @@ func decideRequest(st State, typ string, data Request, at time.Time, deadlines D
 	if err != nil {
 		return nil, err
 	}
-	for _, a := range affectedRecipients(sums, cats) {
+	affected := affectedRecipients(sums, cats)
+	if typ == TypeRectification {
+		affected = withOriginators(affected, sums, cats)
+	}
+	for _, a := range affected {
 		rcp, _ := st.Recipient(a.recipient)
 		regime := ObligationRegime(rec.Regime, rcp.Regime, a.regimes)
 		o := Obligation{
@@ -280,10 +293,11 @@ func decideRequest(st State, typ string, data Request, at time.Time, deadlines D
 			Due:         deadlines.Due(decided, regime, rcp.SLADays),
 			State:       StatePending,
 			Instruction: rcp.Role == RoleProcessor,
+			Originator:  a.originator,
 		}
 		eff.Obligations = append(eff.Obligations, o)
 		eff.Notices = append(eff.Notices, Notice{
-			Notice: o.Notice, Action: o.Action, Request: request, Subject: subj,
+			Notice: o.Notice, Action: o.Action, Request: request, Subject: subj, Originator: o.Originator,
 			Categories: o.Categories, Disclosures: o.Disclosures,
 			Changes: ChangesFor(changes, a.received), Due: o.Due, Instruction: o.Instruction,
 		})
@@ -382,6 +396,36 @@ type affectedRecipient struct {
 	received    []string // categories disclosed in the affected disclosures; sorted
 	disclosures []string // event ids of the affected disclosures, in disclosure order
 	regimes     []string // regimes of the affected disclosures; sorted
+	// originator is set when the affected data came from this recipient
+	// (DPA 2018 s.48(7)) and it received none of it from us.
+	originator bool
+}
+
+// withOriginators adds to affected the competent authorities the affected
+// data came from (DPA 2018 s.48(7): a rectification of inaccurate personal
+// data received from another competent authority is notified to it). An
+// originator that is also a recipient of the data is told once, as a
+// recipient. The result stays sorted by recipient id.
+func withOriginators(affected []affectedRecipient, sums []DisclosureSummary, cats []string) []affectedRecipient {
+	var from []DisclosureSummary
+	for _, s := range sums {
+		if s.ReceivedFrom != "" {
+			s.Recipient = s.ReceivedFrom
+			from = append(from, s)
+		}
+	}
+	if len(from) == 0 {
+		return affected
+	}
+	for _, o := range affectedRecipients(from, cats) {
+		i, found := slices.BinarySearchFunc(affected, o.recipient, func(a affectedRecipient, r string) int { return cmp.Compare(a.recipient, r) })
+		if found {
+			continue
+		}
+		o.originator = true
+		affected = slices.Insert(affected, i, o)
+	}
+	return affected
 }
 
 // affectedRecipients returns, per recipient sorted by id, what it received

@@ -175,6 +175,9 @@ type Disclosure struct {
 	Transfer      *Transfer   `json:"transfer,omitempty"`
 	Inquiry       bool        `json:"inquiry,omitempty"`
 	OnwardOf      string      `json:"onwardOf,omitempty" validate:"max=256"`
+	// ReceivedFrom is the registry id of the competent authority the data
+	// came from (DPA 2018 s.48(7)): it is told of a rectification too.
+	ReceivedFrom string `json:"receivedFrom,omitempty" validate:"omitempty,slug"`
 }
 
 // Change is one rectified field.
@@ -274,6 +277,9 @@ type Notice struct {
 	// Instruction marks a notice to a processor as the controller's
 	// documented instruction (UK GDPR Art. 28(3)(a),(g)).
 	Instruction bool `json:"instruction,omitempty"`
+	// Originator marks a notice to the competent authority the data came
+	// from (DPA 2018 s.48(7)); its disclosures are ours that named it.
+	Originator bool `json:"originator,omitempty"`
 }
 
 // NoticeAck is a recipient's answer to a notice (org.sharelog.notice.ack.v1).

@@ -75,6 +75,9 @@ type Obligation struct {
 	// a processor may not refuse a documented instruction, so the
 	// obligation stays open and is escalated to the controller.
 	EscalatedAt *time.Time `json:"escalatedAt,omitempty"`
+	// Originator is set for the competent authority the data came from,
+	// told of a rectification (DPA 2018 s.48(7)), not a recipient of it.
+	Originator bool `json:"originator,omitempty"`
 }
 
 // Open reports whether the obligation still waits for the recipient or the controller.

@@ -30,6 +30,10 @@ type WhoRecipient struct {
 	// while a restriction of the same categories of this subject was in
 	// force (UK GDPR Art. 18(2)): recorded, but flagged for the DPO.
 	DisclosedWhileRestricted int `json:"disclosedWhileRestricted,omitempty"`
+	// ReceivedFrom names the competent authorities the data disclosed to
+	// this recipient came from (DPA 2018 s.48(7)), sorted; told of a
+	// rectification as well as the recipient.
+	ReceivedFrom []string `json:"receivedFrom,omitempty"`
 }
 
 // Who is the answer to "who did we share this person's data with?".

@@ -51,6 +51,9 @@ type DisclosureSummary struct {
 	// WhileRestricted: made while a restriction of this data was in force.
 	WhileRestricted bool
 	DisclosedAt     time.Time
+	// ReceivedFrom is the competent authority the data came from (DPA 2018
+	// s.48(7)), "" when the disclosure does not say.
+	ReceivedFrom string
 }
 
 // SummaryOf returns the summary of disclosure d recorded as event id.
@@ -58,7 +61,7 @@ func SummaryOf(id string, d *Disclosure, afterErasure bool) DisclosureSummary {
 	return DisclosureSummary{
 		ID: id, Recipient: d.Recipient, Purpose: d.Purpose, LawfulBasis: d.LawfulBasis,
 		Regime: d.Regime, Categories: d.Categories, Inquiry: d.Inquiry,
-		AfterErasure: afterErasure, DisclosedAt: d.DisclosedAt,
+		AfterErasure: afterErasure, DisclosedAt: d.DisclosedAt, ReceivedFrom: d.ReceivedFrom,
 	}
 }
 

@@ -157,6 +157,7 @@ type summary struct {
 	inquiry      bool
 	afterErasure bool
 	restricted   bool
+	receivedFrom string // the competent authority the data came from (DPA 2018 s.48(7))
 	recipient    string
 	purpose      string
 	lawfulBasis  string
@@ -197,7 +198,13 @@ func encodeSummary(dst []byte, d ledger.DisclosureSummary) []byte {
 	for _, c := range d.Categories {
 		dst = appendString(dst, c)
 	}
-	return appendString(dst, d.ID)
+	dst = appendString(dst, d.ID)
+	if d.ReceivedFrom != "" {
+		// After the id, only when set: summaries written before it was kept
+		// (and those without an origin) end with the id.
+		dst = appendString(dst, d.ReceivedFrom)
+	}
+	return dst
 }
 
 // decodeSummary reverses encodeSummary. Strings are copied out of v.
@@ -226,6 +233,9 @@ func decodeSummary(v []byte) (summary, error) {
 	}
 	if r.err == nil && len(r.b) > 0 {
 		s.id = r.string()
+	}
+	if r.err == nil && len(r.b) > 0 {
+		s.receivedFrom = r.string()
 	}
 	return s, r.err
 }

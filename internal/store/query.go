@@ -111,6 +111,7 @@ func (s *Store) Who(ctx context.Context, subj ledger.Subject) (*ledger.Who, erro
 			Inquiry:                  a.inquiry,
 			DisclosedAfterErasure:    a.afterErasure,
 			DisclosedWhileRestricted: a.restricted,
+			ReceivedFrom:             slices.Sorted(maps.Keys(a.origins)),
 			OpenObligations:          open[id],
 		})
 	}
@@ -121,6 +122,7 @@ func (s *Store) Who(ctx context.Context, subj ledger.Subject) (*ledger.Who, erro
 // whoAgg accumulates one recipient's part of a Who answer.
 type whoAgg struct {
 	categories, purposes, bases, regimes map[string]struct{}
+	origins                              map[string]struct{}
 	first, last                          uint64 // encoded times
 	count                                int
 	inquiry                              bool
@@ -142,7 +144,7 @@ func addWho(aggs map[string]*whoAgg, at uint64, v []byte) error {
 	if a == nil {
 		a = &whoAgg{
 			categories: make(map[string]struct{}), purposes: make(map[string]struct{}),
-			bases: make(map[string]struct{}), regimes: make(map[string]struct{}),
+			bases: make(map[string]struct{}), regimes: make(map[string]struct{}), origins: make(map[string]struct{}),
 			first: at, last: at,
 		}
 		aggs[string(rb)] = a
@@ -163,6 +165,12 @@ func addWho(aggs map[string]*whoAgg, at uint64, v []byte) error {
 	n := r.uvarint()
 	for i := uint64(0); i < n && r.err == nil; i++ {
 		addSet(a.categories, r.bytes())
+	}
+	if r.err == nil && len(r.b) > 0 {
+		r.bytes() // the disclosure's event id
+	}
+	if r.err == nil && len(r.b) > 0 {
+		addSet(a.origins, r.bytes())
 	}
 	return r.err
 }

@@ -60,6 +60,9 @@ func fullLedger(t *testing.T) (Config, note.Verifier) {
 			ledgertest.OK(ledgertest.Registered("inq", ledger.RegimeDPAPart3, "manual", func(r *ledger.Recipient) { r.InquiryAuthority = true })),
 			ledgertest.OK(ledgertest.Disclosure("d-proc", "proc", b2, ledger.RegimeUKGDPR, "user.contact.email")),
 			ledgertest.OK(ledgertest.Disclosure("d-inq", "inq", b2, ledger.RegimeDPAPart3, "user.name")),
+			// DPA 2018 s.48(7): data that came from another competent authority.
+			ledgertest.OK(ledgertest.Registered("origin", ledger.RegimeDPAPart3, "nats", func(r *ledger.Recipient) { r.Role = ledger.RoleCompetentAuthority })),
+			ledgertest.OK(ledgertest.With(ledgertest.Disclosure("d-origin", "police", b2, ledger.RegimeUKGDPR, "user.name"), func(d *ledger.Disclosure) { d.ReceivedFrom = "origin" })),
 		},
 		{
 			ledgertest.OK(ledgertest.Erasure("e1", "E1", a1)),
@@ -67,6 +70,7 @@ func fullLedger(t *testing.T) (Config, note.Verifier) {
 			ledgertest.OK(late),
 			ledgertest.OK(ledgertest.Restriction("r1", "R1", c3)),
 			ledgertest.OK(restricted), // Art. 18(2): flagged
+			ledgertest.OK(ledgertest.Rectification("rc1", &ledger.Rectification{RequestHeader: ledger.RequestHeader{Request: "RC1", Subject: b2}, Categories: []string{"user.name"}})), // s.48(7): tells origin
 			ledgertest.OK(ledgertest.Hold("h1", "H1", &ledger.HoldScope{Subject: &c3})),
 			ledgertest.OK(ledgertest.Hold("h2", "H2", &ledger.HoldScope{Purpose: "safeguarding.disclosure_check"})),
 		},
@@ -151,8 +155,8 @@ func TestVerifyStateIntact(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Verify: %v", err)
 	}
-	if res.Size != 33 || res.Records < 100 || res.Unchecked != 0 {
-		t.Errorf("Verify = size %d, %d records compared, %d unchecked; want 33 entries, over 100 records, none unchecked", res.Size, res.Records, res.Unchecked)
+	if res.Size != 36 || res.Records < 100 || res.Unchecked != 0 {
+		t.Errorf("Verify = size %d, %d records compared, %d unchecked; want 36 entries, over 100 records, none unchecked", res.Size, res.Records, res.Unchecked)
 	}
 	// A different deadline policy gives other due dates: said, not hidden.
 	_, err = Verify(context.Background(), VerifyConfig{Dir: cfg.Dir, Verifier: v, Logger: cfg.Logger})

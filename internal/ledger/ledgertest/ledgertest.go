@@ -61,6 +61,7 @@ type Obl struct {
 	State       string
 	Instruction bool
 	Escalated   bool
+	Originator  bool
 }
 
 // Scenario is a named sequence of steps and the obligations each listed
@@ -128,7 +129,7 @@ func Run(t *testing.T, l Ledger, hash Hasher, sc Scenario) {
 			t.Errorf("notice %s: no obligation (%v)", n, err)
 			continue
 		}
-		if got := (Obl{o.Action, o.State, o.Instruction, o.EscalatedAt != nil}); got != want {
+		if got := (Obl{o.Action, o.State, o.Instruction, o.EscalatedAt != nil, o.Originator}); got != want {
 			t.Errorf("notice %s (to %s): %+v, want %+v", n, o.Recipient, got, want)
 		}
 	}

@@ -192,6 +192,11 @@ func lawScenarios() []Scenario {
 	}
 	processor := Registered("proc", ukgdpr, "nats", func(r *ledger.Recipient) { r.Role = ledger.RoleProcessor })
 	procR := ledger.NoticeID("R", "proc")
+	origin := Registered("origin", part3, "nats", func(r *ledger.Recipient) { r.Role = ledger.RoleCompetentAuthority })
+	fromOrigin := With(Disclosure("d-from", "police", a1, ukgdpr, "user.contact.email"), func(d *ledger.Disclosure) { d.ReceivedFrom = "origin" })
+	rectify := func(cats ...string) *ledger.Event {
+		return Rectification("rc", &ledger.Rectification{RequestHeader: ledger.RequestHeader{Request: "R", Subject: a1}, Categories: cats})
+	}
 	inquiry := Registered("inq", part3, "manual", func(r *ledger.Recipient) { r.Role = ledger.RoleCompetentAuthority; r.InquiryAuthority = true })
 	return []Scenario{
 		// Item 3: UK GDPR Art. 18(3).
@@ -258,5 +263,21 @@ func lawScenarios() []Scenario {
 		{Name: "Art28(3)(a) the lifting of a processor's restriction is an instruction too",
 			Steps:       with(OK(processor), OK(Disclosure("dp", "proc", a1, ukgdpr, "user.name")), OK(Restriction("r", "RS", a1)), OK(Lifting("l", "L", "RS", a1))),
 			Obligations: map[string]Obl{ledger.NoticeID("L", "proc"): {Action: ledger.ActionLiftRestriction, State: pending, Instruction: true}}},
+
+		// Item 9: DPA 2018 s.48(7).
+		{Name: "s.48(7) a rectification is notified to the competent authority the data came from",
+			Steps:       with(OK(origin), OK(fromOrigin), OK(rectify("user.contact"))),
+			Requests:    map[string][]Told{"R": {told("acro", pending, part3, "user.contact.email"), told("origin", pending, part3, "user.contact.email"), told("police", pending, ukgdpr, "user.contact", "user.contact.email")}},
+			Obligations: map[string]Obl{ledger.NoticeID("R", "origin"): {Action: ledger.ActionRectify, State: pending, Originator: true}, policeR: {Action: ledger.ActionRectify, State: pending}}},
+		{Name: "s.48(7) the originator is told only of the categories that came from it",
+			Steps:    with(OK(origin), OK(fromOrigin), OK(rectify("user.health_and_medical"))),
+			Requests: map[string][]Told{"R": {told("cloud", pending, ukgdpr, "user.health_and_medical")}}},
+		{Name: "s.48(7) applies to rectification: an erasure is not sent to the originator",
+			Steps:    with(OK(origin), OK(fromOrigin), OK(Erasure("e", "R", a1, "user.contact.email"))),
+			Requests: map[string][]Told{"R": {told("acro", pending, part3, "user.contact.email"), told("police", pending, ukgdpr, "user.contact.email")}}},
+		{Name: "s.48(7) receivedFrom must be registered",
+			Steps: with(Refused(fromOrigin, ledger.ReasonUnknownRecipient, `receivedFrom "origin" is not registered`))},
+		{Name: "s.48(7) receivedFrom must be a competent authority",
+			Steps: with(Refused(With(fromOrigin, func(d *ledger.Disclosure) { d.ReceivedFrom = "cloud" }), ledger.ReasonInvalidData, `receivedFrom "cloud" is registered as a controller, not a competent authority`))},
 	}
 }
