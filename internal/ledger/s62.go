@@ -40,3 +40,18 @@ func checkS62(d *Disclosure) error {
 	}
 	return nil
 }
+
+// CheckAlone applies the rules that need nothing from the ledger to an
+// event that passed its field rules: the s.62 fields of a disclosure
+// (checkS62) and Art. 18(3) for a lifting (InformedBeforeLifting). Decide
+// applies them too; a transport that answers at once (HTTP) calls this
+// first so that it can refuse with the reason before storing the event.
+func CheckAlone(ev *Event) error {
+	switch d := ev.Data.(type) {
+	case *Disclosure:
+		return checkS62(d)
+	case *RestrictionLifted:
+		return InformedBeforeLifting(d)
+	}
+	return nil
+}

@@ -227,7 +227,7 @@ func lawScenarios() []Scenario {
 				OK(at(uk("d-before", func(d *ledger.Disclosure) { d.Categories = []string{"user.contact.email"} }), T0.Add(-time.Minute))),
 				OK(Lifting("l", "L", "RS", a1)),
 				OK(at(uk("d-lifted", func(d *ledger.Disclosure) { d.Categories = []string{"user.contact.email"} }), T0.Add(2*time.Hour))),
-				OK(at(uk("d-in-force", func(d *ledger.Disclosure) { d.Categories = []string{"user.contact.phone"} }), T0.Add(30*time.Minute)))),
+				OK(at(uk("d-in-force", func(d *ledger.Disclosure) { d.Categories = []string{"user.contact.phone_number"} }), T0.Add(30*time.Minute)))),
 			Flags: map[string]Flags{"d-restricted": {WhileRestricted: true}, "d-other": {}, "d-before": {}, "d-lifted": {}, "d-in-force": {WhileRestricted: true}}},
 		{Name: "Art18(2) and Art17 a disclosure after an erasure is flagged as such, not as restricted",
 			Steps: with(OK(Erasure("e", "E", a1, "user.contact")), OK(at(uk("d-late", func(d *ledger.Disclosure) { d.Categories = []string{"user.contact.email"} }), T0.Add(time.Minute)))),
