@@ -17,6 +17,7 @@ import (
 	slhttp "github.com/sharelog/sharelog/internal/http"
 	"github.com/sharelog/sharelog/internal/ledger"
 	"github.com/sharelog/sharelog/internal/nats"
+	"github.com/sharelog/sharelog/internal/notify"
 )
 
 // lawRecipients registers, by hand, a Part 3 recipient, a processor, an
@@ -298,5 +299,80 @@ func TestLawRefusedOverNATS(t *testing.T) {
 		if strings.Contains(detail, secretID) {
 			t.Errorf("%s: the detail quotes the identifier", c.name)
 		}
+	}
+}
+
+// TestHeldErasureEndToEnd: DPA 2018 s.47(2) through serve. An erasure of a
+// person under a legal hold is sent as a restriction over NATS, with the
+// hold's reason and review date; when the hold is released, the recipient
+// is sent a notice to erase.
+func TestHeldErasureEndToEnd(t *testing.T) {
+	m := startMain(t, testConfig(t.TempDir()))
+	_, js := m.connect(t)
+	ctx := context.Background()
+	client := slhttp.NewClient(m.HTTP.URL())
+	a1 := ledger.Subject{Scheme: "dbs-ref", ID: secretID}
+	t0 := time.Date(2025, 1, 2, 9, 0, 0, 0, time.UTC)
+	natsRecipient := ce("admin", "rcp-force", ledger.TypeRecipient, map[string]any{"id": "force", "name": "A force", "role": "competent-authority", "channel": map[string]any{"type": "nats"}})
+	out := publishAll(t, m, natsRecipient,
+		disclosure("casework", "d-1", []ledger.Subject{a1}, "force", []string{"user.criminal_history"}, t0),
+		ce("dpo", "hold-1", ledger.TypeHold, map[string]any{"hold": "IICSA", "scope": map[string]any{"subject": a1}, "reason": "IICSA moratorium on destruction", "reviewAt": "2027-01-31T00:00:00Z"}),
+		ce("dpo", "erasure-1", ledger.TypeErasure, map[string]any{"request": "E", "subject": a1, "decidedAt": "2025-01-31T10:00:00Z"}),
+	)
+	if strings.Join(out, " ") != "recorded recorded recorded recorded" {
+		t.Fatalf("outcomes %v", out)
+	}
+	held, after := ledger.NoticeID("E", "force"), ledger.AfterHoldNoticeID("E", "force")
+	st, err := client.Status(ctx, "E")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Obligations) != 1 || st.Obligations[0].Action != ledger.ActionRestrict || !slices.Equal(st.Obligations[0].HeldBy, []string{"IICSA"}) {
+		t.Fatalf("status E under the hold: %+v, want one restrict held by IICSA", st.Obligations)
+	}
+	if out := publishAll(t, m, ce("dpo", "release-1", ledger.TypeHoldReleased, map[string]any{"hold": "IICSA", "reason": "the inquiry has reported"})); out[0] != "recorded" {
+		t.Fatalf("release: %v", out)
+	}
+	st, err = client.Status(ctx, "E")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, o := range st.Obligations {
+		got[o.Notice] = o.Action
+	}
+	if got[held] != ledger.ActionRestrict || got[after] != ledger.ActionErase {
+		t.Errorf("status E after the release: %v, want %s restrict and %s erase", got, held, after)
+	}
+
+	// The recipient reads both notices on its NATS subject.
+	notices := map[string]ledger.Notice{}
+	checkFor(t, 10*time.Second, func() error {
+		cons, err := js.OrderedConsumer(ctx, notify.StreamNotices, jetstream.OrderedConsumerConfig{FilterSubjects: []string{notify.SubjectNoticePrefix + "force"}})
+		if err != nil {
+			return err
+		}
+		batch, err := cons.FetchNoWait(100)
+		if err != nil {
+			return err
+		}
+		for msg := range batch.Messages() {
+			var ev struct{ Data ledger.Notice }
+			if err := json.Unmarshal(msg.Data(), &ev); err != nil {
+				return err
+			}
+			notices[ev.Data.Notice] = ev.Data
+		}
+		if len(notices) < 2 {
+			return fmt.Errorf("%d notices on sharelog.notice.force, want 2", len(notices))
+		}
+		return nil
+	})
+	review := time.Date(2027, 1, 31, 0, 0, 0, 0, time.UTC)
+	if n := notices[held]; n.Action != ledger.ActionRestrict || n.Hold == nil || n.Hold.Reason != "IICSA moratorium on destruction" || n.Hold.ReviewAt == nil || !n.Hold.ReviewAt.Equal(review) {
+		t.Errorf("held notice: %+v, want restrict with the hold's reason and review date", n)
+	}
+	if n := notices[after]; n.Action != ledger.ActionErase || n.Hold != nil || n.Subject != a1 || !slices.Equal(n.Categories, []string{"user.criminal_history"}) {
+		t.Errorf("notice after the release: action %s, hold %+v, subject ok %v, categories %v; want erase of user.criminal_history", n.Action, n.Hold, n.Subject == a1, n.Categories)
 	}
 }

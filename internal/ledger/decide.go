@@ -32,6 +32,7 @@ type Plan struct {
 	Request    *RequestEffect    // a request and the obligations it opens
 	Obligation *Obligation       // an obligation as an ack, exemption or delivery leaves it
 	Hold       *HoldEffect       // a hold placed or released
+	Proceed    *ProceedEffect    // erasures a hold's release lets proceed
 	Forget     *ForgetEffect     // a subject to forget
 }
 
@@ -82,10 +83,32 @@ type RequestEffect struct {
 	Notices     []Notice // one per obligation, same order
 	// Lifted is the restriction a lifting lifts, as it will be.
 	Lifted *RequestRecord
+	// Held are the active holds that turned some of an erasure's
+	// obligations into restrictions, as they will be (the request added to
+	// their Erasures).
+	Held []HoldRecord
 	// Erasure is set for an erasure or a restriction: later disclosures of
 	// the same data are flagged (after an erasure; while the restriction
 	// is in force, Art. 18(2)).
 	Erasure *ErasureMarker
+}
+
+// ProceedEffect is what the release of a legal hold does to the erasures
+// it had turned into restrictions: obligations to erase, one per recipient
+// no other active hold still covers, added to their requests.
+type ProceedEffect struct {
+	Requests    []RequestRecord // the requests as they will be, with the new notices
+	Obligations []Obligation
+	Notices     []ProceedNotice // one per obligation, same order
+}
+
+// ProceedNotice is the notice of an obligation to erase after a hold: its
+// Subject is that of the held notice From, which the store fills in (the
+// rules know the subject only by its keyed hash, SubjectHash).
+type ProceedNotice struct {
+	From        string
+	SubjectHash []byte
+	Notice      Notice
 }
 
 // HoldEffect is a hold as it will be recorded.
@@ -135,7 +158,7 @@ func Decide(st State, ev *Event, sender Sender, at time.Time, deadlines Deadline
 	case *Hold:
 		return decideHold(st, d, at)
 	case *HoldReleased:
-		return decideHoldRelease(st, d, at)
+		return decideHoldRelease(st, d, at, deadlines)
 	case *SubjectForgotten:
 		return decideForget(st, d, at)
 	}
@@ -277,6 +300,12 @@ func decideRequest(st State, typ string, data Request, at time.Time, deadlines D
 	if typ == TypeRectification {
 		affected = withOriginators(affected, sums, cats)
 	}
+	var active []HoldRecord
+	if typ == TypeErasure {
+		if active, err = st.ActiveHolds(); err != nil {
+			return nil, err
+		}
+	}
 	for _, a := range affected {
 		rcp, _ := st.Recipient(a.recipient)
 		regime := ObligationRegime(rec.Regime, rcp.Regime, a.regimes)
@@ -295,14 +324,137 @@ func decideRequest(st State, typ string, data Request, at time.Time, deadlines D
 			Instruction: rcp.Role == RoleProcessor,
 			Originator:  a.originator,
 		}
-		eff.Obligations = append(eff.Obligations, o)
-		eff.Notices = append(eff.Notices, Notice{
+		n := Notice{
 			Notice: o.Notice, Action: o.Action, Request: request, Subject: subj, Originator: o.Originator,
 			Categories: o.Categories, Disclosures: o.Disclosures,
 			Changes: ChangesFor(changes, a.received), Due: o.Due, Instruction: o.Instruction,
-		})
+		}
+		holdErasure(eff, &o, &n, active, sums)
+		eff.Obligations = append(eff.Obligations, o)
+		eff.Notices = append(eff.Notices, n)
 	}
 	return plan, nil
+}
+
+// holdErasure is DPA 2018 s.47(2) and UK GDPR Art. 17(3)(b),(e): where an
+// active legal hold covers the data an erasure's obligation is about (by
+// the subject, or by the purpose and categories of one of the disclosures
+// told of), the data is kept as evidence and restricted, not erased. The
+// obligation and its notice ask the recipient to restrict, the notice
+// gives the hold's reason and review date, and each covering hold records
+// the request so that its release lets the erasure proceed.
+func holdErasure(eff *RequestEffect, o *Obligation, n *Notice, active []HoldRecord, sums []DisclosureSummary) {
+	if len(active) == 0 {
+		return
+	}
+	var told []DisclosureSummary
+	for _, s := range sums {
+		if slices.Contains(o.Disclosures, s.ID) {
+			told = append(told, s)
+		}
+	}
+	holds := HoldsCovering(active, hexString(eff.Record.Subject), told)
+	if len(holds) == 0 {
+		return
+	}
+	o.Action, o.HeldBy = ActionRestrict, holds
+	n.Action = ActionRestrict
+	for _, id := range holds {
+		i := slices.IndexFunc(eff.Held, func(h HoldRecord) bool { return h.Hold == id })
+		if i < 0 {
+			j := slices.IndexFunc(active, func(h HoldRecord) bool { return h.Hold == id })
+			h := active[j]
+			h.Erasures = append(slices.Clone(h.Erasures), eff.Record.Request)
+			eff.Held = append(eff.Held, h)
+			i = len(eff.Held) - 1
+		}
+		if n.Hold == nil {
+			h := eff.Held[i]
+			n.Hold = &NoticeHold{Hold: h.Hold, Reason: h.Reason, ReviewAt: h.ReviewAt}
+		}
+	}
+}
+
+// proceedAfterHold lets the erasures a released hold had turned into
+// restrictions proceed (DPA 2018 s.47(2) ends with the need to keep the
+// evidence): for each obligation it held that no other active hold still
+// holds, an obligation to erase, with a stable notice id derived from the
+// request and the recipient, due by the policy from the release.
+func proceedAfterHold(st State, rec *HoldRecord, at time.Time, deadlines Deadlines) (*ProceedEffect, error) {
+	pe := &ProceedEffect{}
+	for _, id := range rec.Erasures {
+		req, err := st.Request(id)
+		if err != nil {
+			return nil, err
+		}
+		if req == nil {
+			return nil, fmt.Errorf("ledger: hold %q names erasure %q, which is missing", rec.Hold, id)
+		}
+		if req.ForgottenAt != nil {
+			continue
+		}
+		upd := *req
+		upd.Notices = slices.Clone(req.Notices)
+		for _, notice := range req.Notices {
+			o, err := st.Obligation(notice)
+			if err != nil {
+				return nil, err
+			}
+			if o == nil || !slices.Contains(o.HeldBy, rec.Hold) {
+				continue
+			}
+			still := false
+			for _, other := range o.HeldBy {
+				if other == rec.Hold {
+					continue
+				}
+				h, err := st.Hold(other)
+				if err != nil {
+					return nil, err
+				}
+				still = still || (h != nil && h.Active())
+			}
+			if still {
+				continue
+			}
+			rcp, _ := st.Recipient(o.Recipient)
+			no := Obligation{
+				Notice:      AfterHoldNoticeID(id, o.Recipient),
+				Request:     id,
+				Action:      ActionErase,
+				Recipient:   o.Recipient,
+				Channel:     cmp.Or(rcp.Channel.Type, o.Channel),
+				Regime:      o.Regime,
+				Categories:  o.Categories,
+				Disclosures: o.Disclosures,
+				OpenedAt:    at,
+				Due:         deadlines.Due(at, o.Regime, rcp.SLADays),
+				State:       StatePending,
+				Instruction: rcp.Role == RoleProcessor,
+				AfterHold:   rec.Hold,
+			}
+			pe.Obligations = append(pe.Obligations, no)
+			pe.Notices = append(pe.Notices, ProceedNotice{From: o.Notice, SubjectHash: req.Subject, Notice: Notice{
+				Notice: no.Notice, Action: no.Action, Request: id, Categories: no.Categories,
+				Disclosures: no.Disclosures, Due: no.Due, Instruction: no.Instruction,
+			}})
+			upd.Notices = append(upd.Notices, no.Notice)
+		}
+		if len(upd.Notices) > len(req.Notices) {
+			pe.Requests = append(pe.Requests, upd)
+		}
+	}
+	if len(pe.Obligations) == 0 {
+		return nil, nil
+	}
+	return pe, nil
+}
+
+// AfterHoldNoticeID is the notice id of the obligation to erase that the
+// release of a hold opens for request and recipient: stable, so that a
+// replay opens the same notice, and distinct from the held one's.
+func AfterHoldNoticeID(request, recipient string) string {
+	return NoticeID(request+"\x00after-hold", recipient)
 }
 
 // InformedBeforeLifting is UK GDPR Art. 18(3): a data subject who obtained
@@ -555,7 +707,9 @@ func decideHold(st State, d *Hold, at time.Time) (*Plan, error) {
 
 // decideHoldRelease releases a hold: it must be in the ledger
 // (ReasonUnknownRequest) and still in place (ReasonConflict).
-func decideHoldRelease(st State, d *HoldReleased, at time.Time) (*Plan, error) {
+//
+// The erasures the hold turned into restrictions proceed (proceedAfterHold).
+func decideHoldRelease(st State, d *HoldReleased, at time.Time, deadlines Deadlines) (*Plan, error) {
 	rec, err := st.Hold(d.Hold)
 	if err != nil {
 		return nil, err
@@ -568,6 +722,9 @@ func decideHoldRelease(st State, d *HoldReleased, at time.Time) (*Plan, error) {
 	}
 	rec.ReleasedAt = &at
 	plan := &Plan{Hold: &HoldEffect{Record: *rec}}
+	if plan.Proceed, err = proceedAfterHold(st, rec, at, deadlines); err != nil {
+		return nil, err
+	}
 	if rec.SubjectHash != "" {
 		h, _ := hex.DecodeString(rec.SubjectHash)
 		plan.Personal = true

@@ -280,6 +280,17 @@ type Notice struct {
 	// Originator marks a notice to the competent authority the data came
 	// from (DPA 2018 s.48(7)); its disclosures are ours that named it.
 	Originator bool `json:"originator,omitempty"`
+	// Hold is set on a notice to restrict what an erasure asked to erase:
+	// the data is kept under a legal hold (DPA 2018 s.47(2)).
+	Hold *NoticeHold `json:"hold,omitempty"`
+}
+
+// NoticeHold tells a recipient why it is to restrict, not erase: the legal
+// hold's reason and when it is to be reviewed.
+type NoticeHold struct {
+	Hold     string     `json:"hold" validate:"required,max=200"`
+	Reason   string     `json:"reason" validate:"required,max=4000"`
+	ReviewAt *time.Time `json:"reviewAt,omitempty"`
 }
 
 // NoticeAck is a recipient's answer to a notice (org.sharelog.notice.ack.v1).

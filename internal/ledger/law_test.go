@@ -1,11 +1,14 @@
 package ledger_test
 
 import (
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sharelog/sharelog/internal/ledger"
+	"github.com/sharelog/sharelog/internal/ledger/ledgertest"
 )
 
 // TestMeaningless: DPA 2018 s.62(1),(3) — the log shows the justification
@@ -106,3 +109,62 @@ func TestProcessorInstruction(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestHeldErasureNotices: DPA 2018 s.47(2) — the notice of a held erasure
+// asks the recipient to restrict and says why (the hold's reason) and until
+// when (its review date); after the release the notice to erase carries
+// only what the recipient received, with the person's identifier.
+func TestHeldErasureNotices(t *testing.T) {
+	review := time.Date(2027, 2, 28, 0, 0, 0, 0, time.UTC)
+	hold := ledgertest.Event("h", ledger.TypeHold, &ledger.Hold{Hold: "H", Scope: &ledger.HoldScope{Subject: &a1}, Reason: "IICSA moratorium", ReviewAt: &review})
+	m := run(t, ledger.Deadlines{}, append(ledgertest.Base(), ledgertest.OK(hold), ledgertest.OK(ledgertest.Erasure("e", "R", a1)))...)
+	tests := []struct {
+		name   string
+		notice string
+		action string
+		hold   *ledger.NoticeHold
+	}{
+		{"s.47(2) the held notice restricts, with the hold's reason and review date", ledger.NoticeID("R", "police"), ledger.ActionRestrict, &ledger.NoticeHold{Hold: "H", Reason: "IICSA moratorium", ReviewAt: &review}},
+		{"Art17(3)(e) every recipient of the held data restricts", ledger.NoticeID("R", "cloud"), ledger.ActionRestrict, &ledger.NoticeHold{Hold: "H", Reason: "IICSA moratorium", ReviewAt: &review}},
+	}
+	check := func(tests []struct {
+		name   string
+		notice string
+		action string
+		hold   *ledger.NoticeHold
+	}) {
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				n, ok := m.Notice(tt.notice)
+				if !ok {
+					t.Fatalf("no notice %s", tt.notice)
+				}
+				if n.Action != tt.action || n.Subject != a1 || !reflect.DeepEqual(n.Hold, tt.hold) {
+					t.Errorf("notice %s: action %s, subject ok %v, hold %+v; want %s, %+v", tt.notice, n.Action, n.Subject == a1, n.Hold, tt.action, tt.hold)
+				}
+				o, _ := m.Obligation(tt.notice)
+				if o.Action != n.Action || !n.Due.Equal(o.Due) || !slices.Equal(o.Categories, n.Categories) {
+					t.Errorf("notice %+v does not match its obligation %+v", n, o)
+				}
+			})
+		}
+	}
+	check(tests)
+	ledgertest.Run(t, m, m.hash, ledgertest.Scenario{Steps: []ledgertest.Step{ledgertest.OK(ledgertest.Release("rel", "H"))}})
+	check([]struct {
+		name   string
+		notice string
+		action string
+		hold   *ledger.NoticeHold
+	}{
+		{"s.47(2) after the release the recipient is told to erase", ledger.AfterHoldNoticeID("R", "police"), ledger.ActionErase, nil},
+		{"s.47(2) the held notice stays as it was, as evidence", ledger.NoticeID("R", "police"), ledger.ActionRestrict, &ledger.NoticeHold{Hold: "H", Reason: "IICSA moratorium", ReviewAt: &review}},
+	})
+	r, _ := m.Request("R")
+	if len(r.Notices) != 6 {
+		t.Errorf("request R lists %d notices, want the 3 held and the 3 after the release", len(r.Notices))
+	}
+	if h, _ := m.Hold("H"); !slices.Equal(h.Erasures, []string{"R"}) {
+		t.Errorf("hold H records erasures %v, want [R]", h.Erasures)
+	}
+}

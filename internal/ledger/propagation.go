@@ -78,6 +78,12 @@ type Obligation struct {
 	// Originator is set for the competent authority the data came from,
 	// told of a rectification (DPA 2018 s.48(7)), not a recipient of it.
 	Originator bool `json:"originator,omitempty"`
+	// HeldBy names the active legal holds that turned this erasure's
+	// obligation into a restriction (DPA 2018 s.47(2); UK GDPR Art.
+	// 17(3)(b),(e)), sorted. AfterHold names the hold whose release let the
+	// erasure proceed, on the obligation to erase it opened then.
+	HeldBy    []string `json:"heldBy,omitempty"`
+	AfterHold string   `json:"afterHold,omitempty"`
 }
 
 // Open reports whether the obligation still waits for the recipient or the controller.

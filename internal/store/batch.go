@@ -201,6 +201,11 @@ func (b *Batch) carryOut(seq uint64, p *ledger.Plan, hashes [][]byte) error {
 			return err
 		}
 	}
+	if p.Proceed != nil {
+		if err := b.writeProceed(p.Proceed); err != nil {
+			return err
+		}
+	}
 	if p.Forget != nil {
 		return b.forget(seq, p.Forget)
 	}

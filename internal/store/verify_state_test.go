@@ -73,6 +73,10 @@ func fullLedger(t *testing.T) (Config, note.Verifier) {
 			ledgertest.OK(ledgertest.Rectification("rc1", &ledger.Rectification{RequestHeader: ledger.RequestHeader{Request: "RC1", Subject: b2}, Categories: []string{"user.name"}})), // s.48(7): tells origin
 			ledgertest.OK(ledgertest.Hold("h1", "H1", &ledger.HoldScope{Subject: &c3})),
 			ledgertest.OK(ledgertest.Hold("h2", "H2", &ledger.HoldScope{Purpose: "safeguarding.disclosure_check"})),
+			// DPA 2018 s.47(2): erasures under holds restrict; H3's release lets E3 proceed.
+			ledgertest.OK(ledgertest.Erasure("e4", "E4", c3)),
+			ledgertest.OK(ledgertest.Hold("h3", "H3", &ledger.HoldScope{Subject: &d4})),
+			ledgertest.OK(ledgertest.Erasure("e3", "E3", d4)),
 		},
 		{
 			ledgertest.OK(ledgertest.Delivery("dl1", ledger.NoticeID("E1", "acro"), ledger.DeliveryDelivered, true)),
@@ -83,6 +87,7 @@ func fullLedger(t *testing.T) (Config, note.Verifier) {
 			ledgertest.OK(ledgertest.Lifting("l1", "L1", "R1", c3)),
 			ledgertest.OK(ledgertest.Ack("a3", ledger.NoticeID("E2", "proc"), "proc", "refused")), // Art. 28(3): escalated
 			ledgertest.OK(ledgertest.Release("rel2", "H2")),
+			ledgertest.OK(ledgertest.Release("rel3", "H3")),
 		},
 		{ledgertest.Forget("f1", a1, ledger.Recorded, "", "")},
 		{ledgertest.OK(ledgertest.Disclosure("d-after", "police", d4, ledger.RegimeUKGDPR, "user.name"))},
@@ -155,8 +160,8 @@ func TestVerifyStateIntact(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Verify: %v", err)
 	}
-	if res.Size != 36 || res.Records < 100 || res.Unchecked != 0 {
-		t.Errorf("Verify = size %d, %d records compared, %d unchecked; want 36 entries, over 100 records, none unchecked", res.Size, res.Records, res.Unchecked)
+	if res.Size != 40 || res.Records < 100 || res.Unchecked != 0 {
+		t.Errorf("Verify = size %d, %d records compared, %d unchecked; want 40 entries, over 100 records, none unchecked", res.Size, res.Records, res.Unchecked)
 	}
 	// A different deadline policy gives other due dates: said, not hidden.
 	_, err = Verify(context.Background(), VerifyConfig{Dir: cfg.Dir, Verifier: v, Logger: cfg.Logger})
@@ -251,6 +256,19 @@ func TestVerifyStateDetectsTampering(t *testing.T) {
 		{"a disclosure's after-erasure flag removed", func(t *testing.T, txn *badger.Txn) error {
 			return txn.Delete(first(txn, []byte{prefixAfterErasure}))
 		}, "after-erasure flag of disclosure d-late"},
+		{"an erasure after a hold's release deleted (s.47(2))", func(t *testing.T, txn *badger.Txn) error {
+			return txn.Delete(obligationKey(ledger.AfterHoldNoticeID("E3", "police")))
+		}, "obligation " + ledger.AfterHoldNoticeID("E3", "police") + ": missing"},
+		{"a held erasure turned back into an erasure by hand (s.47(2))", func(t *testing.T, txn *badger.Txn) error {
+			k := obligationKey(ledger.NoticeID("E4", "acro"))
+			v := strings.Replace(string(get(t, txn, k)), `"action":"restrict"`, `"action":"erase"`, 1)
+			return txn.Set(k, []byte(v))
+		}, "obligation " + ledger.NoticeID("E4", "acro") + `: action "erase", entries say "restrict"`},
+		{"a processor's escalation removed (Art. 28(3))", func(t *testing.T, txn *badger.Txn) error {
+			k := obligationKey(ledger.NoticeID("E2", "proc"))
+			v := strings.Replace(string(get(t, txn, k)), `"escalatedAt"`, `"escalatedAtX"`, 1)
+			return txn.Set(k, []byte(v))
+		}, "obligation " + ledger.NoticeID("E2", "proc") + ": escalatedAt"},
 		{"an obligation inserted", func(t *testing.T, txn *badger.Txn) error {
 			return txn.Set(obligationKey("ntc-forged"), []byte(`{"notice":"ntc-forged","state":"pending"}`))
 		}, "obligation ntc-forged: not derived from any entry"},

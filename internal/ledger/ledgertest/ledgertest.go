@@ -62,6 +62,8 @@ type Obl struct {
 	Instruction bool
 	Escalated   bool
 	Originator  bool
+	HeldBy      []string
+	AfterHold   string
 }
 
 // Scenario is a named sequence of steps and the obligations each listed
@@ -129,7 +131,7 @@ func Run(t *testing.T, l Ledger, hash Hasher, sc Scenario) {
 			t.Errorf("notice %s: no obligation (%v)", n, err)
 			continue
 		}
-		if got := (Obl{o.Action, o.State, o.Instruction, o.EscalatedAt != nil, o.Originator}); got != want {
+		if got := (Obl{o.Action, o.State, o.Instruction, o.EscalatedAt != nil, o.Originator, o.HeldBy, o.AfterHold}); !reflect.DeepEqual(got, want) {
 			t.Errorf("notice %s (to %s): %+v, want %+v", n, o.Recipient, got, want)
 		}
 	}

@@ -197,6 +197,13 @@ func lawScenarios() []Scenario {
 	rectify := func(cats ...string) *ledger.Event {
 		return Rectification("rc", &ledger.Rectification{RequestHeader: ledger.RequestHeader{Request: "R", Subject: a1}, Categories: cats})
 	}
+	holdA1 := Hold("h", "H", &ledger.HoldScope{Subject: &a1})
+	holdContact := Hold("h2", "H2", &ledger.HoldScope{Categories: []string{"user.contact"}})
+	restrict := func(heldBy ...string) Obl { return Obl{Action: ledger.ActionRestrict, State: pending, HeldBy: heldBy} }
+	erase := func(afterHold string) Obl {
+		return Obl{Action: ledger.ActionErase, State: pending, AfterHold: afterHold}
+	}
+	after := func(r string) string { return ledger.AfterHoldNoticeID("R", r) }
 	inquiry := Registered("inq", part3, "manual", func(r *ledger.Recipient) { r.Role = ledger.RoleCompetentAuthority; r.InquiryAuthority = true })
 	return []Scenario{
 		// Item 3: UK GDPR Art. 18(3).
@@ -213,6 +220,32 @@ func lawScenarios() []Scenario {
 		{Name: "Art18(3) a refused lifting leaves the restriction in force: told in time, it is lifted",
 			Steps: with(OK(Restriction("r", "RS", a1, "user.contact")), Refused(lifting(nil, minute), ledger.ReasonInvalidData, "Art. 18(3)"),
 				OK(LiftingTold("l2", "L2", "RS", a1, ptr(minute.Add(-time.Hour)), minute)))},
+
+		// Item 4: DPA 2018 s.47(2); UK GDPR Art. 17(3)(b),(e).
+		{Name: "s.47(2) an erasure under a hold on the person restricts instead of erasing",
+			Steps:       with(OK(holdA1), OK(erasureR)),
+			Obligations: map[string]Obl{acroR: restrict("H"), policeR: restrict("H"), cloudR: restrict("H")}},
+		{Name: "Art17(3)(b) a hold on a category restricts only the recipients of that category",
+			Steps:       with(OK(Hold("h", "H", &ledger.HoldScope{Categories: []string{"user.health_and_medical"}})), OK(erasureR)),
+			Obligations: map[string]Obl{cloudR: restrict("H"), acroR: erase(""), policeR: erase("")}},
+		{Name: "Art17(3)(e) a hold on a purpose none of the disclosures has changes nothing",
+			Steps:       with(OK(Hold("h", "H", &ledger.HoldScope{Purpose: "safeguarding.disclosure_check"})), OK(erasureR)),
+			Obligations: map[string]Obl{cloudR: erase(""), acroR: erase(""), policeR: erase("")}},
+		{Name: "s.47(2) a hold placed after the erasure does not turn it",
+			Steps:       with(OK(erasureR), OK(holdA1)),
+			Obligations: map[string]Obl{acroR: erase("")}},
+		{Name: "s.47(2) the release of the hold lets the erasure proceed: recipients are told to erase",
+			Steps:       with(OK(holdA1), OK(erasureR), OK(Release("rel", "H"))),
+			Obligations: map[string]Obl{acroR: restrict("H"), after("acro"): erase("H"), after("police"): erase("H"), after("cloud"): erase("H")}},
+		{Name: "s.47(2) with two holds the erasure proceeds for each recipient when the last hold over it is released",
+			Steps:       with(OK(holdA1), OK(holdContact), OK(erasureR), OK(Release("rel", "H"))),
+			Obligations: map[string]Obl{acroR: restrict("H", "H2"), policeR: restrict("H", "H2"), cloudR: restrict("H"), after("cloud"): erase("H")}},
+		{Name: "s.47(2) the second release lets the rest proceed",
+			Steps:       with(OK(holdA1), OK(holdContact), OK(erasureR), OK(Release("rel", "H")), OK(Release("rel2", "H2"))),
+			Obligations: map[string]Obl{after("acro"): erase("H2"), after("police"): erase("H2"), after("cloud"): erase("H")}},
+		{Name: "s.47(2) a hold does not turn a rectification or a restriction",
+			Steps:       with(OK(holdA1), OK(Rectification("rc", &ledger.Rectification{RequestHeader: ledger.RequestHeader{Request: "R", Subject: a1}}))),
+			Obligations: map[string]Obl{acroR: {Action: ledger.ActionRectify, State: pending}}},
 
 		// Item 5: UK GDPR Art. 4(9).
 		{Name: "Art4(9) a disclosure to a registered inquiry authority is flagged as an inquiry",
