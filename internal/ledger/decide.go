@@ -379,7 +379,9 @@ func holdErasure(eff *RequestEffect, o *Obligation, n *Notice, active []HoldReco
 // restrictions proceed (DPA 2018 s.47(2) ends with the need to keep the
 // evidence): for each obligation it held that no other active hold still
 // holds, an obligation to erase, with a stable notice id derived from the
-// request and the recipient, due by the policy from the release.
+// request and the recipient, due by the policy from the release. A
+// recipient exempted from the held notice, or that answered it not-held,
+// is not told again.
 func proceedAfterHold(st State, rec *HoldRecord, at time.Time, deadlines Deadlines) (*ProceedEffect, error) {
 	pe := &ProceedEffect{}
 	for _, id := range rec.Erasures {
@@ -402,6 +404,9 @@ func proceedAfterHold(st State, rec *HoldRecord, at time.Time, deadlines Deadlin
 			}
 			if o == nil || !slices.Contains(o.HeldBy, rec.Hold) {
 				continue
+			}
+			if o.State == StateExempted || o.Outcome == OutcomeNotHeld {
+				continue // never told (Art. 19's exemptions), or holds none of it
 			}
 			still := false
 			for _, other := range o.HeldBy {
