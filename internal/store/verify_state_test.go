@@ -32,7 +32,7 @@ func fullLedger(t *testing.T) (Config, note.Verifier) {
 		t.Fatal(err)
 	}
 	lt := ledgertest.Subject
-	a1, b2, c3, d4 := lt("A1"), lt("B2"), lt("C3"), lt("D4")
+	a1, b2, c3, d4, e5 := lt("A1"), lt("B2"), lt("C3"), lt("D4"), lt("E5")
 	pair := ledgertest.Disclosure("d-pair", "police", a1, ledger.RegimeUKGDPR, "user.name")
 	pair.Data.(*ledger.Disclosure).Subjects = []ledger.Subject{a1, d4}
 	pair = ledgertest.Event("d-pair", ledger.TypeDisclosure, pair.Data)
@@ -63,6 +63,7 @@ func fullLedger(t *testing.T) (Config, note.Verifier) {
 			// DPA 2018 s.48(7): data that came from another competent authority.
 			ledgertest.OK(ledgertest.Registered("origin", ledger.RegimeDPAPart3, "nats", func(r *ledger.Recipient) { r.Role = ledger.RoleCompetentAuthority })),
 			ledgertest.OK(ledgertest.With(ledgertest.Disclosure("d-origin", "police", b2, ledger.RegimeUKGDPR, "user.name"), func(d *ledger.Disclosure) { d.ReceivedFrom = "origin" })),
+			ledgertest.OK(ledgertest.Disclosure("d-e5", "police", e5, ledger.RegimeUKGDPR, "user.name")),
 		},
 		{
 			ledgertest.OK(ledgertest.Erasure("e1", "E1", a1)),
@@ -77,6 +78,8 @@ func fullLedger(t *testing.T) (Config, note.Verifier) {
 			ledgertest.OK(ledgertest.Erasure("e4", "E4", c3)),
 			ledgertest.OK(ledgertest.Hold("h3", "H3", &ledger.HoldScope{Subject: &d4})),
 			ledgertest.OK(ledgertest.Erasure("e3", "E3", d4)),
+			ledgertest.OK(ledgertest.Hold("h4", "H4", &ledger.HoldScope{Subject: &e5})),
+			ledgertest.OK(ledgertest.Erasure("e5", "E5", e5)),
 		},
 		{
 			ledgertest.OK(ledgertest.Delivery("dl1", ledger.NoticeID("E1", "acro"), ledger.DeliveryDelivered, true)),
@@ -88,8 +91,9 @@ func fullLedger(t *testing.T) (Config, note.Verifier) {
 			ledgertest.OK(ledgertest.Ack("a3", ledger.NoticeID("E2", "proc"), "proc", "refused")), // Art. 28(3): escalated
 			ledgertest.OK(ledgertest.Release("rel2", "H2")),
 			ledgertest.OK(ledgertest.Release("rel3", "H3")),
+			ledgertest.OK(ledgertest.Release("rel4", "H4")),
 		},
-		{ledgertest.Forget("f1", a1, ledger.Recorded, "", "")},
+		{ledgertest.Forget("f1", a1, ledger.Recorded, "", ""), ledgertest.Forget("f5", e5, ledger.Recorded, "", "")}, // E5 erased after its hold
 		{ledgertest.OK(ledgertest.Disclosure("d-after", "police", d4, ledger.RegimeUKGDPR, "user.name"))},
 	}
 	hash := func(subj ledger.Subject) []byte {
@@ -160,8 +164,8 @@ func TestVerifyStateIntact(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Verify: %v", err)
 	}
-	if res.Size != 40 || res.Records < 100 || res.Unchecked != 0 {
-		t.Errorf("Verify = size %d, %d records compared, %d unchecked; want 40 entries, over 100 records, none unchecked", res.Size, res.Records, res.Unchecked)
+	if res.Size != 45 || res.Records < 100 || res.Unchecked != 0 {
+		t.Errorf("Verify = size %d, %d records compared, %d unchecked; want 45 entries, over 100 records, none unchecked", res.Size, res.Records, res.Unchecked)
 	}
 	// A different deadline policy gives other due dates: said, not hidden.
 	_, err = Verify(context.Background(), VerifyConfig{Dir: cfg.Dir, Verifier: v, Logger: cfg.Logger})
