@@ -186,6 +186,12 @@ func TestLawOverHTTP(t *testing.T) {
 		}
 		return nil
 	})
+	if out := m.cli(t, "status", "E"); !strings.Contains(out, "refused, escalated") {
+		t.Errorf("status E does not print the processor's escalated refusal:\n%s", out)
+	}
+	if out := m.cli(t, "status", "L"); !strings.Contains(out, "The person was told before the lifting (Art. 18(3)): 2025-01-20 10:00Z.") {
+		t.Errorf("status L does not print when the person was told:\n%s", out)
+	}
 	list, err := client.Obligations(ctx, ledger.ObligationFilter{Recipient: "proc"})
 	if err != nil {
 		t.Fatal(err)
