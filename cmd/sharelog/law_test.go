@@ -96,6 +96,11 @@ func TestLawOverHTTP(t *testing.T) {
 		disclosure("casework", "d-1", []ledger.Subject{a1}, "acro", []string{"user.criminal_history"}, t0),
 		ukDisclosure("d-p", a1, "proc", []string{"user.contact"}, t0),
 		ukDisclosure("d-i", a1, "inq", []string{"user.name"}, t0),
+		func() map[string]any {
+			d := ukDisclosure("d-q", a1, "origin", []string{"user.name"}, t0)
+			d["data"].(map[string]any)["inquiry"] = true
+			return d
+		}(),
 		fromOrigin,
 		ce("dpo", "restriction-1", ledger.TypeRestriction, map[string]any{"request": "RS", "subject": a1, "categories": []string{"user.contact"}, "decidedAt": "2025-01-10T10:00:00Z"}),
 		ukDisclosure("d-r", a1, "acro", []string{"user.contact.phone_number"}, time.Date(2025, 1, 11, 9, 0, 0, 0, time.UTC)),
@@ -161,6 +166,9 @@ func TestLawOverHTTP(t *testing.T) {
 	if _, ok := byRecipient["inq"]; !ok {
 		t.Errorf("status E (the DPO's view) leaves out the inquiry authority: %+v", st.Obligations)
 	}
+	if _, ok := byRecipient["origin"]; !ok {
+		t.Errorf("status E (the DPO's view) leaves out the disclosure sent with inquiry: true: %+v", st.Obligations)
+	}
 	if !byRecipient["proc"].Instruction || byRecipient["acro"].Instruction {
 		t.Errorf("Art. 28(3)(a): instruction proc=%v acro=%v, want true, false", byRecipient["proc"].Instruction, byRecipient["acro"].Instruction)
 	}
@@ -209,8 +217,8 @@ func TestLawOverHTTP(t *testing.T) {
 	var sawLifting bool
 	for _, r := range rep.Requests {
 		for _, n := range r.Recipients {
-			if n.Recipient == "inq" {
-				t.Errorf("report names the inquiry authority under request %s", r.Request)
+			if n.Recipient == "inq" || (n.Recipient == "origin" && r.Request == "E") {
+				t.Errorf("report names %s, which received the data within an inquiry, under request %s", n.Recipient, r.Request)
 			}
 		}
 		if r.Request == "L" {

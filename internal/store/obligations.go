@@ -228,6 +228,14 @@ func (s *Store) SubjectReport(ctx context.Context, subj ledger.Subject) (*ledger
 		if h == nil || err != nil {
 			return err // a subject the ledger does not know, or forgot
 		}
+		sums, err := s.state(txn).Disclosures(h)
+		if err != nil {
+			return err
+		}
+		inquiry := make(map[string]bool, len(sums))
+		for _, d := range sums {
+			inquiry[d.ID] = d.Inquiry
+		}
 		prefix := subjectRequestPrefix(h)
 		var ids []string
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
@@ -253,7 +261,7 @@ func (s *Store) SubjectReport(ctx context.Context, subj ledger.Subject) (*ledger
 				SubjectInformedAt: rec.SubjectInformedAt,
 			}
 			for _, o := range obs {
-				if reg[o.Recipient].InquiryAuthority {
+				if reg[o.Recipient].InquiryAuthority || allInquiry(o.Disclosures, inquiry) {
 					// UK GDPR Art. 4(9): an authority receiving data within a
 					// particular inquiry is not a recipient; the subject's
 					// report does not name it (who and status still do).
@@ -404,4 +412,15 @@ func (s *Store) withErasureFlag(txn *badger.Txn, rec *ledger.DisclosureRecord) (
 	}
 	rec.AfterErasure = string(v)
 	return rec, nil
+}
+
+// allInquiry reports whether every one of the disclosures was flagged as
+// made to a public authority within a particular inquiry (Art. 4(9)).
+func allInquiry(disclosures []string, inquiry map[string]bool) bool {
+	for _, d := range disclosures {
+		if !inquiry[d] {
+			return false
+		}
+	}
+	return len(disclosures) > 0
 }
