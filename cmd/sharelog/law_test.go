@@ -244,6 +244,11 @@ func TestLawOverHTTP(t *testing.T) {
 		t.Errorf("status RC: obligation to origin %+v, want an originator's rectify", origin)
 	}
 
+	// The disclosure made while restricted is flagged in the listing too.
+	if rec, err := m.Store.Disclosure(ctx, "d-r", "casework"); err != nil || rec.WhileRestricted != "RS" || rec.AfterErasure != "" {
+		t.Errorf("disclosure d-r = %+v, %v; want flagged while restricted by RS", rec, err)
+	}
+
 	// who (the DPO's view): flags and origin.
 	w := who(t, m, "dbs-ref:"+secretID)
 	got := map[string]ledger.WhoRecipient{}

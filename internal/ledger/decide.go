@@ -54,6 +54,17 @@ type DisclosureEffect struct {
 	InquiryAuthority bool
 }
 
+// Restricted returns the first restriction in force the disclosure was
+// made under, or "".
+func (d *DisclosureEffect) Restricted() string {
+	for _, r := range d.WhileRestricted {
+		if r != "" {
+			return r
+		}
+	}
+	return ""
+}
+
 // Summary returns what the rules keep of the disclosure for its i-th subject.
 func (d *DisclosureEffect) Summary(i int) DisclosureSummary {
 	s := SummaryOf(d.ID, d.Disclosure, d.AfterErasure[i] != "")

@@ -58,6 +58,9 @@ type DisclosureRecord struct {
 	// disclosure of a subject's data in categories whose erasure had already
 	// been decided. Recorded, but flagged.
 	AfterErasure string `json:"afterErasure,omitempty"`
+	// WhileRestricted names the restriction in force when this disclosure
+	// was made (UK GDPR Art. 18(2)): recorded, but flagged.
+	WhileRestricted string `json:"whileRestricted,omitempty"`
 	// Forgotten is set when a subject of the disclosure was forgotten: the
 	// pseudonymous facts remain, the identifiers and free text are gone.
 	Forgotten bool `json:"forgotten,omitempty"`

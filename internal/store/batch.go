@@ -333,6 +333,12 @@ func (b *Batch) indexDisclosure(seq uint64, eff *ledger.DisclosureEffect, hashes
 			return err
 		}
 	}
+	if r := eff.Restricted(); r != "" {
+		b.s.log.Warn("disclosure while restricted", "recipient", d.Recipient, "disclosure", eff.ID, "request", r)
+		if err := b.set(restrictedKey(seq), []byte(r)); err != nil {
+			return err
+		}
+	}
 	if err := b.set(appendPos(byRecipientPrefix(d.Recipient), d.DisclosedAt, seq), nil); err != nil {
 		return err
 	}

@@ -397,20 +397,26 @@ func noticeEvent(txn *badger.Txn, kr *keyring, o *ledger.Obligation) ([]byte, er
 // NoticeSource is the CloudEvents source of the notices sharelog sends.
 const NoticeSource = "sharelog"
 
-// withErasureFlag sets rec.AfterErasure from the after-erasure record.
+// withErasureFlag sets rec.AfterErasure and rec.WhileRestricted from the
+// after-erasure and while-restricted records.
 func (s *Store) withErasureFlag(txn *badger.Txn, rec *ledger.DisclosureRecord) (*ledger.DisclosureRecord, error) {
-	item, err := txn.Get(afterErasureKey(rec.Seq))
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return rec, nil
+	for _, f := range []struct {
+		key []byte
+		to  *string
+	}{{afterErasureKey(rec.Seq), &rec.AfterErasure}, {restrictedKey(rec.Seq), &rec.WhileRestricted}} {
+		item, err := txn.Get(f.key)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		v, err := item.ValueCopy(nil)
+		if err != nil {
+			return nil, err
+		}
+		*f.to = string(v)
 	}
-	if err != nil {
-		return nil, err
-	}
-	v, err := item.ValueCopy(nil)
-	if err != nil {
-		return nil, err
-	}
-	rec.AfterErasure = string(v)
 	return rec, nil
 }
 

@@ -199,6 +199,9 @@ func (r *replay) entry(seq uint64, value []byte) error {
 		if f := d.Flagged(); f != "" {
 			r.expect(prefixAfterErasure, afterErasureKey(seq), f)
 		}
+		if f := d.Restricted(); f != "" {
+			r.expect(prefixRestricted, restrictedKey(seq), f)
+		}
 	}
 	if f := plan.Forget; f != nil {
 		delete(r.bySubject, string(f.SubjectHash))
@@ -439,6 +442,7 @@ var consequence = map[byte]string{
 	prefixObligation:   " (a recipient to tell is lost)",
 	prefixSubjectLoc:   " (the subject can no longer be found)",
 	prefixAfterErasure: " (the disclosure is no longer flagged)",
+	prefixRestricted:   " (the disclosure is no longer flagged)",
 }
 
 // maskPersonal blanks the values a record keeps from its entry's personal
@@ -500,6 +504,10 @@ func (r *replay) describe(k []byte) string {
 	case prefixAfterErasure:
 		if len(k) == 9 {
 			return fmt.Sprintf("after-erasure flag of %s", disclosure(seqAt(k)))
+		}
+	case prefixRestricted:
+		if len(k) == 9 {
+			return fmt.Sprintf("while-restricted flag of %s", disclosure(seqAt(k)))
 		}
 	case prefixRecipient:
 		return fmt.Sprintf("recipient %s", k[1:])

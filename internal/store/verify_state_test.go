@@ -273,6 +273,9 @@ func TestVerifyStateDetectsTampering(t *testing.T) {
 			v := strings.Replace(string(get(t, txn, k)), `"escalatedAt"`, `"escalatedAtX"`, 1)
 			return txn.Set(k, []byte(v))
 		}, "obligation " + ledger.NoticeID("E2", "proc") + ": escalatedAt"},
+		{"a disclosure's while-restricted flag removed (Art. 18(2))", func(t *testing.T, txn *badger.Txn) error {
+			return txn.Delete(first(txn, []byte{prefixRestricted}))
+		}, "while-restricted flag of disclosure d-restricted"},
 		{"an obligation inserted", func(t *testing.T, txn *badger.Txn) error {
 			return txn.Set(obligationKey("ntc-forged"), []byte(`{"notice":"ntc-forged","state":"pending"}`))
 		}, "obligation ntc-forged: not derived from any entry"},
