@@ -40,6 +40,9 @@ func (c *WhoCmd) Run(env *Env) error {
 		if r.Inquiry {
 			name += " (inquiry)"
 		}
+		if len(r.ReceivedFrom) > 0 {
+			name += " (data from " + strings.Join(r.ReceivedFrom, ", ") + ")"
+		}
 		t.row(r.Recipient, name, r.Role, list(r.Categories), list(r.Purposes), list(r.LawfulBases),
 			formatTime(r.FirstDisclosedAt), formatTime(r.LastDisclosedAt), strconv.Itoa(r.Count), strconv.Itoa(r.OpenObligations))
 	}

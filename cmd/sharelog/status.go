@@ -36,13 +36,16 @@ func (c *StatusCmd) Run(env *Env) error {
 	for _, o := range st.Obligations {
 		state := obligationState(o)
 		counts[state]++
-		t.row(o.Recipient, state, dash(o.Outcome), list(o.Categories), list(o.Disclosures), formatTime(o.Due),
+		t.row(o.Recipient, state, outcome(o), list(o.Categories), list(o.Disclosures), formatTime(o.Due),
 			strconv.Itoa(o.Attempts), formatTimePtr(o.DeliveredAt), formatTimePtr(closedAt(o)), o.Notice)
 	}
 	if err := t.flush(); err != nil {
 		return err
 	}
 	fmt.Fprintf(env.Stdout, "\n%d recipients: %s.\n", len(st.Obligations), summarise(counts))
+	if st.SubjectInformedAt != nil {
+		fmt.Fprintf(env.Stdout, "The person was told before the lifting (Art. 18(3)): %s.\n", formatTime(*st.SubjectInformedAt))
+	}
 	if len(st.Holds) > 0 {
 		fmt.Fprintf(env.Stdout, "Legal holds on the subject: %s.\n", strings.Join(st.Holds, ", "))
 	}
@@ -123,6 +126,9 @@ func (c *ReportCmd) Run(env *Env) error {
 		}
 		fmt.Fprintf(env.Stdout, "Request %s: %s, decided %s, categories %s.\n", r.Request, r.Action, formatTime(r.DecidedAt), categoriesOrAll(r.Categories))
 		printAnswer(env.Stdout, r.Answer)
+		if r.SubjectInformedAt != nil {
+			fmt.Fprintf(env.Stdout, "The person was told before the lifting (Art. 18(3)): %s.\n", formatTime(*r.SubjectInformedAt))
+		}
 		if len(r.Recipients) == 0 {
 			fmt.Fprintln(env.Stdout, "No recipient received the affected data: nobody was told.")
 			continue
@@ -151,8 +157,21 @@ func obligationState(o ledger.Obligation) string {
 	return o.State
 }
 
-// closedAt is when an obligation was acknowledged or exempted, or nil.
+// outcome is the recipient's answer shown in tables: a processor's refusal
+// of an instruction leaves the obligation open, escalated (Art. 28(3)).
+func outcome(o ledger.Obligation) string {
+	if o.EscalatedAt != nil && o.Open() {
+		return o.Outcome + ", escalated"
+	}
+	return dash(o.Outcome)
+}
+
+// closedAt is when an obligation was acknowledged or exempted, or nil
+// while it is open.
 func closedAt(o ledger.Obligation) *time.Time {
+	if o.Open() {
+		return nil
+	}
 	if o.AcknowledgedAt != nil {
 		return o.AcknowledgedAt
 	}

@@ -67,6 +67,7 @@ var nullRefused = refuseNull(
 	refuseNullOf[ledger.Transfer](), refuseNullOf[*ledger.Transfer](),
 	refuseNullOf[ledger.Change](), refuseNullOf[[]ledger.Change](),
 	refuseNullOf[ledger.HoldScope](), refuseNullOf[*ledger.HoldScope](),
+	refuseNullOf[*ledger.NoticeHold](),
 )
 
 type nullRefuser struct {

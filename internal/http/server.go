@@ -217,6 +217,9 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 			d.Err = notFromProducers(d.Event)
 		}
 		if d.Err == nil {
+			d.Err = ledger.CheckAlone(d.Event) // s.62, Art. 18(3): refused with the reason, before storing
+		}
+		if d.Err == nil {
 			d.Err = s.checkRecipient(ctx, d.Event, registered)
 		}
 		if d.Err != nil {
@@ -268,25 +271,38 @@ func (s *Server) checkRecipient(ctx context.Context, ev *ledger.Event, registere
 	case *ledger.Recipient:
 		registered[d.ID] = true
 	case *ledger.Disclosure:
-		if registered[d.Recipient] {
-			return nil
-		}
-		_, err := s.Ledger.Recipient(ctx, d.Recipient)
-		if ledger.ErrorCode(err) == ledger.ENOTFOUND && s.CatchUp != nil {
-			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			if s.CatchUp(cctx) == nil {
-				_, err = s.Ledger.Recipient(ctx, d.Recipient)
-			}
-			cancel()
-		}
-		if ledger.ErrorCode(err) == ledger.ENOTFOUND {
-			return ledger.UnregisteredRecipient(d.Recipient)
-		}
-		if err != nil {
+		if err := s.checkRegistered(ctx, d.Recipient, registered, "data.recipient", "recipient %q is not registered"); err != nil {
 			return err
 		}
-		registered[d.Recipient] = true
+		if d.ReceivedFrom != "" {
+			return s.checkRegistered(ctx, d.ReceivedFrom, registered, "data.receivedFrom",
+				"receivedFrom %q is not registered: DPA 2018 s.48(7) names the competent authority the data came from, by its registry id")
+		}
 	}
+	return nil
+}
+
+// checkRegistered refuses a recipient id that is not registered (see
+// checkRecipient); format names it in the problem.
+func (s *Server) checkRegistered(ctx context.Context, id string, registered map[string]bool, field, format string) error {
+	if registered[id] {
+		return nil
+	}
+	_, err := s.Ledger.Recipient(ctx, id)
+	if ledger.ErrorCode(err) == ledger.ENOTFOUND && s.CatchUp != nil {
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		if s.CatchUp(cctx) == nil {
+			_, err = s.Ledger.Recipient(ctx, id)
+		}
+		cancel()
+	}
+	if ledger.ErrorCode(err) == ledger.ENOTFOUND {
+		return ledger.Invalid(ledger.ReasonUnknownRecipient, field, format, id)
+	}
+	if err != nil {
+		return err
+	}
+	registered[id] = true
 	return nil
 }
 

@@ -32,6 +32,7 @@ type Plan struct {
 	Request    *RequestEffect    // a request and the obligations it opens
 	Obligation *Obligation       // an obligation as an ack, exemption or delivery leaves it
 	Hold       *HoldEffect       // a hold placed or released
+	Proceed    *ProceedEffect    // erasures a hold's release lets proceed
 	Forget     *ForgetEffect     // a subject to forget
 	Clock      *RequestRecord    // a request whose clock for answering the person moved (answer.go)
 }
@@ -44,6 +45,33 @@ type DisclosureEffect struct {
 	// erasure request decided about that subject's data in these categories
 	// before the disclosure was made, or "": recorded, but flagged.
 	AfterErasure []string
+	// WhileRestricted holds, for each subject in order, the restriction of
+	// that subject's data in these categories in force when the disclosure
+	// was made, or "": recorded, but flagged (UK GDPR Art. 18(2)).
+	WhileRestricted []string
+	// InquiryAuthority is set when the recipient is registered as a public
+	// authority receiving data within a particular inquiry (Art. 4(9)): the
+	// disclosure is flagged as if sent with inquiry: true.
+	InquiryAuthority bool
+}
+
+// Restricted returns the first restriction in force the disclosure was
+// made under, or "".
+func (d *DisclosureEffect) Restricted() string {
+	for _, r := range d.WhileRestricted {
+		if r != "" {
+			return r
+		}
+	}
+	return ""
+}
+
+// Summary returns what the rules keep of the disclosure for its i-th subject.
+func (d *DisclosureEffect) Summary(i int) DisclosureSummary {
+	s := SummaryOf(d.ID, d.Disclosure, d.AfterErasure[i] != "")
+	s.Inquiry = s.Inquiry || d.InquiryAuthority
+	s.WhileRestricted = i < len(d.WhileRestricted) && d.WhileRestricted[i] != ""
+	return s
 }
 
 // Flagged returns the first erasure the disclosure came after, or "".
@@ -67,9 +95,32 @@ type RequestEffect struct {
 	Notices     []Notice // one per obligation, same order
 	// Lifted is the restriction a lifting lifts, as it will be.
 	Lifted *RequestRecord
-	// Erasure is set for an erasure: later disclosures of the same data
-	// are flagged.
+	// Held are the active holds that turned some of an erasure's
+	// obligations into restrictions, as they will be (the request added to
+	// their Erasures).
+	Held []HoldRecord
+	// Erasure is set for an erasure or a restriction: later disclosures of
+	// the same data are flagged (after an erasure; while the restriction
+	// is in force, Art. 18(2)).
 	Erasure *ErasureMarker
+}
+
+// ProceedEffect is what the release of a legal hold does to the erasures
+// it had turned into restrictions: obligations to erase, one per recipient
+// no other active hold still covers, added to their requests.
+type ProceedEffect struct {
+	Requests    []RequestRecord // the requests as they will be, with the new notices
+	Obligations []Obligation
+	Notices     []ProceedNotice // one per obligation, same order
+}
+
+// ProceedNotice is the notice of an obligation to erase after a hold: its
+// Subject is that of the held notice From, which the store fills in (the
+// rules know the subject only by its keyed hash, SubjectHash).
+type ProceedNotice struct {
+	From        string
+	SubjectHash []byte
+	Notice      Notice
 }
 
 // HoldEffect is a hold as it will be recorded.
@@ -119,7 +170,7 @@ func Decide(st State, ev *Event, sender Sender, at time.Time, deadlines Deadline
 	case *Hold:
 		return decideHold(st, d, at)
 	case *HoldReleased:
-		return decideHoldRelease(st, d, at)
+		return decideHoldRelease(st, d, at, deadlines)
 	case *SubjectForgotten:
 		return decideForget(st, d, at)
 	case *Extension, *RequestPaused, *RequestResumed:
@@ -148,11 +199,31 @@ func UnregisteredRecipient(id string) *InvalidError {
 // decideDisclosure: the recipient must be registered (ReasonUnknownRecipient).
 // A disclosure made after an erasure of the same data of the same person was
 // decided is recorded, but flagged for the DPO.
+//
+// A disclosure made while a restriction of the same data of the same person
+// was in force (decided before, not lifted before) is recorded, but flagged
+// (UK GDPR Art. 18(2)). One to a recipient registered as an inquiry
+// authority is flagged as an inquiry disclosure (Art. 4(9)). Its s.62
+// fields must mean something (checkS62).
 func decideDisclosure(st State, id string, d *Disclosure) (*Plan, error) {
-	if _, ok := st.Recipient(d.Recipient); !ok {
+	rcp, ok := st.Recipient(d.Recipient)
+	if !ok {
 		return nil, UnregisteredRecipient(d.Recipient)
 	}
-	eff := &DisclosureEffect{ID: id, Disclosure: d, AfterErasure: make([]string, len(d.Subjects))}
+	if err := checkS62(d); err != nil {
+		return nil, err
+	}
+	if d.ReceivedFrom != "" {
+		from, ok := st.Recipient(d.ReceivedFrom)
+		switch {
+		case !ok:
+			return nil, Invalid(ReasonUnknownRecipient, "data.receivedFrom", "receivedFrom %q is not registered: DPA 2018 s.48(7) names the competent authority the data came from, by its registry id", d.ReceivedFrom)
+		case from.Role != RoleCompetentAuthority:
+			return nil, Invalid(ReasonInvalidData, "data.receivedFrom", "receivedFrom %q is registered as a %s, not a competent authority (DPA 2018 s.48(7))", d.ReceivedFrom, from.Role)
+		}
+	}
+	eff := &DisclosureEffect{ID: id, Disclosure: d, AfterErasure: make([]string, len(d.Subjects)),
+		WhileRestricted: make([]string, len(d.Subjects)), InquiryAuthority: rcp.InquiryAuthority}
 	for i, s := range d.Subjects {
 		h, err := st.SubjectHash(s)
 		if err != nil || h == nil {
@@ -166,9 +237,27 @@ func decideDisclosure(st State, id string, d *Disclosure) (*Plan, error) {
 			return nil, err
 		}
 		for _, m := range markers {
-			if !m.DecidedAt.After(d.DisclosedAt) && len(AffectedCategories(m.Categories, d.Categories)) > 0 {
-				eff.AfterErasure[i] = m.Request
-				break
+			if m.DecidedAt.After(d.DisclosedAt) || len(AffectedCategories(m.Categories, d.Categories)) == 0 {
+				continue
+			}
+			rec, err := st.Request(m.Request)
+			if err != nil {
+				return nil, err
+			}
+			if rec == nil || rec.Type == TypeErasure {
+				if eff.AfterErasure[i] == "" {
+					eff.AfterErasure[i] = m.Request
+				}
+				continue
+			}
+			if eff.WhileRestricted[i] == "" {
+				in, err := restrictedAt(st, rec, d.DisclosedAt)
+				if err != nil {
+					return nil, err
+				}
+				if in {
+					eff.WhileRestricted[i] = m.Request
+				}
 			}
 		}
 	}
@@ -219,7 +308,7 @@ func decideRequest(st State, typ string, data Request, at time.Time, deadlines D
 	}
 	eff := &RequestEffect{Record: rec}
 	plan := &Plan{Personal: true, Names: []Subject{subj}, Request: eff}
-	if typ == TypeErasure {
+	if typ == TypeErasure || typ == TypeRestriction {
 		eff.Erasure = &ErasureMarker{Request: request, DecidedAt: decided, Categories: eff.Record.Categories}
 	}
 	if l, ok := data.(*RestrictionLifted); ok {
@@ -232,7 +321,17 @@ func decideRequest(st State, typ string, data Request, at time.Time, deadlines D
 	if err != nil {
 		return nil, err
 	}
-	for _, a := range affectedRecipients(sums, cats) {
+	affected := affectedRecipients(sums, cats)
+	if typ == TypeRectification {
+		affected = withOriginators(affected, sums, cats)
+	}
+	var active []HoldRecord
+	if typ == TypeErasure {
+		if active, err = st.ActiveHolds(); err != nil {
+			return nil, err
+		}
+	}
+	for _, a := range affected {
 		rcp, _ := st.Recipient(a.recipient)
 		regime := ObligationRegime(rec.Regime, rcp.Regime, a.regimes)
 		o := Obligation{
@@ -247,15 +346,165 @@ func decideRequest(st State, typ string, data Request, at time.Time, deadlines D
 			OpenedAt:    at,
 			Due:         deadlines.Due(decided, regime, rcp.SLADays),
 			State:       StatePending,
+			Instruction: rcp.Role == RoleProcessor,
+			Originator:  a.originator,
 		}
-		eff.Obligations = append(eff.Obligations, o)
-		eff.Notices = append(eff.Notices, Notice{
-			Notice: o.Notice, Action: o.Action, Request: request, Subject: subj,
+		n := Notice{
+			Notice: o.Notice, Action: o.Action, Request: request, Subject: subj, Originator: o.Originator,
 			Categories: o.Categories, Disclosures: o.Disclosures,
-			Changes: ChangesFor(changes, a.received), Due: o.Due,
-		})
+			Changes: ChangesFor(changes, a.received), Due: o.Due, Instruction: o.Instruction,
+		}
+		holdErasure(eff, &o, &n, active, sums)
+		eff.Obligations = append(eff.Obligations, o)
+		eff.Notices = append(eff.Notices, n)
 	}
 	return plan, nil
+}
+
+// holdErasure is DPA 2018 s.47(2) and UK GDPR Art. 17(3)(b),(e): where an
+// active legal hold covers the data an erasure's obligation is about (by
+// the subject, or by the purpose and categories of one of the disclosures
+// told of), the data is kept as evidence and restricted, not erased. The
+// obligation and its notice ask the recipient to restrict, the notice
+// gives the hold's reason and review date, and each covering hold records
+// the request so that its release lets the erasure proceed.
+func holdErasure(eff *RequestEffect, o *Obligation, n *Notice, active []HoldRecord, sums []DisclosureSummary) {
+	if len(active) == 0 {
+		return
+	}
+	var told []DisclosureSummary
+	for _, s := range sums {
+		if slices.Contains(o.Disclosures, s.ID) {
+			told = append(told, s)
+		}
+	}
+	holds := HoldsCovering(active, hexString(eff.Record.Subject), told)
+	if len(holds) == 0 {
+		return
+	}
+	o.Action, o.HeldBy = ActionRestrict, holds
+	n.Action = ActionRestrict
+	for _, id := range holds {
+		i := slices.IndexFunc(eff.Held, func(h HoldRecord) bool { return h.Hold == id })
+		if i < 0 {
+			j := slices.IndexFunc(active, func(h HoldRecord) bool { return h.Hold == id })
+			h := active[j]
+			h.Erasures = append(slices.Clone(h.Erasures), eff.Record.Request)
+			eff.Held = append(eff.Held, h)
+			i = len(eff.Held) - 1
+		}
+		if n.Hold == nil {
+			h := eff.Held[i]
+			n.Hold = &NoticeHold{Hold: h.Hold, Reason: h.Reason, ReviewAt: h.ReviewAt}
+		}
+	}
+}
+
+// proceedAfterHold lets the erasures a released hold had turned into
+// restrictions proceed (DPA 2018 s.47(2) ends with the need to keep the
+// evidence): for each obligation it held that no other active hold still
+// holds, an obligation to erase, with a stable notice id derived from the
+// request and the recipient, due by the policy from the release. A
+// recipient exempted from the held notice, or that answered it not-held,
+// is not told again.
+func proceedAfterHold(st State, rec *HoldRecord, at time.Time, deadlines Deadlines) (*ProceedEffect, error) {
+	pe := &ProceedEffect{}
+	for _, id := range rec.Erasures {
+		req, err := st.Request(id)
+		if err != nil {
+			return nil, err
+		}
+		if req == nil {
+			return nil, fmt.Errorf("ledger: hold %q names erasure %q, which is missing", rec.Hold, id)
+		}
+		if req.ForgottenAt != nil {
+			continue
+		}
+		upd := *req
+		upd.Notices = slices.Clone(req.Notices)
+		for _, notice := range req.Notices {
+			o, err := st.Obligation(notice)
+			if err != nil {
+				return nil, err
+			}
+			if o == nil || !slices.Contains(o.HeldBy, rec.Hold) {
+				continue
+			}
+			if o.State == StateExempted || o.Outcome == OutcomeNotHeld {
+				continue // never told (Art. 19's exemptions), or holds none of it
+			}
+			still := false
+			for _, other := range o.HeldBy {
+				if other == rec.Hold {
+					continue
+				}
+				h, err := st.Hold(other)
+				if err != nil {
+					return nil, err
+				}
+				still = still || (h != nil && h.Active())
+			}
+			if still {
+				continue
+			}
+			rcp, _ := st.Recipient(o.Recipient)
+			no := Obligation{
+				Notice:      AfterHoldNoticeID(id, o.Recipient),
+				Request:     id,
+				Action:      ActionErase,
+				Recipient:   o.Recipient,
+				Channel:     cmp.Or(rcp.Channel.Type, o.Channel),
+				Regime:      o.Regime,
+				Categories:  o.Categories,
+				Disclosures: o.Disclosures,
+				OpenedAt:    at,
+				Due:         deadlines.Due(at, o.Regime, rcp.SLADays),
+				State:       StatePending,
+				Instruction: rcp.Role == RoleProcessor,
+				AfterHold:   rec.Hold,
+			}
+			pe.Obligations = append(pe.Obligations, no)
+			pe.Notices = append(pe.Notices, ProceedNotice{From: o.Notice, SubjectHash: req.Subject, Notice: Notice{
+				Notice: no.Notice, Action: no.Action, Request: id, Categories: no.Categories,
+				Disclosures: no.Disclosures, Due: no.Due, Instruction: no.Instruction,
+			}})
+			upd.Notices = append(upd.Notices, no.Notice)
+		}
+		if len(upd.Notices) > len(req.Notices) {
+			pe.Requests = append(pe.Requests, upd)
+		}
+	}
+	if len(pe.Obligations) == 0 {
+		return nil, nil
+	}
+	return pe, nil
+}
+
+// AfterHoldNoticeID is the notice id of the obligation to erase that the
+// release of a hold opens for request and recipient: stable, so that a
+// replay opens the same notice, and distinct from the held one's.
+func AfterHoldNoticeID(request, recipient string) string {
+	return NoticeID(request+"\x00after-hold", recipient)
+}
+
+// InformedBeforeLifting is UK GDPR Art. 18(3): a data subject who obtained
+// a restriction is informed before it is lifted. A lifting must say when
+// (subjectInformedAt), and that must be strictly before the lifting's
+// decision, compared to the nanosecond as both were sent: being told at
+// 10:00:00 of a lifting decided at 10:00:59 the same minute is before it;
+// being told at the very instant of the decision is not. It returns an
+// *InvalidError naming the provision, or nil.
+func InformedBeforeLifting(d *RestrictionLifted) error {
+	switch {
+	case d.SubjectInformedAt == nil:
+		return Invalid(ReasonInvalidData, "data.subjectInformedAt",
+			"UK GDPR Art. 18(3): the person must be informed before a restriction is lifted; the lifting does not say when they were (subjectInformedAt)")
+	case !d.SubjectInformedAt.Before(d.DecidedAt):
+		return Invalid(ReasonInvalidData, "data.subjectInformedAt",
+			"UK GDPR Art. 18(3): the person must be informed before a restriction is lifted; subjectInformedAt %s is not before the lifting's decision at %s",
+			d.SubjectInformedAt.UTC().Format(time.RFC3339Nano), d.DecidedAt.UTC().Format(time.RFC3339Nano))
+	}
+	return nil
 }
 
 // decideLifting plans the lifting of a restriction: one obligation to each
@@ -276,6 +525,11 @@ func decideLifting(st State, eff *RequestEffect, d *RestrictionLifted, at time.T
 	case string(restr.Subject) != string(eff.Record.Subject):
 		return Invalid(ReasonConflict, "data.subject", "the subject is not the subject of restriction %q", d.Restriction)
 	}
+	if err := InformedBeforeLifting(d); err != nil {
+		return err
+	}
+	informed := d.SubjectInformedAt.UTC()
+	eff.Record.SubjectInformedAt = &informed
 	eff.Record.Categories = restr.Categories
 	eff.Record.Regime = restr.Regime
 	lifted := *restr
@@ -305,11 +559,12 @@ func decideLifting(st State, eff *RequestEffect, d *RestrictionLifted, at time.T
 			OpenedAt:    at,
 			Due:         deadlines.Due(eff.Record.DecidedAt, ro.Regime, rcp.SLADays),
 			State:       StatePending,
+			Instruction: rcp.Role == RoleProcessor,
 		}
 		eff.Obligations = append(eff.Obligations, o)
 		eff.Notices = append(eff.Notices, Notice{
 			Notice: o.Notice, Action: o.Action, Request: o.Request, Subject: d.Subject,
-			Categories: o.Categories, Disclosures: o.Disclosures, Due: o.Due,
+			Categories: o.Categories, Disclosures: o.Disclosures, Due: o.Due, Instruction: o.Instruction,
 		})
 	}
 	return nil
@@ -323,6 +578,36 @@ type affectedRecipient struct {
 	received    []string // categories disclosed in the affected disclosures; sorted
 	disclosures []string // event ids of the affected disclosures, in disclosure order
 	regimes     []string // regimes of the affected disclosures; sorted
+	// originator is set when the affected data came from this recipient
+	// (DPA 2018 s.48(7)) and it received none of it from us.
+	originator bool
+}
+
+// withOriginators adds to affected the competent authorities the affected
+// data came from (DPA 2018 s.48(7): a rectification of inaccurate personal
+// data received from another competent authority is notified to it). An
+// originator that is also a recipient of the data is told once, as a
+// recipient. The result stays sorted by recipient id.
+func withOriginators(affected []affectedRecipient, sums []DisclosureSummary, cats []string) []affectedRecipient {
+	var from []DisclosureSummary
+	for _, s := range sums {
+		if s.ReceivedFrom != "" {
+			s.Recipient = s.ReceivedFrom
+			from = append(from, s)
+		}
+	}
+	if len(from) == 0 {
+		return affected
+	}
+	for _, o := range affectedRecipients(from, cats) {
+		i, found := slices.BinarySearchFunc(affected, o.recipient, func(a affectedRecipient, r string) int { return cmp.Compare(a.recipient, r) })
+		if found {
+			continue
+		}
+		o.originator = true
+		affected = slices.Insert(affected, i, o)
+	}
+	return affected
 }
 
 // affectedRecipients returns, per recipient sorted by id, what it received
@@ -452,7 +737,9 @@ func decideHold(st State, d *Hold, at time.Time) (*Plan, error) {
 
 // decideHoldRelease releases a hold: it must be in the ledger
 // (ReasonUnknownRequest) and still in place (ReasonConflict).
-func decideHoldRelease(st State, d *HoldReleased, at time.Time) (*Plan, error) {
+//
+// The erasures the hold turned into restrictions proceed (proceedAfterHold).
+func decideHoldRelease(st State, d *HoldReleased, at time.Time, deadlines Deadlines) (*Plan, error) {
 	rec, err := st.Hold(d.Hold)
 	if err != nil {
 		return nil, err
@@ -465,6 +752,9 @@ func decideHoldRelease(st State, d *HoldReleased, at time.Time) (*Plan, error) {
 	}
 	rec.ReleasedAt = &at
 	plan := &Plan{Hold: &HoldEffect{Record: *rec}}
+	if plan.Proceed, err = proceedAfterHold(st, rec, at, deadlines); err != nil {
+		return nil, err
+	}
 	if rec.SubjectHash != "" {
 		h, _ := hex.DecodeString(rec.SubjectHash)
 		plan.Personal = true
@@ -498,4 +788,20 @@ func decideForget(st State, d *SubjectForgotten, at time.Time) (*Plan, error) {
 		return nil, Invalid(ReasonConflict, "data.subjectHash", "the subject is under legal hold %q", holds)
 	}
 	return &Plan{Forget: &ForgetEffect{SubjectHash: h, Event: d, At: at}}, nil
+}
+
+// restrictedAt reports whether restriction rec was in force at t: decided
+// at or before t and not lifted by a lifting decided at or before t.
+func restrictedAt(st State, rec *RequestRecord, t time.Time) (bool, error) {
+	if rec.DecidedAt.After(t) {
+		return false, nil
+	}
+	if rec.LiftedBy == "" {
+		return true, nil
+	}
+	l, err := st.Request(rec.LiftedBy)
+	if err != nil || l == nil {
+		return l == nil && err == nil, err
+	}
+	return l.DecidedAt.After(t), nil
 }

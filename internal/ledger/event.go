@@ -178,6 +178,9 @@ type Disclosure struct {
 	Transfer      *Transfer   `json:"transfer,omitempty"`
 	Inquiry       bool        `json:"inquiry,omitempty"`
 	OnwardOf      string      `json:"onwardOf,omitempty" validate:"max=256"`
+	// ReceivedFrom is the registry id of the competent authority the data
+	// came from (DPA 2018 s.48(7)): it is told of a rectification too.
+	ReceivedFrom string `json:"receivedFrom,omitempty" validate:"omitempty,slug"`
 }
 
 // Change is one rectified field.
@@ -286,6 +289,23 @@ type Notice struct {
 	Disclosures []string  `json:"disclosures" validate:"required,min=1"`
 	Changes     []Change  `json:"changes,omitempty" validate:"dive"`
 	Due         time.Time `json:"due" validate:"required"`
+	// Instruction marks a notice to a processor as the controller's
+	// documented instruction (UK GDPR Art. 28(3)(a),(g)).
+	Instruction bool `json:"instruction,omitempty"`
+	// Originator marks a notice to the competent authority the data came
+	// from (DPA 2018 s.48(7)); its disclosures are ours that named it.
+	Originator bool `json:"originator,omitempty"`
+	// Hold is set on a notice to restrict what an erasure asked to erase:
+	// the data is kept under a legal hold (DPA 2018 s.47(2)).
+	Hold *NoticeHold `json:"hold,omitempty"`
+}
+
+// NoticeHold tells a recipient why it is to restrict, not erase: the legal
+// hold's reason and when it is to be reviewed.
+type NoticeHold struct {
+	Hold     string     `json:"hold" validate:"required,max=200"`
+	Reason   string     `json:"reason" validate:"required,max=4000"`
+	ReviewAt *time.Time `json:"reviewAt,omitempty"`
 }
 
 // NoticeAck is a recipient's answer to a notice (org.sharelog.notice.ack.v1).

@@ -63,6 +63,9 @@ type HoldRecord struct {
 	PlacedAt    time.Time  `json:"placedAt"`
 	ReleasedAt  *time.Time `json:"releasedAt,omitempty"`
 	Seq         uint64     `json:"seq"`
+	// Erasures are the erasure requests whose obligations this hold turned
+	// into restrictions (DPA 2018 s.47(2)): they proceed when it is released.
+	Erasures []string `json:"erasures,omitempty"`
 }
 
 // Active reports whether the hold is still in place.

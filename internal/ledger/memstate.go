@@ -85,7 +85,7 @@ func (m *MemState) Apply(seq uint64, p *Plan) {
 			list := m.disclosures[string(h)]
 			at := d.Disclosure.DisclosedAt
 			pos := sort.Search(len(list), func(j int) bool { return list[j].DisclosedAt.After(at) })
-			m.disclosures[string(h)] = slices.Insert(list, pos, SummaryOf(d.ID, d.Disclosure, d.AfterErasure[i] != ""))
+			m.disclosures[string(h)] = slices.Insert(list, pos, d.Summary(i))
 		}
 		if f := d.Flagged(); f != "" {
 			m.after[seq] = f
@@ -114,6 +114,20 @@ func (m *MemState) Apply(seq uint64, p *Plan) {
 		}
 		if r.Erasure != nil {
 			m.erasures[string(rec.Subject)] = append(m.erasures[string(rec.Subject)], *r.Erasure)
+		}
+		for _, h := range r.Held {
+			m.holds[h.Hold] = &h
+		}
+	}
+	if pe := p.Proceed; pe != nil {
+		for i, o := range pe.Obligations {
+			m.obligations[o.Notice] = &o
+			n := pe.Notices[i].Notice
+			n.Subject = m.notices[pe.Notices[i].From].Subject
+			m.notices[o.Notice] = n
+		}
+		for _, r := range pe.Requests {
+			m.requests[r.Request] = &r
 		}
 	}
 	if p.Obligation != nil {

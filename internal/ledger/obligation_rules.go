@@ -52,6 +52,13 @@ func ObligationRegime(request, recipient string, disclosures []string) string {
 	return ""
 }
 
+// Ack outcomes.
+const (
+	OutcomeDone    = "done"
+	OutcomeNotHeld = "not-held"
+	OutcomeRefused = "refused"
+)
+
 // Acknowledge records a recipient's answer to the obligation's notice. The
 // answer must come from the notice's own recipient, as the transport vouches
 // (from; ReasonWrongRecipient), while the obligation is open
@@ -68,6 +75,14 @@ func (o *Obligation) Acknowledge(ack *NoticeAck, from string, at time.Time) erro
 	}
 	if !o.Open() {
 		return o.closedError()
+	}
+	if o.Instruction && ack.Outcome == OutcomeRefused {
+		// UK GDPR Art. 28(3)(a),(g): a processor acts on the controller's
+		// documented instructions and may not refuse one; the answer is
+		// recorded and the obligation stays open, escalated.
+		o.Outcome, o.AcknowledgedAt, o.EscalatedAt = ack.Outcome, &at, &at
+		o.NextAttemptAt = nil
+		return nil
 	}
 	o.State, o.Outcome, o.AcknowledgedAt = StateAcknowledged, ack.Outcome, &at
 	o.NextAttemptAt = nil

@@ -33,12 +33,15 @@ type SubjectReport struct {
 // Recipients are sorted by recipient id; none means no recipient received
 // the affected data.
 type SubjectRequest struct {
-	Request    string              `json:"request"`
-	Type       string              `json:"type"`
-	Action     string              `json:"action"`
-	DecidedAt  time.Time           `json:"decidedAt"`
-	Categories []string            `json:"categories,omitempty"` // empty: all
-	Recipients []RecipientNotified `json:"recipients"`
+	Request    string    `json:"request"`
+	Type       string    `json:"type"`
+	Action     string    `json:"action"`
+	DecidedAt  time.Time `json:"decidedAt"`
+	Categories []string  `json:"categories,omitempty"` // empty: all
+	// SubjectInformedAt is when the person was told of a lifting, before
+	// it was decided (UK GDPR Art. 18(3)).
+	SubjectInformedAt *time.Time          `json:"subjectInformedAt,omitempty"`
+	Recipients        []RecipientNotified `json:"recipients"`
 
 	// Answer is the deadline for answering the person, when the request
 	// says when it was received (UK GDPR Art. 12(3); DPA 2018 s.54).

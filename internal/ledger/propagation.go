@@ -74,6 +74,23 @@ type Obligation struct {
 	// open. Both are filled in by queries, never stored.
 	AnswerDue     *time.Time `json:"answerDue,omitempty"`
 	AnswerOverdue bool       `json:"answerOverdue,omitempty"`
+	// Instruction is set for a notice to a processor: the controller's
+	// documented instruction (UK GDPR Art. 28(3)(a),(g)), not a
+	// notification under Art. 19.
+	Instruction bool `json:"instruction,omitempty"`
+	// EscalatedAt is when a processor answered an instruction "refused":
+	// a processor may not refuse a documented instruction, so the
+	// obligation stays open and is escalated to the controller.
+	EscalatedAt *time.Time `json:"escalatedAt,omitempty"`
+	// Originator is set for the competent authority the data came from,
+	// told of a rectification (DPA 2018 s.48(7)), not a recipient of it.
+	Originator bool `json:"originator,omitempty"`
+	// HeldBy names the active legal holds that turned this erasure's
+	// obligation into a restriction (DPA 2018 s.47(2); UK GDPR Art.
+	// 17(3)(b),(e)), sorted. AfterHold names the hold whose release let the
+	// erasure proceed, on the obligation to erase it opened then.
+	HeldBy    []string `json:"heldBy,omitempty"`
+	AfterHold string   `json:"afterHold,omitempty"`
 }
 
 // Open reports whether the obligation still waits for the recipient or the controller.
@@ -83,13 +100,16 @@ func (o *Obligation) Open() bool { return o.State == StatePending || o.State == 
 // Obligations are sorted by recipient id. No obligations means no recipient
 // ever received the affected data.
 type RequestStatus struct {
-	Request     string       `json:"request"`
-	Type        string       `json:"type"`
-	Action      string       `json:"action"`
-	DecidedAt   time.Time    `json:"decidedAt"`
-	Regime      string       `json:"regime,omitempty"`
-	Categories  []string     `json:"categories,omitempty"` // empty: all
-	Obligations []Obligation `json:"obligations"`
+	Request    string    `json:"request"`
+	Type       string    `json:"type"`
+	Action     string    `json:"action"`
+	DecidedAt  time.Time `json:"decidedAt"`
+	Regime     string    `json:"regime,omitempty"`
+	Categories []string  `json:"categories,omitempty"` // empty: all
+	// SubjectInformedAt is when the person was told of a lifting, before
+	// it was decided (UK GDPR Art. 18(3)).
+	SubjectInformedAt *time.Time   `json:"subjectInformedAt,omitempty"`
+	Obligations       []Obligation `json:"obligations"`
 	// Holds names the active legal holds covering the request's subject.
 	Holds []string `json:"holds,omitempty"`
 	// ForgottenAt is when the ledger forgot the request's subject.

@@ -26,6 +26,14 @@ type WhoRecipient struct {
 	// after an erasure of the same categories of this subject was decided:
 	// recorded, but flagged for the DPO.
 	DisclosedAfterErasure int `json:"disclosedAfterErasure,omitempty"`
+	// DisclosedWhileRestricted counts disclosures to this recipient made
+	// while a restriction of the same categories of this subject was in
+	// force (UK GDPR Art. 18(2)): recorded, but flagged for the DPO.
+	DisclosedWhileRestricted int `json:"disclosedWhileRestricted,omitempty"`
+	// ReceivedFrom names the competent authorities the data disclosed to
+	// this recipient came from (DPA 2018 s.48(7)), sorted; told of a
+	// rectification as well as the recipient.
+	ReceivedFrom []string `json:"receivedFrom,omitempty"`
 }
 
 // Who is the answer to "who did we share this person's data with?".
@@ -50,6 +58,9 @@ type DisclosureRecord struct {
 	// disclosure of a subject's data in categories whose erasure had already
 	// been decided. Recorded, but flagged.
 	AfterErasure string `json:"afterErasure,omitempty"`
+	// WhileRestricted names the restriction in force when this disclosure
+	// was made (UK GDPR Art. 18(2)): recorded, but flagged.
+	WhileRestricted string `json:"whileRestricted,omitempty"`
 	// Forgotten is set when a subject of the disclosure was forgotten: the
 	// pseudonymous facts remain, the identifiers and free text are gone.
 	Forgotten bool `json:"forgotten,omitempty"`

@@ -32,8 +32,8 @@ type State interface {
 	// Disclosures returns the summaries of the subject's disclosures in
 	// (DisclosedAt, entry) order.
 	Disclosures(subjectHash []byte) ([]DisclosureSummary, error)
-	// Erasures returns the erasures decided about the subject, in the
-	// order they were recorded.
+	// Erasures returns the erasures and restrictions decided about the
+	// subject, in the order they were recorded.
 	Erasures(subjectHash []byte) ([]ErasureMarker, error)
 }
 
@@ -48,7 +48,12 @@ type DisclosureSummary struct {
 	Categories   []string
 	Inquiry      bool
 	AfterErasure bool
-	DisclosedAt  time.Time
+	// WhileRestricted: made while a restriction of this data was in force.
+	WhileRestricted bool
+	DisclosedAt     time.Time
+	// ReceivedFrom is the competent authority the data came from (DPA 2018
+	// s.48(7)), "" when the disclosure does not say.
+	ReceivedFrom string
 }
 
 // SummaryOf returns the summary of disclosure d recorded as event id.
@@ -56,12 +61,13 @@ func SummaryOf(id string, d *Disclosure, afterErasure bool) DisclosureSummary {
 	return DisclosureSummary{
 		ID: id, Recipient: d.Recipient, Purpose: d.Purpose, LawfulBasis: d.LawfulBasis,
 		Regime: d.Regime, Categories: d.Categories, Inquiry: d.Inquiry,
-		AfterErasure: afterErasure, DisclosedAt: d.DisclosedAt,
+		AfterErasure: afterErasure, DisclosedAt: d.DisclosedAt, ReceivedFrom: d.ReceivedFrom,
 	}
 }
 
-// ErasureMarker is an erasure decided about a subject: a disclosure of the
-// same data made after it is flagged.
+// ErasureMarker is an erasure or a restriction decided about a subject: a
+// disclosure of the same data made after the erasure, or while the
+// restriction is in force, is flagged.
 type ErasureMarker struct {
 	Request    string
 	DecidedAt  time.Time
@@ -81,10 +87,13 @@ type RequestRecord struct {
 	Subject     []byte    `json:"subject"`               // keyed hash
 	Restriction string    `json:"restriction,omitempty"` // the restriction a lifting lifts
 	LiftedBy    string    `json:"liftedBy,omitempty"`    // the lifting of a restriction
-	Notices     []string  `json:"notices"`               // sorted by recipient
 	// Answer is the clock for answering the person, for a request that
 	// says when it was received (answer.go).
 	Answer *AnswerClock `json:"answer,omitempty"`
+	// SubjectInformedAt is when the person was told, before a lifting
+	// (UK GDPR Art. 18(3)).
+	SubjectInformedAt *time.Time `json:"subjectInformedAt,omitempty"`
+	Notices           []string   `json:"notices"` // sorted by recipient
 	// ForgottenAt is when the ledger forgot the subject.
 	ForgottenAt *time.Time `json:"forgottenAt,omitempty"`
 }

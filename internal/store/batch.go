@@ -206,6 +206,11 @@ func (b *Batch) carryOut(seq uint64, p *ledger.Plan, hashes [][]byte) error {
 			return err
 		}
 	}
+	if p.Proceed != nil {
+		if err := b.writeProceed(p.Proceed); err != nil {
+			return err
+		}
+	}
 	if p.Forget != nil {
 		return b.forget(seq, p.Forget)
 	}
@@ -323,13 +328,19 @@ func (b *Batch) subjectKey(h []byte) ([]byte, error) {
 func (b *Batch) indexDisclosure(seq uint64, eff *ledger.DisclosureEffect, hashes [][]byte) error {
 	d := eff.Disclosure
 	for i, h := range hashes {
-		sum := encodeSummary(make([]byte, 0, 64+len(eff.ID)), d, eff.ID, eff.AfterErasure[i] != "")
+		sum := encodeSummary(make([]byte, 0, 64+len(eff.ID)), eff.Summary(i))
 		if err := b.set(appendPos(subjectPrefix(h), d.DisclosedAt, seq), sum); err != nil {
 			return err
 		}
 	}
 	if flagged := eff.Flagged(); flagged != "" {
 		if err := b.flagAfterErasure(seq, eff.ID, d.Recipient, flagged); err != nil {
+			return err
+		}
+	}
+	if r := eff.Restricted(); r != "" {
+		b.s.log.Warn("disclosure while restricted", "recipient", d.Recipient, "disclosure", eff.ID, "request", r)
+		if err := b.set(restrictedKey(seq), []byte(r)); err != nil {
 			return err
 		}
 	}

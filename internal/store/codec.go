@@ -156,6 +156,8 @@ func decodeIdentity(raw []byte) (source, id string, err error) {
 type summary struct {
 	inquiry      bool
 	afterErasure bool
+	restricted   bool
+	receivedFrom string // the competent authority the data came from (DPA 2018 s.48(7))
 	recipient    string
 	purpose      string
 	lawfulBasis  string
@@ -169,19 +171,23 @@ type summary struct {
 const (
 	summaryInquiry      = 1
 	summaryAfterErasure = 2 // disclosed after an erasure of this subject's data in these categories
+	summaryRestricted   = 4 // disclosed while a restriction of this subject's data in these categories was in force
 )
 
 // encodeSummary appends the compact binary form: flags byte, then recipient,
 // purpose, lawful basis and regime as uvarint-length strings, a uvarint count
 // of categories and each category likewise, then the disclosure's event id.
-// afterErasure sets summaryAfterErasure.
-func encodeSummary(dst []byte, d *ledger.Disclosure, id string, afterErasure bool) []byte {
+// The flags are the summary's Inquiry, AfterErasure and WhileRestricted.
+func encodeSummary(dst []byte, d ledger.DisclosureSummary) []byte {
 	var flags byte
 	if d.Inquiry {
 		flags |= summaryInquiry
 	}
-	if afterErasure {
+	if d.AfterErasure {
 		flags |= summaryAfterErasure
+	}
+	if d.WhileRestricted {
+		flags |= summaryRestricted
 	}
 	dst = append(dst, flags)
 	dst = appendString(dst, d.Recipient)
@@ -192,7 +198,13 @@ func encodeSummary(dst []byte, d *ledger.Disclosure, id string, afterErasure boo
 	for _, c := range d.Categories {
 		dst = appendString(dst, c)
 	}
-	return appendString(dst, id)
+	dst = appendString(dst, d.ID)
+	if d.ReceivedFrom != "" {
+		// After the id, only when set: summaries written before it was kept
+		// (and those without an origin) end with the id.
+		dst = appendString(dst, d.ReceivedFrom)
+	}
+	return dst
 }
 
 // decodeSummary reverses encodeSummary. Strings are copied out of v.
@@ -203,6 +215,7 @@ func decodeSummary(v []byte) (summary, error) {
 	}
 	s.inquiry = v[0]&summaryInquiry != 0
 	s.afterErasure = v[0]&summaryAfterErasure != 0
+	s.restricted = v[0]&summaryRestricted != 0
 	r := reader{b: v[1:]}
 	s.recipient = r.string()
 	s.purpose = r.string()
@@ -220,6 +233,9 @@ func decodeSummary(v []byte) (summary, error) {
 	}
 	if r.err == nil && len(r.b) > 0 {
 		s.id = r.string()
+	}
+	if r.err == nil && len(r.b) > 0 {
+		s.receivedFrom = r.string()
 	}
 	return s, r.err
 }

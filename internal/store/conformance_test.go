@@ -41,19 +41,26 @@ func (l badgerLedger) Obligation(notice string) (*ledger.Obligation, error) {
 	return o, err
 }
 
-func (l badgerLedger) Notices(request string) ([]string, error) {
-	st, err := l.s.Status(context.Background(), request)
-	if ledger.ErrorCode(err) == ledger.ENOTFOUND {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, o := range st.Obligations {
-		out = append(out, o.Notice)
-	}
-	return out, nil
+// Notices returns the request record's notices in its order (as MemState
+// does): the notices it opened, sorted by recipient, then those a hold's
+// release added.
+func (l badgerLedger) Notices(request string) (out []string, err error) {
+	err = l.s.db.View(func(txn *badger.Txn) error {
+		rec, err := getRequest(txn, request)
+		if rec != nil {
+			out = rec.Notices
+		}
+		return err
+	})
+	return out, err
+}
+
+func (l badgerLedger) Disclosures(h []byte) (out []ledger.DisclosureSummary, err error) {
+	err = l.s.db.View(func(txn *badger.Txn) error {
+		out, err = l.s.state(txn).Disclosures(h)
+		return err
+	})
+	return out, err
 }
 
 func (l badgerLedger) Answer(request string) (*ledger.AnswerClock, error) {

@@ -134,12 +134,15 @@
 //	w opened(8) notice                 -> due(8)    open obligations only, in (OpenedAt, Notice) order
 //	j K16(subject) notice              -> recipient obligations by subject (Who's OpenObligations)
 //	g K16(subject) request             -> (empty)   requests by subject (the subject report)
-//	x K16(subject)                     -> markers   the subject's erasures: (decidedAt(8), request, categories)...
+//	x K16(subject)                     -> markers   the subject's erasures and restrictions: (decidedAt(8), request, categories)...
 //	f seq(8)                           -> request   disclosure entry seq came after that erasure
+//	b seq(8)                           -> request   disclosure entry seq was made while that restriction was in force (Art. 18(2))
 //
 // The disclosure summary in the subject index also ends with the
-// disclosure's event id, and its flags byte marks a disclosure made after
-// an erasure of the same data. The notice payload is the only propagation
+// disclosure's event id (then, when the disclosure names it, the competent
+// authority the data came from), and its flags byte marks an inquiry, a
+// disclosure made after an erasure of the same data, and one made while it
+// was restricted. The x markers hold restrictions as well as erasures. The notice payload is the only propagation
 // value holding personal data; it is sealed whole, under its request's key.
 //
 // The recipient registry is small: it is also kept in memory, replaced on

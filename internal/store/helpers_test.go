@@ -127,3 +127,5 @@ func applyBatch(t testing.TB, s *Store, events ...*ledger.Event) []ledger.Outcom
 	}
 	return out
 }
+
+func ptrTime(t time.Time) *time.Time { return &t }

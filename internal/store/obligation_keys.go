@@ -18,6 +18,7 @@ const (
 	prefixSubjectReq   = 'g' // g K16(subject) request-id    -> (empty)
 	prefixErasure      = 'x' // x K16(subject)               -> markers: (decidedAt(8) request categories)...
 	prefixAfterErasure = 'f' // f seq(8)                     -> erasure request id
+	prefixRestricted   = 'b' // b seq(8)                     -> restriction request id (Art. 18(2))
 )
 
 func requestKey(id string) []byte { return append([]byte{prefixRequest}, id...) }
@@ -63,6 +64,10 @@ func afterErasureKey(seq uint64) []byte {
 	return binary.BigEndian.AppendUint64([]byte{prefixAfterErasure}, seq)
 }
 
+func restrictedKey(seq uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{prefixRestricted}, seq)
+}
+
 func subjectRequestPrefix(subjectHash []byte) []byte {
 	return append([]byte{prefixSubjectReq}, subjectHash...)
 }
@@ -78,7 +83,7 @@ var _ = func(k byte) bool {
 	case prefixMeta, prefixDedupe, prefixEntry, prefixSubject, prefixRecipient, prefixByRecip, prefixByTime,
 		prefixTreeHash, prefixCheckpoint,
 		prefixRequest, prefixObligation, prefixNotice, prefixByDue, prefixRecipientDue, prefixOpen,
-		prefixSubjectOblig, prefixSubjectReq, prefixErasure, prefixAfterErasure,
+		prefixSubjectOblig, prefixSubjectReq, prefixErasure, prefixAfterErasure, prefixRestricted,
 		prefixSalt, prefixSubjectLoc, prefixDataKey, prefixSealedFor, prefixHold, prefixScrub, prefixSentinel:
 		return true
 	}

@@ -65,7 +65,8 @@ func (s *Store) Status(ctx context.Context, request string) (*ledger.RequestStat
 		st = &ledger.RequestStatus{
 			Request: rec.Request, Type: rec.Type, Action: rec.Action, DecidedAt: rec.DecidedAt,
 			Regime: rec.Regime, Categories: rec.Categories, Obligations: obs, ForgottenAt: rec.ForgottenAt,
-			Answer: rec.Answer,
+			Answer:            rec.Answer,
+			SubjectInformedAt: rec.SubjectInformedAt,
 		}
 		if rec.ForgottenAt == nil {
 			st.Holds, err = s.holdsCovering(txn, rec.Subject)
@@ -297,6 +298,14 @@ func (s *Store) SubjectReport(ctx context.Context, subj ledger.Subject) (*ledger
 		if h == nil || err != nil {
 			return err // a subject the ledger does not know, or forgot
 		}
+		sums, err := s.state(txn).Disclosures(h)
+		if err != nil {
+			return err
+		}
+		inquiry := make(map[string]bool, len(sums))
+		for _, d := range sums {
+			inquiry[d.ID] = d.Inquiry
+		}
 		prefix := subjectRequestPrefix(h)
 		var ids []string
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
@@ -319,10 +328,17 @@ func (s *Store) SubjectReport(ctx context.Context, subj ledger.Subject) (*ledger
 			sr := ledger.SubjectRequest{
 				Request: rec.Request, Type: rec.Type, Action: rec.Action, DecidedAt: rec.DecidedAt,
 				Categories: rec.Categories, Recipients: make([]ledger.RecipientNotified, 0, len(obs)),
-				Answer: rec.Answer,
+				Answer:            rec.Answer,
+				SubjectInformedAt: rec.SubjectInformedAt,
 			}
 			answerStatus(sr.Answer, obs, now)
 			for _, o := range obs {
+				if reg[o.Recipient].InquiryAuthority || allInquiry(o.Disclosures, inquiry) {
+					// UK GDPR Art. 4(9): an authority receiving data within a
+					// particular inquiry is not a recipient; the subject's
+					// report does not name it (who and status still do).
+					continue
+				}
 				s.decorate(&o, now)
 				rn := ledger.RecipientNotified{
 					Recipient: o.Recipient, Name: reg[o.Recipient].Name, Notice: o.Notice, State: o.State,
@@ -453,20 +469,26 @@ func noticeEvent(txn *badger.Txn, kr *keyring, o *ledger.Obligation) ([]byte, er
 // NoticeSource is the CloudEvents source of the notices sharelog sends.
 const NoticeSource = "sharelog"
 
-// withErasureFlag sets rec.AfterErasure from the after-erasure record.
+// withErasureFlag sets rec.AfterErasure and rec.WhileRestricted from the
+// after-erasure and while-restricted records.
 func (s *Store) withErasureFlag(txn *badger.Txn, rec *ledger.DisclosureRecord) (*ledger.DisclosureRecord, error) {
-	item, err := txn.Get(afterErasureKey(rec.Seq))
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return rec, nil
+	for _, f := range []struct {
+		key []byte
+		to  *string
+	}{{afterErasureKey(rec.Seq), &rec.AfterErasure}, {restrictedKey(rec.Seq), &rec.WhileRestricted}} {
+		item, err := txn.Get(f.key)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		v, err := item.ValueCopy(nil)
+		if err != nil {
+			return nil, err
+		}
+		*f.to = string(v)
 	}
-	if err != nil {
-		return nil, err
-	}
-	v, err := item.ValueCopy(nil)
-	if err != nil {
-		return nil, err
-	}
-	rec.AfterErasure = string(v)
 	return rec, nil
 }
 
@@ -514,4 +536,15 @@ func (c answerCache) decorate(txn *badger.Txn, o *ledger.Obligation, now time.Ti
 	o.AnswerDue = &due
 	o.AnswerOverdue = o.Open() && !a.Paused && now.After(a.Due)
 	return nil
+}
+
+// allInquiry reports whether every one of the disclosures was flagged as
+// made to a public authority within a particular inquiry (Art. 4(9)).
+func allInquiry(disclosures []string, inquiry map[string]bool) bool {
+	for _, d := range disclosures {
+		if !inquiry[d] {
+			return false
+		}
+	}
+	return len(disclosures) > 0
 }

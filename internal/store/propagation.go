@@ -57,6 +57,11 @@ func (b *Batch) writeRequest(seq uint64, p *ledger.RequestEffect) error {
 			return err
 		}
 	}
+	for i := range p.Held {
+		if err := b.putHold(&p.Held[i]); err != nil {
+			return err
+		}
+	}
 	if p.Erasure != nil {
 		// One key per subject holding all its erasure markers, so that each
 		// disclosure checks it with one point lookup, not an iterator.
@@ -70,6 +75,57 @@ func (b *Batch) writeRequest(seq uint64, p *ledger.RequestEffect) error {
 		}
 	}
 	b.s.log.Info("request recorded", "request", rec.Request, "type", rec.Type, "obligations", len(p.Obligations))
+	return nil
+}
+
+// writeProceed writes the obligations to erase that a hold's release opens
+// (ledger.ProceedEffect): each notice takes its subject from the held
+// notice it follows and is sealed under that subject's key, as the
+// request's own notices are; the requests are rewritten with the new
+// notices.
+func (b *Batch) writeProceed(p *ledger.ProceedEffect) error {
+	for i := range p.Obligations {
+		o, pn := &p.Obligations[i], &p.Notices[i]
+		v, err := b.get(noticeKey(pn.From))
+		if err != nil {
+			return b.fail(err)
+		}
+		held, err := openNotice(b.txn, b.s.keys, pn.From, v)
+		if err != nil || held == nil {
+			return b.fail(fmt.Errorf("store: held notice %q does not open: %v", pn.From, err))
+		}
+		n := pn.Notice
+		n.Subject = held.Subject
+		key, err := b.subjectKey(pn.SubjectHash)
+		if err != nil {
+			return b.fail(err)
+		}
+		sealed, err := sealNotice(&n, keyRef{subject: pn.SubjectHash}, key)
+		if err != nil {
+			return b.fail(err)
+		}
+		if err := b.set(noticeKey(o.Notice), sealed); err != nil {
+			return err
+		}
+		if err := b.set(byDueKey(o.Due, o.Notice), nil); err != nil {
+			return err
+		}
+		if err := b.set(recipientDueKey(o.Recipient, o.Due, o.Notice), nil); err != nil {
+			return err
+		}
+		if err := b.set(subjectObligationKey(pn.SubjectHash, o.Notice), []byte(o.Recipient)); err != nil {
+			return err
+		}
+		if err := b.putObligation(o); err != nil {
+			return err
+		}
+	}
+	for i := range p.Requests {
+		if err := b.putRequest(&p.Requests[i]); err != nil {
+			return err
+		}
+	}
+	b.s.log.Info("erasures proceed after a legal hold", "obligations", len(p.Obligations))
 	return nil
 }
 

@@ -467,7 +467,7 @@ func TestLiftingPropagation(t *testing.T) {
 		exemption(t, "x1", ledger.NoticeID("R2", "cloud"), "impossible"),
 	)
 	lift := func(id, request, restriction string, sub ledger.Subject) *ledger.Event {
-		return newEvent(t, ledger.TypeRestrictionLifted, "dpo", id, &ledger.RestrictionLifted{RequestHeader: ledger.RequestHeader{Request: request, Subject: sub, DecidedAt: day(15)}, Restriction: restriction})
+		return newEvent(t, ledger.TypeRestrictionLifted, "dpo", id, &ledger.RestrictionLifted{RequestHeader: ledger.RequestHeader{Request: request, Subject: sub, DecidedAt: day(15)}, Restriction: restriction, SubjectInformedAt: ptrTime(day(14))})
 	}
 	rejects := []struct {
 		name   string

@@ -97,20 +97,22 @@ func (s *Store) Who(ctx context.Context, subj ledger.Subject) (*ledger.Who, erro
 	for id, a := range aggs {
 		r := reg[id]
 		who.Recipients = append(who.Recipients, ledger.WhoRecipient{
-			Recipient:             id,
-			Name:                  r.Name,
-			Role:                  r.Role,
-			Country:               r.Country,
-			Categories:            slices.Sorted(maps.Keys(a.categories)),
-			Purposes:              slices.Sorted(maps.Keys(a.purposes)),
-			LawfulBases:           slices.Sorted(maps.Keys(a.bases)),
-			Regimes:               slices.Sorted(maps.Keys(a.regimes)),
-			FirstDisclosedAt:      decodeTime(a.first),
-			LastDisclosedAt:       decodeTime(a.last),
-			Count:                 a.count,
-			Inquiry:               a.inquiry,
-			DisclosedAfterErasure: a.afterErasure,
-			OpenObligations:       open[id],
+			Recipient:                id,
+			Name:                     r.Name,
+			Role:                     r.Role,
+			Country:                  r.Country,
+			Categories:               slices.Sorted(maps.Keys(a.categories)),
+			Purposes:                 slices.Sorted(maps.Keys(a.purposes)),
+			LawfulBases:              slices.Sorted(maps.Keys(a.bases)),
+			Regimes:                  slices.Sorted(maps.Keys(a.regimes)),
+			FirstDisclosedAt:         decodeTime(a.first),
+			LastDisclosedAt:          decodeTime(a.last),
+			Count:                    a.count,
+			Inquiry:                  a.inquiry,
+			DisclosedAfterErasure:    a.afterErasure,
+			DisclosedWhileRestricted: a.restricted,
+			ReceivedFrom:             slices.Sorted(maps.Keys(a.origins)),
+			OpenObligations:          open[id],
 		})
 	}
 	slices.SortFunc(who.Recipients, func(a, b ledger.WhoRecipient) int { return cmp.Compare(a.Recipient, b.Recipient) })
@@ -120,10 +122,11 @@ func (s *Store) Who(ctx context.Context, subj ledger.Subject) (*ledger.Who, erro
 // whoAgg accumulates one recipient's part of a Who answer.
 type whoAgg struct {
 	categories, purposes, bases, regimes map[string]struct{}
+	origins                              map[string]struct{}
 	first, last                          uint64 // encoded times
 	count                                int
 	inquiry                              bool
-	afterErasure                         int
+	afterErasure, restricted             int
 }
 
 // addWho adds one encoded summary at the encoded time at to aggs. It reads
@@ -141,7 +144,7 @@ func addWho(aggs map[string]*whoAgg, at uint64, v []byte) error {
 	if a == nil {
 		a = &whoAgg{
 			categories: make(map[string]struct{}), purposes: make(map[string]struct{}),
-			bases: make(map[string]struct{}), regimes: make(map[string]struct{}),
+			bases: make(map[string]struct{}), regimes: make(map[string]struct{}), origins: make(map[string]struct{}),
 			first: at, last: at,
 		}
 		aggs[string(rb)] = a
@@ -151,6 +154,9 @@ func addWho(aggs map[string]*whoAgg, at uint64, v []byte) error {
 	if v[0]&summaryAfterErasure != 0 {
 		a.afterErasure++
 	}
+	if v[0]&summaryRestricted != 0 {
+		a.restricted++
+	}
 	a.first = min(a.first, at)
 	a.last = max(a.last, at)
 	addSet(a.purposes, r.bytes())
@@ -159,6 +165,12 @@ func addWho(aggs map[string]*whoAgg, at uint64, v []byte) error {
 	n := r.uvarint()
 	for i := uint64(0); i < n && r.err == nil; i++ {
 		addSet(a.categories, r.bytes())
+	}
+	if r.err == nil && len(r.b) > 0 {
+		r.bytes() // the disclosure's event id
+	}
+	if r.err == nil && len(r.b) > 0 {
+		addSet(a.origins, r.bytes())
 	}
 	return r.err
 }

@@ -27,7 +27,7 @@ func personalEvents(tb testing.TB) []*ledger.Event {
 			{Category: "user.name", Field: "name", Value: "NEW-NAME"}, {Category: "user.name", Field: "alias"}}, Summary: "SUMMARY-TEXT", DecidedBy: "DECIDER-1"}),
 		newEvent(tb, ledger.TypeErasure, "cms", "e1", &ledger.Erasure{RequestHeader: ledger.RequestHeader{Request: "rq2", Subject: p, DecidedAt: at}, DecidedBy: "DECIDER-2"}),
 		newEvent(tb, ledger.TypeRestriction, "cms", "s1", &ledger.Restriction{RequestHeader: ledger.RequestHeader{Request: "rq3", Subject: p, DecidedAt: at}, DecidedBy: "DECIDER-3"}),
-		newEvent(tb, ledger.TypeRestrictionLifted, "cms", "l1", &ledger.RestrictionLifted{RequestHeader: ledger.RequestHeader{Request: "rq4", Subject: p, DecidedAt: at}, Restriction: "rq3"}),
+		newEvent(tb, ledger.TypeRestrictionLifted, "cms", "l1", &ledger.RestrictionLifted{RequestHeader: ledger.RequestHeader{Request: "rq4", Subject: p, DecidedAt: at}, Restriction: "rq3", SubjectInformedAt: ptrTime(at.Add(-time.Hour))}),
 		newEvent(tb, ledger.TypeNoticeAck, "acro", "a1", &ledger.NoticeAck{Notice: "ntc-1", Outcome: "done", Note: "NOTE-NAMES-PERSON"}),
 		newEvent(tb, ledger.TypeExemption, "cms", "x1", &ledger.Exemption{Notice: "ntc-1", Reason: "other", Justification: "EXEMPT-WHY", DecidedBy: "dpo"}),
 		newEvent(tb, ledger.TypeHold, "legal", "h1", &ledger.Hold{Hold: "case-1", Reason: "HOLD-REASON", Scope: &ledger.HoldScope{Subject: &p}}),

@@ -129,7 +129,8 @@ func (s summary) domain() ledger.DisclosureSummary {
 	return ledger.DisclosureSummary{
 		ID: s.id, Recipient: s.recipient, Purpose: s.purpose, LawfulBasis: s.lawfulBasis,
 		Regime: s.regime, Categories: s.categories, Inquiry: s.inquiry,
-		AfterErasure: s.afterErasure, DisclosedAt: s.at,
+		AfterErasure: s.afterErasure, WhileRestricted: s.restricted, DisclosedAt: s.at,
+		ReceivedFrom: s.receivedFrom,
 	}
 }
 

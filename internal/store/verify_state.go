@@ -187,13 +187,16 @@ func (r *replay) entry(seq uint64, value []byte) error {
 			if r.phantoms[string(hs)] {
 				continue
 			}
-			sum := encodeSummary(nil, d.Disclosure, ev.ID, d.AfterErasure[i] != "")
+			sum := encodeSummary(nil, d.Summary(i))
 			r.expectFor(hs, appendPos(subjectPrefix(hs), d.Disclosure.DisclosedAt, seq), string(sum))
 		}
 		r.expect(prefixByRecip, appendPos(byRecipientPrefix(d.Disclosure.Recipient), d.Disclosure.DisclosedAt, seq), "")
 		r.expect(prefixByTime, appendPos(append([]byte(nil), byTimePrefix...), d.Disclosure.DisclosedAt, seq), "")
 		if f := d.Flagged(); f != "" {
 			r.expect(prefixAfterErasure, afterErasureKey(seq), f)
+		}
+		if f := d.Restricted(); f != "" {
+			r.expect(prefixRestricted, restrictedKey(seq), f)
 		}
 	}
 	if f := plan.Forget; f != nil {
@@ -435,6 +438,7 @@ var consequence = map[byte]string{
 	prefixObligation:   " (a recipient to tell is lost)",
 	prefixSubjectLoc:   " (the subject can no longer be found)",
 	prefixAfterErasure: " (the disclosure is no longer flagged)",
+	prefixRestricted:   " (the disclosure is no longer flagged)",
 }
 
 // maskPersonal blanks the values a record keeps from its entry's personal
@@ -515,6 +519,10 @@ func (r *replay) describeWith(k, v []byte) string {
 		if len(k) == 9 {
 			return fmt.Sprintf("after-erasure flag of %s", disclosure(seqAt(k)))
 		}
+	case prefixRestricted:
+		if len(k) == 9 {
+			return fmt.Sprintf("while-restricted flag of %s", disclosure(seqAt(k)))
+		}
 	case prefixRecipient:
 		return fmt.Sprintf("recipient %s", k[1:])
 	case prefixRequest:
@@ -569,8 +577,8 @@ func (r *replay) describeValue(k, got, want []byte) string {
 		g, gerr := decodeSummary(got)
 		w, werr := decodeSummary(want)
 		if gerr == nil && werr == nil {
-			return fmt.Sprintf("%s: holds recipient %s, categories %v, after erasure %v; the entry says %s, %v, %v",
-				name, g.recipient, g.categories, g.afterErasure, w.recipient, w.categories, w.afterErasure)
+			return fmt.Sprintf("%s: holds recipient %s, categories %v, after erasure %v, while restricted %v, inquiry %v; the entry says %s, %v, %v, %v, %v",
+				name, g.recipient, g.categories, g.afterErasure, g.restricted, g.inquiry, w.recipient, w.categories, w.afterErasure, w.restricted, w.inquiry)
 		}
 	}
 	return name + ": value differs from what the entries give"

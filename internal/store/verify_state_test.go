@@ -33,7 +33,7 @@ func fullLedger(t *testing.T) (Config, note.Verifier) {
 		t.Fatal(err)
 	}
 	lt := ledgertest.Subject
-	a1, b2, c3, d4 := lt("A1"), lt("B2"), lt("C3"), lt("D4")
+	a1, b2, c3, d4, e5 := lt("A1"), lt("B2"), lt("C3"), lt("D4"), lt("E5")
 	pair := ledgertest.Disclosure("d-pair", "police", a1, ledger.RegimeUKGDPR, "user.name")
 	pair.Data.(*ledger.Disclosure).Subjects = []ledger.Subject{a1, d4}
 	pair = ledgertest.Event("d-pair", ledger.TypeDisclosure, pair.Data)
@@ -47,6 +47,9 @@ func fullLedger(t *testing.T) (Config, note.Verifier) {
 	late.Data.(*ledger.Disclosure).DisclosedAt = ledgertest.T0.Add(time.Hour)
 	late = ledgertest.Event("d-late", ledger.TypeDisclosure, late.Data)
 	received := ledgertest.T0.AddDate(0, 0, -9)
+	restricted := ledgertest.Disclosure("d-restricted", "police", c3, ledger.RegimeUKGDPR, "user.name")
+	restricted.Data.(*ledger.Disclosure).DisclosedAt = ledgertest.T0.Add(time.Hour)
+	restricted = ledgertest.Event("d-restricted", ledger.TypeDisclosure, restricted.Data)
 	batches := [][]ledgertest.Step{
 		ledgertest.Base(),
 		{
@@ -54,14 +57,31 @@ func fullLedger(t *testing.T) (Config, note.Verifier) {
 			ledgertest.OK(pair), ledgertest.OK(trio), ledgertest.OK(twice),
 			ledgertest.OK(ledgertest.Disclosure("d-b2", "acro", b2, ledger.RegimeDPAPart3, "user.contact.email")),
 			ledgertest.OK(ledgertest.Disclosure("d-c3", "acro", c3, ledger.RegimeDPAPart3, "user.criminal_history")),
+			// Issue 11: a processor (Art. 28(3)) and an inquiry authority (Art. 4(9)).
+			ledgertest.OK(ledgertest.Registered("proc", ledger.RegimeUKGDPR, "nats", func(r *ledger.Recipient) { r.Role = ledger.RoleProcessor })),
+			ledgertest.OK(ledgertest.Registered("inq", ledger.RegimeDPAPart3, "manual", func(r *ledger.Recipient) { r.InquiryAuthority = true })),
+			ledgertest.OK(ledgertest.Disclosure("d-proc", "proc", b2, ledger.RegimeUKGDPR, "user.contact.email")),
+			ledgertest.OK(ledgertest.Disclosure("d-inq", "inq", b2, ledger.RegimeDPAPart3, "user.name")),
+			// DPA 2018 s.48(7): data that came from another competent authority.
+			ledgertest.OK(ledgertest.Registered("origin", ledger.RegimeDPAPart3, "nats", func(r *ledger.Recipient) { r.Role = ledger.RoleCompetentAuthority })),
+			ledgertest.OK(ledgertest.With(ledgertest.Disclosure("d-origin", "police", b2, ledger.RegimeUKGDPR, "user.name"), func(d *ledger.Disclosure) { d.ReceivedFrom = "origin" })),
+			ledgertest.OK(ledgertest.Disclosure("d-e5", "police", e5, ledger.RegimeUKGDPR, "user.name")),
 		},
 		{
 			ledgertest.OK(ledgertest.Received(ledgertest.Erasure("e1", "E1", a1), received)),
 			ledgertest.OK(ledgertest.Received(ledgertest.Erasure("e2", "E2", b2, "user.contact"), received)),
 			ledgertest.OK(late),
 			ledgertest.OK(ledgertest.Restriction("r1", "R1", c3)),
+			ledgertest.OK(restricted), // Art. 18(2): flagged
+			ledgertest.OK(ledgertest.Rectification("rc1", &ledger.Rectification{RequestHeader: ledger.RequestHeader{Request: "RC1", Subject: b2}, Categories: []string{"user.name"}})), // s.48(7): tells origin
 			ledgertest.OK(ledgertest.Hold("h1", "H1", &ledger.HoldScope{Subject: &c3})),
 			ledgertest.OK(ledgertest.Hold("h2", "H2", &ledger.HoldScope{Purpose: "safeguarding.disclosure_check"})),
+			// DPA 2018 s.47(2): erasures under holds restrict; H3's release lets E3 proceed.
+			ledgertest.OK(ledgertest.Erasure("e4", "E4", c3)),
+			ledgertest.OK(ledgertest.Hold("h3", "H3", &ledger.HoldScope{Subject: &d4})),
+			ledgertest.OK(ledgertest.Erasure("e3", "E3", d4)),
+			ledgertest.OK(ledgertest.Hold("h4", "H4", &ledger.HoldScope{Subject: &e5})),
+			ledgertest.OK(ledgertest.Erasure("e5", "E5", e5)),
 		},
 		{
 			ledgertest.OK(ledgertest.Delivery("dl1", ledger.NoticeID("E1", "acro"), ledger.DeliveryDelivered, true)),
@@ -70,12 +90,15 @@ func fullLedger(t *testing.T) (Config, note.Verifier) {
 			ledgertest.OK(ledgertest.Exemption("x1", ledger.NoticeID("E1", "police"), "impossible")),
 			ledgertest.OK(ledgertest.Ack("a2", ledger.NoticeID("E1", "cloud"), "cloud", "not-held")),
 			ledgertest.OK(ledgertest.Lifting("l1", "L1", "R1", c3)),
+			ledgertest.OK(ledgertest.Ack("a3", ledger.NoticeID("E2", "proc"), "proc", "refused")), // Art. 28(3): escalated
 			ledgertest.OK(ledgertest.Release("rel2", "H2")),
 			ledgertest.OK(ledgertest.Extension("x-e1", "E1", 2, ledgertest.T0.AddDate(0, 0, 2))),
 			ledgertest.OK(ledgertest.Paused("p-e2", "E2", ledger.PauseClarification, ledgertest.T0.AddDate(0, 0, 1))),
 			ledgertest.OK(ledgertest.Resumed("q-e2", "E2", ledgertest.T0.AddDate(0, 0, 3))),
+			ledgertest.OK(ledgertest.Release("rel3", "H3")),
+			ledgertest.OK(ledgertest.Release("rel4", "H4")),
 		},
-		{ledgertest.Forget("f1", a1, ledger.Recorded, "", "")},
+		{ledgertest.Forget("f1", a1, ledger.Recorded, "", ""), ledgertest.Forget("f5", e5, ledger.Recorded, "", "")}, // E5 erased after its hold
 		{ledgertest.OK(ledgertest.Disclosure("d-after", "police", d4, ledger.RegimeUKGDPR, "user.name"))},
 	}
 	hash := func(subj ledger.Subject) []byte {
@@ -146,8 +169,8 @@ func TestVerifyStateIntact(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Verify: %v", err)
 	}
-	if res.Size != 30 || res.Records < 100 || res.Unchecked != 0 {
-		t.Errorf("Verify = size %d, %d records compared, %d unchecked; want 30 entries, over 100 records, none unchecked", res.Size, res.Records, res.Unchecked)
+	if res.Size != 48 || res.Records < 100 || res.Unchecked != 0 {
+		t.Errorf("Verify = size %d, %d records compared, %d unchecked; want 48 entries, over 100 records, none unchecked", res.Size, res.Records, res.Unchecked)
 	}
 	// A different deadline policy gives other due dates: said, not hidden.
 	_, err = Verify(context.Background(), VerifyConfig{Dir: cfg.Dir, Verifier: v, Logger: cfg.Logger})
@@ -248,6 +271,22 @@ func TestVerifyStateDetectsTampering(t *testing.T) {
 		{"a disclosure's after-erasure flag removed", func(t *testing.T, txn *badger.Txn) error {
 			return txn.Delete(first(txn, []byte{prefixAfterErasure}))
 		}, "after-erasure flag of disclosure d-late"},
+		{"an erasure after a hold's release deleted (s.47(2))", func(t *testing.T, txn *badger.Txn) error {
+			return txn.Delete(obligationKey(ledger.AfterHoldNoticeID("E3", "police")))
+		}, "obligation " + ledger.AfterHoldNoticeID("E3", "police") + ": missing"},
+		{"a held erasure turned back into an erasure by hand (s.47(2))", func(t *testing.T, txn *badger.Txn) error {
+			k := obligationKey(ledger.NoticeID("E4", "acro"))
+			v := strings.Replace(string(get(t, txn, k)), `"action":"restrict"`, `"action":"erase"`, 1)
+			return txn.Set(k, []byte(v))
+		}, "obligation " + ledger.NoticeID("E4", "acro") + `: action "erase", entries say "restrict"`},
+		{"a processor's escalation removed (Art. 28(3))", func(t *testing.T, txn *badger.Txn) error {
+			k := obligationKey(ledger.NoticeID("E2", "proc"))
+			v := strings.Replace(string(get(t, txn, k)), `"escalatedAt"`, `"escalatedAtX"`, 1)
+			return txn.Set(k, []byte(v))
+		}, "obligation " + ledger.NoticeID("E2", "proc") + ": escalatedAt"},
+		{"a disclosure's while-restricted flag removed (Art. 18(2))", func(t *testing.T, txn *badger.Txn) error {
+			return txn.Delete(first(txn, []byte{prefixRestricted}))
+		}, "while-restricted flag of disclosure d-restricted"},
 		{"an obligation inserted", func(t *testing.T, txn *badger.Txn) error {
 			return txn.Set(obligationKey("ntc-forged"), []byte(`{"notice":"ntc-forged","state":"pending"}`))
 		}, "obligation ntc-forged: not derived from any entry"},

@@ -30,6 +30,9 @@ type Ledger interface {
 	// Answer returns the clock for answering the person of a request, nil
 	// when the request has none or is not in the ledger.
 	Answer(request string) (*ledger.AnswerClock, error)
+	// Disclosures returns the summaries of the disclosures of the subject
+	// with keyed hash h, as the rules read them.
+	Disclosures(h []byte) ([]ledger.DisclosureSummary, error)
 }
 
 // Step is one event and what applying it must do. Reason and Detail (a
@@ -50,13 +53,33 @@ type Told struct {
 	State      string
 }
 
+// Flags is how one disclosure of A1 must be flagged at the end.
+type Flags struct {
+	Inquiry, AfterErasure, WhileRestricted bool
+}
+
+// Obl is what one obligation, by notice id, must be at the end.
+type Obl struct {
+	Action      string
+	State       string
+	Instruction bool
+	Escalated   bool
+	Originator  bool
+	HeldBy      []string
+	AfterHold   string
+}
+
 // Scenario is a named sequence of steps and the obligations each listed
-// request must have at the end (in recipient order; none for an empty list).
+// request must have at the end (in recipient order; none for an empty list),
+// the flags of A1's listed disclosures (by event id) and the listed
+// obligations (by notice id).
 type Scenario struct {
-	Name      string
-	Deadlines ledger.Deadlines
-	Steps     []Step
-	Requests  map[string][]Told
+	Name        string
+	Deadlines   ledger.Deadlines
+	Steps       []Step
+	Requests    map[string][]Told
+	Flags       map[string]Flags
+	Obligations map[string]Obl
 	// Answers are the clocks for answering the person that listed
 	// requests must have at the end (nil: none).
 	Answers map[string]*Answer
@@ -119,6 +142,31 @@ func Run(t *testing.T, l Ledger, hash Hasher, sc Scenario) {
 			t.Errorf("request %s answer:\n got %+v\nwant %+v", req, got, want)
 		}
 	}
+	if len(sc.Flags) > 0 {
+		sums, err := l.Disclosures(hash(Subject("A1")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]Flags{}
+		for _, s := range sums {
+			got[s.ID] = Flags{Inquiry: s.Inquiry, AfterErasure: s.AfterErasure, WhileRestricted: s.WhileRestricted}
+		}
+		for id, want := range sc.Flags {
+			if g, ok := got[id]; !ok || g != want {
+				t.Errorf("disclosure %s of A1 flagged %+v (found %v), want %+v", id, g, ok, want)
+			}
+		}
+	}
+	for n, want := range sc.Obligations {
+		o, err := l.Obligation(n)
+		if err != nil || o == nil {
+			t.Errorf("notice %s: no obligation (%v)", n, err)
+			continue
+		}
+		if got := (Obl{o.Action, o.State, o.Instruction, o.EscalatedAt != nil, o.Originator, o.HeldBy, o.AfterHold}); !reflect.DeepEqual(got, want) {
+			t.Errorf("notice %s (to %s): %+v, want %+v", n, o.Recipient, got, want)
+		}
+	}
 	for req, want := range sc.Requests {
 		got, err := ToldOf(l, req)
 		if err != nil {
@@ -179,6 +227,11 @@ func Recipient(id, regime, channel string) *ledger.Event {
 	return Event("rcp-"+id, ledger.TypeRecipient, &ledger.Recipient{ID: id, Name: strings.ToUpper(id), Role: ledger.RoleController, Regime: regime, Channel: c})
 }
 
+// Registered is a recipient registration with its data changed by f.
+func Registered(id, regime, channel string, f func(*ledger.Recipient)) *ledger.Event {
+	return With(Recipient(id, regime, channel), f)
+}
+
 func Disclosure(id, to string, who ledger.Subject, regime string, cats ...string) *ledger.Event {
 	d := &ledger.Disclosure{
 		Subjects: []ledger.Subject{who}, Recipient: to, Categories: cats, Purpose: "essential.service",
@@ -207,7 +260,20 @@ func Rectification(id string, r *ledger.Rectification) *ledger.Event {
 
 func Lifting(id, req, restr string, who ledger.Subject) *ledger.Event {
 	informed := T0.Add(-time.Hour)
-	return Event(id, ledger.TypeRestrictionLifted, &ledger.RestrictionLifted{RequestHeader: ledger.RequestHeader{Request: req, Subject: who, DecidedAt: T0.Add(time.Hour)}, Restriction: restr, SubjectInformedAt: &informed})
+	return LiftingTold(id, req, restr, who, &informed, T0.Add(time.Hour))
+}
+
+// LiftingTold is a lifting decided at decided, the person told at informed
+// (nil: the lifting does not say).
+func LiftingTold(id, req, restr string, who ledger.Subject, informed *time.Time, decided time.Time) *ledger.Event {
+	return Event(id, ledger.TypeRestrictionLifted, &ledger.RestrictionLifted{RequestHeader: ledger.RequestHeader{Request: req, Subject: who, DecidedAt: decided}, Restriction: restr, SubjectInformedAt: informed})
+}
+
+// With returns ev with its data changed by f, and Raw made again.
+func With[T any](ev *ledger.Event, f func(*T)) *ledger.Event {
+	d := *ev.Data.(*T)
+	f(&d)
+	return Event(ev.ID, ev.Type, &d)
 }
 
 // Received returns a rectification, erasure or restriction event saying

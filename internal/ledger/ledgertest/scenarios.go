@@ -1,6 +1,9 @@
 package ledgertest
 
 import (
+	"slices"
+	"time"
+
 	"github.com/sharelog/sharelog/internal/ledger"
 )
 
@@ -58,7 +61,7 @@ func withState(ts []Told, r, state string) []Told {
 
 // Scenarios returns every scenario, each named by the provision it exercises.
 func Scenarios() []Scenario {
-	return append(ruleScenarios(), clockScenarios()...)
+	return slices.Concat(ruleScenarios(), clockScenarios(), lawScenarios())
 }
 
 func ruleScenarios() []Scenario {
@@ -172,3 +175,152 @@ func ruleScenarios() []Scenario {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// lawScenarios are the rules of issue 11, items 3 to 9, each named by the
+// provision it implements.
+func lawScenarios() []Scenario {
+	minute := T0.Add(10 * time.Hour) // 19:00:00, decisions below fall in this minute
+	restrictedThenLifted := func(informed *time.Time, decided time.Time, want Step) []Step {
+		return with(OK(Restriction("r", "RS", a1, "user.contact")), want)
+	}
+	lifting := func(informed *time.Time, decided time.Time) *ledger.Event {
+		return LiftingTold("l", "L", "RS", a1, informed, decided)
+	}
+	placeholder := func(id string, f func(*ledger.Disclosure)) *ledger.Event {
+		return With(Disclosure(id, "acro", a1, part3, "user.name"), f)
+	}
+	uk := func(id string, f func(*ledger.Disclosure)) *ledger.Event {
+		return With(Disclosure(id, "police", a1, ukgdpr, "user.name"), f)
+	}
+	at := func(ev *ledger.Event, t time.Time) *ledger.Event {
+		return With(ev, func(d *ledger.Disclosure) { d.DisclosedAt = t })
+	}
+	processor := Registered("proc", ukgdpr, "nats", func(r *ledger.Recipient) { r.Role = ledger.RoleProcessor })
+	procR := ledger.NoticeID("R", "proc")
+	origin := Registered("origin", part3, "nats", func(r *ledger.Recipient) { r.Role = ledger.RoleCompetentAuthority })
+	fromOrigin := With(Disclosure("d-from", "police", a1, ukgdpr, "user.contact.email"), func(d *ledger.Disclosure) { d.ReceivedFrom = "origin" })
+	rectify := func(cats ...string) *ledger.Event {
+		return Rectification("rc", &ledger.Rectification{RequestHeader: ledger.RequestHeader{Request: "R", Subject: a1}, Categories: cats})
+	}
+	holdA1 := Hold("h", "H", &ledger.HoldScope{Subject: &a1})
+	holdContact := Hold("h2", "H2", &ledger.HoldScope{Categories: []string{"user.contact"}})
+	restrict := func(heldBy ...string) Obl { return Obl{Action: ledger.ActionRestrict, State: pending, HeldBy: heldBy} }
+	erase := func(afterHold string) Obl {
+		return Obl{Action: ledger.ActionErase, State: pending, AfterHold: afterHold}
+	}
+	after := func(r string) string { return ledger.AfterHoldNoticeID("R", r) }
+	inquiry := Registered("inq", part3, "manual", func(r *ledger.Recipient) { r.Role = ledger.RoleCompetentAuthority; r.InquiryAuthority = true })
+	return []Scenario{
+		// Item 3: UK GDPR Art. 18(3).
+		{Name: "Art18(3) a lifting that does not say when the person was told is refused",
+			Steps:    restrictedThenLifted(nil, minute, Refused(lifting(nil, minute), ledger.ReasonInvalidData, "Art. 18(3): the person must be informed before a restriction is lifted; the lifting does not say when")),
+			Requests: map[string][]Told{"L": nil}},
+		{Name: "Art18(3) a lifting the person was told of after its decision is refused",
+			Steps: restrictedThenLifted(nil, minute, Refused(lifting(ptr(minute.Add(time.Minute)), minute), ledger.ReasonInvalidData, "is not before the lifting's decision"))},
+		{Name: "Art18(3) told at the very instant of the decision is not before it: refused",
+			Steps: restrictedThenLifted(nil, minute, Refused(lifting(ptr(minute.Add(30*time.Second)), minute.Add(30*time.Second)), ledger.ReasonInvalidData, "is not before the lifting's decision"))},
+		{Name: "Art18(3) told earlier the same minute is before the lifting: recorded",
+			Steps:    restrictedThenLifted(nil, minute, OK(lifting(ptr(minute), minute.Add(59*time.Second)))),
+			Requests: map[string][]Told{"L": {told("acro", pending, part3, "user.contact.email"), told("police", pending, ukgdpr, "user.contact")}}},
+		{Name: "Art18(3) a refused lifting leaves the restriction in force: told in time, it is lifted",
+			Steps: with(OK(Restriction("r", "RS", a1, "user.contact")), Refused(lifting(nil, minute), ledger.ReasonInvalidData, "Art. 18(3)"),
+				OK(LiftingTold("l2", "L2", "RS", a1, ptr(minute.Add(-time.Hour)), minute)))},
+
+		// Item 4: DPA 2018 s.47(2); UK GDPR Art. 17(3)(b),(e).
+		{Name: "s.47(2) an erasure under a hold on the person restricts instead of erasing",
+			Steps:       with(OK(holdA1), OK(erasureR)),
+			Obligations: map[string]Obl{acroR: restrict("H"), policeR: restrict("H"), cloudR: restrict("H")}},
+		{Name: "Art17(3)(b) a hold on a category restricts only the recipients of that category",
+			Steps:       with(OK(Hold("h", "H", &ledger.HoldScope{Categories: []string{"user.health_and_medical"}})), OK(erasureR)),
+			Obligations: map[string]Obl{cloudR: restrict("H"), acroR: erase(""), policeR: erase("")}},
+		{Name: "Art17(3)(e) a hold on a purpose none of the disclosures has changes nothing",
+			Steps:       with(OK(Hold("h", "H", &ledger.HoldScope{Purpose: "safeguarding.disclosure_check"})), OK(erasureR)),
+			Obligations: map[string]Obl{cloudR: erase(""), acroR: erase(""), policeR: erase("")}},
+		{Name: "s.47(2) a hold placed after the erasure does not turn it",
+			Steps:       with(OK(erasureR), OK(holdA1)),
+			Obligations: map[string]Obl{acroR: erase("")}},
+		{Name: "s.47(2) the release of the hold lets the erasure proceed: recipients are told to erase",
+			Steps:       with(OK(holdA1), OK(erasureR), OK(Release("rel", "H"))),
+			Obligations: map[string]Obl{acroR: restrict("H"), after("acro"): erase("H"), after("police"): erase("H"), after("cloud"): erase("H")}},
+		{Name: "s.47(2) with two holds the erasure proceeds for each recipient when the last hold over it is released",
+			Steps:       with(OK(holdA1), OK(holdContact), OK(erasureR), OK(Release("rel", "H"))),
+			Obligations: map[string]Obl{acroR: restrict("H", "H2"), policeR: restrict("H", "H2"), cloudR: restrict("H"), after("cloud"): erase("H")}},
+		{Name: "s.47(2) the second release lets the rest proceed",
+			Steps:       with(OK(holdA1), OK(holdContact), OK(erasureR), OK(Release("rel", "H")), OK(Release("rel2", "H2"))),
+			Obligations: map[string]Obl{after("acro"): erase("H2"), after("police"): erase("H2"), after("cloud"): erase("H")}},
+		{Name: "s.47(2) a recipient exempted from the held notice, or not holding the data, is not told to erase",
+			Steps: with(OK(holdA1), OK(erasureR), OK(Exemption("x", cloudR, "impossible")), OK(Ack("a", policeR, "police", "not-held")), OK(Ack("a2", acroR, "acro", "done")), OK(Release("rel", "H"))),
+			Requests: map[string][]Told{"R": {told("acro", acknowledged, part3, "user.contact.email"), told("cloud", exempted, ukgdpr, "user.health_and_medical"),
+				told("police", acknowledged, ukgdpr, "user.contact"), told("acro", pending, part3, "user.contact.email")}},
+			Obligations: map[string]Obl{after("acro"): erase("H")}},
+		{Name: "s.47(2) a hold does not turn a rectification or a restriction",
+			Steps:       with(OK(holdA1), OK(Rectification("rc", &ledger.Rectification{RequestHeader: ledger.RequestHeader{Request: "R", Subject: a1}}))),
+			Obligations: map[string]Obl{acroR: {Action: ledger.ActionRectify, State: pending}}},
+
+		// Item 5: UK GDPR Art. 4(9).
+		{Name: "Art4(9) a disclosure to a registered inquiry authority is flagged as an inquiry",
+			Steps: with(OK(inquiry), OK(Disclosure("d-inq", "inq", a1, part3, "user.name")), OK(uk("d-flag", func(d *ledger.Disclosure) { d.Inquiry = true }))),
+			Flags: map[string]Flags{"d-inq": {Inquiry: true}, "d-flag": {Inquiry: true}, "d2": {}}},
+
+		// Item 6: UK GDPR Art. 18(2).
+		{Name: "Art18(2) a disclosure of restricted data is recorded and flagged",
+			Steps: with(OK(Restriction("r", "RS", a1, "user.contact")),
+				OK(at(uk("d-restricted", func(d *ledger.Disclosure) { d.Categories = []string{"user.contact.email"} }), T0.Add(time.Minute))),
+				OK(at(uk("d-other", func(d *ledger.Disclosure) { d.Categories = []string{"user.financial"} }), T0.Add(time.Minute))),
+				OK(at(uk("d-before", func(d *ledger.Disclosure) { d.Categories = []string{"user.contact.email"} }), T0.Add(-time.Minute))),
+				OK(Lifting("l", "L", "RS", a1)),
+				OK(at(uk("d-lifted", func(d *ledger.Disclosure) { d.Categories = []string{"user.contact.email"} }), T0.Add(2*time.Hour))),
+				OK(at(uk("d-in-force", func(d *ledger.Disclosure) { d.Categories = []string{"user.contact.phone_number"} }), T0.Add(30*time.Minute)))),
+			Flags: map[string]Flags{"d-restricted": {WhileRestricted: true}, "d-other": {}, "d-before": {}, "d-lifted": {}, "d-in-force": {WhileRestricted: true}}},
+		{Name: "Art18(2) and Art17 a disclosure after an erasure is flagged as such, not as restricted",
+			Steps: with(OK(Erasure("e", "E", a1, "user.contact")), OK(at(uk("d-late", func(d *ledger.Disclosure) { d.Categories = []string{"user.contact.email"} }), T0.Add(time.Minute)))),
+			Flags: map[string]Flags{"d-late": {AfterErasure: true}}},
+
+		// Item 7: DPA 2018 s.62.
+		{Name: "s.62 a placeholder justification is refused",
+			Steps: with(Refused(placeholder("dj", func(d *ledger.Disclosure) { d.Justification = " N/A " }), ledger.ReasonInvalidData, `data.justification: the justification is blank or a placeholder ("N/A")`))},
+		{Name: "s.62 a discloser of white space is refused",
+			Steps: with(Refused(placeholder("db", func(d *ledger.Disclosure) { d.DisclosedBy = " \t " }), ledger.ReasonInvalidData, "data.disclosedBy: the discloser (disclosedBy) is blank or a placeholder"))},
+		{Name: "s.62 a discloser 'unknown' is refused",
+			Steps: with(Refused(placeholder("du", func(d *ledger.Disclosure) { d.DisclosedBy = "Unknown" }), ledger.ReasonInvalidData, "DPA 2018 s.62"))},
+		{Name: "s.62 a placeholder is refused under UK GDPR too, where the field is optional",
+			Steps: with(Refused(uk("dt", func(d *ledger.Disclosure) { d.Justification = "tbc" }), ledger.ReasonInvalidData, "placeholder"), OK(uk("dn", func(d *ledger.Disclosure) {})))},
+		{Name: "s.62 a real justification and discloser are recorded",
+			Steps: with(OK(placeholder("dok", func(d *ledger.Disclosure) {
+				d.Justification, d.DisclosedBy = "n/a is not what we say: court order 12/2026", "PC 123"
+			})))},
+
+		// Item 8: UK GDPR Art. 28(3)(a),(g) against Art. 19.
+		{Name: "Art28(3)(a) a notice to a processor is the controller's instruction; to a controller it is not",
+			Steps:       with(OK(processor), OK(Disclosure("dp", "proc", a1, ukgdpr, "user.name")), OK(erasureR)),
+			Obligations: map[string]Obl{procR: {Action: ledger.ActionErase, State: pending, Instruction: true}, policeR: {Action: ledger.ActionErase, State: pending}}},
+		{Name: "Art28(3)(a) a processor that refuses leaves the instruction open and escalated",
+			Steps: with(OK(processor), OK(Disclosure("dp", "proc", a1, ukgdpr, "user.name")), OK(erasureR),
+				OK(Ack("a", procR, "proc", "refused")), OK(Ack("a2", policeR, "police", "refused"))),
+			Obligations: map[string]Obl{procR: {Action: ledger.ActionErase, State: pending, Instruction: true, Escalated: true}, policeR: {Action: ledger.ActionErase, State: acknowledged}}},
+		{Name: "Art28(3)(g) an escalated instruction is closed when the processor carries it out",
+			Steps: with(OK(processor), OK(Disclosure("dp", "proc", a1, ukgdpr, "user.name")), OK(erasureR),
+				OK(Ack("a", procR, "proc", "refused")), OK(Ack("a2", procR, "proc", "done")),
+				Refused(Ack("a3", procR, "proc", "refused"), ledger.ReasonConflict, "already closed")),
+			Obligations: map[string]Obl{procR: {Action: ledger.ActionErase, State: acknowledged, Instruction: true, Escalated: true}}},
+		{Name: "Art28(3)(a) the lifting of a processor's restriction is an instruction too",
+			Steps:       with(OK(processor), OK(Disclosure("dp", "proc", a1, ukgdpr, "user.name")), OK(Restriction("r", "RS", a1)), OK(Lifting("l", "L", "RS", a1))),
+			Obligations: map[string]Obl{ledger.NoticeID("L", "proc"): {Action: ledger.ActionLiftRestriction, State: pending, Instruction: true}}},
+
+		// Item 9: DPA 2018 s.48(7).
+		{Name: "s.48(7) a rectification is notified to the competent authority the data came from",
+			Steps:       with(OK(origin), OK(fromOrigin), OK(rectify("user.contact"))),
+			Requests:    map[string][]Told{"R": {told("acro", pending, part3, "user.contact.email"), told("origin", pending, part3, "user.contact.email"), told("police", pending, ukgdpr, "user.contact", "user.contact.email")}},
+			Obligations: map[string]Obl{ledger.NoticeID("R", "origin"): {Action: ledger.ActionRectify, State: pending, Originator: true}, policeR: {Action: ledger.ActionRectify, State: pending}}},
+		{Name: "s.48(7) the originator is told only of the categories that came from it",
+			Steps:    with(OK(origin), OK(fromOrigin), OK(rectify("user.health_and_medical"))),
+			Requests: map[string][]Told{"R": {told("cloud", pending, ukgdpr, "user.health_and_medical")}}},
+		{Name: "s.48(7) applies to rectification: an erasure is not sent to the originator",
+			Steps:    with(OK(origin), OK(fromOrigin), OK(Erasure("e", "R", a1, "user.contact.email"))),
+			Requests: map[string][]Told{"R": {told("acro", pending, part3, "user.contact.email"), told("police", pending, ukgdpr, "user.contact.email")}}},
+		{Name: "s.48(7) receivedFrom must be registered",
+			Steps: with(Refused(fromOrigin, ledger.ReasonUnknownRecipient, `receivedFrom "origin" is not registered`))},
+		{Name: "s.48(7) receivedFrom must be a competent authority",
+			Steps: with(Refused(With(fromOrigin, func(d *ledger.Disclosure) { d.ReceivedFrom = "cloud" }), ledger.ReasonInvalidData, `receivedFrom "cloud" is registered as a controller, not a competent authority`))},
+	}
+}
