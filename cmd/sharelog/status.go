@@ -40,7 +40,7 @@ func (c *StatusCmd) Run(env *Env) error {
 	if err := t.flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(env.Stdout, "\n%d recipients: %s.\n", len(st.Obligations), summarise(counts))
+	fmt.Fprintf(env.Stdout, "\n%s: %s.\n", plural(len(st.Obligations), "recipient"), summarise(counts))
 	if len(st.Holds) > 0 {
 		fmt.Fprintf(env.Stdout, "Legal holds on the subject: %s.\n", strings.Join(st.Holds, ", "))
 	}
@@ -88,7 +88,7 @@ func (c *ObligationsCmd) Run(env *Env) error {
 	if list.More {
 		more = " (more match; raise --limit)"
 	}
-	fmt.Fprintf(env.Stdout, "\n%d notices%s.\n", len(list.Obligations), more)
+	fmt.Fprintf(env.Stdout, "\n%s%s.\n", plural(len(list.Obligations), "notice"), more)
 	return nil
 }
 
