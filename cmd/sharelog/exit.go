@@ -18,7 +18,7 @@ const (
 	ExitOK          = 0 // success
 	ExitInternal    = 1 // anything else: a bug, an I/O failure, an internal error of the server
 	ExitUsage       = 2 // the command line is wrong: unknown command or flag, missing argument
-	ExitUnavailable = 3 // the server cannot be reached or is not ready (HTTP 503); a port is in use; try again
+	ExitUnavailable = 3 // the server cannot be reached or is not ready (HTTP 503); try again
 	ExitNotFound    = 4 // what was asked for does not exist (HTTP 404): no such disclosure, request, notice, checkpoint, data directory
 	ExitRefused     = 5 // the server refused the input (HTTP 400, 409, 413, 415): invalid events, a conflict with the ledger's state
 	ExitTampered    = 6 // evidence does not check: verify found the ledger modified, or a checkpoint's signature or a proof failed
@@ -29,7 +29,7 @@ const exitHelp = `Exit status:
   0  success
   1  internal error (a bug, an I/O failure, the server's internal error)
   2  usage: the command line is wrong
-  3  unavailable: the server cannot be reached or is not ready, or a port is in use; try again
+  3  unavailable: the server cannot be reached or is not ready; try again
   4  not found: no such disclosure, request, notice, checkpoint or data directory
   5  refused: the server refused the input (invalid events, a conflict with the ledger)
   6  tampered: verify found the ledger modified, or a signature or proof failed`
