@@ -261,14 +261,48 @@ func (m *Main) Open(ctx context.Context) error {
 const RecipientsSource = "sharelog/recipients-file"
 
 // loadRecipients registers the recipients in path through the ordinary input
-// path, so they are ledger entries like any other; an unchanged file is a
-// no-op because the event ids are derived from the definitions.
+// path, so they are ledger entries like any other. Only the definitions the
+// ledger's registry does not already hold are published: JetStream's
+// duplicate window (--duplicates, 2 minutes by default) drops a message
+// published again only within it, so publishing the whole file on every
+// start appended it to SHARELOG_IN again on every restart after the window.
+// The event ids are derived from the definitions, so the ledger would have
+// recorded the copies as duplicates, but the stream kept growing.
 func (m *Main) loadRecipients(ctx context.Context, path string) error {
 	rs, err := recipients.Load(path)
 	if err != nil {
 		return err
 	}
-	raws, err := recipients.Events(rs, RecipientsSource, time.Now().UTC())
+	// The registry must reflect every recipient event already in
+	// SHARELOG_IN (published by an earlier start, say) before it is compared.
+	if err := m.catchUp(ctx, path); err != nil {
+		return err
+	}
+	current, err := m.Store.Recipients(ctx)
+	if err != nil {
+		return err
+	}
+	held := make(map[string]string, len(current)) // recipient id -> event id of its definition
+	for _, r := range current {
+		if held[r.ID], err = recipients.EventID(r); err != nil {
+			return err
+		}
+	}
+	var changed []ledger.Recipient
+	for _, r := range rs {
+		id, err := recipients.EventID(r)
+		if err != nil {
+			return err
+		}
+		if held[r.ID] != id {
+			changed = append(changed, r)
+		}
+	}
+	if len(changed) == 0 {
+		m.Logger.Info("recipients file unchanged: the ledger holds every definition", "file", path, "count", len(rs))
+		return nil
+	}
+	raws, err := recipients.Events(changed, RecipientsSource, time.Now().UTC())
 	if err != nil {
 		return err
 	}
@@ -283,6 +317,15 @@ func (m *Main) loadRecipients(ctx context.Context, path string) error {
 	if _, err := m.Publisher.Publish(ctx, "sharelog.in.config", events); err != nil {
 		return fmt.Errorf("recipients file %s: %w", path, err)
 	}
+	if err := m.catchUp(ctx, path); err != nil {
+		return err
+	}
+	m.Logger.Info("recipients loaded", "file", path, "count", len(rs), "new_or_changed", len(changed))
+	return nil
+}
+
+// catchUp waits until the ledger has applied everything in SHARELOG_IN.
+func (m *Main) catchUp(ctx context.Context, path string) error {
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	stop := context.AfterFunc(m.lifetime, cancel) // the ingest loop failed: do not wait for it
@@ -293,7 +336,6 @@ func (m *Main) loadRecipients(ctx context.Context, path string) error {
 		}
 		return fmt.Errorf("recipients file %s: waiting for the ledger: %w", path, err)
 	}
-	m.Logger.Info("recipients loaded", "file", path, "count", len(rs))
 	return nil
 }
 
