@@ -147,7 +147,7 @@ func (c *VerifyCmd) Run(env *Env) error {
 		return err
 	}
 	if res.Recovered {
-		fmt.Fprintln(env.Stderr, "note: the ledger's write-ahead log needed recovery (copied while the server ran, or after a crash); a scratch copy was recovered and verified, the directory itself was not written")
+		fmt.Fprintln(env.Stderr, "note: the ledger's write-ahead log needed recovery (copied while the server ran, or after a crash); it was recovered in a scratch directory holding copies of the log files alone, and the directory itself was not written")
 	}
 	fmt.Fprintln(env.Stdout, res)
 	if !c.TreeOnly {
