@@ -160,7 +160,7 @@ func (c *VerifyCmd) Run(env *Env) error {
 	if res.Checkpoints == 0 {
 		fmt.Fprintln(env.Stdout, "no signed checkpoint was found: the tree is consistent, but nothing signed vouches for it")
 	} else {
-		fmt.Fprintf(env.Stdout, "%d checkpoint signatures by %s checked; latest checkpoint size %d\n", res.Checkpoints, v.Name(), res.Latest)
+		fmt.Fprintf(env.Stdout, "%s by %s checked; latest checkpoint size %d\n", plural(res.Checkpoints, "checkpoint signature"), v.Name(), res.Latest)
 	}
 	return nil
 }
