@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -154,3 +155,54 @@ func TestClientOutput(t *testing.T) {
 func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }
 
 func ledgerInt(n int64) string { return strconv.FormatInt(n, 10) }
+
+// TestCompletion: with COMP_LINE set, as the completion script sets it,
+// sharelog prints the completions of the command line.
+func TestCompletion(t *testing.T) {
+	tests := []struct {
+		line string
+		want []string
+	}{
+		{"sharelog ver", []string{"verify"}},
+		{"sharelog checkpoint", []string{"checkpoint-key", "checkpoints"}},
+		{"sharelog verify --key-", []string{"--key-in-data"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.line, func(t *testing.T) {
+			t.Setenv("COMP_LINE", tc.line)
+			out, _, err := runCLI()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := strings.Fields(out)
+			slices.Sort(got)
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("completions of %q = %q, want %q", tc.line, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestVerifyJSON: verify --json prints the result as JSON.
+func TestVerifyJSON(t *testing.T) {
+	dir := t.TempDir()
+	m := startMain(t, testConfig(dir))
+	registerRecipient(t, m, "acro")
+	publishDisclosures(t, m, 1, 2)
+	vkey, _, err := runCLI("checkpoint-key", "--data", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
+	out, stderr, err := runCLI("verify", "--data", dir, "--key", strings.TrimSpace(vkey), "--json")
+	if err != nil {
+		t.Fatalf("%v %s", err, stderr)
+	}
+	var res struct {
+		Intact bool
+		Size   int64
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil || !res.Intact || res.Size != 3 {
+		t.Errorf("verify --json = %s (%v)", out, err)
+	}
+}

@@ -69,6 +69,7 @@ type VerifyCmd struct {
 	// The key inside the data directory vouches for nothing an attacker who
 	// rewrote the directory could not also rewrite: it is used only when asked by name.
 	KeyInData bool `help:"Check the checkpoints with the public key stored in the data directory itself instead of --key. It proves only that the directory agrees with itself: an auditor passes the key held apart." name:"key-in-data"`
+	JSON      bool `help:"Print the result as JSON (a tampered ledger too, with exit status 6)." name:"json"`
 	TreeOnly  bool `help:"Check only the entries, the tree and the checkpoints, not the state derived from the entries (indexes, registry, requests, obligations, holds, dedupe records)." name:"tree-only"`
 }
 
@@ -135,19 +136,37 @@ func (c *VerifyCmd) Run(env *Env) error {
 	})
 	var te *store.TamperError
 	if errors.As(err, &te) {
-		fmt.Fprintf(env.Stdout, "TAMPERED: %s\n", te)
+		if c.JSON {
+			printJSON(env.Stdout, map[string]any{"intact": false, "problem": te.Error(), "kind": te.Kind, "seq": te.Seq})
+		} else {
+			fmt.Fprintf(env.Stdout, "TAMPERED: %s\n", te)
+		}
 		return fmt.Errorf("ledger is not intact: %w", te)
 	}
 	var se *store.StateError
 	if errors.As(err, &se) {
-		fmt.Fprintf(env.Stdout, "TAMPERED: %s\n", se)
-		return fmt.Errorf("ledger is not intact: %d derived records do not match the entries", se.Total)
+		if c.JSON {
+			printJSON(env.Stdout, map[string]any{"intact": false, "problem": fmt.Sprintf("%d derived records do not match the entries", se.Total), "differences": se.Differences})
+		} else {
+			fmt.Fprintf(env.Stdout, "TAMPERED: %s\n", se)
+		}
+		return tampered(fmt.Errorf("ledger is not intact: %d derived records do not match the entries", se.Total))
 	}
 	if err != nil {
 		return err
 	}
 	if res.Recovered {
 		fmt.Fprintln(env.Stderr, "note: the ledger's write-ahead log needed recovery (copied while the server ran, or after a crash); it was recovered in a scratch directory holding copies of the log files alone, and the directory itself was not written")
+	}
+	if c.JSON {
+		out := map[string]any{
+			"intact": true, "size": res.Size, "root": b64(res.Root[:]), "key": v.Name(),
+			"checkpoints": res.Checkpoints, "latestCheckpoint": res.Latest, "recovered": res.Recovered,
+		}
+		if !c.TreeOnly {
+			out["records"], out["unchecked"] = res.Records, res.Unchecked
+		}
+		return printJSON(env.Stdout, out)
 	}
 	fmt.Fprintln(env.Stdout, res)
 	if !c.TreeOnly {
