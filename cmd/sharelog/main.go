@@ -88,15 +88,20 @@ type ClientFlags struct {
 func (f ClientFlags) client() *slhttp.Client { return slhttp.NewClient(f.Server) }
 
 func main() {
+	os.Exit(mainStatus())
+}
+
+// mainStatus runs the command line of the process and returns its exit
+// status, having printed any error; TestREADME runs the same.
+func mainStatus() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		var exit exitError
-		if !errors.As(err, &exit) {
-			fmt.Fprintln(os.Stderr, "sharelog:", err)
-		}
-		os.Exit(exitCode(err))
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	var exit exitError
+	if err != nil && !errors.As(err, &exit) {
+		fmt.Fprintln(os.Stderr, "sharelog:", err)
 	}
+	return exitCode(err)
 }
 
 // exitStatus is nil for status 0, or the exitError ending the process with it.

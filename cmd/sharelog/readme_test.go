@@ -3,19 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -42,21 +39,9 @@ import (
 // readmeCommands are the programs the script runs, as testscript.Main gives
 // them: this test binary, run under those names.
 var readmeCommands = map[string]func(){
-	"sharelog": func() {
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-		stop()
-		if err != nil {
-			var exit exitError
-			if !errorsAs(err, &exit) {
-				fmt.Fprintln(os.Stderr, "sharelog:", err)
-			}
-			os.Exit(exitCode(err))
-		}
-		os.Exit(0)
-	},
-	"nats": func() { os.Exit(natsStandIn(os.Args[1:])) },
-	"curl": func() { os.Exit(curlStandIn(os.Args[1:])) },
+	"sharelog": func() { os.Exit(mainStatus()) },
+	"nats":     func() { os.Exit(natsStandIn(os.Args[1:])) },
+	"curl":     func() { os.Exit(curlStandIn(os.Args[1:])) },
 }
 
 // mapAddr replaces the README's default addresses with the test server's.
@@ -409,5 +394,3 @@ func TestREADME(t *testing.T) {
 		},
 	})
 }
-
-func errorsAs(err error, target any) bool { return errors.As(err, target) }
