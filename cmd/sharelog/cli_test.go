@@ -130,6 +130,13 @@ func TestClientOutput(t *testing.T) {
 	if out := m.cli(t, "prove", "1", "--key", keyFile); !strings.HasSuffix(out, "proven\n") {
 		t.Errorf("prove with --key FILE:\n%s", out)
 	}
+	// A size with no checkpoint: consistency says which sizes it can prove.
+	if err, _ := m.cliErr(t, "consistency", ledgerInt(size+1000), "--key", keyFile); !strings.Contains(err.Error(), "'sharelog checkpoints' lists them") {
+		t.Errorf("consistency of an unsigned size: %v", err)
+	}
+	if _, stderr, err := runCLI("verify", "--data", dir, "--key", ""); exitCode(err) != ExitUsage || !strings.Contains(err.Error(), "--key is required and must not be empty") {
+		t.Errorf("verify --key '': %v (exit %d) %s", err, exitCode(err), stderr)
+	}
 
 	help, _, err := runCLI("--help")
 	if err != nil {

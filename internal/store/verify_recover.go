@@ -18,7 +18,7 @@ import (
 // files: those are copied, keeping their holes (Badger preallocates WAL and
 // value log files, so a copy that fills the holes writes gigabytes). The
 // tables and the earlier value logs, which it only reads, are symbolic
-// links to dir's files; verify opens the scratch ledger with no compactor,
+// links to dir's files (copies, if they cannot be opened for writing); verify opens the scratch ledger with no compactor,
 // so no table is rewritten. The caller removes the directory.
 func recoveryDir(dir string) (string, error) {
 	entries, err := os.ReadDir(dir)
@@ -48,7 +48,7 @@ func recoveryDir(dir string) (string, error) {
 		switch {
 		case e.IsDir() || name == "LOCK":
 			continue
-		case strings.HasSuffix(name, ".sst"), strings.HasSuffix(name, ".vlog") && name != fmt.Sprintf("%06d.vlog", lastVlog):
+		case (strings.HasSuffix(name, ".sst") || strings.HasSuffix(name, ".vlog") && name != fmt.Sprintf("%06d.vlog", lastVlog)) && writable(src):
 			err = os.Symlink(src, dst)
 		default:
 			err = copySparse(src, dst)
@@ -59,6 +59,18 @@ func recoveryDir(dir string) (string, error) {
 		}
 	}
 	return scratch, nil
+}
+
+// writable says Badger, which opens every file read-write unless the whole
+// ledger is opened read-only, can open src through a link: a copy on
+// read-only media gets its files copied instead.
+func writable(src string) bool {
+	f, err := os.OpenFile(src, os.O_RDWR, 0)
+	if err != nil {
+		return false
+	}
+	f.Close()
+	return true
 }
 
 // copySparse copies the file src to dst, leaving holes in dst where src
