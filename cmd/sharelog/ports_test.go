@@ -24,7 +24,7 @@ func TestServeBusyPort(t *testing.T) {
 		want string
 	}{
 		{"nats", "--nats-listen", "embedded nats server on " + addr + " (--nats-listen): Error listening on port"},
-		{"http", "--http", "http listen \"" + addr + "\""},
+		{"http", "--http", "http listen \"" + addr + "\" (--http)"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

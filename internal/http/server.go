@@ -86,7 +86,7 @@ func (s *Server) Open() error {
 	}
 	ln, err := net.Listen("tcp", s.Addr)
 	if err != nil {
-		return fmt.Errorf("http listen %q: %w", s.Addr, err)
+		return fmt.Errorf("http listen %q (--http): %w", s.Addr, err)
 	}
 	s.ln = ln
 	s.srv = &http.Server{
