@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/rogpeppe/go-internal/testscript"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -32,7 +33,9 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	// testscript.Main runs the tests, or, under the names of
+	// readmeCommands, one of the programs TestREADME's script runs.
+	testscript.Main(m, readmeCommands)
 }
 
 func runBench(t *testing.T, args ...string) (*bench.Report, string) {

@@ -344,7 +344,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Errorf("disclosures --subject B2 = %v, want [d-2 d-6]", got)
 	}
 	var rec ledger.DisclosureRecord
-	if err := json.Unmarshal([]byte(m.cli(t, "disclosure", "d-3")), &rec); err != nil {
+	if err := json.Unmarshal([]byte(m.cli(t, "disclosure", "d-3", "--json")), &rec); err != nil {
 		t.Fatal(err)
 	}
 	if rec.Source != "casework" || rec.Disclosure.Recipient != "avon-and-somerset" {

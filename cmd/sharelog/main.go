@@ -17,6 +17,7 @@ import (
 	_ "time/tzdata"
 
 	"github.com/alecthomas/kong"
+	"github.com/willabides/kongplete"
 
 	slhttp "github.com/sharelog/sharelog/internal/http"
 )
@@ -24,24 +25,55 @@ import (
 // CLI is the command line. Every flag can also be set by an environment
 // variable SHARELOG_<FLAG>.
 type CLI struct {
-	Serve       ServeCmd       `cmd:"" help:"Run sharelog: embedded NATS (or --nats), the ledger and the HTTP API."`
-	Who         WhoCmd         `cmd:"" help:"List every recipient of a person's data (Art. 15(1)(c))."`
-	Disclosures DisclosuresCmd `cmd:"" help:"List disclosures by subject, recipient and time."`
-	Disclosure  DisclosureCmd  `cmd:"" help:"Show one disclosure by its event id."`
-	Recipients  RecipientsCmd  `cmd:"" help:"List the recipient registry."`
-	Publish     PublishCmd     `cmd:"" help:"Send events from JSON files (one event or an array of events per file; - for stdin)."`
-	Status      StatusCmd      `cmd:"" help:"Show how a rectification, erasure or restriction reached each recipient."`
-	Obligations ObligationsCmd `cmd:"" help:"List notices to recipients across requests (--overdue: what is late)."`
-	Report      ReportCmd      `cmd:"" help:"Report to a data subject which recipients were told of each request, and when (Art. 19)."`
-	Manual      ManualCmd      `cmd:"" help:"Export the manual queue: notices a person must send (table, csv or json)."`
-	Sent        SentCmd        `cmd:"" help:"Mark a manual notice as sent."`
-	Bench       BenchCmd       `cmd:"" help:"Measure sharelog against raw JetStream and raw Badger, side by side."`
+	Version kong.VersionFlag `help:"Print the version and build information, and exit."`
 
-	Verify        VerifyCmd        `cmd:"" help:"Check a data directory offline: recompute the Merkle tree, check every signed checkpoint."`
-	CheckpointKey CheckpointKeyCmd `cmd:"" name:"checkpoint-key" help:"Print the public key that verifies this server's checkpoints."`
-	Prove         ProveCmd         `cmd:"" help:"Prove an entry is in the server's latest signed checkpoint, using the public key you hold."`
-	Consistency   ConsistencyCmd   `cmd:"" help:"Prove a later signed checkpoint extends an earlier one, using the public key you hold."`
+	Serve ServeCmd `cmd:"" group:"server" help:"Run sharelog: embedded NATS (or --nats), the ledger and the HTTP API."`
+
+	Who         WhoCmd         `cmd:"" group:"query" help:"List every recipient of a person's data (Art. 15(1)(c))."`
+	Disclosures DisclosuresCmd `cmd:"" group:"query" help:"List disclosures by subject, recipient and time."`
+	Disclosure  DisclosureCmd  `cmd:"" group:"query" help:"Show one disclosure by its event id."`
+	Recipients  RecipientsCmd  `cmd:"" group:"query" help:"List the recipient registry."`
+	Publish     PublishCmd     `cmd:"" group:"query" help:"Send events from JSON files (one event or an array of events per file; - for stdin)."`
+
+	Status      StatusCmd      `cmd:"" group:"propagation" help:"Show how a rectification, erasure or restriction reached each recipient."`
+	Obligations ObligationsCmd `cmd:"" group:"propagation" help:"List notices to recipients across requests (--overdue: what is late)."`
+	Report      ReportCmd      `cmd:"" group:"propagation" help:"Report to a data subject which recipients were told of each request, and when (Art. 19)."`
+	Manual      ManualCmd      `cmd:"" group:"propagation" help:"Export the manual queue: notices a person must send (table, csv or json)."`
+	Sent        SentCmd        `cmd:"" group:"propagation" help:"Mark a manual notice as sent."`
+
+	Verify        VerifyCmd        `cmd:"" group:"evidence" help:"Check a data directory offline: recompute the Merkle tree, check every signed checkpoint."`
+	CheckpointKey CheckpointKeyCmd `cmd:"" group:"evidence" name:"checkpoint-key" help:"Print (or --out: write) the public key that verifies this server's checkpoints."`
+	Checkpoints   CheckpointsCmd   `cmd:"" group:"evidence" help:"List the tree sizes the server holds signed checkpoints of: the sizes prove and consistency can use."`
+	Prove         ProveCmd         `cmd:"" group:"evidence" help:"Prove an entry is in the server's latest signed checkpoint, using the public key you hold."`
+	Consistency   ConsistencyCmd   `cmd:"" group:"evidence" help:"Prove a later signed checkpoint extends an earlier one, using the public key you hold."`
+
+	Completion kongplete.InstallCompletions `cmd:"" group:"other" help:"Print the shell completion script for your login shell (bash, zsh or fish); add it to the shell's start-up file."`
+	Bench      BenchCmd                     `cmd:"" group:"other" help:"Measure sharelog against raw JetStream and raw Badger, side by side (a benchmark, not an everyday command)."`
 }
+
+// groups title the command groups of --help, in this order.
+var groups = []kong.Group{
+	{Key: "server", Title: "Server:"},
+	{Key: "query", Title: "Disclosures (clients of a running server):"},
+	{Key: "propagation", Title: "Telling recipients of rectifications, erasures and restrictions:"},
+	{Key: "evidence", Title: "Evidence (the tamper-evident ledger):"},
+	{Key: "other", Title: "Other:"},
+}
+
+// description heads --help.
+const description = `An event-sourced ledger of who received each person's data.
+
+Examples:
+  sharelog serve --recipients deploy/recipients.example.yaml --policy deploy/policy.example.yaml
+  sharelog publish deploy/examples/disclosure-acro.json
+  sharelog who dbs-ref:A1
+  sharelog status ER-2026-0001 --json
+  sharelog verify --data ./data --key checkpoint.pub
+
+Client commands talk to --server (default http://127.0.0.1:8080, or SHARELOG_SERVER)
+and print a table, or JSON with --json.
+
+` + exitHelp
 
 // Env carries what every command's Run needs from the process.
 type Env struct {
@@ -59,16 +91,28 @@ type ClientFlags struct {
 func (f ClientFlags) client() *slhttp.Client { return slhttp.NewClient(f.Server) }
 
 func main() {
+	os.Exit(mainStatus())
+}
+
+// mainStatus runs the command line of the process and returns its exit
+// status, having printed any error; TestREADME runs the same.
+func mainStatus() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	var exit exitError
+	if err != nil && !errors.As(err, &exit) {
 		fmt.Fprintln(os.Stderr, "sharelog:", err)
-		var exit exitError
-		if errors.As(err, &exit) {
-			os.Exit(int(exit))
-		}
-		os.Exit(1)
 	}
+	return exitCode(err)
+}
+
+// exitStatus is nil for status 0, or the exitError ending the process with it.
+func exitStatus(status int) error {
+	if status == 0 {
+		return nil
+	}
+	return exitError(status)
 }
 
 // exitError ends the process with a status and no further message.
@@ -79,20 +123,29 @@ func (e exitError) Error() string { return fmt.Sprintf("exit status %d", int(e))
 // run parses args and runs the chosen command; tests call it directly.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var cli CLI
-	exited := false
+	exited, status := false, 0
 	parser, err := kong.New(&cli,
 		kong.Name("sharelog"),
-		kong.Description("An event-sourced ledger of who received each person's data."),
+		kong.Description(description),
+		kong.ExplicitGroups(groups),
+		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
+		kong.Vars{"version": buildVersion()},
 		kong.UsageOnError(),
 		kong.Writers(stdout, stderr),
-		kong.Exit(func(int) { exited = true }),
+		kong.Exit(func(code int) { exited, status = true, code }),
 	)
 	if err != nil {
 		return err
 	}
+	// With COMP_LINE set (by the script of 'sharelog completion'), print the
+	// completions of the command line and exit.
+	kongplete.Complete(parser)
+	if exited {
+		return exitStatus(status)
+	}
 	kctx, err := parser.Parse(args)
 	if exited {
-		return nil
+		return exitStatus(status)
 	}
 	if err != nil {
 		return err

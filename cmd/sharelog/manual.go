@@ -44,7 +44,7 @@ func (c *ManualCmd) Run(env *Env) error {
 	if err := t.flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(env.Stdout, "\n%d notices to send. Mark each with: sharelog sent NOTICE --by NAME\n", len(q))
+	fmt.Fprintf(env.Stdout, "\n%s to send. Mark each with: sharelog sent NOTICE --by NAME\n", plural(len(q), "notice"))
 	return nil
 }
 

@@ -48,7 +48,7 @@ func (c *PublishCmd) Run(env *Env) error {
 					fmt.Fprintf(env.Stderr, "event %d (source %q, id %q): %s [%s]\n", start+ev.Index, ev.Source, ev.ID, pr.String(), pr.Reason)
 				}
 			}
-			return fmt.Errorf("%s (events %d to %d were not sent)", p.Detail, start, len(events)-1)
+			return fmt.Errorf("events %d to %d were not sent: %w", start, len(events)-1, p)
 		}
 		if err != nil {
 			return err
@@ -61,8 +61,8 @@ func (c *PublishCmd) Run(env *Env) error {
 	if c.JSON {
 		return printJSON(env.Stdout, slhttp.Accepted{Accepted: results})
 	}
-	fmt.Fprintf(env.Stdout, "%d events sent: %d recorded, %d duplicate, %d rejected, %d pending.\n",
-		len(events), counts[slhttp.OutcomeRecorded], counts[slhttp.OutcomeDuplicate], counts[slhttp.OutcomeRejected], counts[slhttp.OutcomePending])
+	fmt.Fprintf(env.Stdout, "%s sent: %d recorded, %d duplicate, %d rejected, %d pending.\n",
+		plural(len(events), "event"), counts[slhttp.OutcomeRecorded], counts[slhttp.OutcomeDuplicate], counts[slhttp.OutcomeRejected], counts[slhttp.OutcomePending])
 	return nil
 }
 
@@ -93,4 +93,11 @@ func readEvents(name string) ([]json.RawMessage, error) {
 		return []json.RawMessage{data}, nil
 	}
 	return nil, fmt.Errorf("%s: expected a JSON event object or an array of events", name)
+}
+
+// Help gives examples.
+func (c *PublishCmd) Help() string {
+	return `Examples:
+  sharelog publish deploy/examples/disclosure-acro.json deploy/examples/disclosure-cgi.json
+  cat events.json | sharelog publish -`
 }

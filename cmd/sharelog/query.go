@@ -49,7 +49,7 @@ func (c *WhoCmd) Run(env *Env) error {
 	if err := t.flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(env.Stdout, "\n%d disclosures to %d recipients.\n", who.Disclosures, len(who.Recipients))
+	fmt.Fprintf(env.Stdout, "\n%s to %s.\n", plural(who.Disclosures, "disclosure"), plural(len(who.Recipients), "recipient"))
 	if len(who.Holds) > 0 {
 		fmt.Fprintf(env.Stdout, "Legal holds (the ledger will not forget this person): %s.\n", strings.Join(who.Holds, ", "))
 	}
@@ -110,7 +110,7 @@ func (c *DisclosuresCmd) Run(env *Env) error {
 	if err := t.flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(env.Stdout, "\n%d disclosures.\n", len(all))
+	fmt.Fprintf(env.Stdout, "\n%s.\n", plural(len(all), "disclosure"))
 	return nil
 }
 
@@ -121,14 +121,57 @@ type DisclosureCmd struct {
 	Source string `help:"The event source, when the id is used by more than one source."`
 }
 
-// Run implements the disclosure command. It prints JSON either way: one
-// disclosure's fields do not fit a table.
+// Run implements the disclosure command: one field a row, or JSON.
 func (c *DisclosureCmd) Run(env *Env) error {
 	d, err := c.client().Disclosure(env.Ctx, c.ID, c.Source)
 	if err != nil {
 		return err
 	}
-	return printJSON(env.Stdout, d)
+	if c.JSON {
+		return printJSON(env.Stdout, d)
+	}
+	subjects := make([]string, len(d.Disclosure.Subjects))
+	for i, s := range d.Disclosure.Subjects {
+		subjects[i] = s.String()
+	}
+	t := newTable(env.Stdout, "FIELD", "VALUE")
+	rows := [][2]string{
+		{"id", d.ID},
+		{"source", d.Source},
+		{"seq", strconv.FormatUint(d.Seq, 10)},
+		{"recorded", formatTime(d.RecordedAt)},
+		{"disclosed", formatTime(d.Disclosure.DisclosedAt)},
+		{"recipient", d.Disclosure.Recipient},
+		{"subjects", list(subjects)},
+		{"categories", list(d.Disclosure.Categories)},
+		{"purpose", d.Disclosure.Purpose},
+		{"lawful basis", d.Disclosure.LawfulBasis},
+		{"regime", d.Disclosure.Regime},
+		{"disclosed by", dash(d.Disclosure.DisclosedBy)},
+		{"justification", dash(d.Disclosure.Justification)},
+	}
+	if len(d.Disclosure.Records) > 0 {
+		rows = append(rows, [2]string{"records", compactJSON(d.Disclosure.Records)})
+	}
+	if d.Disclosure.Transfer != nil {
+		rows = append(rows, [2]string{"transfer", compactJSON(d.Disclosure.Transfer)})
+	}
+	if d.Disclosure.Inquiry {
+		rows = append(rows, [2]string{"inquiry", "true"})
+	}
+	if d.Disclosure.OnwardOf != "" {
+		rows = append(rows, [2]string{"onward of", d.Disclosure.OnwardOf})
+	}
+	if d.AfterErasure != "" {
+		rows = append(rows, [2]string{"after erasure", d.AfterErasure})
+	}
+	if d.Forgotten {
+		rows = append(rows, [2]string{"forgotten", "a subject was forgotten: identifiers and free text destroyed"})
+	}
+	for _, r := range rows {
+		t.row(r[0], r[1])
+	}
+	return t.flush()
 }
 
 // RecipientsCmd lists the recipient registry.
@@ -152,6 +195,20 @@ func (c *RecipientsCmd) Run(env *Env) error {
 	if err := t.flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(env.Stdout, "\n%d recipients.\n", len(rs))
+	fmt.Fprintf(env.Stdout, "\n%s.\n", plural(len(rs), "recipient"))
 	return nil
+}
+
+// Help gives examples.
+func (c *WhoCmd) Help() string {
+	return `Examples:
+  sharelog who dbs-ref:A1
+  sharelog who dbs-ref:A1 --json`
+}
+
+// Help gives examples.
+func (c *DisclosuresCmd) Help() string {
+	return `Examples:
+  sharelog disclosures --recipient acro --since 2026-11-01 --until 2026-12-01
+  sharelog disclosures --subject dbs-ref:A1 --json`
 }

@@ -46,7 +46,7 @@ type Config struct {
 	SyncAlways bool          `help:"Embedded NATS: fsync every write before acknowledging it (survives power loss, slower)." env:"SHARELOG_SYNC_ALWAYS" name:"sync-always"`
 	Duplicates time.Duration `help:"JetStream duplicate window on SHARELOG_IN (sharelog dedupes forever regardless)." default:"2m" env:"SHARELOG_DUPLICATES"`
 	LogLevel   slog.Level    `help:"Log level: debug, info, warn, error." default:"info" env:"SHARELOG_LOG_LEVEL"`
-	Policy     string        `help:"YAML policy file: when notices to recipients are due (see internal/policy)." env:"SHARELOG_POLICY" type:"path"`
+	Policy     string        `help:"YAML policy file: when notices to recipients are due, and retention (deploy/policy.example.yaml is an example)." env:"SHARELOG_POLICY" type:"path"`
 
 	WebhookSecrets string        `help:"YAML file of the recipients' webhook secrets (see deploy/WEBHOOKS.md)." env:"SHARELOG_WEBHOOK_SECRETS" name:"webhook-secrets" type:"path"`
 	RemindEvery    time.Duration `help:"Deliver an overdue notice again this often (0: never)." default:"168h" env:"SHARELOG_REMIND_EVERY" name:"remind-every"`
@@ -265,14 +265,48 @@ func (m *Main) Open(ctx context.Context) error {
 const RecipientsSource = "sharelog/recipients-file"
 
 // loadRecipients registers the recipients in path through the ordinary input
-// path, so they are ledger entries like any other; an unchanged file is a
-// no-op because the event ids are derived from the definitions.
+// path, so they are ledger entries like any other. Only the definitions the
+// ledger's registry does not already hold are published: JetStream's
+// duplicate window (--duplicates, 2 minutes by default) drops a message
+// published again only within it, so publishing the whole file on every
+// start appended it to SHARELOG_IN again on every restart after the window.
+// The event ids are derived from the definitions, so the ledger would have
+// recorded the copies as duplicates, but the stream kept growing.
 func (m *Main) loadRecipients(ctx context.Context, path string) error {
 	rs, err := recipients.Load(path)
 	if err != nil {
 		return err
 	}
-	raws, err := recipients.Events(rs, RecipientsSource, time.Now().UTC())
+	// The registry must reflect every recipient event already in
+	// SHARELOG_IN (published by an earlier start, say) before it is compared.
+	if err := m.catchUp(ctx, path); err != nil {
+		return err
+	}
+	current, err := m.Store.Recipients(ctx)
+	if err != nil {
+		return err
+	}
+	held := make(map[string]string, len(current)) // recipient id -> event id of its definition
+	for _, r := range current {
+		if held[r.ID], err = recipients.EventID(r); err != nil {
+			return err
+		}
+	}
+	var changed []ledger.Recipient
+	for _, r := range rs {
+		id, err := recipients.EventID(r)
+		if err != nil {
+			return err
+		}
+		if held[r.ID] != id {
+			changed = append(changed, r)
+		}
+	}
+	if len(changed) == 0 {
+		m.Logger.Info("recipients file unchanged: the ledger holds every definition", "file", path, "count", len(rs))
+		return nil
+	}
+	raws, err := recipients.Events(changed, RecipientsSource, time.Now().UTC())
 	if err != nil {
 		return err
 	}
@@ -287,6 +321,15 @@ func (m *Main) loadRecipients(ctx context.Context, path string) error {
 	if _, err := m.Publisher.Publish(ctx, "sharelog.in.config", events); err != nil {
 		return fmt.Errorf("recipients file %s: %w", path, err)
 	}
+	if err := m.catchUp(ctx, path); err != nil {
+		return err
+	}
+	m.Logger.Info("recipients loaded", "file", path, "count", len(rs), "new_or_changed", len(changed))
+	return nil
+}
+
+// catchUp waits until the ledger has applied everything in SHARELOG_IN.
+func (m *Main) catchUp(ctx context.Context, path string) error {
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	stop := context.AfterFunc(m.lifetime, cancel) // the ingest loop failed: do not wait for it
@@ -297,7 +340,6 @@ func (m *Main) loadRecipients(ctx context.Context, path string) error {
 		}
 		return fmt.Errorf("recipients file %s: waiting for the ledger: %w", path, err)
 	}
-	m.Logger.Info("recipients loaded", "file", path, "count", len(rs))
 	return nil
 }
 

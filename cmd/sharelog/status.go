@@ -42,7 +42,7 @@ func (c *StatusCmd) Run(env *Env) error {
 	if err := t.flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(env.Stdout, "\n%d recipients: %s.\n", len(st.Obligations), summarise(counts))
+	fmt.Fprintf(env.Stdout, "\n%s: %s.\n", plural(len(st.Obligations), "recipient"), summarise(counts))
 	if st.SubjectInformedAt != nil {
 		fmt.Fprintf(env.Stdout, "The person was told before the lifting (Art. 18(3)): %s.\n", formatTime(*st.SubjectInformedAt))
 	}
@@ -93,7 +93,7 @@ func (c *ObligationsCmd) Run(env *Env) error {
 	if list.More {
 		more = " (more match; raise --limit)"
 	}
-	fmt.Fprintf(env.Stdout, "\n%d notices%s.\n", len(list.Obligations), more)
+	fmt.Fprintf(env.Stdout, "\n%s%s.\n", plural(len(list.Obligations), "notice"), more)
 	return nil
 }
 

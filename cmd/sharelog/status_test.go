@@ -204,7 +204,7 @@ cgi        delivered, overdue  -        user.contact.email                  d-3 
 		t.Fatalf("late disclosure: %v", got)
 	}
 	var d ledger.DisclosureRecord
-	if err := json.Unmarshal([]byte(m.cli(t, "disclosure", "d-7")), &d); err != nil {
+	if err := json.Unmarshal([]byte(m.cli(t, "disclosure", "d-7", "--json")), &d); err != nil {
 		t.Fatal(err)
 	}
 	if d.AfterErasure != "E-1" {

@@ -12,6 +12,8 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/sharelog/sharelog/internal/checkpoint"
+	slhttp "github.com/sharelog/sharelog/internal/http"
+	"github.com/sharelog/sharelog/internal/ledger"
 	"github.com/sharelog/sharelog/internal/policy"
 	"github.com/sharelog/sharelog/internal/store"
 )
@@ -35,19 +37,21 @@ func (m *Main) startCheckpoints() error {
 
 // KeyFlags name the checkpoint public key an auditor holds.
 type KeyFlags struct {
-	Key string `help:"The checkpoint public key (NAME+HASH+KEY, as printed by 'sharelog checkpoint-key'), or a file holding it." env:"SHARELOG_CHECKPOINT_KEY"`
+	Key string `help:"The checkpoint public key (NAME+HASH+KEY, as printed by 'sharelog checkpoint-key'), or a file holding it (as written by 'sharelog checkpoint-key --out FILE')." env:"SHARELOG_CHECKPOINT_KEY"`
 }
 
-func (f KeyFlags) verifier(fallback string, env *Env) (note.Verifier, error) {
-	key := f.Key
-	if key == "" {
-		if fallback == "" {
-			return nil, errors.New("--key is required: the checkpoint public key you hold ('sharelog checkpoint-key' on the server prints it)")
-		}
-		fmt.Fprintf(env.Stderr, "warning: no --key given; using %s from the data directory itself. An auditor should pass the public key held apart from it.\n", fallback)
-		key = fallback
+// verifier loads the key the caller holds. An empty --key is refused, not
+// read as "no key": "$(cat FILE)" of a missing file must not verify against
+// whatever key is nearest.
+func (f KeyFlags) verifier() (note.Verifier, error) {
+	if f.Key == "" {
+		return nil, usagef("--key is required and must not be empty: the checkpoint public key you hold, or a file holding it ('sharelog checkpoint-key --out FILE' on the server writes it)")
 	}
-	return checkpoint.LoadVerifier(key)
+	v, err := checkpoint.LoadVerifier(f.Key)
+	if err != nil {
+		return nil, usagef("--key: %v", err)
+	}
+	return v, nil
 }
 
 // VerifyCmd checks a data directory offline.
@@ -61,19 +65,35 @@ type VerifyCmd struct {
 	MasterKeyFile string `help:"Master key file of an --encrypt-at-rest ledger (default DATA/master.key)." env:"SHARELOG_MASTER_KEY_FILE" name:"master-key-file" type:"path"`
 	// The replay computes the obligations' due dates with the policy the
 	// server ran with.
-	Policy   string `help:"The YAML policy file the server ran with (serve --policy): the replay of the entries computes notices' due dates with it." env:"SHARELOG_POLICY" type:"path"`
-	TreeOnly bool   `help:"Check only the entries, the tree and the checkpoints, not the state derived from the entries (indexes, registry, requests, obligations, holds, dedupe records)." name:"tree-only"`
+	Policy string `help:"The YAML policy file the server ran with (serve --policy): the replay of the entries computes notices' due dates with it." env:"SHARELOG_POLICY" type:"path"`
+	// The key inside the data directory vouches for nothing an attacker who
+	// rewrote the directory could not also rewrite: it is used only when asked by name.
+	KeyInData bool `help:"Check the checkpoints with the public key stored in the data directory itself instead of --key. It proves only that the directory agrees with itself: an auditor passes the key held apart." name:"key-in-data"`
+	JSON      bool `help:"Print the result as JSON (a tampered ledger too, with exit status 6)." name:"json"`
+	TreeOnly  bool `help:"Check only the entries, the tree and the checkpoints, not the state derived from the entries (indexes, registry, requests, obligations, holds, dedupe records)." name:"tree-only"`
 }
 
 // Run implements the verify command.
 func (c *VerifyCmd) Run(env *Env) error {
 	dir := filepath.Join(c.Data, "ledger")
 	if _, err := os.Stat(dir); err != nil {
-		return fmt.Errorf("no ledger in %s: %w", c.Data, err)
+		return ledger.Errorf(ledger.ENOTFOUND, "no ledger in %s: %v", c.Data, err)
 	}
-	v, err := c.verifier(filepath.Join(c.Data, checkpoint.PubFileName), env)
-	if err != nil {
-		return err
+	var v note.Verifier
+	var err error
+	switch {
+	case c.KeyInData && c.Key != "":
+		return usagef("give --key or --key-in-data, not both")
+	case c.KeyInData:
+		pub := filepath.Join(c.Data, checkpoint.PubFileName)
+		if v, err = checkpoint.LoadVerifier(pub); err != nil {
+			return fmt.Errorf("--key-in-data: %w", err)
+		}
+		fmt.Fprintf(env.Stderr, "warning: checking checkpoints with %s, the key inside the data directory: this shows the directory agrees with itself, not that it is the ledger your key vouches for\n", pub)
+	default:
+		if v, err = c.verifier(); err != nil {
+			return err
+		}
 	}
 	var external [][]byte
 	for _, f := range c.Checkpoint {
@@ -120,19 +140,37 @@ func (c *VerifyCmd) Run(env *Env) error {
 	})
 	var te *store.TamperError
 	if errors.As(err, &te) {
-		fmt.Fprintf(env.Stdout, "TAMPERED: %s\n", te)
+		if c.JSON {
+			printJSON(env.Stdout, map[string]any{"intact": false, "problem": te.Error(), "kind": te.Kind, "seq": te.Seq})
+		} else {
+			fmt.Fprintf(env.Stdout, "TAMPERED: %s\n", te)
+		}
 		return fmt.Errorf("ledger is not intact: %w", te)
 	}
 	var se *store.StateError
 	if errors.As(err, &se) {
-		fmt.Fprintf(env.Stdout, "TAMPERED: %s\n", se)
-		return fmt.Errorf("ledger is not intact: %d derived records do not match the entries", se.Total)
+		if c.JSON {
+			printJSON(env.Stdout, map[string]any{"intact": false, "problem": fmt.Sprintf("%d derived records do not match the entries", se.Total), "differences": se.Differences})
+		} else {
+			fmt.Fprintf(env.Stdout, "TAMPERED: %s\n", se)
+		}
+		return tampered(fmt.Errorf("ledger is not intact: %d derived records do not match the entries", se.Total))
 	}
 	if err != nil {
 		return err
 	}
 	if res.Recovered {
-		fmt.Fprintln(env.Stderr, "note: the ledger's write-ahead log needed recovery (copied while the server ran, or after a crash); a scratch copy was recovered and verified, the directory itself was not written")
+		fmt.Fprintln(env.Stderr, "note: the ledger's write-ahead log needed recovery (copied while the server ran, or after a crash); it was recovered in a scratch directory holding copies of the log files alone, and the directory itself was not written")
+	}
+	if c.JSON {
+		out := map[string]any{
+			"intact": true, "size": res.Size, "root": b64(res.Root[:]), "key": v.Name(),
+			"checkpoints": res.Checkpoints, "latestCheckpoint": res.Latest, "recovered": res.Recovered,
+		}
+		if !c.TreeOnly {
+			out["records"], out["unchecked"] = res.Records, res.Unchecked
+		}
+		return printJSON(env.Stdout, out)
 	}
 	fmt.Fprintln(env.Stdout, res)
 	if !c.TreeOnly {
@@ -145,7 +183,7 @@ func (c *VerifyCmd) Run(env *Env) error {
 	if res.Checkpoints == 0 {
 		fmt.Fprintln(env.Stdout, "no signed checkpoint was found: the tree is consistent, but nothing signed vouches for it")
 	} else {
-		fmt.Fprintf(env.Stdout, "%d checkpoint signatures by %s checked; latest checkpoint size %d\n", res.Checkpoints, v.Name(), res.Latest)
+		fmt.Fprintf(env.Stdout, "%s by %s checked; latest checkpoint size %d\n", plural(res.Checkpoints, "checkpoint signature"), v.Name(), res.Latest)
 	}
 	return nil
 }
@@ -153,6 +191,7 @@ func (c *VerifyCmd) Run(env *Env) error {
 // CheckpointKeyCmd prints the checkpoint public key.
 type CheckpointKeyCmd struct {
 	Data string `help:"Data directory of the server." default:"./data" env:"SHARELOG_DATA" type:"path"`
+	Out  string `help:"Write the key to this file (mode 0644, replacing it) instead of printing it: keep it outside the data directory, and pass it to --key." type:"path"`
 }
 
 // Run implements the checkpoint-key command.
@@ -167,6 +206,13 @@ func (c *CheckpointKeyCmd) Run(env *Env) error {
 			return fmt.Errorf("%s: %w", checkpoint.PubFileName, perr)
 		}
 		vkey = string(trimNL(b))
+	}
+	if c.Out != "" {
+		if err := os.WriteFile(c.Out, []byte(vkey+"\n"), 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintf(env.Stderr, "checkpoint public key written to %s\n", c.Out)
+		return nil
 	}
 	fmt.Fprintln(env.Stdout, vkey)
 	return nil
@@ -190,7 +236,7 @@ type ProveCmd struct {
 
 // Run implements the prove command.
 func (c *ProveCmd) Run(env *Env) error {
-	v, err := c.verifier("", env)
+	v, err := c.verifier()
 	if err != nil {
 		return err
 	}
@@ -201,7 +247,7 @@ func (c *ProveCmd) Run(env *Env) error {
 	}
 	cp, err := checkpoint.Open(msg, v)
 	if err != nil {
-		return err
+		return tampered(err)
 	}
 	p, err := cl.InclusionProof(env.Ctx, c.Seq, cp.Size)
 	if err != nil {
@@ -211,7 +257,7 @@ func (c *ProveCmd) Run(env *Env) error {
 		return fmt.Errorf("server answered a proof for entry %d, not %d", p.Seq, c.Seq)
 	}
 	if err := p.Verify(cp); err != nil {
-		return err
+		return tampered(err)
 	}
 	if c.JSON {
 		return printJSON(env.Stdout, map[string]any{"checkpoint": string(msg), "proof": p, "verified": true})
@@ -226,14 +272,28 @@ func (c *ProveCmd) Run(env *Env) error {
 type ConsistencyCmd struct {
 	ClientFlags
 	KeyFlags
-	From int64  `arg:"" optional:"" help:"The earlier tree size (a checkpointed size); omit with --old."`
-	To   int64  `arg:"" optional:"" help:"The later tree size (a checkpointed size); default the latest checkpoint."`
-	Old  string `help:"A signed checkpoint you saved earlier, instead of FROM." type:"path"`
+	From int64  `arg:"" optional:"" help:"The earlier tree size: one the server signed a checkpoint of ('sharelog checkpoints' lists them); omit with --old."`
+	To   int64  `arg:"" optional:"" help:"The later tree size, also a signed one; default the latest checkpoint."`
+	Old  string `help:"A signed checkpoint you saved earlier (GET /v1/checkpoint), instead of FROM." type:"path"`
+}
+
+// Help explains which sizes consistency can prove.
+func (c *ConsistencyCmd) Help() string {
+	return `Both ends must be sizes the server signed a checkpoint of: the proof is
+checked against the two signed roots, and checkpoints are signed at most once a
+second while entries arrive, so most sizes have none. 'sharelog checkpoints'
+lists the signed sizes; a checkpoint you saved earlier (--old FILE) proves that
+the server's later tree extends the one you hold.
+
+Examples:
+  sharelog checkpoints
+  sharelog consistency 3 --key checkpoint.pub
+  sharelog consistency --old saved-checkpoint --key checkpoint.pub`
 }
 
 // Run implements the consistency command.
 func (c *ConsistencyCmd) Run(env *Env) error {
-	v, err := c.verifier("", env)
+	v, err := c.verifier()
 	if err != nil {
 		return err
 	}
@@ -246,38 +306,75 @@ func (c *ConsistencyCmd) Run(env *Env) error {
 		}
 	case c.From > 0:
 		if oldMsg, err = cl.Checkpoint(env.Ctx, c.From); err != nil {
-			return fmt.Errorf("checkpoint of size %d: %w", c.From, err)
+			return fmt.Errorf("checkpoint of size %d: %w%s", c.From, err, signedSizesHint(err))
 		}
 	default:
-		return errors.New("give FROM (a checkpointed tree size) or --old FILE")
+		return usagef("give FROM (a tree size the server signed: 'sharelog checkpoints' lists them) or --old FILE")
 	}
 	older, err := checkpoint.Open(oldMsg, v)
 	if err != nil {
-		return fmt.Errorf("earlier checkpoint: %w", err)
+		return tampered(fmt.Errorf("earlier checkpoint: %w", err))
 	}
 	newMsg, err := cl.Checkpoint(env.Ctx, c.To)
 	if err != nil {
-		return fmt.Errorf("checkpoint of size %s: %w", sizeName(c.To), err)
+		return fmt.Errorf("checkpoint of size %s: %w%s", sizeName(c.To), err, signedSizesHint(err))
 	}
 	newer, err := checkpoint.Open(newMsg, v)
 	if err != nil {
-		return fmt.Errorf("later checkpoint: %w", err)
+		return tampered(fmt.Errorf("later checkpoint: %w", err))
 	}
 	if older.Size > newer.Size {
-		return fmt.Errorf("tree rolled back: checkpoint size %d > server's checkpoint size %d", older.Size, newer.Size)
+		return tampered(fmt.Errorf("tree rolled back: checkpoint size %d > server's checkpoint size %d", older.Size, newer.Size))
 	}
 	p, err := cl.ConsistencyProof(env.Ctx, older.Size, newer.Size)
 	if err != nil {
 		return err
 	}
 	if err := p.Verify(older, newer); err != nil {
-		return err
+		return tampered(err)
 	}
 	if c.JSON {
 		return printJSON(env.Stdout, map[string]any{"older": string(oldMsg), "newer": string(newMsg), "proof": p, "verified": true})
 	}
 	fmt.Fprintf(env.Stdout, "tree of size %d (root %s) extends tree of size %d (root %s), both signed by %s: consistent\n",
 		newer.Size, b64(newer.Root[:]), older.Size, b64(older.Root[:]), v.Name())
+	return nil
+}
+
+// signedSizesHint explains a size with no checkpoint.
+func signedSizesHint(err error) string {
+	if exitCode(err) != ExitNotFound {
+		return ""
+	}
+	return " (only sizes the server signed a checkpoint of can be proven consistent: 'sharelog checkpoints' lists them)"
+}
+
+// CheckpointsCmd lists the tree sizes with a signed checkpoint.
+type CheckpointsCmd struct {
+	ClientFlags
+}
+
+// Run implements the checkpoints command.
+func (c *CheckpointsCmd) Run(env *Env) error {
+	sizes, err := c.client().CheckpointSizes(env.Ctx)
+	if err != nil {
+		return err
+	}
+	if c.JSON {
+		return printJSON(env.Stdout, slhttp.CheckpointSizes{Sizes: sizes})
+	}
+	if len(sizes) == 0 {
+		fmt.Fprintln(env.Stdout, "No checkpoint signed yet.")
+		return nil
+	}
+	t := newTable(env.Stdout, "SIZE")
+	for _, s := range sizes {
+		t.row(strconv.FormatInt(s, 10))
+	}
+	if err := t.flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "\n%s; prove and consistency take these sizes.\n", plural(len(sizes), "signed checkpoint"))
 	return nil
 }
 
@@ -289,3 +386,10 @@ func sizeName(n int64) string {
 }
 
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+// Help gives examples.
+func (c *VerifyCmd) Help() string {
+	return `Examples:
+  sharelog checkpoint-key --data ./data --out checkpoint.pub   # once, on the server; keep the file apart
+  sharelog verify --data ./data-copy --key checkpoint.pub --policy deploy/policy.example.yaml`
+}

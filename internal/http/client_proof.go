@@ -47,6 +47,28 @@ func (c *Client) Checkpoint(ctx context.Context, size int64) ([]byte, error) {
 	return data, nil
 }
 
+// CheckpointSizes fetches every tree size the server holds a signed
+// checkpoint of, page by page.
+func (c *Client) CheckpointSizes(ctx context.Context) ([]int64, error) {
+	var all []int64
+	after := int64(0)
+	for {
+		var page CheckpointSizes
+		path := "/v1/checkpoints"
+		if after > 0 {
+			path += "?after=" + fmt.Sprint(after)
+		}
+		if err := c.do(ctx, http.MethodGet, path, "", nil, &page); err != nil {
+			return nil, err
+		}
+		all = append(all, page.Sizes...)
+		if !page.More || len(page.Sizes) == 0 {
+			return all, nil
+		}
+		after = page.Sizes[len(page.Sizes)-1]
+	}
+}
+
 // InclusionProof fetches the proof that entry seq is in the tree of size
 // size (0: the server's current size).
 func (c *Client) InclusionProof(ctx context.Context, seq, size int64) (*checkpoint.InclusionProof, error) {

@@ -15,6 +15,9 @@ type Tree interface {
 	// Checkpoint returns the signed checkpoint of tree size size, or the
 	// latest one when size is 0; ENOTFOUND if there is none.
 	Checkpoint(ctx context.Context, size int64) ([]byte, error)
+	// CheckpointSizes lists the sizes of the signed checkpoints held, in
+	// increasing order after after, at most limit, and whether there are more.
+	CheckpointSizes(ctx context.Context, after int64, limit int) ([]int64, bool, error)
 	// InclusionProof proves entry seq in the tree of size size (0: the
 	// current size).
 	InclusionProof(ctx context.Context, seq, size int64) (*checkpoint.InclusionProof, error)
@@ -30,6 +33,7 @@ const ContentTypeCheckpoint = "text/plain; charset=utf-8"
 // proofRoutes registers the checkpoint and proof endpoints.
 func (s *Server) proofRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/checkpoint", s.handleCheckpoint)
+	mux.HandleFunc("GET /v1/checkpoints", s.handleCheckpointSizes)
 	mux.HandleFunc("GET /v1/proof/inclusion", s.handleInclusionProof)
 	mux.HandleFunc("GET /v1/proof/consistency", s.handleConsistencyProof)
 }
@@ -50,6 +54,41 @@ func (s *Server) handleCheckpoint(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", ContentTypeCheckpoint)
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Write(msg)
+}
+
+// CheckpointSizes is the body of GET /v1/checkpoints.
+type CheckpointSizes struct {
+	// Sizes are the tree sizes with a signed checkpoint, in increasing
+	// order: the sizes GET /v1/checkpoint?size= and the proofs can use.
+	Sizes []int64 `json:"sizes"`
+	// More says there are further sizes: ask again with after= the last.
+	More bool `json:"more"`
+}
+
+// MaxCheckpointSizes bounds one page of GET /v1/checkpoints.
+const MaxCheckpointSizes = 10000
+
+func (s *Server) handleCheckpointSizes(w http.ResponseWriter, r *http.Request) {
+	q, err := sizeParams(r, "after", "limit")
+	if err == nil && s.Tree == nil {
+		err = ledger.Errorf(ledger.EUNAVAILABLE, "checkpoints are not served by this server")
+	}
+	limit := int(q["limit"])
+	if limit == 0 || limit > MaxCheckpointSizes {
+		limit = MaxCheckpointSizes
+	}
+	var out CheckpointSizes
+	if err == nil {
+		out.Sizes, out.More, err = s.Tree.CheckpointSizes(r.Context(), q["after"], limit)
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if out.Sizes == nil {
+		out.Sizes = []int64{}
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) handleInclusionProof(w http.ResponseWriter, r *http.Request) {

@@ -86,7 +86,7 @@ func (s *Server) Open() error {
 	}
 	ln, err := net.Listen("tcp", s.Addr)
 	if err != nil {
-		return fmt.Errorf("http listen %q: %w", s.Addr, err)
+		return fmt.Errorf("http listen %q (--http): %w", s.Addr, err)
 	}
 	s.ln = ln
 	s.srv = &http.Server{
@@ -139,9 +139,32 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /readyz", s.handleReady)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Metrics.Registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if allow := allowed(mux, r); len(allow) > 0 {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			writeProblem(w, newProblem(http.StatusMethodNotAllowed, ledger.EINVALID,
+				fmt.Sprintf("method %s not allowed here; use %s", r.Method, strings.Join(allow, " or "))))
+			return
+		}
 		writeProblem(w, newProblem(http.StatusNotFound, ledger.ENOTFOUND, "no such route; see /v1/openapi.yaml"))
 	})
 	return s.observe(mux)
+}
+
+// methods are those the API's routes use, in the order Allow lists them.
+var methods = []string{http.MethodGet, http.MethodHead, http.MethodPost}
+
+// allowed returns the methods with a route for r's path other than the
+// catch-all: the mux's own 405 cannot answer once "/" matches every method.
+func allowed(mux *http.ServeMux, r *http.Request) []string {
+	var allow []string
+	for _, m := range methods {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pattern := mux.Handler(probe); pattern != "" && pattern != "/" {
+			allow = append(allow, m)
+		}
+	}
+	return allow
 }
 
 // statusWriter remembers the status code for logs and metrics.
@@ -203,6 +226,10 @@ type AcceptedEvent struct {
 
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	if err := decompress(w, r); err != nil {
+		s.fail(w, r, err)
+		return
+	}
 	decoded, err := s.Decoder.DecodeHTTP(r)
 	if err != nil {
 		s.countRejected(err)

@@ -56,11 +56,48 @@ func StartServer(cfg ServerConfig, logger *slog.Logger) (*server.Server, error) 
 	if err != nil {
 		return nil, fmt.Errorf("embedded nats server: %w", err)
 	}
+	// The server reports a port it cannot listen on only through its
+	// logger's Fatalf (and otherwise waits out ReadyForConnections): catch
+	// it to fail at once, naming the address and the cause.
+	fatal := make(chan string, 1)
+	ns.SetLoggerV2(&serverLogger{logger: logger.With("system", "nats-server"), fatal: fatal}, false, false, false)
 	ns.Start()
-	if !ns.ReadyForConnections(30 * time.Second) {
-		ns.Shutdown()
-		return nil, fmt.Errorf("embedded nats server: not ready after 30s")
+	deadline := time.Now().Add(30 * time.Second)
+	for !ns.ReadyForConnections(50 * time.Millisecond) {
+		select {
+		case msg := <-fatal:
+			ns.Shutdown()
+			return nil, fmt.Errorf("embedded nats server on %s (--nats-listen): %s", cfg.Listen, msg)
+		default:
+		}
+		if time.Now().After(deadline) {
+			ns.Shutdown()
+			return nil, fmt.Errorf("embedded nats server on %s: not ready after 30s", cfg.Listen)
+		}
 	}
 	logger.Info("embedded nats server started", "url", ns.ClientURL(), "store", opts.StoreDir, "sync_always", cfg.SyncAlways)
 	return ns, nil
+}
+
+// serverLogger passes the embedded server's messages to slog at debug level
+// (its errors are mostly clients coming and going), and its fatal errors at
+// error level and to fatal, for StartServer to fail with.
+type serverLogger struct {
+	logger *slog.Logger
+	fatal  chan<- string
+}
+
+func (l *serverLogger) Noticef(format string, v ...any) { l.logger.Debug(fmt.Sprintf(format, v...)) }
+func (l *serverLogger) Warnf(format string, v ...any)   { l.logger.Debug(fmt.Sprintf(format, v...)) }
+func (l *serverLogger) Errorf(format string, v ...any)  { l.logger.Debug(fmt.Sprintf(format, v...)) }
+func (l *serverLogger) Debugf(format string, v ...any)  {}
+func (l *serverLogger) Tracef(format string, v ...any)  {}
+
+func (l *serverLogger) Fatalf(format string, v ...any) {
+	msg := fmt.Sprintf(format, v...)
+	l.logger.Error(msg)
+	select {
+	case l.fatal <- msg:
+	default:
+	}
 }

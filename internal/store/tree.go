@@ -129,6 +129,26 @@ func (s *Store) SaveCheckpoint(size int64, signed []byte) error {
 	return nil
 }
 
+// CheckpointSizes returns the tree sizes of the signed checkpoints stored,
+// in increasing order, from the first size greater than after; at most limit
+// of them, and more when there are others past them.
+func (s *Store) CheckpointSizes(ctx context.Context, after int64, limit int) (sizes []int64, more bool, err error) {
+	err = s.view(ctx, func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixCheckpoint}})
+		defer it.Close()
+		for it.Seek(checkpointKey(after + 1)); it.Valid(); it.Next() {
+			if len(sizes) == limit {
+				more = true
+				return nil
+			}
+			k := it.Item().Key()
+			sizes = append(sizes, int64(binary.BigEndian.Uint64(k[1:])))
+		}
+		return nil
+	})
+	return sizes, more, err
+}
+
 // LatestCheckpoint returns the signed checkpoint of the largest tree size
 // stored, or nil if there is none.
 func (s *Store) LatestCheckpoint(ctx context.Context) ([]byte, error) {

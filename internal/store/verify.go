@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 
@@ -67,8 +66,9 @@ type VerifyResult struct {
 	// index records from those entries are not compared.
 	Unchecked int
 	// Recovered is set when Dir's write-ahead log needed recovery (a copy
-	// taken while the server ran, or a crash) and a scratch copy of it was
-	// verified instead; Dir itself is never written.
+	// taken while the server ran, or a crash) and was recovered in a scratch
+	// directory holding copies of the log files alone (recoveryDir); Dir
+	// itself is never written.
 	Recovered bool
 }
 
@@ -131,7 +131,8 @@ func (e *TamperError) Error() string {
 
 // Verify checks the ledger in cfg.Dir offline, read-only (a directory whose
 // write-ahead log needs recovery, such as a copy taken while the server ran,
-// is copied to a scratch directory and recovered there). It recomputes
+// is recovered in a scratch directory that copies only the files Badger
+// rewrites, and links the rest: see recoveryDir). It recomputes
 // every leaf from the entry values and every tree hash from the leaves with
 // tlog, compares them with the stored tree hashes, checks each checkpoint's
 // signature with cfg.Verifier and its root against the recomputed tree of
@@ -166,17 +167,14 @@ func Verify(ctx context.Context, cfg VerifyConfig) (*VerifyResult, error) {
 	if err != nil && (errors.Is(err, badger.ErrTruncateNeeded) || strings.Contains(err.Error(), badger.ErrTruncateNeeded.Error())) {
 		// A copy taken while the server ran, or a ledger after a crash: its
 		// write-ahead log ends in space Badger must trim, which read-only
-		// mode cannot do. Recover a scratch copy; Dir stays untouched.
+		// mode cannot do. Recover it in a scratch directory; Dir stays untouched.
 		var scratch string
-		if scratch, err = os.MkdirTemp("", "sharelog-verify-*"); err != nil {
-			return nil, fmt.Errorf("verify: %w", err)
+		if scratch, err = recoveryDir(cfg.Dir); err != nil {
+			return nil, fmt.Errorf("verify: recover %s's log: %w", cfg.Dir, err)
 		}
 		defer os.RemoveAll(scratch)
-		if err = os.CopyFS(scratch, os.DirFS(cfg.Dir)); err != nil {
-			return nil, fmt.Errorf("verify: copy %s to recover its log: %w", cfg.Dir, err)
-		}
-		os.Remove(filepath.Join(scratch, "LOCK"))
-		db, err = badger.Open(badgerOptions(scratch, logger).WithSyncWrites(false).WithCompactL0OnClose(false).WithEncryptionKey(cfg.EncryptionKey))
+		db, err = badger.Open(badgerOptions(scratch, logger).WithSyncWrites(false).WithNumCompactors(0).
+			WithCompactL0OnClose(false).WithEncryptionKey(cfg.EncryptionKey))
 		recovered = true
 	}
 	if err != nil {
