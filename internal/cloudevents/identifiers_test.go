@@ -20,19 +20,32 @@ func TestIdentifiersInAttributes(t *testing.T) {
 		extra     []attr
 		wantField string // "" for no problem
 	}{
-		{"long id as substring, any case", "DBS-000123456", "/export/dbs-000123456/x", nil, nil, "source"},
-		{"long id absent", "DBS-000123456", "/export/dbs-000123457", nil, nil, ""},
-		{"short id as a whole token", "42", "/systems/42/export", nil, nil, "source"},
-		{"short id inside a longer token", "42", "/systems/1422/export", nil, nil, ""},
-		{"short id at the end", "ab", "/x/AB", nil, nil, "source"},
-		{"short id with punctuation", "a-1", "/x/a-1/y", nil, nil, "source"},
-		{"short id in letters", "jo", "/jobs", nil, nil, ""},
+		// True positives: the identifier where it stands whole, whatever
+		// the case and the separators around and inside it.
+		{"long id as whole tokens, any case", "DBS-000123456", "/export/dbs-000123456/x", nil, nil, "source"},
+		{"long id with other separators", "DBS-000123456", "/export/dbs_000123456.json", nil, nil, "source"},
+		{"NHS number with spaces, in an id with hyphens", "943 476 5919", "/s", map[string]any{"ref": "case-943-476-5919"}, nil, "ref"},
+		{"email address in a source", "alice@example.org", "mailto:Alice@Example.org", nil, nil, "source"},
+		{"number as a whole token", "000777", "/s/000777", nil, nil, "source"},
+		{"the whole value", "C-77812", "c-77812", nil, nil, "source"},
 		{"in an extension", "C-77812", "/s", map[string]any{"caseref": "c-77812"}, nil, "caseref"},
 		{"in a numeric extension", "77812", "/s", map[string]any{"seq": int32(77812)}, nil, "seq"},
 		{"in a transport header", "C-77812", "/s", nil, []attr{{"Nats-Msg-Id", "C-77812-1"}}, "Nats-Msg-Id"},
+		{"non-ASCII letters", "Zoë-Ünal-7", "/people/zoë-ünal-7", nil, nil, "source"},
+		// False positives the rule must not make.
+		{"long id absent", "DBS-000123456", "/export/dbs-000123457", nil, nil, ""},
+		{"inside a longer token", "12345", "/s/evt-123456", nil, nil, ""},
+		{"tokens not adjacent", "C-77812", "/c/x/77812", nil, nil, ""},
+		{"part of the identifier only", "DBS-000123456", "/dbs/export", nil, nil, ""},
+		{"a year as identifier, an id with the year", "2026", "/s", map[string]any{"caseref": "disc-2026-000777"}, nil, ""},
+		{"a word as identifier, the same word as source", "web", "web", nil, nil, ""},
+		{"a short number", "42", "/systems/42/export", nil, nil, ""},
+		{"short with punctuation", "a-1", "/x/a-1/y", nil, nil, ""},
+		{"short letters", "jo", "/jobs", nil, nil, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			e := event.New()
 			e.SetID("evt-1")
 			e.SetSource(tt.source)
