@@ -256,10 +256,20 @@ func (d *Decoder) decodeStructured(body []byte, extra []attr) (ev *ledger.Event,
 		}
 		return nil, source, id, &ledger.InvalidError{Problems: []ledger.Problem{*bc.envDup}}
 	}
+	if len(bc.env.problems) > 0 {
+		source, id = peekSourceID(body)
+		return nil, source, id, &ledger.InvalidError{Problems: bc.env.problems}
+	}
 	var e event.Event
 	if err := e.UnmarshalJSON(body); err != nil {
 		source, id = peekSourceID(body)
 		return nil, source, id, structuredEnvelopeError(body, err)
+	}
+	if bc.env.nullContentType {
+		// sdk-go reads a null datacontenttype as an empty one.
+		if ec, ok := e.Context.(*event.EventContextV1); ok {
+			ec.DataContentType = nil
+		}
 	}
 	return d.finish(&e, &bc, extra)
 }
@@ -281,6 +291,9 @@ func (d *Decoder) decodeBinary(header map[string][]string, body []byte, nats boo
 	}
 	if ie := nonUTF8Attribute(h); ie != nil {
 		return nil, source, id, ie
+	}
+	if probs := binaryProblems(h); len(probs) > 0 {
+		return nil, source, id, &ledger.InvalidError{Problems: probs}
 	}
 	msg := cehttp.NewMessage(h, io.NopCloser(bytes.NewReader(body)))
 	e, err := binding.ToEvent(context.Background(), msg)
@@ -422,9 +435,6 @@ func (d *Decoder) finish(e *event.Event, bc *bodyCheck, extra []attr) (*ledger.E
 		// The SDK lowercases extension names: "Data" in structured mode or
 		// a ce-data header would be a second data member in Raw.
 		probs = append(probs, ledger.Problem{Reason: ledger.ReasonMalformed, Field: "data", Detail: "an extension attribute must not be named data (in any case): it would be a second data member"})
-	}
-	if e.Context.GetTime().IsZero() {
-		probs = append(probs, ledger.Problem{Reason: ledger.ReasonNotCloudEvent, Field: "time", Detail: "required: sharelog needs the time attribute"})
 	}
 	if e.Context.GetSubject() != "" {
 		probs = append(probs, ledger.Problem{Reason: ledger.ReasonIdentifierHeader, Field: "subject", Detail: "the subject attribute must not be set: data-subject identifiers belong inside data"})
@@ -573,10 +583,14 @@ func structuredEnvelopeError(body []byte, err error) *ledger.InvalidError {
 	}
 	var m map[string]jsontext.Value
 	if json.Unmarshal(body, &m) == nil {
+		ie := &ledger.InvalidError{}
 		for _, name := range sortedKeys(m) {
 			if detail := checkJSONAttribute(name, m[name]); detail != "" {
-				return ledger.Invalid(ledger.ReasonNotCloudEvent, name, "%s", detail)
+				ie.Problems = append(ie.Problems, ledger.Problem{Reason: ledger.ReasonNotCloudEvent, Field: name, Detail: detail})
 			}
+		}
+		if len(ie.Problems) > 0 {
+			return ie
 		}
 	}
 	return ledger.Invalid(ledger.ReasonNotCloudEvent, "", "the CloudEvents attributes cannot be read")
@@ -617,7 +631,7 @@ func checkJSONAttribute(name string, raw jsontext.Value) string {
 	case string, bool, float64:
 		return ""
 	case nil:
-		return "an extension must not be null"
+		return "" // null: absent
 	default:
 		return "an extension value must be a string, number or boolean"
 	}
