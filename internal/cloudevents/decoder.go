@@ -85,8 +85,22 @@ func (d *Decoder) DecodeStructured(body []byte) (*ledger.Event, error) {
 // personal data, every header value, not only the ce-* ones, is checked for
 // the data's subject identifiers. Any failure is a *ledger.InvalidError.
 func (d *Decoder) DecodeMessage(header map[string][]string, body []byte) (*ledger.Event, error) {
+	dec := d.DecodeNATS(header, body)
+	return dec.Event, dec.Err
+}
+
+// DecodeNATS decodes one NATS message as DecodeMessage does, and returns
+// the event or the error with the event's source and id as far as they
+// could be read (both empty when the event was refused because one of its
+// attributes or headers holds a data-subject identifier).
+func (d *Decoder) DecodeNATS(header map[string][]string, body []byte) Decoded {
+	ev, source, id, err := d.decodeMessage(header, body)
+	return Decoded{Event: ev, Source: source, ID: id, Err: err}
+}
+
+func (d *Decoder) decodeMessage(header map[string][]string, body []byte) (ev *ledger.Event, source, id string, err error) {
 	if ie := ambiguousHeader(header, false); ie != nil {
-		return nil, ie
+		return nil, "", "", ie
 	}
 	var ct string
 	var binary bool
@@ -105,25 +119,22 @@ func (d *Decoder) DecodeMessage(header map[string][]string, body []byte) (*ledge
 			// Decoded and validated by this Decoder already: only the
 			// transport headers are new.
 			if probs := identifiersInAttributes(subjectIDs(ev.Data), nil, extra); len(probs) > 0 {
-				return nil, &ledger.InvalidError{Problems: probs}
+				return nil, "", "", &ledger.InvalidError{Problems: probs}
 			}
-			return ev, nil
+			return ev, ev.Source, ev.ID, nil
 		}
 	}
 	switch {
 	case mt == MediaTypeStructured:
-		ev, _, _, err := d.decodeStructured(body, extra)
-		return ev, err
+		return d.decodeStructured(body, extra)
 	case strings.HasPrefix(mt, "application/cloudevents"):
-		return nil, ledger.Invalid(ledger.ReasonContentType, "Content-Type", "unsupported content type %q: NATS messages carry one event, in structured (%s) or binary mode", clip(ct), MediaTypeStructured)
+		return nil, "", "", ledger.Invalid(ledger.ReasonContentType, "Content-Type", "unsupported content type %q: NATS messages carry one event, in structured (%s) or binary mode", clip(ct), MediaTypeStructured)
 	case binary:
-		ev, _, _, err := d.decodeBinary(header, body, true, extra)
-		return ev, err
+		return d.decodeBinary(header, body, true, extra)
 	case ct == "":
-		ev, _, _, err := d.decodeStructured(body, extra)
-		return ev, err
+		return d.decodeStructured(body, extra)
 	default:
-		return nil, ledger.Invalid(ledger.ReasonContentType, "Content-Type", "unsupported content type %q: use structured mode (%s) or binary mode (ce-* headers)", clip(ct), MediaTypeStructured)
+		return nil, "", "", ledger.Invalid(ledger.ReasonContentType, "Content-Type", "unsupported content type %q: use structured mode (%s) or binary mode (ce-* headers)", clip(ct), MediaTypeStructured)
 	}
 }
 
@@ -238,6 +249,11 @@ func readBody(body io.Reader, limit int64) ([]byte, error) {
 // decodeStructured decodes one event in the JSON format. extra are further
 // attributes (transport headers) to check for subject identifiers.
 func (d *Decoder) decodeStructured(body []byte, extra []attr) (ev *ledger.Event, source, id string, err error) {
+	defer func() {
+		if err != nil {
+			source, id = withoutIdentifiers(body, true, source, id)
+		}
+	}()
 	if len(body) > MaxEventSize {
 		return nil, "", "", ledger.Invalid(ledger.ReasonOversize, "", "event is %d bytes, over the limit of %d", len(body), MaxEventSize)
 	}
@@ -278,6 +294,11 @@ func (d *Decoder) decodeStructured(body []byte, extra []attr) (ev *ledger.Event,
 // data in the body. NATS carries datacontenttype in ce-datacontenttype, HTTP
 // in Content-Type; either is accepted.
 func (d *Decoder) decodeBinary(header map[string][]string, body []byte, nats bool, extra []attr) (ev *ledger.Event, source, id string, err error) {
+	defer func() {
+		if err != nil {
+			source, id = withoutIdentifiers(body, false, source, id)
+		}
+	}()
 	if ie := ambiguousHeader(header, true); ie != nil {
 		return nil, "", "", ie
 	}

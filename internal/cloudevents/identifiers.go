@@ -1,6 +1,7 @@
 package cloudevents
 
 import (
+	"encoding/base64"
 	"slices"
 	"strings"
 	"unicode"
@@ -8,6 +9,8 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/cloudevents/sdk-go/v2/types"
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/sharelog/sharelog/internal/ledger"
 )
@@ -159,3 +162,56 @@ func containsRun(have, want []string) bool {
 }
 
 func isAlnum(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }
+
+// withoutIdentifiers returns source and id of a refused event, or two empty
+// strings if either holds a data-subject identifier that the event's data
+// names. An event refused before its data was decoded was never checked
+// for identifiers in its attributes, yet its source and id are reported
+// (and the source names the subject it is filed under in
+// SHARELOG_REJECTED): the data is read here leniently, as far as it can
+// be, for the identifiers. data is the event's data, or with structured
+// its whole JSON text.
+func withoutIdentifiers(data []byte, structured bool, source, id string) (string, string) {
+	if source == "" && id == "" {
+		return source, id
+	}
+	if len(data) > MaxEventSize {
+		return "", "" // not read: not reported
+	}
+	lenient := json.JoinOptions(jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
+	var v any
+	if json.Unmarshal(data, &v, lenient) != nil {
+		return source, id
+	}
+	if structured {
+		m, _ := v.(map[string]any)
+		v = m["data"]
+		if s, ok := m["data_base64"].(string); ok && v == nil {
+			if b, err := base64.StdEncoding.DecodeString(s); err == nil && json.Unmarshal(b, &v, lenient) != nil {
+				v = nil
+			}
+		}
+	}
+	var ids []string
+	idOf := func(s any) {
+		if m, ok := s.(map[string]any); ok {
+			if id, ok := m["id"].(string); ok {
+				ids = append(ids, id)
+			}
+		}
+	}
+	d, _ := v.(map[string]any)
+	if subjects, ok := d["subjects"].([]any); ok {
+		for _, s := range subjects {
+			idOf(s)
+		}
+	}
+	idOf(d["subject"])
+	if scope, ok := d["scope"].(map[string]any); ok {
+		idOf(scope["subject"])
+	}
+	if len(identifiersInAttributes(ids, nil, []attr{{"id", id}, {"source", source}})) > 0 {
+		return "", ""
+	}
+	return source, id
+}

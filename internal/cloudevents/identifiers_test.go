@@ -90,3 +90,37 @@ func TestDataBase64(t *testing.T) {
 		t.Errorf("Raw = %s, want %s", got.Raw, want.Raw)
 	}
 }
+
+// TestRefusedEarlyReportsNoIdentifier checks that an event refused before
+// its data is decoded (for its attributes, or its data's form) does not
+// report a source or id that holds an identifier its data names: they are
+// echoed to producers and name the subject of the rejection in
+// SHARELOG_REJECTED.
+func TestRefusedEarlyReportsNoIdentifier(t *testing.T) {
+	t.Parallel()
+	d := newDecoder(t)
+	const person = "DBS-000123456"
+	data := `{"subjects":[{"scheme":"dbs-ref","id":"` + person + `"}],"recipient":"acro","categories":"not-an-array"}`
+	tests := []struct {
+		name, source, extra string
+		wantSource          string
+	}{
+		{"attribute problem, identifier in source", "/people/dbs-000123456", `"subject":"",`, ""},
+		{"data problem, identifier in source", "/people/dbs-000123456", ``, ""},
+		{"attribute problem, clean source", "/systems/case-management", `"subject":"",`, "/systems/case-management"},
+		{"data problem, clean source", "/systems/case-management", ``, "/systems/case-management"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			body := `{"specversion":"1.0","id":"e-1","source":"` + tt.source + `","type":"` + ledger.TypeDisclosure + `",` + tt.extra + `"data":` + data + `}`
+			got := d.DecodeNATS(map[string][]string{"Content-Type": {MediaTypeStructured}}, []byte(body))
+			if got.Err == nil {
+				t.Fatal("accepted")
+			}
+			if got.Source != tt.wantSource {
+				t.Errorf("Source = %q, want %q (refused: %v)", got.Source, tt.wantSource, got.Err)
+			}
+		})
+	}
+}
