@@ -1,13 +1,17 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -29,10 +33,10 @@ type sdkSetup struct {
 
 // startSDKSetup starts sharelog with recipients sdk-hook (webhook, secret
 // configured) and acro, and returns it once the erasure's notice to
-// sdk-hook is delivered. The disclosures are for the SDK under test to send:
-// disclose is called with the server's URL and must record one disclosure
-// to sdk-hook about dbs-ref:secretID with categories user.name.
-func startSDKSetup(t *testing.T, disclose func(url string)) *sdkSetup {
+// sdk-hook is delivered. The disclosure is for the SDK under test to send:
+// disclose is called with the server's URL and must record disclosure
+// (source, id) to sdk-hook about dbs-ref:secretID.
+func startSDKSetup(t *testing.T, source, id string, disclose func(url string)) *sdkSetup {
 	t.Helper()
 	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) }))
 	t.Cleanup(hook.Close)
@@ -55,7 +59,7 @@ func startSDKSetup(t *testing.T, disclose func(url string)) *sdkSetup {
 	if err := m.Ingester.CatchUp(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if rec, err := m.Store.Disclosure(ctx, "sdk-disclosure-1", "/sdk/casework"); err != nil {
+	if rec, err := m.Store.Disclosure(ctx, id, source); err != nil {
 		t.Fatalf("the SDK's disclosure is not in the ledger: %v", err)
 	} else if rec.Disclosure.Recipient != "sdk-hook" {
 		t.Fatalf("disclosure to %s, want sdk-hook", rec.Disclosure.Recipient)
@@ -121,7 +125,7 @@ func TestGoSDK(t *testing.T) {
 			t.Fatalf("send %s: %v", ev.Type(), res)
 		}
 	}
-	s := startSDKSetup(t, func(url string) {
+	s := startSDKSetup(t, "/sdk/casework", "sdk-disclosure-1", func(url string) {
 		ev := cloudevents.NewEvent()
 		ev.SetID("sdk-disclosure-1")
 		ev.SetSource("/sdk/casework")
@@ -153,5 +157,57 @@ func TestGoSDK(t *testing.T) {
 	h := http.Header{}
 	notify.Sign(h, s.secret, data, time.Now())
 	send(t, cehttp.WithCustomHeader(ctx, h), newClient(t, s.m.HTTP.URL()+"/v1/recipients/sdk-hook/acks"), ack)
+	s.acknowledged(t)
+}
+
+// jsSDKDir holds the JavaScript SDK test: package.json and
+// package-lock.json pin the npm package cloudevents, installed with npm ci
+// (.ci/run does it; so does the test, when node_modules is absent).
+const jsSDKDir = "testdata/jssdk"
+
+// TestJavaScriptSDK sends a disclosure and an ack with the JavaScript
+// CloudEvents SDK (npm package cloudevents) and its defaults (binary mode;
+// the SDK sets id and time) over HTTP to a real serve. Without node it is
+// skipped, except under CI (CI set), where it fails.
+func TestJavaScriptSDK(t *testing.T) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("node is not installed, and CI is set: .ci/run installs it (%v)", err)
+		}
+		t.Skipf("node is not installed: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(jsSDKDir, "node_modules", "cloudevents")); errors.Is(err, os.ErrNotExist) {
+		npm := exec.Command("npm", "ci", "--no-audit", "--no-fund")
+		npm.Dir = jsSDKDir
+		if out, err := npm.CombinedOutput(); err != nil {
+			t.Fatalf("npm ci in %s: %v\n%s", jsSDKDir, err, out)
+		}
+	}
+	run := func(t *testing.T, env []string, args ...string) string {
+		t.Helper()
+		cmd := exec.Command(node, append([]string{"send.mjs"}, args...)...)
+		cmd.Dir = jsSDKDir
+		cmd.Env = append(os.Environ(), env...)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("node send.mjs %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+		}
+		return stdout.String()
+	}
+	recorded := func(t *testing.T, answer string) {
+		t.Helper()
+		var acc struct {
+			Accepted []struct{ Outcome string }
+		}
+		if err := json.Unmarshal([]byte(answer), &acc); err != nil || len(acc.Accepted) != 1 || acc.Accepted[0].Outcome != "recorded" {
+			t.Fatalf("answer %s, want one event recorded", answer)
+		}
+	}
+	s := startSDKSetup(t, "/jssdk/casework", "jssdk-disclosure-1", func(url string) {
+		recorded(t, run(t, []string{"SHARELOG_PERSON=" + secretID}, "disclosure", url))
+	})
+	recorded(t, run(t, []string{"SHARELOG_SECRET=" + string(s.secret)}, "ack", s.m.HTTP.URL(), "sdk-hook", s.notice))
 	s.acknowledged(t)
 }
