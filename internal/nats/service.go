@@ -91,8 +91,15 @@ func (s *Service) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("nats service: %w", err)
 	}
-	var wg sync.WaitGroup
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		closed bool // no more requests are started: Run waits for wg
+	)
 	slots := make(chan struct{}, max(s.Concurrency, 1))
+	shuttingDown := func(req micro.Request) {
+		_ = req.Error(strconv.Itoa(http.StatusServiceUnavailable), "sharelog is shutting down", nil)
+	}
 	handler := micro.HandlerFunc(func(req micro.Request) {
 		// Handlers run on the subscription's goroutine: handle each
 		// request on its own, so that one waiting for its outcome does
@@ -100,10 +107,18 @@ func (s *Service) Run(ctx context.Context) error {
 		select {
 		case slots <- struct{}{}:
 		case <-ctx.Done():
-			_ = req.Error(strconv.Itoa(http.StatusServiceUnavailable), "sharelog is shutting down", nil)
+			shuttingDown(req)
+			return
+		}
+		mu.Lock()
+		if closed {
+			mu.Unlock()
+			<-slots
+			shuttingDown(req)
 			return
 		}
 		wg.Add(1)
+		mu.Unlock()
 		go func() {
 			defer wg.Done()
 			defer func() { <-slots }()
@@ -121,13 +136,19 @@ func (s *Service) Run(ctx context.Context) error {
 		_ = svc.Stop()
 		return fmt.Errorf("nats service: %w", err)
 	}
+	wait := func() {
+		mu.Lock()
+		closed = true
+		mu.Unlock()
+		wg.Wait()
+	}
 	select {
 	case <-ctx.Done():
 		err = svc.Stop()
-		wg.Wait()
+		wait()
 		return err
 	case <-stopped:
-		wg.Wait()
+		wait()
 		if ctx.Err() != nil {
 			return nil
 		}
