@@ -659,22 +659,29 @@ func checkJSONAttribute(name string, raw jsontext.Value) string {
 }
 
 // binaryEnvelopeError classifies sdk-go's failure to read a binary-mode
-// event, naming the first ce-* header that cannot be read.
+// event, naming every ce-* header that cannot be read, sorted by attribute.
 func binaryEnvelopeError(h http.Header, err error) *ledger.InvalidError {
 	var ve event.ValidationError
 	if errors.As(err, &ve) {
 		return validationProblems(ve)
 	}
-	if v := h.Get("Ce-Time"); v != "" {
-		if _, err := types.ParseTime(v); err != nil {
-			return ledger.Invalid(ledger.ReasonNotCloudEvent, "time", "must be an RFC 3339 timestamp")
-		}
-	}
-	if v := h.Get("Ce-Source"); v != "" && types.ParseURIRef(v) == nil {
-		return ledger.Invalid(ledger.ReasonNotCloudEvent, "source", "must be a URI-reference")
+	ie := &ledger.InvalidError{}
+	add := func(field, detail string) {
+		ie.Problems = append(ie.Problems, ledger.Problem{Reason: ledger.ReasonNotCloudEvent, Field: field, Detail: detail})
 	}
 	if v := h.Get("Ce-Dataschema"); v != "" && types.ParseURI(v) == nil {
-		return ledger.Invalid(ledger.ReasonNotCloudEvent, "dataschema", "must be a URI")
+		add("dataschema", "must be a URI")
+	}
+	if v := h.Get("Ce-Source"); v != "" && types.ParseURIRef(v) == nil {
+		add("source", "must be a URI-reference")
+	}
+	if v := h.Get("Ce-Time"); v != "" {
+		if _, err := types.ParseTime(v); err != nil {
+			add("time", "must be an RFC 3339 timestamp")
+		}
+	}
+	if len(ie.Problems) > 0 {
+		return ie
 	}
 	return ledger.Invalid(ledger.ReasonNotCloudEvent, "", "the CloudEvents attributes in the ce-* headers cannot be read")
 }

@@ -62,6 +62,7 @@ func TestSpecConstraints(t *testing.T) {
 		{name: "id null is absent", set: map[string]any{"id": nil}, structuredOnly: true, want: []reasonField{nc("id")}},
 		{name: "every problem listed", set: map[string]any{"id": 42, "subject": "", "source": absent, "dataschema": "", "caseRef": "x"}, structuredOnly: true,
 			want: []reasonField{nc("caseRef"), nc("dataschema"), nc("id"), nc("source"), nc("subject")}},
+		{name: "every unreadable attribute listed", set: map[string]any{"time": "yesterday", "source": "%zz"}, want: []reasonField{nc("source"), nc("time")}},
 		{name: "every problem listed, binary", set: map[string]any{"id": "", "subject": "", "source": absent, "dataschema": ""}, binaryOnly: true,
 			want: []reasonField{nc("dataschema"), nc("id"), nc("source"), nc("subject")}},
 	}
