@@ -470,6 +470,10 @@ func (d *Decoder) finish(e *event.Event, bc *bodyCheck, extra []attr) (*ledger.E
 		probs = append(probs, ledger.Problem{Reason: ledger.ReasonInvalidData, Field: "dataschema", Detail: fmt.Sprintf("dataschema must be %q for type %s, or absent", schemas.ID(typ), typ)})
 	}
 	if len(probs) > 0 {
+		// The data's problems too, when its type is known and it is JSON.
+		if ds := e.Data(); len(bytes.TrimSpace(ds)) > 0 && probs[len(probs)-1].Field != "type" && (e.DataContentType() == "" || isJSONContentType(e.DataContentType())) {
+			probs = append(probs, d.dataProblems(typ, ds)...)
+		}
 		return nil, source, id, &ledger.InvalidError{Problems: probs}
 	}
 
@@ -527,6 +531,16 @@ func (d *Decoder) finish(e *event.Event, bc *bodyCheck, extra []attr) (*ledger.E
 		Data:       v,
 		Raw:        raw,
 	}, source, id, nil
+}
+
+// dataProblems returns every problem of data, the data of an event of
+// known type typ, as the decode and the validate tags find them.
+func (d *Decoder) dataProblems(typ string, data []byte) []ledger.Problem {
+	v, probs := d.decodeData(typ, data)
+	if len(probs) > 0 {
+		return probs
+	}
+	return d.check.problems(v, data)
 }
 
 // rawSizeHint estimates the length of e in the CloudEvents JSON format.

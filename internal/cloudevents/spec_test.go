@@ -135,3 +135,24 @@ func TestSpecConstraints(t *testing.T) {
 		}
 	}
 }
+
+// TestAttributeAndDataProblems checks that an event refused for its
+// attributes also has its data's problems listed, when its type is known
+// and its data is JSON.
+func TestAttributeAndDataProblems(t *testing.T) {
+	t.Parallel()
+	d := newDecoder(t)
+	body := []byte(`{"specversion":"1.0","id":"e-1","source":"/s","type":"` + ledger.TypeDisclosure + `",` +
+		`"dataschema":"https://example.org/other.json","data":{"subjects":[{"scheme":"dbs-ref","id":"A1"}],"recipient":"acro",` +
+		`"purpose":"safeguarding.disclosure_check","lawfulBasis":"dpa-s35-2-b","regime":"uk-gdpr","disclosedAt":"2026-01-01T00:00:00Z"}}`)
+	_, err := d.DecodeStructured(body)
+	ie := invalidErr(t, err)
+	var have []reasonField
+	for _, p := range ie.Problems {
+		have = append(have, reasonField{p.Reason, p.Field})
+	}
+	want := []reasonField{{ledger.ReasonInvalidData, "dataschema"}, {ledger.ReasonInvalidData, "data.categories"}}
+	if !slices.Equal(have, want) {
+		t.Errorf("problems = %v, want %v", ie.Problems, want)
+	}
+}
