@@ -274,7 +274,19 @@ func (d *Decoder) decodeStructured(body []byte, extra []attr) (ev *ledger.Event,
 	}
 	if len(bc.env.problems) > 0 {
 		source, id = peekSourceID(body)
-		return nil, source, id, &ledger.InvalidError{Problems: bc.env.problems}
+		probs := bc.env.problems
+		// The data's problems too, when its type is known.
+		var v struct {
+			Type            string         `json:"type"`
+			DataContentType string         `json:"datacontenttype"`
+			Data            jsontext.Value `json:"data"`
+		}
+		if json.Unmarshal(body, &v) == nil && len(v.Data) > 0 && v.Data.Kind() != 'n' && (v.DataContentType == "" || isJSONContentType(v.DataContentType)) {
+			if _, known := ledger.Types[v.Type]; known {
+				probs = append(slices.Clip(probs), d.dataProblems(v.Type, v.Data)...)
+			}
+		}
+		return nil, source, id, &ledger.InvalidError{Problems: probs}
 	}
 	var e event.Event
 	if err := e.UnmarshalJSON(body); err != nil {
