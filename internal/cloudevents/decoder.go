@@ -288,16 +288,16 @@ func (d *Decoder) decodeStructured(body []byte, extra []attr) (ev *ledger.Event,
 		}
 		return nil, source, id, &ledger.InvalidError{Problems: probs}
 	}
-	var e event.Event
-	if err := e.UnmarshalJSON(body); err != nil {
-		source, id = peekSourceID(body)
-		return nil, source, id, structuredEnvelopeError(body, err)
+	read := body
+	if bc.env.nulls {
+		// sdk-go reads a null datacontenttype as an empty one, and
+		// refuses a null data_base64: a null is an absent attribute.
+		read = withoutNulls(body)
 	}
-	if bc.env.nullContentType {
-		// sdk-go reads a null datacontenttype as an empty one.
-		if ec, ok := e.Context.(*event.EventContextV1); ok {
-			ec.DataContentType = nil
-		}
+	var e event.Event
+	if err := e.UnmarshalJSON(read); err != nil {
+		source, id = peekSourceID(body)
+		return nil, source, id, structuredEnvelopeError(read, err)
 	}
 	return d.finish(&e, &bc, extra)
 }

@@ -1,8 +1,10 @@
 package cloudevents
 
 import (
+	"bytes"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/go-json-experiment/json/jsontext"
@@ -45,9 +47,10 @@ func validAttrName(name string) bool {
 // event.
 type envelope struct {
 	problems []ledger.Problem // sorted by field
-	// nullContentType says datacontenttype is null, which the JSON format
-	// says is the same as absent.
-	nullContentType bool
+	// nulls says an attribute (or data_base64) is null, which the JSON
+	// format says is the same as absent: withoutNulls leaves them out
+	// before sdk-go reads the event, which reads some of them wrongly.
+	nulls bool
 }
 
 // envelopeProblems checks the members of a structured event other than data
@@ -61,8 +64,14 @@ func envelopeProblems(body []byte, members []member) envelope {
 	add := func(reason ledger.Reason, field, detail string) {
 		env.problems = append(env.problems, ledger.Problem{Reason: reason, Field: field, Detail: detail})
 	}
+	var data, base64 bool
 	for _, m := range members {
 		if m.name == "data" || m.name == "data_base64" {
+			if body[m.start] != 'n' {
+				data, base64 = data || m.name == "data", base64 || m.name == "data_base64"
+			} else if m.name == "data_base64" {
+				env.nulls = true
+			}
 			continue
 		}
 		v := body[m.start:m.end]
@@ -71,9 +80,7 @@ func envelopeProblems(body []byte, members []member) envelope {
 			continue
 		}
 		if v[0] == 'n' { // null: absent
-			if m.name == "datacontenttype" {
-				env.nullContentType = true
-			}
+			env.nulls = true
 			continue
 		}
 		for i, r := range requiredAttrs {
@@ -83,9 +90,14 @@ func envelopeProblems(body []byte, members []member) envelope {
 		}
 		if !stringAttrs[m.name] {
 			switch v[0] {
-			case '"', 't', 'f', '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+			case '"', 't', 'f':
+			case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+				// CloudEvents' Integer: a whole number within 32 bits.
+				if _, err := strconv.ParseInt(string(v), 10, 32); err != nil {
+					add(ledger.ReasonNotCloudEvent, m.name, "an extension number must be an integer from -2147483648 to 2147483647")
+				}
 			default:
-				add(ledger.ReasonNotCloudEvent, m.name, "an extension value must be a string, number or boolean")
+				add(ledger.ReasonNotCloudEvent, m.name, "an extension value must be a string, an integer or a boolean")
 			}
 			continue
 		}
@@ -110,6 +122,9 @@ func envelopeProblems(body []byte, members []member) envelope {
 			add(ledger.ReasonNotCloudEvent, m.name, emptyDetail(m.name))
 			continue
 		}
+	}
+	if data && base64 {
+		add(ledger.ReasonNotCloudEvent, "data_base64", "data and data_base64 must not both be present")
 	}
 	for i, ok := range present {
 		if !ok {
@@ -158,4 +173,37 @@ func binaryProblems(h http.Header) []ledger.Problem {
 		}
 	}
 	return sortProblems(probs)
+}
+
+// withoutNulls returns body, a JSON object, without its members whose value
+// is null, bar data (a null data is no data), or body itself if it cannot be
+// rewritten.
+func withoutNulls(body []byte) []byte {
+	dec := jsontext.NewDecoder(bytes.NewReader(body))
+	var out bytes.Buffer
+	enc := jsontext.NewEncoder(&out)
+	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' || enc.WriteToken(jsontext.BeginObject) != nil {
+		return body
+	}
+	for dec.PeekKind() != '}' {
+		name, err := dec.ReadToken()
+		if err != nil {
+			return body
+		}
+		n := name.String()
+		v, err := dec.ReadValue()
+		if err != nil {
+			return body
+		}
+		if v.Kind() == 'n' && n != "data" {
+			continue
+		}
+		if enc.WriteToken(jsontext.String(n)) != nil || enc.WriteValue(v) != nil {
+			return body
+		}
+	}
+	if enc.WriteToken(jsontext.EndObject) != nil {
+		return body
+	}
+	return out.Bytes()
 }
