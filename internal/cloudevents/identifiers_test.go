@@ -124,3 +124,38 @@ func TestRefusedEarlyReportsNoIdentifier(t *testing.T) {
 		})
 	}
 }
+
+// TestIdentifierCasesFromIssue13 decodes the events the issue reported as
+// refused wrongly, and events that must still be refused.
+func TestIdentifierCasesFromIssue13(t *testing.T) {
+	t.Parallel()
+	d := newDecoder(t)
+	event := func(id, source, person string) []byte {
+		return []byte(`{"specversion":"1.0","id":"` + id + `","source":"` + source + `","type":"` + ledger.TypeDisclosure + `","data":{` +
+			`"subjects":[{"scheme":"case","id":"` + person + `"}],"recipient":"acro","categories":["user.name"],` +
+			`"purpose":"safeguarding.disclosure_check","lawfulBasis":"art6-1-c","regime":"uk-gdpr","disclosedAt":"2026-01-01T00:00:00Z"}}`)
+	}
+	tests := []struct {
+		name, id, source, person string
+		refused                  string // the attribute, or "" for accepted
+	}{
+		{"a year as identifier, the year in the id", "disc-2026-000777", "/systems/casework", "2026", ""},
+		{"a word as identifier, the word as source", "disc-1", "web", "web", ""},
+		{"a number inside a longer number", "disc-1234567", "/s", "123456", ""},
+		{"the identifier in the id", "disc-C-77812-1", "/s", "C-77812", "id"},
+		{"the identifier in the source, other separators", "disc-1", "/people/c_77812", "C-77812", "source"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := d.DecodeStructured(event(tt.id, tt.source, tt.person))
+			if tt.refused == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			checkFirst(t, err, string(ledger.ReasonIdentifierHeader), tt.refused)
+		})
+	}
+}
