@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -166,5 +168,41 @@ func TestEmptyBatchOverHTTP(t *testing.T) {
 	resp, body := postEvents(t, m.HTTP.URL(), "application/cloudevents-batch+json", nil, []byte(" [ ] "))
 	if resp.StatusCode != http.StatusAccepted || strings.TrimSpace(string(body)) != `{"accepted":[]}` {
 		t.Errorf("empty batch: %d %s, want 202 {\"accepted\":[]}", resp.StatusCode, body)
+	}
+}
+
+// TestNATSServiceWithCLI asks the service with the nats CLI
+// (github.com/nats-io/natscli), as README.md shows, when one is on PATH or
+// named by SHARELOG_NATS_CLI; .ci/run does not install it, so it is skipped
+// without one.
+func TestNATSServiceWithCLI(t *testing.T) {
+	cli := os.Getenv("SHARELOG_NATS_CLI")
+	if cli == "" {
+		var err error
+		if cli, err = exec.LookPath("nats"); err != nil {
+			t.Skip("no nats CLI on PATH and SHARELOG_NATS_CLI is not set")
+		}
+	}
+	m := startMain(t, testConfig(t.TempDir()))
+	registerRecipient(t, m, "acro")
+	nats := func(args ...string) []byte {
+		t.Helper()
+		out, err := exec.Command(cli, append([]string{"--server", m.NATSURL()}, args...)...).Output()
+		if err != nil {
+			t.Fatalf("nats %s: %v", strings.Join(args, " "), err)
+		}
+		return out
+	}
+	var info struct{ Info micro.Info }
+	if err := json.Unmarshal(nats("micro", "info", "sharelog", "--json"), &info); err != nil || info.Info.Name != "sharelog" || len(info.Info.Endpoints) != 1 || info.Info.Endpoints[0].Subject != "sharelog.api.events" {
+		t.Errorf("nats micro info sharelog: %+v, %v", info, err)
+	}
+	ev := disclosure("casework", "cli-1", []ledger.Subject{{Scheme: "dbs-ref", ID: secretID}}, "acro", []string{"user.criminal_history"}, time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC))
+	for _, want := range []string{slhttp.OutcomeRecorded, slhttp.OutcomeDuplicate} {
+		out := nats("request", "--raw", "sharelog.api.events", string(mustJSON(t, ev)), "-H", "Content-Type:application/cloudevents+json")
+		var acc slhttp.Accepted
+		if err := json.Unmarshal(out, &acc); err != nil || len(acc.Accepted) != 1 || acc.Accepted[0].Outcome != want {
+			t.Errorf("nats request: %s, want one %s", out, want)
+		}
 	}
 }
