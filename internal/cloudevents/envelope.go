@@ -22,6 +22,9 @@ import (
 // requiredAttrs are the REQUIRED context attributes of CloudEvents 1.0.
 var requiredAttrs = [...]string{"id", "source", "specversion", "type"}
 
+// requiredHeaders are the canonical ce- headers of requiredAttrs.
+var requiredHeaders = [...]string{"Ce-Id", "Ce-Source", "Ce-Specversion", "Ce-Type"}
+
 // stringAttrs are the context attributes of type String, URI, URI-reference
 // or Timestamp: all JSON strings in the JSON format.
 var stringAttrs = map[string]bool{
@@ -37,6 +40,20 @@ func validAttrName(name string) bool {
 	}
 	for i := 0; i < len(name); i++ {
 		if c := name[i]; (c < 'a' || c > 'z') && (c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// validHeaderAttrName reports whether name, from a ce- header, is a valid
+// attribute name in any case.
+func validHeaderAttrName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i] | 0x20; (c < 'a' || c > 'z') && (name[i] < '0' || name[i] > '9') {
 			return false
 		}
 	}
@@ -155,21 +172,22 @@ func emptyDetail(name string) string {
 // there. Every problem is listed, sorted by field.
 func binaryProblems(h http.Header) []ledger.Problem {
 	var probs []ledger.Problem
-	for _, name := range requiredAttrs {
-		if _, ok := h["Ce-"+strings.ToUpper(name[:1])+name[1:]]; !ok {
-			probs = append(probs, ledger.Problem{Reason: ledger.ReasonNotCloudEvent, Field: name, Detail: "required"})
+	for i, key := range requiredHeaders {
+		if _, ok := h[key]; !ok {
+			probs = append(probs, ledger.Problem{Reason: ledger.ReasonNotCloudEvent, Field: requiredAttrs[i], Detail: "required"})
 		}
 	}
 	for k, vs := range h {
 		if k == "Content-Type" {
 			continue
 		}
-		name := strings.ToLower(k[3:])
-		switch {
-		case !validAttrName(name):
-			probs = append(probs, ledger.Problem{Reason: ledger.ReasonNotCloudEvent, Field: clip(name), Detail: fmt.Sprintf("header %s: attribute names must be ASCII letters and digits", clip(k))})
-		case vs[0] == "" && stringAttrs[name]:
-			probs = append(probs, ledger.Problem{Reason: ledger.ReasonNotCloudEvent, Field: name, Detail: emptyDetail(name)})
+		// Header names are case-insensitive: k is canonical (Ce-Id).
+		if !validHeaderAttrName(k[3:]) {
+			probs = append(probs, ledger.Problem{Reason: ledger.ReasonNotCloudEvent, Field: clip(strings.ToLower(k[3:])), Detail: fmt.Sprintf("header %s: attribute names must be ASCII letters and digits", clip(k))})
+		} else if vs[0] == "" {
+			if name := strings.ToLower(k[3:]); stringAttrs[name] {
+				probs = append(probs, ledger.Problem{Reason: ledger.ReasonNotCloudEvent, Field: name, Detail: emptyDetail(name)})
+			}
 		}
 	}
 	return sortProblems(probs)

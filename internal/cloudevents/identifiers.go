@@ -121,9 +121,25 @@ func identifiersInAttributes(ids []string, e *event.Event, extra []attr) []ledge
 			continue
 		}
 		// A URI (the source, dataschema) may hold the identifier
-		// percent-encoded.
-		have, decoded := tokens(a.value), tokens(percentDecode(a.value))
+		// percent-encoded. Tokens are made only for a value that holds the
+		// first token of an identifier.
+		v := strings.ToLower(a.value)
+		var dv string // percent-decoded, when it differs
+		if strings.Contains(v, "%") {
+			dv = strings.ToLower(percentDecode(a.value))
+		}
+		var have, decoded []string
 		for _, want := range wanted {
+			inV, inDV := strings.Contains(v, want[0]), dv != "" && strings.Contains(dv, want[0])
+			if !inV && !inDV {
+				continue
+			}
+			if inV && have == nil {
+				have = tokens(v)
+			}
+			if inDV && decoded == nil {
+				decoded = tokens(dv)
+			}
 			if containsRun(have, want) || containsRun(decoded, want) {
 				probs = append(probs, ledger.Problem{
 					Reason: ledger.ReasonIdentifierHeader,
