@@ -86,7 +86,7 @@ func TestAnswerDeadlines(t *testing.T) {
 	if err != nil {
 		t.Fatalf("SHARELOG_REJECTED: %v", err)
 	}
-	if got := msg.Headers().Get(nats.HeaderReason); got != string(ledger.ReasonExtensionRefused) || msg.Subject() != nats.SubjectRejectedPrefix+"extension-refused" {
+	if got := msg.Headers().Get(nats.HeaderReason); got != string(ledger.ReasonExtensionRefused) || msg.Subject() != nats.RejectedSubject(ledger.ReasonExtensionRefused, "dpo") {
 		t.Errorf("late extension rejected on %s with reason %q, want extension-refused", msg.Subject(), got)
 	}
 	if want := `one month of receipt of request "R-2"; that month ended 2025-02-28T23:59:59Z and the extension was decided 2025-03-01T09:00:00Z`; !strings.Contains(msg.Headers().Get(nats.HeaderDetail), want) {

@@ -62,18 +62,29 @@ func TestRejectedOverNATS(t *testing.T) {
 		name   string
 		msg    *natsio.Msg
 		reason ledger.Reason
+		source string // the source the rejection is filed under; "" for none
 	}{
-		{"malformed JSON", &natsio.Msg{Data: []byte(`{"specversion":"1.0", nope`)}, ledger.ReasonMalformed},
-		{"not a CloudEvent", &natsio.Msg{Data: []byte(`{"hello":"world"}`)}, ledger.ReasonNotCloudEvent},
-		{"wrong specversion", &natsio.Msg{Data: mustJSON(t, func() map[string]any { e := good("v03"); e["specversion"] = "0.3"; return e }())}, ledger.ReasonSpecVersion},
-		{"unknown type", &natsio.Msg{Data: mustJSON(t, func() map[string]any { e := good("ut"); e["type"] = "org.sharelog.gossip.v1"; return e }())}, ledger.ReasonUnknownType},
-		{"schema-invalid data", &natsio.Msg{Data: mustJSON(t, withData(good("si"), func(d map[string]any) { delete(d, "categories") }))}, ledger.ReasonInvalidData},
-		{"unknown category", &natsio.Msg{Data: mustJSON(t, withData(good("uc"), func(d map[string]any) { d["categories"] = []string{"user.contact.emial"} }))}, ledger.ReasonUnknownKey},
-		{"dpa-part3 without justification", &natsio.Msg{Data: mustJSON(t, withData(good("nj"), func(d map[string]any) { delete(d, "justification") }))}, ledger.ReasonInvalidData},
-		{"unknown recipient", &natsio.Msg{Data: mustJSON(t, withData(good("ur"), func(d map[string]any) { d["recipient"] = "nobody" }))}, ledger.ReasonUnknownRecipient},
-		{"oversize", &natsio.Msg{Data: mustJSON(t, withData(good("big"), func(d map[string]any) { d["justification"] = strings.Repeat("x", 1<<20+10) }))}, ledger.ReasonOversize},
-		{"identifier in subject attribute", headerBinary, ledger.ReasonIdentifierHeader},
-		{"identifier in an extension", extBinary, ledger.ReasonIdentifierHeader},
+		{"malformed JSON", &natsio.Msg{Data: []byte(`{"specversion":"1.0", nope`)}, ledger.ReasonMalformed, ""},
+		{"not a CloudEvent", &natsio.Msg{Data: []byte(`{"hello":"world"}`)}, ledger.ReasonNotCloudEvent, ""},
+		{"wrong specversion", &natsio.Msg{Data: mustJSON(t, func() map[string]any { e := good("v03"); e["specversion"] = "0.3"; return e }())}, ledger.ReasonSpecVersion, "casework"},
+		{"unknown type", &natsio.Msg{Data: mustJSON(t, func() map[string]any { e := good("ut"); e["type"] = "org.sharelog.gossip.v1"; return e }())}, ledger.ReasonUnknownType, "casework"},
+		{"schema-invalid data", &natsio.Msg{Data: mustJSON(t, withData(good("si"), func(d map[string]any) { delete(d, "categories") }))}, ledger.ReasonInvalidData, "casework"},
+		{"unknown category", &natsio.Msg{Data: mustJSON(t, withData(good("uc"), func(d map[string]any) { d["categories"] = []string{"user.contact.emial"} }))}, ledger.ReasonUnknownKey, "casework"},
+		{"dpa-part3 without justification", &natsio.Msg{Data: mustJSON(t, withData(good("nj"), func(d map[string]any) { delete(d, "justification") }))}, ledger.ReasonInvalidData, "casework"},
+		{"unknown recipient", &natsio.Msg{Data: mustJSON(t, withData(good("ur"), func(d map[string]any) { d["recipient"] = "nobody" }))}, ledger.ReasonUnknownRecipient, "casework"},
+		{"oversize", &natsio.Msg{Data: mustJSON(t, withData(good("big"), func(d map[string]any) { d["justification"] = strings.Repeat("x", 1<<20+10) }))}, ledger.ReasonOversize, ""},
+		{"identifier in subject attribute", headerBinary, ledger.ReasonIdentifierHeader, "casework"},
+		{"identifier in an extension", extBinary, ledger.ReasonIdentifierHeader, ""},
+		{"another producer", &natsio.Msg{Data: mustJSON(t, func() map[string]any {
+			e := good("other")
+			e["source"], e["type"] = "https://other.example/sys.tem", "org.sharelog.gossip.v1"
+			return e
+		}())}, ledger.ReasonUnknownType, "https://other.example/sys.tem"},
+		{"identifier in the source, refused for its data", &natsio.Msg{Data: mustJSON(t, withData(func() map[string]any {
+			e := good("leaky-source")
+			e["source"] = "/people/" + secretID
+			return e
+		}(), func(d map[string]any) { d["categories"] = "not-an-array" }))}, ledger.ReasonInvalidData, ""},
 	}
 	before := m.Store.Count()
 	seqs := map[uint64]int{}
@@ -112,8 +123,11 @@ func TestRejectedOverNATS(t *testing.T) {
 		if got := ledger.Reason(msg.Headers().Get(nats.HeaderReason)); got != c.reason {
 			t.Errorf("%s: reason %q, want %q (detail: %s)", c.name, got, c.reason, msg.Headers().Get(nats.HeaderDetail))
 		}
-		if want := nats.SubjectRejectedPrefix + string(c.reason); msg.Subject() != want {
+		if want := nats.RejectedSubject(c.reason, c.source); msg.Subject() != want {
 			t.Errorf("%s: subject %q, want %q", c.name, msg.Subject(), want)
+		}
+		if strings.Contains(msg.Subject(), secretID) {
+			t.Errorf("%s: subject %q holds the identifier", c.name, msg.Subject())
 		}
 		if string(msg.Data()) != string(c.msg.Data) {
 			t.Errorf("%s: rejected body differs from the original", c.name)
@@ -123,6 +137,26 @@ func TestRejectedOverNATS(t *testing.T) {
 		}
 		if msg.Headers().Get(nats.HeaderDetail) == "" {
 			t.Errorf("%s: no detail", c.name)
+		}
+	}
+	// A producer subscribes to its own rejections by its source, and a
+	// consumer by reason with a wildcard for the source.
+	for filter, want := range map[string]int{
+		"sharelog.rejected.*." + nats.SourceToken("casework"):                      7,
+		"sharelog.rejected.*." + nats.SourceToken("https://other.example/sys.tem"): 1,
+		"sharelog.rejected." + string(ledger.ReasonUnknownType) + ".>":             2,
+		"sharelog.rejected.*." + nats.SourceUnknown:                                5,
+	} {
+		cons, err := js.OrderedConsumer(ctx, nats.StreamRejected, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := cons.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := int(info.NumPending); got != want {
+			t.Errorf("%s: %d rejections, want %d", filter, got, want)
 		}
 	}
 	metrics := get(t, m.HTTP.URL()+"/metrics")

@@ -95,6 +95,7 @@ type Main struct {
 	Publisher  *nats.Publisher
 	Ingester   *nats.Ingester
 	HTTP       *slhttp.Server
+	Service    *nats.Service // request-reply for producers on nats.SubjectService
 	// Notifier delivers notices (notify.go).
 	Notifier *notify.Dispatcher
 
@@ -123,6 +124,7 @@ const (
 	loopNotify     = "notify"
 	loopRetention  = "retention"
 	loopCheckpoint = "checkpoint"
+	loopService    = "service"
 )
 
 // goLoop runs a background loop in Main's group. run must follow the loops'
@@ -258,6 +260,9 @@ func (m *Main) Open(ctx context.Context) error {
 		OpenAPI:   openapi,
 	}
 	m.HTTP.Notices = m.Notifier
+	// The NATS service answers producers as POST /v1/events does.
+	m.Service = nats.NewService(m.Conn, m.Decoder, m.HTTP.Answer, m.Logger)
+	m.goLoop(loopService, m.Service.Run)
 	return m.HTTP.Open()
 }
 

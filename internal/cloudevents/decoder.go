@@ -85,8 +85,22 @@ func (d *Decoder) DecodeStructured(body []byte) (*ledger.Event, error) {
 // personal data, every header value, not only the ce-* ones, is checked for
 // the data's subject identifiers. Any failure is a *ledger.InvalidError.
 func (d *Decoder) DecodeMessage(header map[string][]string, body []byte) (*ledger.Event, error) {
+	dec := d.DecodeNATS(header, body)
+	return dec.Event, dec.Err
+}
+
+// DecodeNATS decodes one NATS message as DecodeMessage does, and returns
+// the event or the error with the event's source and id as far as they
+// could be read (both empty when the event was refused because one of its
+// attributes or headers holds a data-subject identifier).
+func (d *Decoder) DecodeNATS(header map[string][]string, body []byte) Decoded {
+	ev, source, id, err := d.decodeMessage(header, body)
+	return Decoded{Event: ev, Source: source, ID: id, Err: err}
+}
+
+func (d *Decoder) decodeMessage(header map[string][]string, body []byte) (ev *ledger.Event, source, id string, err error) {
 	if ie := ambiguousHeader(header, false); ie != nil {
-		return nil, ie
+		return nil, "", "", ie
 	}
 	var ct string
 	var binary bool
@@ -105,25 +119,22 @@ func (d *Decoder) DecodeMessage(header map[string][]string, body []byte) (*ledge
 			// Decoded and validated by this Decoder already: only the
 			// transport headers are new.
 			if probs := identifiersInAttributes(subjectIDs(ev.Data), nil, extra); len(probs) > 0 {
-				return nil, &ledger.InvalidError{Problems: probs}
+				return nil, "", "", &ledger.InvalidError{Problems: probs}
 			}
-			return ev, nil
+			return ev, ev.Source, ev.ID, nil
 		}
 	}
 	switch {
 	case mt == MediaTypeStructured:
-		ev, _, _, err := d.decodeStructured(body, extra)
-		return ev, err
+		return d.decodeStructured(body, extra)
 	case strings.HasPrefix(mt, "application/cloudevents"):
-		return nil, ledger.Invalid(ledger.ReasonContentType, "Content-Type", "unsupported content type %q: NATS messages carry one event, in structured (%s) or binary mode", clip(ct), MediaTypeStructured)
+		return nil, "", "", ledger.Invalid(ledger.ReasonContentType, "Content-Type", "unsupported content type %q: NATS messages carry one event, in structured (%s) or binary mode", clip(ct), MediaTypeStructured)
 	case binary:
-		ev, _, _, err := d.decodeBinary(header, body, true, extra)
-		return ev, err
+		return d.decodeBinary(header, body, true, extra)
 	case ct == "":
-		ev, _, _, err := d.decodeStructured(body, extra)
-		return ev, err
+		return d.decodeStructured(body, extra)
 	default:
-		return nil, ledger.Invalid(ledger.ReasonContentType, "Content-Type", "unsupported content type %q: use structured mode (%s) or binary mode (ce-* headers)", clip(ct), MediaTypeStructured)
+		return nil, "", "", ledger.Invalid(ledger.ReasonContentType, "Content-Type", "unsupported content type %q: use structured mode (%s) or binary mode (ce-* headers)", clip(ct), MediaTypeStructured)
 	}
 }
 
@@ -238,6 +249,11 @@ func readBody(body io.Reader, limit int64) ([]byte, error) {
 // decodeStructured decodes one event in the JSON format. extra are further
 // attributes (transport headers) to check for subject identifiers.
 func (d *Decoder) decodeStructured(body []byte, extra []attr) (ev *ledger.Event, source, id string, err error) {
+	defer func() {
+		if err != nil {
+			source, id = withoutIdentifiers(body, true, source, id)
+		}
+	}()
 	if len(body) > MaxEventSize {
 		return nil, "", "", ledger.Invalid(ledger.ReasonOversize, "", "event is %d bytes, over the limit of %d", len(body), MaxEventSize)
 	}
@@ -256,10 +272,32 @@ func (d *Decoder) decodeStructured(body []byte, extra []attr) (ev *ledger.Event,
 		}
 		return nil, source, id, &ledger.InvalidError{Problems: []ledger.Problem{*bc.envDup}}
 	}
-	var e event.Event
-	if err := e.UnmarshalJSON(body); err != nil {
+	if len(bc.env.problems) > 0 {
 		source, id = peekSourceID(body)
-		return nil, source, id, structuredEnvelopeError(body, err)
+		probs := bc.env.problems
+		// The data's problems too, when its type is known.
+		var v struct {
+			Type            string         `json:"type"`
+			DataContentType string         `json:"datacontenttype"`
+			Data            jsontext.Value `json:"data"`
+		}
+		if json.Unmarshal(body, &v) == nil && len(v.Data) > 0 && v.Data.Kind() != 'n' && (v.DataContentType == "" || isJSONContentType(v.DataContentType)) {
+			if _, known := ledger.Types[v.Type]; known {
+				probs = append(slices.Clip(probs), d.dataProblems(v.Type, v.Data)...)
+			}
+		}
+		return nil, source, id, &ledger.InvalidError{Problems: probs}
+	}
+	read := body
+	if bc.env.nulls {
+		// sdk-go reads a null datacontenttype as an empty one, and
+		// refuses a null data_base64: a null is an absent attribute.
+		read = withoutNulls(body)
+	}
+	var e event.Event
+	if err := e.UnmarshalJSON(read); err != nil {
+		source, id = peekSourceID(body)
+		return nil, source, id, structuredEnvelopeError(read, err)
 	}
 	return d.finish(&e, &bc, extra)
 }
@@ -268,6 +306,11 @@ func (d *Decoder) decodeStructured(body []byte, extra []attr) (ev *ledger.Event,
 // data in the body. NATS carries datacontenttype in ce-datacontenttype, HTTP
 // in Content-Type; either is accepted.
 func (d *Decoder) decodeBinary(header map[string][]string, body []byte, nats bool, extra []attr) (ev *ledger.Event, source, id string, err error) {
+	defer func() {
+		if err != nil {
+			source, id = withoutIdentifiers(body, false, source, id)
+		}
+	}()
 	if ie := ambiguousHeader(header, true); ie != nil {
 		return nil, "", "", ie
 	}
@@ -281,6 +324,9 @@ func (d *Decoder) decodeBinary(header map[string][]string, body []byte, nats boo
 	}
 	if ie := nonUTF8Attribute(h); ie != nil {
 		return nil, source, id, ie
+	}
+	if probs := binaryProblems(h); len(probs) > 0 {
+		return nil, source, id, &ledger.InvalidError{Problems: probs}
 	}
 	msg := cehttp.NewMessage(h, io.NopCloser(bytes.NewReader(body)))
 	e, err := binding.ToEvent(context.Background(), msg)
@@ -423,9 +469,6 @@ func (d *Decoder) finish(e *event.Event, bc *bodyCheck, extra []attr) (*ledger.E
 		// a ce-data header would be a second data member in Raw.
 		probs = append(probs, ledger.Problem{Reason: ledger.ReasonMalformed, Field: "data", Detail: "an extension attribute must not be named data (in any case): it would be a second data member"})
 	}
-	if e.Context.GetTime().IsZero() {
-		probs = append(probs, ledger.Problem{Reason: ledger.ReasonNotCloudEvent, Field: "time", Detail: "required: sharelog needs the time attribute"})
-	}
 	if e.Context.GetSubject() != "" {
 		probs = append(probs, ledger.Problem{Reason: ledger.ReasonIdentifierHeader, Field: "subject", Detail: "the subject attribute must not be set: data-subject identifiers belong inside data"})
 	}
@@ -439,6 +482,10 @@ func (d *Decoder) finish(e *event.Event, bc *bodyCheck, extra []attr) (*ledger.E
 		probs = append(probs, ledger.Problem{Reason: ledger.ReasonInvalidData, Field: "dataschema", Detail: fmt.Sprintf("dataschema must be %q for type %s, or absent", schemas.ID(typ), typ)})
 	}
 	if len(probs) > 0 {
+		// The data's problems too, when its type is known and it is JSON.
+		if ds := e.Data(); len(bytes.TrimSpace(ds)) > 0 && probs[len(probs)-1].Field != "type" && (e.DataContentType() == "" || isJSONContentType(e.DataContentType())) {
+			probs = append(probs, d.dataProblems(typ, ds)...)
+		}
 		return nil, source, id, &ledger.InvalidError{Problems: probs}
 	}
 
@@ -496,6 +543,16 @@ func (d *Decoder) finish(e *event.Event, bc *bodyCheck, extra []attr) (*ledger.E
 		Data:       v,
 		Raw:        raw,
 	}, source, id, nil
+}
+
+// dataProblems returns every problem of data, the data of an event of
+// known type typ, as the decode and the validate tags find them.
+func (d *Decoder) dataProblems(typ string, data []byte) []ledger.Problem {
+	v, probs := d.decodeData(typ, data)
+	if len(probs) > 0 {
+		return probs
+	}
+	return d.check.problems(v, data)
 }
 
 // rawSizeHint estimates the length of e in the CloudEvents JSON format.
@@ -573,10 +630,14 @@ func structuredEnvelopeError(body []byte, err error) *ledger.InvalidError {
 	}
 	var m map[string]jsontext.Value
 	if json.Unmarshal(body, &m) == nil {
+		ie := &ledger.InvalidError{}
 		for _, name := range sortedKeys(m) {
 			if detail := checkJSONAttribute(name, m[name]); detail != "" {
-				return ledger.Invalid(ledger.ReasonNotCloudEvent, name, "%s", detail)
+				ie.Problems = append(ie.Problems, ledger.Problem{Reason: ledger.ReasonNotCloudEvent, Field: name, Detail: detail})
 			}
+		}
+		if len(ie.Problems) > 0 {
+			return ie
 		}
 	}
 	return ledger.Invalid(ledger.ReasonNotCloudEvent, "", "the CloudEvents attributes cannot be read")
@@ -617,29 +678,36 @@ func checkJSONAttribute(name string, raw jsontext.Value) string {
 	case string, bool, float64:
 		return ""
 	case nil:
-		return "an extension must not be null"
+		return "" // null: absent
 	default:
 		return "an extension value must be a string, number or boolean"
 	}
 }
 
 // binaryEnvelopeError classifies sdk-go's failure to read a binary-mode
-// event, naming the first ce-* header that cannot be read.
+// event, naming every ce-* header that cannot be read, sorted by attribute.
 func binaryEnvelopeError(h http.Header, err error) *ledger.InvalidError {
 	var ve event.ValidationError
 	if errors.As(err, &ve) {
 		return validationProblems(ve)
 	}
-	if v := h.Get("Ce-Time"); v != "" {
-		if _, err := types.ParseTime(v); err != nil {
-			return ledger.Invalid(ledger.ReasonNotCloudEvent, "time", "must be an RFC 3339 timestamp")
-		}
-	}
-	if v := h.Get("Ce-Source"); v != "" && types.ParseURIRef(v) == nil {
-		return ledger.Invalid(ledger.ReasonNotCloudEvent, "source", "must be a URI-reference")
+	ie := &ledger.InvalidError{}
+	add := func(field, detail string) {
+		ie.Problems = append(ie.Problems, ledger.Problem{Reason: ledger.ReasonNotCloudEvent, Field: field, Detail: detail})
 	}
 	if v := h.Get("Ce-Dataschema"); v != "" && types.ParseURI(v) == nil {
-		return ledger.Invalid(ledger.ReasonNotCloudEvent, "dataschema", "must be a URI")
+		add("dataschema", "must be a URI")
+	}
+	if v := h.Get("Ce-Source"); v != "" && types.ParseURIRef(v) == nil {
+		add("source", "must be a URI-reference")
+	}
+	if v := h.Get("Ce-Time"); v != "" {
+		if _, err := types.ParseTime(v); err != nil {
+			add("time", "must be an RFC 3339 timestamp")
+		}
+	}
+	if len(ie.Problems) > 0 {
+		return ie
 	}
 	return ledger.Invalid(ledger.ReasonNotCloudEvent, "", "the CloudEvents attributes in the ce-* headers cannot be read")
 }

@@ -483,16 +483,19 @@ func pad(obj []byte, n int) []byte {
 
 // TestSpecVersionRefusals pins how a structured event's specversion is
 // refused: present with any value but "1.0" (any JSON type) it is not
-// supported; absent it is required. The two are told apart from the event,
+// supported; absent, or null, which the JSON format says is the same, it is
+// required. The two are told apart from the event,
 // not from sdk-go's message.
 func TestSpecVersionRefusals(t *testing.T) {
 	t.Parallel()
 	d := newDecoder(t)
 	const rest = `"id":"a","source":"s","type":"org.sharelog.notice.ack.v1","time":"2025-01-01T00:00:00Z","data":{"notice":"n","outcome":"done"}}`
-	for _, sv := range []string{`"2.0"`, `""`, `null`, `1.0`, `"0.2"`, `true`, `{}`, `[]`} {
+	for _, sv := range []string{`"2.0"`, `""`, `1.0`, `"0.2"`, `true`, `{}`, `[]`} {
 		_, err := d.DecodeStructured([]byte(`{"specversion":` + sv + `,` + rest))
 		checkFirst(t, err, string(ledger.ReasonSpecVersion), "specversion")
 	}
 	_, err := d.DecodeStructured([]byte(`{` + rest))
+	checkFirst(t, err, string(ledger.ReasonNotCloudEvent), "specversion")
+	_, err = d.DecodeStructured([]byte(`{"specversion":null,` + rest))
 	checkFirst(t, err, string(ledger.ReasonNotCloudEvent), "specversion")
 }

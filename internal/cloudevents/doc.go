@@ -15,7 +15,10 @@
 // the data is checked the same way and the ce-* attribute values must be
 // UTF-8.
 //
-// The CloudEvents envelope is read by the CloudEvents Go SDK (sdk-go). The
+// The context attributes are checked as CloudEvents 1.0 says before sdk-go
+// reads them (envelope.go): every problem listed, each naming its attribute;
+// a null attribute is absent; time is optional. The CloudEvents envelope is
+// then read by the CloudEvents Go SDK (sdk-go). The
 // event data is read once, by the JSON v2 decoder of go-json-experiment/json,
 // straight into the Go type from internal/ledger: that one pass refuses text
 // that is not UTF-8, a key twice in one object, a member the type does not

@@ -44,6 +44,7 @@ type bodyCheck struct {
 	valid  bool            // JSON text in UTF-8, duplicates aside
 	object bool            // the top-level value is an object
 	envDup *ledger.Problem // the first duplicate outside data, or nil
+	env    envelope        // the attributes' problems, when valid and object
 	// data is the data member decoded into the Go type of dataType in the
 	// same read, when the type attribute came before it and the data
 	// decoded without error; dataText is its text in the body.
@@ -213,6 +214,7 @@ func checkBody(body []byte, decode dataDecoder) bodyCheck {
 		if i, j := foldDuplicate(r.members); i >= 0 {
 			bc.envDup = attributeTwice(r.members[j].name, r.members[i].name)
 		}
+		bc.env = envelopeProblems(body, r.members)
 		return bc
 	}
 

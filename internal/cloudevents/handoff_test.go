@@ -2,6 +2,7 @@ package cloudevents
 
 import (
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -41,7 +42,8 @@ func TestHandoff(t *testing.T) {
 			}
 
 			// An identifier in a header is refused as the full decode refuses it.
-			ids := subjectIDsIn(f.body)
+			// (Identifiers too short to be looked for are skipped.)
+			ids := slices.DeleteFunc(subjectIDsIn(f.body), func(id string) bool { return alnumLen(tokens(id)) < minIdentifyingLen })
 			if len(ids) == 0 {
 				return
 			}
@@ -50,7 +52,7 @@ func TestHandoff(t *testing.T) {
 			d.Handoff([]*ledger.Event{ev})
 			_, got2 := d.DecodeMessage(leaky, ev.Raw)
 			if want2 == nil || got2 == nil || got2.Error() != want2.Error() {
-				t.Errorf("identifier in a header: error %v, want %v", got2, want2)
+				t.Fatalf("identifier in a header: error %v, want %v", got2, want2)
 			}
 			if strings.Contains(strings.ToLower(got2.Error()), strings.ToLower(ids[0])) {
 				t.Errorf("error %q quotes the identifier", got2)

@@ -1,6 +1,7 @@
 package cloudevents
 
 import (
+	"encoding/base64"
 	"slices"
 	"strings"
 	"unicode"
@@ -8,14 +9,17 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/cloudevents/sdk-go/v2/types"
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/sharelog/sharelog/internal/ledger"
 )
 
-// minSubstringLen is the shortest identifier matched as a substring of an
-// attribute; shorter ones must match a whole token, so that an identifier
-// such as "7" does not match every id containing a 7.
-const minSubstringLen = 4
+// minIdentifyingLen is the fewest letters and digits an identifier needs
+// to be looked for in context attributes. Shorter ones ("2026", "web",
+// "42") cannot single anyone out in a header or a log line, and they are
+// the years, counters and words that ids and sources are made of.
+const minIdentifyingLen = 5
 
 // attr is one context attribute, extension or transport header.
 type attr struct {
@@ -70,12 +74,24 @@ func subjectIDs(v any) []string {
 }
 
 // identifiersInAttributes returns a problem for every context attribute,
-// extension (of e, if not nil) or extra attribute that contains one of ids. Identifiers of
-// minSubstringLen or more characters match as case-insensitive substrings,
-// shorter ones as whole tokens. Details name the attribute, never the
-// identifier.
+// extension (of e, if not nil) or extra attribute that contains one of ids.
+// What the rule protects is a person's identifier travelling in headers,
+// subjects of NATS messages and logs, where it is not protected as data is;
+// so an identifier is found where it stands whole: its tokens (runs of
+// letters and digits, compared regardless of case) appear one after the
+// other, with nothing but separators between them, as whole tokens of the
+// attribute. "DBS-000123456" is found in "/export/dbs_000123456/x" but
+// "12345" is not found in "evt-123456". Identifiers with fewer than
+// minIdentifyingLen letters and digits are not looked for. Details name the
+// attribute, never the identifier.
 func identifiersInAttributes(ids []string, e *event.Event, extra []attr) []ledger.Problem {
-	if len(ids) == 0 {
+	var wanted [][]string
+	for _, id := range ids {
+		if toks := tokens(id); alnumLen(toks) >= minIdentifyingLen {
+			wanted = append(wanted, toks)
+		}
+	}
+	if len(wanted) == 0 {
 		return nil
 	}
 	var exts map[string]any
@@ -99,24 +115,32 @@ func identifiersInAttributes(ids []string, e *event.Event, extra []attr) []ledge
 	attrs = append(attrs, extra...)
 	slices.SortFunc(attrs[n:], func(a, b attr) int { return strings.Compare(a.name, b.name) })
 
-	lower := make([]string, len(ids))
-	for i, id := range ids {
-		lower[i] = strings.ToLower(id)
-	}
 	var probs []ledger.Problem
 	for _, a := range attrs {
 		if a.value == "" {
 			continue
 		}
+		// A URI (the source, dataschema) may hold the identifier
+		// percent-encoded. Tokens are made only for a value that holds the
+		// first token of an identifier.
 		v := strings.ToLower(a.value)
-		for _, id := range lower {
-			var found bool
-			if utf8.RuneCountInString(id) >= minSubstringLen {
-				found = strings.Contains(v, id)
-			} else {
-				found = containsToken(v, id)
+		var dv string // percent-decoded, when it differs
+		if strings.Contains(v, "%") {
+			dv = strings.ToLower(percentDecode(a.value))
+		}
+		var have, decoded []string
+		for _, want := range wanted {
+			inV, inDV := strings.Contains(v, want[0]), dv != "" && strings.Contains(dv, want[0])
+			if !inV && !inDV {
+				continue
 			}
-			if found {
+			if inV && have == nil {
+				have = tokens(v)
+			}
+			if inDV && decoded == nil {
+				decoded = tokens(dv)
+			}
+			if containsRun(have, want) || containsRun(decoded, want) {
 				probs = append(probs, ledger.Problem{
 					Reason: ledger.ReasonIdentifierHeader,
 					Field:  a.name,
@@ -129,23 +153,81 @@ func identifiersInAttributes(ids []string, e *event.Event, extra []attr) []ledge
 	return probs
 }
 
-// containsToken reports whether id occurs in v as a whole token: not preceded
-// or followed by a letter or digit.
-func containsToken(v, id string) bool {
-	for off := 0; off <= len(v)-len(id); {
-		i := strings.Index(v[off:], id)
-		if i < 0 {
-			return false
-		}
-		start, end := off+i, off+i+len(id)
-		before, _ := utf8.DecodeLastRuneInString(v[:start])
-		after, _ := utf8.DecodeRuneInString(v[end:])
-		if (start == 0 || !isAlnum(before)) && (end == len(v) || !isAlnum(after)) {
+// tokens splits s into its runs of letters and digits, lowercased.
+func tokens(s string) []string {
+	return strings.FieldsFunc(strings.ToLower(s), func(r rune) bool { return !isAlnum(r) })
+}
+
+// alnumLen counts the letters and digits of toks.
+func alnumLen(toks []string) int {
+	n := 0
+	for _, t := range toks {
+		n += utf8.RuneCountInString(t)
+	}
+	return n
+}
+
+// containsRun reports whether want occurs in have as consecutive elements.
+func containsRun(have, want []string) bool {
+	for i := 0; i+len(want) <= len(have); i++ {
+		if slices.Equal(have[i:i+len(want)], want) {
 			return true
 		}
-		off = start + 1
 	}
 	return false
 }
 
 func isAlnum(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }
+
+// withoutIdentifiers returns source and id of a refused event, or two empty
+// strings if either holds a data-subject identifier that the event's data
+// names. An event refused before its data was decoded was never checked
+// for identifiers in its attributes, yet its source and id are reported
+// (and the source names the subject it is filed under in
+// SHARELOG_REJECTED): the data is read here leniently, as far as it can
+// be, for the identifiers. data is the event's data, or with structured
+// its whole JSON text.
+func withoutIdentifiers(data []byte, structured bool, source, id string) (string, string) {
+	if source == "" && id == "" {
+		return source, id
+	}
+	if len(data) > MaxEventSize {
+		return "", "" // not read: not reported
+	}
+	lenient := json.JoinOptions(jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
+	var v any
+	if json.Unmarshal(data, &v, lenient) != nil {
+		return source, id
+	}
+	if structured {
+		m, _ := v.(map[string]any)
+		v = m["data"]
+		if s, ok := m["data_base64"].(string); ok && v == nil {
+			if b, err := base64.StdEncoding.DecodeString(s); err == nil && json.Unmarshal(b, &v, lenient) != nil {
+				v = nil
+			}
+		}
+	}
+	var ids []string
+	idOf := func(s any) {
+		if m, ok := s.(map[string]any); ok {
+			if id, ok := m["id"].(string); ok {
+				ids = append(ids, id)
+			}
+		}
+	}
+	d, _ := v.(map[string]any)
+	if subjects, ok := d["subjects"].([]any); ok {
+		for _, s := range subjects {
+			idOf(s)
+		}
+	}
+	idOf(d["subject"])
+	if scope, ok := d["scope"].(map[string]any); ok {
+		idOf(scope["subject"])
+	}
+	if len(identifiersInAttributes(ids, nil, []attr{{"id", id}, {"source", source}})) > 0 {
+		return "", ""
+	}
+	return source, id
+}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -51,10 +52,11 @@ func (s *Server) notices(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
-// handleAck takes a recipient's acknowledgement of a notice: a structured
-// org.sharelog.notice.ack.v1 CloudEvent signed with the recipient's webhook
-// secret (Sharelog-Timestamp and Sharelog-Signature, as notify.Verify
-// checks). It is published to sharelog.in.ack.<id>, so the ingest loop
+// handleAck takes a recipient's acknowledgement of a notice: an
+// org.sharelog.notice.ack.v1 CloudEvent, structured or in binary mode, whose
+// body is signed with the recipient's webhook secret (Sharelog-Timestamp
+// and Sharelog-Signature, as notify.Verify checks): in binary mode the body
+// is the data, which names the notice and the outcome. It is published to sharelog.in.ack.<id>, so the ingest loop
 // vouches for the recipient and the store accepts it only for a notice sent
 // to that recipient.
 func (s *Server) handleAck(w http.ResponseWriter, r *http.Request) {
@@ -86,11 +88,25 @@ func (s *Server) handleAck(w http.ResponseWriter, r *http.Request) {
 		s.unauthorized(w, err.Error())
 		return
 	}
-	if mt := mediaType(r.Header.Get("Content-Type")); mt != cloudevents.MediaTypeStructured && mt != "application/json" {
-		s.fail(w, r, ledger.Invalid(ledger.ReasonContentType, "Content-Type", "an ack is one structured CloudEvent: send %s", cloudevents.MediaTypeStructured))
+	var ev *ledger.Event
+	mt := mediaType(r.Header.Get("Content-Type"))
+	switch {
+	case mt != cloudevents.MediaTypeStructured && len(r.Header.Values("Ce-Specversion")) > 0:
+		// Binary mode, the CloudEvents SDKs' default: the signed body is
+		// the data (the notice and the outcome), the attributes are in
+		// ce-* headers.
+		br := r.Clone(ctx)
+		br.Body = io.NopCloser(bytes.NewReader(body))
+		var ds []cloudevents.Decoded
+		if ds, err = s.Decoder.DecodeHTTP(br); err == nil {
+			ev, err = ds[0].Event, ds[0].Err
+		}
+	case mt != cloudevents.MediaTypeStructured && mt != "application/json":
+		s.fail(w, r, ledger.Invalid(ledger.ReasonContentType, "Content-Type", "an ack is one CloudEvent: send %s or binary mode (ce-* headers)", cloudevents.MediaTypeStructured))
 		return
+	default:
+		ev, err = s.Decoder.DecodeStructured(body)
 	}
-	ev, err := s.Decoder.DecodeStructured(body)
 	if err != nil {
 		s.countRejected(err)
 		s.fail(w, r, err)

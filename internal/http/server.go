@@ -236,6 +236,25 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	switch body := s.submit(ctx, nats.SubjectInHTTP, "http", decoded).(type) {
+	case *Problem:
+		if body.Status >= 500 {
+			s.Logger.Error("request failed", "route", r.Pattern, "detail", body.Detail)
+		}
+		writeProblem(w, body)
+	default:
+		writeJSON(w, http.StatusAccepted, body)
+	}
+}
+
+// submit does what POST /v1/events does with the events of a request once
+// decoded: it refuses the whole request if any event is refused, otherwise
+// publishes the events to SHARELOG_IN on subject and waits (bounded) for
+// their outcomes. It returns the body of the answer: an Accepted (HTTP
+// 202; an empty batch gives an empty list) or a *Problem whose Events list
+// every refused event and each of its problems. transport labels the
+// rejection metrics.
+func (s *Server) submit(ctx context.Context, subject, transport string, decoded []cloudevents.Decoded) any {
 	var refused []EventProblems
 	events := make([]*ledger.Event, 0, len(decoded))
 	registered := map[string]bool{}
@@ -250,7 +269,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 			d.Err = s.checkRecipient(ctx, d.Event, registered)
 		}
 		if d.Err != nil {
-			s.countRejected(d.Err)
+			s.countRejectedOn(d.Err, transport)
 			refused = append(refused, EventProblems{Index: i, Source: d.Source, ID: d.ID, Problems: problemsOf(d.Err)})
 			continue
 		}
@@ -259,22 +278,46 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	if len(refused) > 0 {
 		p := newProblem(http.StatusBadRequest, ledger.EINVALID, fmt.Sprintf("%d of %d events refused; none were accepted", len(refused), len(decoded)))
 		p.Events = refused
-		writeProblem(w, p)
-		return
+		return p
 	}
 	if len(events) == 0 {
-		writeProblem(w, newProblem(http.StatusBadRequest, ledger.EINVALID, "no events in request"))
-		return
+		// An empty batch, [], is a valid batch (CloudEvents JSON format,
+		// section 4): nothing to store, nothing refused.
+		return Accepted{Accepted: []AcceptedEvent{}}
 	}
 	// The ingest reads these events back from SHARELOG_IN: it takes them
 	// as decoded here rather than decoding them a second time.
 	s.Decoder.Handoff(events)
-	acks, err := s.Publisher.Publish(ctx, nats.SubjectInHTTP, events)
+	acks, err := s.Publisher.Publish(ctx, subject, events)
 	if err != nil {
-		s.fail(w, r, ledger.Errorf(ledger.EUNAVAILABLE, "events not stored: %v", err))
-		return
+		return problemFor(ledger.Errorf(ledger.EUNAVAILABLE, "events not stored: %v", err))
 	}
-	writeJSON(w, http.StatusAccepted, Accepted{Accepted: s.outcomes(ctx, events, acks)})
+	return Accepted{Accepted: s.outcomes(ctx, events, acks)}
+}
+
+// Answer gives other transports that answer producers (the NATS service)
+// the answer POST /v1/events gives: the events of a request as decoded, or
+// err, a request-level failure such as cloudevents.Decoder.DecodeBatch
+// returns, are refused or published to SHARELOG_IN on subject, as
+// handleEvents does. It returns the HTTP status of the answer, a one-line
+// detail for a refusal (empty for 202), and the body: an Accepted or a
+// *Problem. Neither the detail nor the body quotes a data-subject
+// identifier. transport labels the rejection metrics.
+func (s *Server) Answer(ctx context.Context, subject, transport string, decoded []cloudevents.Decoded, err error) (status int, detail string, body any) {
+	if err != nil {
+		s.countRejectedOn(err, transport)
+		p := problemFor(err)
+		return p.Status, p.Detail, p
+	}
+	switch b := s.submit(ctx, subject, transport, decoded).(type) {
+	case *Problem:
+		if b.Status >= 500 {
+			s.Logger.Error("request failed", "transport", transport, "detail", b.Detail)
+		}
+		return b.Status, b.Detail, b
+	default:
+		return http.StatusAccepted, "", b
+	}
 }
 
 // notFromProducers refuses the event types a producer may not send here,
@@ -362,7 +405,11 @@ func (s *Server) outcomes(ctx context.Context, events []*ledger.Event, acks []na
 	return out
 }
 
-func (s *Server) countRejected(err error) {
+func (s *Server) countRejected(err error) { s.countRejectedOn(err, "http") }
+
+// countRejectedOn counts a refusal in sharelog_rejected_total, labelled
+// with the transport it came by.
+func (s *Server) countRejectedOn(err error, transport string) {
 	var ie *ledger.InvalidError
 	reason := string(ledger.ReasonMalformed)
 	if errors.As(err, &ie) {
@@ -370,7 +417,7 @@ func (s *Server) countRejected(err error) {
 	} else if ledger.ErrorCode(err) == ledger.ETOOLARGE {
 		reason = string(ledger.ReasonOversize)
 	}
-	s.Metrics.Rejected.WithLabelValues(reason, "http").Inc()
+	s.Metrics.Rejected.WithLabelValues(reason, transport).Inc()
 }
 
 func problemsOf(err error) []ledger.Problem {

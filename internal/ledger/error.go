@@ -65,8 +65,9 @@ func ErrorMessage(err error) string {
 	}
 }
 
-// Reason classifies why an event was refused. It is the last token of the
-// subject a refused NATS message is republished on (sharelog.rejected.<reason>),
+// Reason classifies why an event was refused. It is the third token of the
+// subject a refused NATS message is republished on
+// (sharelog.rejected.<reason>.<source token>),
 // the value of its Sharelog-Reason header and a label of the rejection metric.
 type Reason string
 

@@ -15,7 +15,8 @@ type Metrics struct {
 	// Events counts events that reached the ledger writer, by outcome
 	// (recorded, duplicate, rejected).
 	Events *prometheus.CounterVec
-	// Rejected counts refused events by reason and transport (nats, http).
+	// Rejected counts refused events by reason and transport (nats, http,
+	// nats-service).
 	Rejected *prometheus.CounterVec
 	// BatchSize observes how many stream messages each ingest batch applied.
 	BatchSize prometheus.Histogram

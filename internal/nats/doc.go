@@ -1,15 +1,17 @@
 // Package nats is sharelog's side of NATS JetStream: the embedded server
 // (the single-process default), the streams (SHARELOG_IN, SHARELOG_REJECTED),
-// the publisher that HTTP input and `sharelog publish` go through, and the
-// ingest loop, the ledger's one writer.
+// the publisher that HTTP input and `sharelog publish` go through, the
+// ingest loop, the ledger's one writer, and the NATS micro service that
+// answers producers as POST /v1/events does (service.go).
 //
 // Ledger order is SHARELOG_IN order. The ingest loop reads the stream with an
 // ordered consumer that starts after the last stream sequence the ledger has
 // applied (kept in Badger, committed with each batch), so the ledger itself is
 // the cursor: no consumer acks, and a restart resumes exactly where the last
 // committed batch ended. Input that cannot be recorded is republished, original
-// bytes and headers, to SHARELOG_REJECTED before the batch that skips it
-// commits, so nothing is dropped silently. A failed batch is retried, with
+// bytes and headers, to SHARELOG_REJECTED (under RejectedSubject: by reason
+// and by the producer's source) before the batch that skips it commits, so
+// nothing is dropped silently. A failed batch is retried, with
 // backoff, from the last committed one; a SHARELOG_IN that is gone or ends
 // before the ledger's position stops the loop with an error (Ingester.Run).
 package nats

@@ -217,30 +217,33 @@ func (in *Ingester) consume(ctx context.Context) error {
 // decoded is a stream message with the event decoded from it, or why it
 // could not be.
 type decoded struct {
-	msg jetstream.Msg
-	ev  *ledger.Event
-	err error
+	msg    jetstream.Msg
+	ev     *ledger.Event
+	source string // the event's, as far as it could be read, for the rejection's subject
+	err    error
 }
 
 // decode decodes and validates one message, and records what its subject
 // vouches for: the recipient of an ack subject, or sharelog's own subject.
 func (in *Ingester) decode(m jetstream.Msg) decoded {
-	ev, err := in.decoder.DecodeMessage(m.Headers(), m.Data())
+	d := in.decoder.DecodeNATS(m.Headers(), m.Data())
+	ev, err := d.Event, d.Err
 	if err != nil {
-		return decoded{msg: m, err: err}
+		return decoded{msg: m, source: d.Source, err: err}
 	}
 	if r, ok := strings.CutPrefix(m.Subject(), SubjectAckPrefix); ok {
 		ev.From = r // the recipient this subject's publish permission vouches for
 	}
 	ev.Internal = m.Subject() == SubjectInNotify
-	return decoded{msg: m, ev: ev}
+	return decoded{msg: m, ev: ev, source: ev.Source}
 }
 
 // rejection is a stream message that will not enter the ledger.
 type rejection struct {
-	msg jetstream.Msg
-	seq uint64
-	err error
+	msg    jetstream.Msg
+	seq    uint64
+	source string
+	err    error
 }
 
 // apply records one batch of decoded messages: append, republish what was
@@ -269,7 +272,7 @@ func (in *Ingester) apply(ctx context.Context, msgs []decoded) error {
 			continue // redelivered after a consumer reset
 		}
 		if d.err != nil {
-			rejects = append(rejects, rejection{msg: m, seq: seq, err: d.err})
+			rejects = append(rejects, rejection{msg: m, seq: seq, source: d.source, err: d.err})
 			last = seq
 			continue
 		}
@@ -282,7 +285,7 @@ func (in *Ingester) apply(ctx context.Context, msgs []decoded) error {
 			in.requestsRecorded(requests)
 			return in.apply(ctx, msgs[i:])
 		case out == ledger.Rejected:
-			rejects = append(rejects, rejection{msg: m, seq: seq, err: err})
+			rejects = append(rejects, rejection{msg: m, seq: seq, source: d.source, err: err})
 		case err != nil:
 			return fmt.Errorf("append stream sequence %d: %w", seq, err)
 		case out == ledger.Recorded:
@@ -330,7 +333,7 @@ func (in *Ingester) commit(ctx context.Context, b *store.Batch, last uint64, rej
 }
 
 // reject republishes refused messages to SHARELOG_REJECTED, original bytes and
-// headers with the reason, and waits until JetStream holds every one. The
+// headers with the reason, under RejectedSubject (by reason and source), and waits until JetStream holds every one. The
 // Nats-Msg-Id is derived from the input sequence, so a batch replayed after a
 // crash does not file the same rejection twice within the duplicate window.
 func (in *Ingester) reject(ctx context.Context, rejects []rejection) error {
@@ -341,7 +344,7 @@ func (in *Ingester) reject(ctx context.Context, rejects []rejection) error {
 		if errors.As(r.err, &ie) {
 			reason, detail = ie.Reason(), ie.Error()
 		}
-		msg := natsio.NewMsg(SubjectRejectedPrefix + string(reason))
+		msg := natsio.NewMsg(RejectedSubject(reason, r.source))
 		for k, v := range r.msg.Headers() {
 			if strings.HasPrefix(strings.ToLower(k), "nats-") {
 				continue // JetStream control headers (expected sequence, msg id) would misdirect the republish

@@ -3,9 +3,13 @@ package nats
 import (
 	"context"
 	"fmt"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sharelog/sharelog/internal/ledger"
 )
 
 // Stream names and subjects of the public contract (DESIGN.md).
@@ -16,10 +20,48 @@ const (
 	// SubjectInNotify is where sharelog records its own notice deliveries.
 	// Deny producers publish permission on it.
 	SubjectInNotify = "sharelog.in.notify"
-	StreamRejected  = "SHARELOG_REJECTED"
-	// SubjectRejectedPrefix is followed by a ledger.Reason.
+	// SubjectInService is where the NATS service (service.go) stores the
+	// events it accepts.
+	SubjectInService = "sharelog.in.service"
+	StreamRejected   = "SHARELOG_REJECTED"
+	// SubjectRejectedPrefix is followed by a ledger.Reason and a source
+	// token: see RejectedSubject.
 	SubjectRejectedPrefix = "sharelog.rejected."
+	// SourceUnknown is the source token of a rejection whose source could
+	// not be read, or may hold a data-subject identifier (the event was
+	// refused for an identifier in its attributes or headers). No source
+	// encodes to it.
+	SourceUnknown = "~"
 )
+
+// maxSourceToken bounds a source token; a longer one is filed under
+// SourceUnknown.
+const maxSourceToken = 256
+
+// RejectedSubject returns the subject a refused message is filed under in
+// SHARELOG_REJECTED: sharelog.rejected.<reason>.<source token>. A consumer
+// takes every rejection for one reason with sharelog.rejected.<reason>.>,
+// and a producer its own with sharelog.rejected.*.<SourceToken(its source)>.
+func RejectedSubject(reason ledger.Reason, source string) string {
+	return SubjectRejectedPrefix + string(reason) + "." + SourceToken(source)
+}
+
+// SourceToken encodes a CloudEvents source as one NATS subject token, one
+// to one: letters, digits, "-" and "_" stay as they are, and every other
+// byte becomes %XX, as url.QueryEscape writes it, with "." and "~" escaped
+// too and a space as %20 ("/systems/case-management" becomes
+// "%2Fsystems%2Fcase-management"). An empty source, or one whose token
+// would be longer than 256 bytes, gives SourceUnknown.
+func SourceToken(source string) string {
+	if source == "" {
+		return SourceUnknown
+	}
+	t := strings.NewReplacer(".", "%2E", "~", "%7E", "+", "%20").Replace(url.QueryEscape(source))
+	if len(t) > maxSourceToken {
+		return SourceUnknown
+	}
+	return t
+}
 
 // Headers sharelog sets on messages it republishes to SHARELOG_REJECTED.
 // None carries personal data: the detail is written without identifiers.

@@ -1,0 +1,212 @@
+package nats
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	natsio "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/sharelog/sharelog/internal/cloudevents"
+	"github.com/sharelog/sharelog/internal/ledger"
+)
+
+// The NATS service for producers who want an answer: a request on
+// SubjectService carries one event (structured or binary mode, as on
+// sharelog.in.>) or a batch (Content-Type application/cloudevents-batch+json),
+// and the reply is what POST /v1/events answers.
+const (
+	// ServiceName is the name `nats micro ls` lists the service under.
+	ServiceName = "sharelog"
+	// ServiceVersion is the version of the service's request and reply
+	// format (the same as POST /v1/events).
+	ServiceVersion = "1.0.0"
+	// SubjectService is the subject of the service's one endpoint, events.
+	SubjectService = "sharelog.api.events"
+	// TransportService labels the service's refusals in
+	// sharelog_rejected_total.
+	TransportService = "nats-service"
+)
+
+// Answerer answers a request of decoded events as POST /v1/events does
+// (internal/http Server.Answer): decoded, or err, a request-level failure,
+// are refused or published to SHARELOG_IN on subject. It returns the HTTP
+// status, a one-line detail for a refusal without personal data, and the
+// body to send as JSON.
+type Answerer func(ctx context.Context, subject, transport string, decoded []cloudevents.Decoded, err error) (status int, detail string, body any)
+
+// Service is the NATS micro service of sharelog (nats.go's micro package,
+// so `nats micro ls` and `nats micro info sharelog` show it).
+//
+// A reply to a request that is accepted has the JSON body of a 202 from
+// POST /v1/events ({"accepted":[{"source","id","outcome","seq"}]}) and
+// Content-Type application/json. A refused request gets a micro error
+// reply: the Nats-Service-Error-Code header holds the HTTP status the API
+// would give (400, 413, 415, 503), Nats-Service-Error the problem's detail,
+// and the body the problem details (application/problem+json), listing
+// every problem of every refused event. A request is refused or stored
+// whole, as a POST is.
+type Service struct {
+	nc      *natsio.Conn
+	decoder *cloudevents.Decoder
+	answer  Answerer
+	log     *slog.Logger
+	// Timeout bounds the handling of one request (default 30s).
+	Timeout time.Duration
+	// Concurrency bounds the requests handled at once (default 64); more
+	// wait for a slot.
+	Concurrency int
+}
+
+// NewService returns a Service; Run starts it.
+func NewService(nc *natsio.Conn, dec *cloudevents.Decoder, answer Answerer, logger *slog.Logger) *Service {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &Service{nc: nc, decoder: dec, answer: answer, log: logger.With("system", "service"), Timeout: 30 * time.Second, Concurrency: 64}
+}
+
+// Run serves requests until ctx is done, then stops the service, waits
+// for the requests being handled and returns nil. It returns an error if
+// the service cannot be added or stops on its own (the connection closed).
+func (s *Service) Run(ctx context.Context) error {
+	stopped := make(chan struct{})
+	svc, err := micro.AddService(s.nc, micro.Config{
+		Name:        ServiceName,
+		Version:     ServiceVersion,
+		Description: "sharelog: validates CloudEvents, stores them in SHARELOG_IN and answers as POST /v1/events does",
+		DoneHandler: func(micro.Service) { close(stopped) },
+		ErrorHandler: func(_ micro.Service, err *micro.NATSError) {
+			s.log.Warn("service", "subject", err.Subject, "err", err.Description)
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("nats service: %w", err)
+	}
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		closed bool // no more requests are started: Run waits for wg
+	)
+	slots := make(chan struct{}, max(s.Concurrency, 1))
+	shuttingDown := func(req micro.Request) {
+		_ = req.Error(strconv.Itoa(http.StatusServiceUnavailable), "sharelog is shutting down", nil)
+	}
+	handler := micro.HandlerFunc(func(req micro.Request) {
+		// Handlers run on the subscription's goroutine: handle each
+		// request on its own, so that one waiting for its outcome does
+		// not hold up the next.
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			shuttingDown(req)
+			return
+		}
+		mu.Lock()
+		if closed {
+			mu.Unlock()
+			<-slots
+			shuttingDown(req)
+			return
+		}
+		wg.Add(1)
+		mu.Unlock()
+		go func() {
+			defer wg.Done()
+			defer func() { <-slots }()
+			rctx, cancel := context.WithTimeout(ctx, s.Timeout)
+			defer cancel()
+			s.handle(rctx, req)
+		}()
+	})
+	err = svc.AddEndpoint("events", handler, micro.WithEndpointSubject(SubjectService),
+		micro.WithEndpointMetadata(map[string]string{
+			"content-types": cloudevents.MediaTypeStructured + ", " + cloudevents.MediaTypeBatch + ", binary mode (ce-* headers)",
+			"stores-on":     SubjectInService,
+		}))
+	if err != nil {
+		_ = svc.Stop()
+		return fmt.Errorf("nats service: %w", err)
+	}
+	wait := func() {
+		mu.Lock()
+		closed = true
+		mu.Unlock()
+		wg.Wait()
+	}
+	select {
+	case <-ctx.Done():
+		err = svc.Stop()
+		wait()
+		return err
+	case <-stopped:
+		wait()
+		if ctx.Err() != nil {
+			return nil
+		}
+		return errors.New("nats service stopped: the connection closed")
+	}
+}
+
+// handle answers one request.
+func (s *Service) handle(ctx context.Context, req micro.Request) {
+	header := map[string][]string(req.Headers())
+	var decoded []cloudevents.Decoded
+	var err error
+	if ct := headerValue(header, "Content-Type"); mediaTypeOf(ct) == cloudevents.MediaTypeBatch {
+		decoded, err = s.decoder.DecodeBatch(req.Data())
+	} else {
+		d := s.decoder.DecodeNATS(header, req.Data())
+		if ie, ok := errors.AsType[*ledger.InvalidError](d.Err); ok && ie.Reason() == ledger.ReasonContentType && ie.Problems[0].Field == "Content-Type" {
+			// The request's content type, not the event: 415, as the API.
+			err = d.Err
+		}
+		decoded = []cloudevents.Decoded{d}
+	}
+	status, detail, body := s.answer(ctx, SubjectInService, TransportService, decoded, err)
+	b, jerr := json.Marshal(body)
+	if jerr != nil {
+		s.log.Error("service reply", "err", jerr)
+		_ = req.Error(strconv.Itoa(http.StatusInternalServerError), "reply cannot be encoded", nil)
+		return
+	}
+	if status/100 == 2 {
+		err = req.Respond(b, micro.WithHeaders(micro.Headers{"Content-Type": {"application/json"}}))
+	} else {
+		err = req.Error(strconv.Itoa(status), headerSafe(detail), b, micro.WithHeaders(micro.Headers{"Content-Type": {"application/problem+json"}}))
+	}
+	if err != nil {
+		s.log.Warn("service reply", "err", err)
+	}
+}
+
+// headerValue returns the first value of the header named name in any
+// case, or "".
+func headerValue(h map[string][]string, name string) string {
+	if v := natsio.Header(h).Get(name); v != "" {
+		return v
+	}
+	for k, vs := range h {
+		if len(vs) > 0 && http.CanonicalHeaderKey(k) == http.CanonicalHeaderKey(name) {
+			return vs[0]
+		}
+	}
+	return ""
+}
+
+// mediaTypeOf returns the media type of a Content-Type value, lowercased.
+func mediaTypeOf(ct string) string {
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return ""
+	}
+	return mt
+}
