@@ -18,10 +18,12 @@
 // answered, with extensions and the clock stopped while the controller
 // waits for them (answer.go); what an acknowledgement, an exemption or
 // a delivery does to an obligation, and when a notice is due for delivery
-// (obligation_rules.go); which holds cover a subject (holds.go); when a
-// subject may be forgotten (retention.go); which fields are personal
-// (personal.go). Each has a table test naming the provision of the law it
-// implements.
+// (obligation_rules.go); which holds cover a subject (holds.go), and what a
+// hold does to an erasure and its release (decide_holds.go); lifting a
+// restriction (decide_lifting.go); when a justification or a discloser
+// means nothing (s62.go); when a subject may be forgotten (retention.go);
+// which fields are personal (personal.go). Each has a table test naming the
+// provision of the law it implements.
 //
 // MemState (memstate.go) is the ledger's derived state in memory: the fold
 // of the entries through Decide. The rules' tests run over it; the same
