@@ -16,6 +16,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/sharelog/sharelog/internal/ledger"
+	"github.com/sharelog/sharelog/internal/sharedref"
 )
 
 // conformanceDir holds the CloudEvents conformance cases (YAML), outside the
@@ -37,7 +38,7 @@ type conformanceCase struct {
 func loadConformance(t *testing.T, rel string) []conformanceCase {
 	t.Helper()
 	path := filepath.Join(conformanceDir, rel)
-	b := readShared(t, path)
+	b := sharedref.Read(t, path)
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	var out []conformanceCase
 	for i := 0; ; i++ {

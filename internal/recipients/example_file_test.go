@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/sharelog/sharelog/internal/ledger"
+	"github.com/sharelog/sharelog/internal/sharedref"
 )
 
 const (
@@ -31,7 +32,7 @@ func loadExample(t *testing.T) map[string]ledger.Recipient {
 
 func TestExampleFileHasEveryForce(t *testing.T) {
 	t.Parallel()
-	b := readShared(t, forcesFile)
+	b := sharedref.Read(t, forcesFile)
 	var forces []struct{ ID, Name string }
 	if err := json.Unmarshal(b, &forces); err != nil {
 		t.Fatalf("decode %s: %v", forcesFile, err)

@@ -7,6 +7,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/sharelog/sharelog/internal/sharedref"
 	"github.com/sharelog/sharelog/internal/vocab"
 )
 
@@ -156,7 +157,7 @@ func itoa(i int) string {
 // fidesKeys reads the fides_key of every entry of a fideslang file.
 func fidesKeys(t *testing.T, path, list string) []string {
 	t.Helper()
-	b := readShared(t, path)
+	b := sharedref.Read(t, path)
 	var doc map[string][]struct {
 		FidesKey string `yaml:"fides_key"`
 		Name     string `yaml:"name"`
