@@ -26,23 +26,7 @@ func (b *Batch) writeRequest(seq uint64, p *ledger.RequestEffect) error {
 	for i := range p.Obligations {
 		o := &p.Obligations[i]
 		rec.Notices = append(rec.Notices, o.Notice)
-		sealed, err := sealNotice(&p.Notices[i], b.ref, b.key)
-		if err != nil {
-			return b.fail(err)
-		}
-		if err := b.set(noticeKey(o.Notice), sealed); err != nil {
-			return err
-		}
-		if err := b.set(byDueKey(o.Due, o.Notice), nil); err != nil {
-			return err
-		}
-		if err := b.set(recipientDueKey(o.Recipient, o.Due, o.Notice), nil); err != nil {
-			return err
-		}
-		if err := b.set(subjectObligationKey(rec.Subject, o.Notice), []byte(o.Recipient)); err != nil {
-			return err
-		}
-		if err := b.putObligation(o); err != nil {
+		if err := b.openObligation(o, &p.Notices[i], rec.Subject, b.ref, b.key); err != nil {
 			return err
 		}
 	}
@@ -100,23 +84,7 @@ func (b *Batch) writeProceed(p *ledger.ProceedEffect) error {
 		if err != nil {
 			return b.fail(err)
 		}
-		sealed, err := sealNotice(&n, keyRef{subject: pn.SubjectHash}, key)
-		if err != nil {
-			return b.fail(err)
-		}
-		if err := b.set(noticeKey(o.Notice), sealed); err != nil {
-			return err
-		}
-		if err := b.set(byDueKey(o.Due, o.Notice), nil); err != nil {
-			return err
-		}
-		if err := b.set(recipientDueKey(o.Recipient, o.Due, o.Notice), nil); err != nil {
-			return err
-		}
-		if err := b.set(subjectObligationKey(pn.SubjectHash, o.Notice), []byte(o.Recipient)); err != nil {
-			return err
-		}
-		if err := b.putObligation(o); err != nil {
+		if err := b.openObligation(o, &n, pn.SubjectHash, keyRef{subject: pn.SubjectHash}, key); err != nil {
 			return err
 		}
 	}
@@ -127,6 +95,29 @@ func (b *Batch) writeProceed(p *ledger.ProceedEffect) error {
 	}
 	b.s.log.Info("erasures proceed after a legal hold", "obligations", len(p.Obligations))
 	return nil
+}
+
+// openObligation writes a new obligation o of the subject with keyed hash
+// subject, its notice n sealed under key (named by ref), and its indexes:
+// by due date, by recipient and due date, by subject.
+func (b *Batch) openObligation(o *ledger.Obligation, n *ledger.Notice, subject []byte, ref keyRef, key []byte) error {
+	sealed, err := sealNotice(n, ref, key)
+	if err != nil {
+		return b.fail(err)
+	}
+	if err := b.set(noticeKey(o.Notice), sealed); err != nil {
+		return err
+	}
+	if err := b.set(byDueKey(o.Due, o.Notice), nil); err != nil {
+		return err
+	}
+	if err := b.set(recipientDueKey(o.Recipient, o.Due, o.Notice), nil); err != nil {
+		return err
+	}
+	if err := b.set(subjectObligationKey(subject, o.Notice), []byte(o.Recipient)); err != nil {
+		return err
+	}
+	return b.putObligation(o)
 }
 
 // putObligation writes o and keeps the open index in step: an open
