@@ -184,43 +184,24 @@ func (s *Store) answerOverdue(ctx context.Context, txn *badger.Txn, f ledger.Obl
 		listed[o.Notice] = true
 	}
 	var extra []ledger.Obligation
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixOpen}})
-	defer it.Close()
-	n := 0
-	for it.Rewind(); it.Valid(); it.Next() {
-		n++
-		if n%ctxCheckEvery == 0 {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-		}
-		notice := string(it.Item().Key()[9:])
-		if listed[notice] {
-			continue
-		}
-		o, err := getObligation(txn, notice)
-		if err != nil {
-			return err
-		}
-		if o == nil {
-			return fmt.Errorf("open index names a missing obligation")
-		}
-		if (f.Recipient != "" && o.Recipient != f.Recipient) || (f.State != "" && o.State != f.State) {
-			continue
+	err := eachOpen(ctx, txn, func(o *ledger.Obligation) (bool, error) {
+		if listed[o.Notice] || (f.Recipient != "" && o.Recipient != f.Recipient) || (f.State != "" && o.State != f.State) {
+			return true, nil
 		}
 		s.decorate(o, now)
 		if o.Overdue {
-			continue // past its own due date: listed already, unless beyond the limit
+			return true, nil // past its own due date: listed already, unless beyond the limit
 		}
 		if err := answers.decorate(txn, o, now); err != nil {
-			return err
+			return false, err
 		}
 		if o.AnswerOverdue {
 			extra = append(extra, *o)
 		}
-	}
-	if len(extra) == 0 {
-		return nil
+		return true, nil
+	})
+	if err != nil || len(extra) == 0 {
+		return err
 	}
 	all := append(list.Obligations, extra...)
 	slices.SortFunc(all, func(a, b ledger.Obligation) int {
@@ -397,49 +378,56 @@ func (s *Store) ManualQueue(ctx context.Context) ([]ledger.OutgoingNotice, error
 func (s *Store) scanOpen(ctx context.Context, now time.Time, limit int, keep func(*ledger.Obligation) (bool, bool)) ([]ledger.OutgoingNotice, error) {
 	out := []ledger.OutgoingNotice{}
 	err := s.view(ctx, func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixOpen}})
-		defer it.Close()
-		n := 0
-		for it.Rewind(); it.Valid(); it.Next() {
-			n++
-			if n%ctxCheckEvery == 0 {
-				if err := ctx.Err(); err != nil {
-					return err
-				}
-			}
-			notice := string(it.Item().Key()[9:])
-			o, err := getObligation(txn, notice)
-			if err != nil {
-				return err
-			}
-			if o == nil {
-				return fmt.Errorf("open index names a missing obligation")
-			}
+		return eachOpen(ctx, txn, func(o *ledger.Obligation) (bool, error) {
 			s.decorate(o, now)
 			ok, reminder := keep(o)
 			if !ok {
-				continue
+				return true, nil
 			}
 			ev, err := noticeEvent(txn, s.keys, o)
 			if err != nil {
-				return err
+				return false, err
 			}
 			if ev == nil {
 				// The subject was forgotten before this notice was closed:
 				// it can no longer be sent.
-				continue
+				return true, nil
 			}
 			out = append(out, ledger.OutgoingNotice{Obligation: *o, Event: ev, Reminder: reminder})
-			if limit > 0 && len(out) == limit {
-				return nil
-			}
-		}
-		return nil
+			return limit == 0 || len(out) < limit, nil
+		})
 	})
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// eachOpen calls fn with each open obligation, in (OpenedAt, Notice) order,
+// until fn returns false or an error.
+func eachOpen(ctx context.Context, txn *badger.Txn, fn func(*ledger.Obligation) (bool, error)) error {
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixOpen}})
+	defer it.Close()
+	n := 0
+	for it.Rewind(); it.Valid(); it.Next() {
+		if n++; n%ctxCheckEvery == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		notice := string(it.Item().Key()[9:])
+		o, err := getObligation(txn, notice)
+		if err != nil {
+			return err
+		}
+		if o == nil {
+			return fmt.Errorf("open index names a missing obligation %q", notice)
+		}
+		if more, err := fn(o); err != nil || !more {
+			return err
+		}
+	}
+	return nil
 }
 
 // noticeEvent builds the org.sharelog.notice.v1 CloudEvent of an obligation
