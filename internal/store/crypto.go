@@ -280,6 +280,10 @@ func (s *Store) subjectHash(txn *badger.Txn, subj ledger.Subject) ([]byte, error
 // does not know gets a new random salt (and its locator record) in the
 // batch; without, it returns nil for one.
 func (b *Batch) subjectHash(subj ledger.Subject, create bool) ([]byte, error) {
+	id := subj.Scheme + "\x00" + subj.ID
+	if h, ok := b.hashes[id]; ok {
+		return h, nil // read or made earlier in the batch; its key is kept
+	}
 	h, salt, err := lookupSubject(b.txn, b.hasher, subj)
 	if err != nil {
 		return nil, b.fail(fmt.Errorf("store: read salt: %w", err))
@@ -297,6 +301,10 @@ func (b *Batch) subjectHash(subj ledger.Subject, create bool) ([]byte, error) {
 	}
 	if h != nil {
 		b.keepSubjectKey(h, salt)
+		if b.hashes == nil {
+			b.hashes = make(map[string][]byte)
+		}
+		b.hashes[id] = h
 	}
 	return h, nil
 }

@@ -164,6 +164,11 @@ func (b *Batch) forget(seq uint64, f *ledger.ForgetEffect) error {
 		}
 	}
 	delete(b.salts, string(h)) // nothing later in the batch seals under it
+	for id, known := range b.hashes {
+		if string(known) == string(h) {
+			delete(b.hashes, id) // nor finds it by its identifier
+		}
+	}
 	v, err := json.Marshal(&scrub)
 	if err != nil {
 		return b.fail(err)

@@ -18,9 +18,10 @@ type txnState struct {
 	txn        *badger.Txn
 	hasher     *subjectHasher
 	recipients func(id string) (ledger.Recipient, bool)
-	// salt, when set, is told each subject's salt as it is read, so that a
-	// batch derives the subject's key without reading it again.
-	salt func(h, salt []byte)
+	// lookup, when set, finds a subject's keyed hash instead: a batch's,
+	// which remembers the subjects it read or made, so that the rules'
+	// look-up and the writing of the entry read each salt once.
+	lookup func(ledger.Subject) ([]byte, error)
 }
 
 var _ ledger.State = txnState{}
@@ -52,12 +53,12 @@ func (st txnState) ActiveHolds() ([]ledger.HoldRecord, error) {
 }
 
 func (st txnState) SubjectHash(s ledger.Subject) ([]byte, error) {
-	h, salt, err := lookupSubject(st.txn, st.hasher, s)
+	if st.lookup != nil {
+		return st.lookup(s)
+	}
+	h, _, err := lookupSubject(st.txn, st.hasher, s)
 	if err != nil {
 		return nil, fmt.Errorf("store: read salt: %w", err)
-	}
-	if h != nil && st.salt != nil {
-		st.salt(h, salt)
 	}
 	return h, nil
 }
@@ -145,7 +146,8 @@ func (s *Store) state(txn *badger.Txn) txnState {
 // state returns the rules' view of the batch: the ledger with the batch's
 // own writes.
 func (b *Batch) state() txnState {
-	return txnState{txn: b.txn, hasher: b.hasher, salt: b.keepSubjectKey, recipients: func(id string) (ledger.Recipient, bool) {
+	lookup := func(s ledger.Subject) ([]byte, error) { return b.subjectHash(s, false) }
+	return txnState{txn: b.txn, hasher: b.hasher, lookup: lookup, recipients: func(id string) (ledger.Recipient, bool) {
 		if r, ok := b.recipients[id]; ok {
 			return r, true
 		}
