@@ -195,11 +195,9 @@ func (m *Main) Open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	pol := &policy.Policy{}
-	if cfg.Policy != "" {
-		if pol, err = policy.Load(cfg.Policy); err != nil {
-			return err
-		}
+	pol, err := policy.Load(cfg.Policy)
+	if err != nil {
+		return err
 	}
 	deadlines, err := pol.LedgerDeadlines()
 	if err != nil {

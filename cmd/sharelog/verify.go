@@ -111,11 +111,9 @@ func (c *VerifyCmd) Run(env *Env) error {
 		}
 		atRest = store.AtRestKey(master)
 	}
-	pol := &policy.Policy{}
-	if c.Policy != "" {
-		if pol, err = policy.Load(c.Policy); err != nil {
-			return err
-		}
+	pol, err := policy.Load(c.Policy)
+	if err != nil {
+		return err
 	}
 	deadlines, err := pol.LedgerDeadlines()
 	if err != nil {

@@ -151,8 +151,12 @@ func (r Retention) ForgetPolicy() ledger.ForgetPolicy {
 	return ledger.ForgetPolicy{ErasureAfter: r.ErasureAfter, Retention: r.Rules}
 }
 
-// Load reads and checks the policy file at path.
+// Load reads and checks the policy file at path. An empty path gives the
+// default policy, as an empty document does.
 func Load(path string) (*Policy, error) {
+	if path == "" {
+		return Parse(nil)
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("policy: %w", err)

@@ -81,3 +81,18 @@ retention:
 		}
 	}
 }
+
+// TestLoadEmptyPath: no --policy is the default policy, as an empty file is.
+func TestLoadEmptyPath(t *testing.T) {
+	p, err := Load("")
+	if err != nil {
+		t.Fatalf("Load(\"\"): %v", err)
+	}
+	empty, err := Parse(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(p, empty) {
+		t.Errorf("Load(\"\") = %+v, want the empty document's %+v", p, empty)
+	}
+}
