@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -295,22 +294,7 @@ func TestLawRefusedOverNATS(t *testing.T) {
 	if got := m.Store.Count(); got != before {
 		t.Errorf("ledger grew from %d to %d entries on refused events", before, got)
 	}
-	cons, err := js.OrderedConsumer(ctx, nats.StreamRejected, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	found := map[int]bool{}
-	for len(found) < len(cases) {
-		msg, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
-		if err != nil {
-			t.Fatalf("SHARELOG_REJECTED: %d of %d found: %v", len(found), len(cases), err)
-		}
-		seq, _ := strconv.ParseUint(msg.Headers().Get(nats.HeaderStreamSeq), 10, 64)
-		i, ok := seqs[seq]
-		if !ok {
-			continue
-		}
-		found[i] = true
+	for i, msg := range rejectedOf(t, ctx, js, seqs) {
 		c, detail := cases[i], msg.Headers().Get(nats.HeaderDetail)
 		if got := ledger.Reason(msg.Headers().Get(nats.HeaderReason)); got != c.reason || !strings.Contains(detail, c.detail) {
 			t.Errorf("%s: reason %q detail %q, want %q naming %q", c.name, got, detail, c.reason, c.detail)

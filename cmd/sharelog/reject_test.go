@@ -40,6 +40,29 @@ func withData(ev map[string]any, f func(d map[string]any)) map[string]any {
 	return ev
 }
 
+// rejectedOf reads SHARELOG_REJECTED until it has found the rejection of
+// each message published at the stream sequences of seqs (stream sequence
+// -> case index), and returns them by case index.
+func rejectedOf(t *testing.T, ctx context.Context, js jetstream.JetStream, seqs map[uint64]int) map[int]jetstream.Msg {
+	t.Helper()
+	cons, err := js.OrderedConsumer(ctx, nats.StreamRejected, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := make(map[int]jetstream.Msg, len(seqs))
+	for len(found) < len(seqs) {
+		msg, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+		if err != nil {
+			t.Fatalf("SHARELOG_REJECTED: %d of %d found: %v", len(found), len(seqs), err)
+		}
+		seq, _ := strconv.ParseUint(msg.Headers().Get(nats.HeaderStreamSeq), 10, 64)
+		if i, ok := seqs[seq]; ok {
+			found[i] = msg
+		}
+	}
+	return found
+}
+
 // TestRejectedOverNATS sends every kind of bad input over NATS and finds each
 // in SHARELOG_REJECTED, original bytes and the reason, with the ledger untouched.
 func TestRejectedOverNATS(t *testing.T) {
@@ -103,23 +126,8 @@ func TestRejectedOverNATS(t *testing.T) {
 		t.Errorf("ledger grew from %d to %d entries on bad input", before, got)
 	}
 
-	cons, err := js.OrderedConsumer(ctx, nats.StreamRejected, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	found := map[int]bool{}
-	for len(found) < len(cases) {
-		msg, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
-		if err != nil {
-			t.Fatalf("SHARELOG_REJECTED: %d of %d found: %v", len(found), len(cases), err)
-		}
-		seq, _ := strconv.ParseUint(msg.Headers().Get(nats.HeaderStreamSeq), 10, 64)
-		i, ok := seqs[seq]
-		if !ok {
-			continue
-		}
+	for i, msg := range rejectedOf(t, ctx, js, seqs) {
 		c := cases[i]
-		found[i] = true
 		if got := ledger.Reason(msg.Headers().Get(nats.HeaderReason)); got != c.reason {
 			t.Errorf("%s: reason %q, want %q (detail: %s)", c.name, got, c.reason, msg.Headers().Get(nats.HeaderDetail))
 		}
