@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -302,10 +301,4 @@ func checkFor(t testing.TB, timeout time.Duration, f func() error) {
 func fastConfig(secrets *Secrets) Config {
 	return Config{Interval: 5 * time.Millisecond, Backoff: Backoff{Base: time.Millisecond, Max: 20 * time.Millisecond},
 		WebhookTimeout: 5 * time.Second, Secrets: secrets}
-}
-
-func sortedCopy(s []string) []string {
-	c := slices.Clone(s)
-	slices.Sort(c)
-	return c
 }

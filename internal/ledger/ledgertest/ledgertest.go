@@ -7,7 +7,6 @@
 package ledgertest
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
@@ -347,6 +346,3 @@ func ForgetHash(id, h string) *ledger.Event {
 }
 
 func forgetting(id string, h []byte) *ledger.Event { return ForgetHash(id, fmt.Sprintf("%x", h)) }
-
-// JSON returns v as indented JSON, for failure messages.
-func JSON(v any) string { b, _ := json.MarshalIndent(v, "", "  "); return string(b) }
