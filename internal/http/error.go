@@ -16,6 +16,10 @@ var codes = map[string]int{
 	ledger.EUNAVAILABLE: http.StatusServiceUnavailable,
 	ledger.ETOOLARGE:    http.StatusRequestEntityTooLarge,
 	ledger.EINTERNAL:    http.StatusInternalServerError,
+
+	ledger.EUNAUTHENTICATED: http.StatusUnauthorized,
+	ledger.EFORBIDDEN:       http.StatusForbidden,
+	ledger.ETOOMANY:         http.StatusTooManyRequests,
 }
 
 // statusCode returns the HTTP status for a ledger error code.

@@ -15,6 +15,12 @@ const (
 	EUNAVAILABLE = "unavailable" // a dependency is not ready; try again
 	EINTERNAL    = "internal"    // a bug or an I/O failure
 	ETOOLARGE    = "too_large"   // the input is over a size limit
+	// EUNAUTHENTICATED: no valid credential was given (HTTP 401).
+	EUNAUTHENTICATED = "unauthenticated"
+	// EFORBIDDEN: the principal's roles do not allow this (HTTP 403).
+	EFORBIDDEN = "forbidden"
+	// ETOOMANY: the principal is over its rate limit (HTTP 429).
+	ETOOMANY = "too_many_requests"
 )
 
 // Error is an application error with a code and a message safe to show a user.
