@@ -112,3 +112,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
 }
+
+// HeaderReason carries the justification for a request that reads a
+// person's data (DESIGN.md, "Access"); it is recorded in the consultation log.
+const HeaderReason = "Sharelog-Reason"

@@ -18,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/sharelog/sharelog/internal/access"
 	"github.com/sharelog/sharelog/internal/cloudevents"
 	"github.com/sharelog/sharelog/internal/ledger"
 	"github.com/sharelog/sharelog/internal/metrics"
@@ -70,6 +71,13 @@ type Server struct {
 	// ApplyWait bounds how long POST /v1/events waits to report whether each
 	// event was recorded (default 5s); the events are durable before it waits.
 	ApplyWait time.Duration
+	// Access, when set, turns on authentication and authorisation (the
+	// --access file); nil serves everyone, as serve does on loopback only.
+	Access *access.Control
+	// Consult records a consultation of a person's data in the ledger
+	// (DPA 2018 s.62) and returns once it is durable; a request that reads
+	// a person's data is answered only after it returned nil (fail closed).
+	Consult func(ctx context.Context, c ledger.Consultation) error
 
 	ln  net.Listener
 	srv *http.Server
