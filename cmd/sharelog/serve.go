@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/sharelog/sharelog/internal/access"
 	"github.com/sharelog/sharelog/internal/checkpoint"
 	"github.com/sharelog/sharelog/internal/cloudevents"
 	slhttp "github.com/sharelog/sharelog/internal/http"
@@ -54,6 +55,11 @@ type Config struct {
 	MasterKeyFile string        `help:"File of the master key that wraps the keys sealing personal data (default DATA/master.key, created on first start). Keep it apart from backups of DATA." env:"SHARELOG_MASTER_KEY_FILE" name:"master-key-file" type:"path"`
 	EncryptAtRest bool          `help:"Encrypt the ledger's Badger files at rest (key derived from the master key); the same on every start." env:"SHARELOG_ENCRYPT_AT_REST" name:"encrypt-at-rest"`
 	ForgetEvery   time.Duration `help:"Run the forgetting job (erasures closed, retention expired, then physical erasure) this often: the bound on the time to physical erasure (0: never)." default:"1h" env:"SHARELOG_FORGET_EVERY" name:"forget-every"`
+
+	// Access is the --access file (DESIGN.md, "Access"). The API's own
+	// checks come with the access work; the web console (/ui/) signs its
+	// principals in with it.
+	Access string `help:"YAML file of the principals, their roles and token hashes (DESIGN.md, Access)." env:"SHARELOG_ACCESS" type:"path" hidden:""`
 }
 
 // Run implements the serve command.
@@ -258,6 +264,11 @@ func (m *Main) Open(ctx context.Context) error {
 		OpenAPI:   openapi,
 	}
 	m.HTTP.Notices = m.Notifier
+	if cfg.Access != "" {
+		if m.HTTP.Access, err = access.Load(cfg.Access); err != nil {
+			return err
+		}
+	}
 	// The NATS service answers producers as POST /v1/events does.
 	m.Service = nats.NewService(m.Conn, m.Decoder, m.HTTP.Answer, m.Logger)
 	m.goLoop(loopService, m.Service.Run)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/sharelog/sharelog/internal/access"
 	"github.com/sharelog/sharelog/internal/cloudevents"
+	"github.com/sharelog/sharelog/internal/console"
 	"github.com/sharelog/sharelog/internal/ledger"
 	"github.com/sharelog/sharelog/internal/metrics"
 	"github.com/sharelog/sharelog/internal/nats"
@@ -143,6 +144,7 @@ func (s *Server) Handler() http.Handler {
 	s.noticesRoutes(mux)
 	s.obligationRoutes(mux)
 	s.proofRoutes(mux)
+	mux.Handle(console.Prefix, s.console())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /readyz", s.handleReady)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Metrics.Registry, promhttp.HandlerOpts{}))
