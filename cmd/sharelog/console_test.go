@@ -463,6 +463,35 @@ func TestConsole(t *testing.T) {
 		t.Errorf("obligations of E-1: %q, want %q", state, want)
 	}
 
+	// A legal hold on the purpose of the person's disclosures covers them,
+	// as their page says, until it is released.
+	b.open("/ui/decisions")
+	b.submit(`form[action="/ui/decisions/hold"] button`, map[string]string{
+		"#hold-hold": "litigation-7", "#hold-purpose": "essential.service", "#hold-reason": "claim 7 in the county court",
+	}, "Record a decision")
+	if txt := b.text(); !strings.Contains(txt, "The hold was recorded") {
+		t.Errorf("after placing a hold:\n%s", txt)
+	}
+	holds := func() []string {
+		w, err := m.Store.Who(context.Background(), subject)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w.Holds
+	}
+	if h := holds(); !slices.Equal(h, []string{"litigation-7"}) {
+		t.Errorf("holds covering the person: %v, want litigation-7", h)
+	}
+	b.submit(`form[action="/ui/decisions/release"] button`, map[string]string{
+		"#release-hold": "litigation-7", "#release-reason": "claim settled",
+	}, "Record a decision")
+	if txt := b.text(); !strings.Contains(txt, "The release was recorded") {
+		t.Errorf("after releasing the hold:\n%s", txt)
+	}
+	if h := holds(); len(h) != 0 {
+		t.Errorf("holds after the release: %v, want none", h)
+	}
+
 	// Evidence: the checkpoint, and the disclosures of the period as CSV.
 	b.open("/ui/evidence")
 	b.check("evidence")

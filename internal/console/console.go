@@ -78,6 +78,7 @@ type Console struct {
 	pages    map[string]*template.Template
 	mux      *http.ServeMux
 	log      *slog.Logger
+	origin   *http.CrossOriginProtection
 }
 
 // Prefix is the path the console is served under.
@@ -107,7 +108,7 @@ func New(cfg Config) (*Console, error) {
 		cfg.Now = time.Now
 	}
 	c := &Console{cfg: cfg, sessions: newSessions(cfg.SessionTTL), pages: map[string]*template.Template{},
-		log: cfg.Logger.With("system", "console")}
+		log: cfg.Logger.With("system", "console"), origin: http.NewCrossOriginProtection()}
 	c.sessions.now = cfg.Now
 	names, err := fs.Glob(templateFS, "templates/*.html")
 	if err != nil {
@@ -138,7 +139,7 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Cache-Control", "no-store")
-	if err := http.NewCrossOriginProtection().Check(r); err != nil {
+	if err := c.origin.Check(r); err != nil {
 		c.errorPage(w, r, nil, http.StatusForbidden, "This form was sent from another site, so it was refused.")
 		return
 	}

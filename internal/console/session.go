@@ -108,11 +108,12 @@ func (ss *session) validCSRF(r *http.Request) bool {
 }
 
 // cookie returns the session cookie: HttpOnly, SameSite=Strict, limited to
-// /ui/, Secure when the request came over TLS.
+// /ui/, Secure when the request came over TLS. It lasts while the browser
+// is open; the server ends the session at its expiry regardless.
 func (ss *session) cookie(r *http.Request) *http.Cookie {
 	return &http.Cookie{
 		Name: cookieName, Value: ss.id, Path: "/ui/",
-		Expires: ss.expires, HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode,
+		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode,
 	}
 }
 
