@@ -24,6 +24,7 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+	"github.com/oauth2-proxy/mockoidc"
 
 	"github.com/sharelog/sharelog/internal/access"
 	"github.com/sharelog/sharelog/internal/ledger"
@@ -624,4 +625,65 @@ func withField(v url.Values, k, val string) url.Values {
 	}
 	out.Set(k, val)
 	return out
+}
+
+// TestConsoleOIDC signs in to the console through a local OpenID Connect
+// provider (mockoidc): the roles come from the groups claim; an account
+// without a sharelog role is refused; a callback this browser did not start
+// is refused.
+func TestConsoleOIDC(t *testing.T) {
+	chromiumPath(t)
+	axe := axeSource(t)
+	idp, err := mockoidc.Run()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { idp.Shutdown() })
+	dir := t.TempDir()
+	cfg := testConfig(dir)
+	cfg.OIDC = filepath.Join(dir, "oidc.yaml")
+	ic := idp.Config()
+	if err := os.WriteFile(cfg.OIDC, []byte(fmt.Sprintf("issuer: %s\nclientID: %s\nclientSecret: %s\nscopes: [openid, email, profile, groups]\nrolesClaim: groups\n",
+		ic.Issuer, ic.ClientID, ic.ClientSecret)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m := startMain(t, cfg)
+
+	idp.QueueUser(&mockoidc.MockUser{Subject: "u-1", Email: "jane@example.org", EmailVerified: true, Groups: []string{"staff", "dpo"}})
+	b := newTestBrowser(t, m.HTTP.URL(), axe)
+	b.open("/ui/requests")
+	if h := b.h1(); h != "Sign in" {
+		t.Fatalf("signed out: %q, want the sign-in page", h)
+	}
+	if txt := b.text(); strings.Contains(txt, "Access token") || strings.Contains(txt, "Nobody is authenticated") {
+		t.Errorf("with --oidc only, the sign-in page offers a token or says nobody is authenticated:\n%s", txt)
+	}
+	b.check("sign-in-oidc")
+	b.clickAndWait(`a[href="/ui/oidc/login"]`, "You are signed in")
+	b.check("signed-in")
+	b.clickAndWait(`a[href="/ui/"]`, "What do you want to do?")
+	if txt := b.text(); !strings.Contains(txt, "Signed in as jane@example.org") || !strings.Contains(txt, "Find a person") {
+		t.Errorf("after signing in through the provider:\n%s", txt)
+	}
+
+	idp.QueueUser(&mockoidc.MockUser{Subject: "u-2", Email: "bob@example.org", EmailVerified: true, Groups: []string{"staff"}})
+	b = newTestBrowser(t, m.HTTP.URL(), axe)
+	b.open("/ui/sign-in")
+	b.clickAndWait(`a[href="/ui/oidc/login"]`, "Forbidden")
+	if txt := b.text(); !strings.Contains(txt, `bob@example.org`) || !strings.Contains(txt, "no sharelog role") {
+		t.Errorf("an account without a role:\n%s", txt)
+	}
+	b.open("/ui/")
+	if h := b.h1(); h != "Sign in" {
+		t.Errorf("after a refused sign-in, /ui/ shows %q, want the sign-in page", h)
+	}
+
+	resp, err := http.Get(m.HTTP.URL() + "/ui/oidc/callback?state=forged&code=x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("a callback this browser did not start: %d, want 400", resp.StatusCode)
+	}
 }

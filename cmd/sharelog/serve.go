@@ -19,6 +19,7 @@ import (
 	"github.com/sharelog/sharelog/internal/access"
 	"github.com/sharelog/sharelog/internal/checkpoint"
 	"github.com/sharelog/sharelog/internal/cloudevents"
+	"github.com/sharelog/sharelog/internal/console"
 	slhttp "github.com/sharelog/sharelog/internal/http"
 	"github.com/sharelog/sharelog/internal/ledger"
 	"github.com/sharelog/sharelog/internal/metrics"
@@ -60,6 +61,8 @@ type Config struct {
 	// checks come with the access work; the web console (/ui/) signs its
 	// principals in with it.
 	Access string `help:"YAML file of the principals, their roles and token hashes (DESIGN.md, Access)." env:"SHARELOG_ACCESS" type:"path" hidden:""`
+	// OIDC is the web console's OpenID Connect sign-in (console.OIDC).
+	OIDC string `help:"YAML file configuring the web console's sign-in with your OpenID Connect provider (deploy/oidc.example.yaml)." env:"SHARELOG_OIDC" name:"oidc" type:"path"`
 }
 
 // Run implements the serve command.
@@ -266,6 +269,11 @@ func (m *Main) Open(ctx context.Context) error {
 	m.HTTP.Notices = m.Notifier
 	if cfg.Access != "" {
 		if m.HTTP.Access, err = access.Load(cfg.Access); err != nil {
+			return err
+		}
+	}
+	if cfg.OIDC != "" {
+		if m.HTTP.ConsoleOIDC, err = console.LoadOIDC(cfg.OIDC); err != nil {
 			return err
 		}
 	}

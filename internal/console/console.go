@@ -64,7 +64,10 @@ type Config struct {
 	// an error naming the rule that refused it. ctx carries the principal
 	// (access.From).
 	Publish func(ctx context.Context, event []byte) (outcome string, err error)
-	Logger  *slog.Logger
+	// OIDC, when set, also signs people in with the organisation's OpenID
+	// Connect provider.
+	OIDC   *OIDC
+	Logger *slog.Logger
 	// SessionTTL is how long a sign-in lasts (default 8 hours).
 	SessionTTL time.Duration
 	// Now is the clock (default time.Now).
@@ -79,6 +82,7 @@ type Console struct {
 	mux      *http.ServeMux
 	log      *slog.Logger
 	origin   *http.CrossOriginProtection
+	oidc     *oidcClient // nil without Config.OIDC
 }
 
 // Prefix is the path the console is served under.
@@ -110,6 +114,9 @@ func New(cfg Config) (*Console, error) {
 	c := &Console{cfg: cfg, sessions: newSessions(cfg.SessionTTL), pages: map[string]*template.Template{},
 		log: cfg.Logger.With("system", "console"), origin: http.NewCrossOriginProtection()}
 	c.sessions.now = cfg.Now
+	if cfg.OIDC != nil {
+		c.oidc = &oidcClient{cfg: *cfg.OIDC, pending: map[string]pendingLogin{}}
+	}
 	names, err := fs.Glob(templateFS, "templates/*.html")
 	if err != nil {
 		return nil, err
@@ -151,6 +158,8 @@ type page struct {
 	Title     string
 	Principal *ledger.Principal
 	Anonymous bool
+	OIDC      bool // sign-in with the organisation's provider is offered
+	Tokens    bool // sign-in with a token is offered
 	CSRF      string
 	Flash     string
 	Nav       []navItem
@@ -171,7 +180,7 @@ type fieldError struct {
 // render writes page name with status.
 func (c *Console) render(w http.ResponseWriter, r *http.Request, ss *session, status int, name, title string, data any, errs ...fieldError) {
 	t := c.pages[name]
-	p := page{Title: title, Data: data, Errors: errs, Anonymous: c.cfg.Access == nil}
+	p := page{Title: title, Data: data, Errors: errs, Anonymous: !c.authenticates(), OIDC: c.oidc != nil, Tokens: c.cfg.Access != nil}
 	if ss != nil {
 		p.Principal, p.CSRF, p.Flash = ss.principal, ss.csrf, c.sessions.takeFlash(ss)
 		p.Nav = c.nav(ss.principal, r.URL.Path)
@@ -262,7 +271,7 @@ type handler func(w http.ResponseWriter, r *http.Request, ss *session)
 func (c *Console) authed(sec *section, h handler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		ss := c.sessions.get(r)
-		if ss == nil && c.cfg.Access == nil {
+		if ss == nil && !c.authenticates() {
 			ss = c.sessions.create(anonymous)
 			http.SetCookie(w, ss.cookie(r))
 			if r.Method == http.MethodPost {
@@ -299,6 +308,10 @@ func (c *Console) routes() {
 	mux.HandleFunc("GET /ui/sign-in", c.signInForm)
 	mux.HandleFunc("POST /ui/sign-in", c.signIn)
 	mux.HandleFunc("POST /ui/sign-out", c.authed(nil, c.signOut))
+	if c.oidc != nil {
+		mux.HandleFunc("GET /ui/oidc/login", c.oidcLogin)
+		mux.HandleFunc("GET /ui/oidc/callback", c.oidcCallback)
+	}
 	mux.HandleFunc("GET /ui/{$}", c.authed(nil, c.home))
 	mux.HandleFunc("GET /ui/person", c.authed(&secPerson, c.personForm))
 	mux.HandleFunc("POST /ui/person", c.authed(&secPerson, c.person))
@@ -325,8 +338,12 @@ func (c *Console) home(w http.ResponseWriter, r *http.Request, ss *session) {
 	c.render(w, r, ss, http.StatusOK, "home", "sharelog", nil)
 }
 
+// authenticates reports whether people sign in (--access or --oidc);
+// otherwise everyone is anonymous.
+func (c *Console) authenticates() bool { return c.cfg.Access != nil || c.oidc != nil }
+
 func (c *Console) signInForm(w http.ResponseWriter, r *http.Request) {
-	if c.cfg.Access == nil {
+	if !c.authenticates() {
 		http.Redirect(w, r, "/ui/", http.StatusSeeOther)
 		return
 	}
@@ -336,7 +353,7 @@ func (c *Console) signInForm(w http.ResponseWriter, r *http.Request) {
 // signIn takes a principal's token from the form and starts a session.
 func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 	if c.cfg.Access == nil {
-		http.Redirect(w, r, "/ui/", http.StatusSeeOther)
+		http.Redirect(w, r, "/ui/sign-in", http.StatusSeeOther)
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
@@ -358,7 +375,7 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 func (c *Console) signOut(w http.ResponseWriter, r *http.Request, ss *session) {
 	c.sessions.delete(ss)
 	http.SetCookie(w, clearCookie(r))
-	if c.cfg.Access == nil {
+	if !c.authenticates() {
 		http.Redirect(w, r, "/ui/", http.StatusSeeOther)
 		return
 	}

@@ -17,7 +17,7 @@ import (
 // lookups through Consult, and publishes decisions through the path of
 // POST /v1/events (consolePublish).
 func (s *Server) console() http.Handler {
-	cfg := console.Config{Ledger: s.Ledger, Access: s.Access, Consult: s.Consult, Publish: s.consolePublish, Logger: s.Logger}
+	cfg := console.Config{Ledger: s.Ledger, Access: s.Access, Consult: s.Consult, Publish: s.consolePublish, OIDC: s.ConsoleOIDC, Logger: s.Logger}
 	if s.Notices != nil {
 		cfg.Notices = s.Notices
 	}

@@ -79,6 +79,9 @@ type Server struct {
 	// (DPA 2018 s.62) and returns once it is durable; a request that reads
 	// a person's data is answered only after it returned nil (fail closed).
 	Consult func(ctx context.Context, c ledger.Consultation) error
+	// ConsoleOIDC, when set, lets the web console (/ui/) sign people in
+	// with the organisation's OpenID Connect provider (the --oidc file).
+	ConsoleOIDC *console.OIDC
 
 	ln  net.Listener
 	srv *http.Server
