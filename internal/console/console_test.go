@@ -263,3 +263,27 @@ func TestAnonymousWithoutAccess(t *testing.T) {
 		t.Errorf("sign-in without --access: %d %s, want a redirect to the start page", status, h.Get("Location"))
 	}
 }
+
+func TestCell(t *testing.T) {
+	for in, want := range map[string]string{"d-1": "d-1", "=HYPERLINK(1)": "'=HYPERLINK(1)", "+1": "'+1", "-x": "'-x", "@a": "'@a", "": ""} {
+		if got := cell(in); got != want {
+			t.Errorf("cell(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestSessionsBounded: the store keeps at most maxSessions, ending the
+// oldest.
+func TestSessionsBounded(t *testing.T) {
+	s := newSessions(time.Hour)
+	first := s.create(anonymous)
+	for range maxSessions {
+		s.create(anonymous)
+	}
+	if len(s.m) != maxSessions {
+		t.Errorf("%d sessions, want %d", len(s.m), maxSessions)
+	}
+	if s.m[first.id] != nil {
+		t.Errorf("the oldest session is still there")
+	}
+}

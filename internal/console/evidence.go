@@ -62,10 +62,10 @@ func (c *Console) disclosuresCSV(w http.ResponseWriter, r *http.Request, ss *ses
 		}
 		for _, d := range page.Disclosures {
 			dd := d.Disclosure
-			cw.Write([]string{strconv.FormatUint(d.Seq, 10), d.RecordedAt.UTC().Format(time.RFC3339), d.Source, d.ID,
+			cw.Write([]string{strconv.FormatUint(d.Seq, 10), d.RecordedAt.UTC().Format(time.RFC3339), cell(d.Source), cell(d.ID),
 				dd.DisclosedAt.UTC().Format(time.RFC3339), dd.Recipient, strings.Join(dd.Categories, ";"), dd.Purpose,
 				dd.LawfulBasis, dd.Regime, strconv.Itoa(len(dd.Subjects)), strconv.FormatBool(dd.Inquiry),
-				d.AfterErasure, d.WhileRestricted, strconv.FormatBool(d.Forgotten)})
+				cell(d.AfterErasure), cell(d.WhileRestricted), strconv.FormatBool(d.Forgotten)})
 		}
 		if page.Next == "" {
 			break
@@ -73,4 +73,14 @@ func (c *Console) disclosuresCSV(w http.ResponseWriter, r *http.Request, ss *ses
 		f.After = page.Next
 	}
 	cw.Flush()
+}
+
+// cell keeps a producer's free text from being read as a formula by a
+// spreadsheet (CSV injection): a leading =, +, -, @, tab or carriage
+// return gets a quote in front.
+func cell(v string) string {
+	if v != "" && strings.ContainsRune("=+-@\t\r", rune(v[0])) {
+		return "'" + v
+	}
+	return v
 }

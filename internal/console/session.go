@@ -14,6 +14,9 @@ import (
 // cookieName is the session cookie's name.
 const cookieName = "sharelog_session"
 
+// maxSessions bounds the sessions held in memory.
+const maxSessions = 10000
+
 // session is one signed-in principal. Its id is the cookie's value; csrf is
 // the token every form of the session carries.
 type session struct {
@@ -44,15 +47,28 @@ func randomID() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// create starts a session for p and drops expired ones.
+// create starts a session for p. When the store is full it drops the
+// expired sessions, then if need be the oldest.
 func (s *sessions) create(p *ledger.Principal) *session {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
-	for id, ss := range s.m {
-		if now.After(ss.expires) {
-			delete(s.m, id)
+	if len(s.m) >= maxSessions {
+		for id, ss := range s.m {
+			if now.After(ss.expires) {
+				delete(s.m, id)
+			}
 		}
+	}
+	if len(s.m) >= maxSessions {
+		// Full of live sessions: the oldest one ends.
+		var oldest *session
+		for _, ss := range s.m {
+			if oldest == nil || ss.expires.Before(oldest.expires) {
+				oldest = ss
+			}
+		}
+		delete(s.m, oldest.id)
 	}
 	ss := &session{id: randomID(), csrf: randomID(), principal: p, expires: now.Add(s.ttl)}
 	s.m[ss.id] = ss
