@@ -513,6 +513,28 @@ func TestConsole(t *testing.T) {
 	if want := "d-1→acro:1 d-2→btp:1 d-3→cgi:1 d-4→cgi:1"; strings.Join(got, " ") != want {
 		t.Errorf("disclosures CSV rows: %v, want %s", got, want)
 	}
+	// The record of processing beside the ledger: btp is declared for the
+	// purpose, acro and cgi are not (their role, controller, is not
+	// declared either); "HMRC" is declared and never disclosed to.
+	ropa := filepath.Join(t.TempDir(), "ropa.csv")
+	if err := os.WriteFile(ropa, []byte("Controller,Acme\n\nBusiness function,Purpose of processing,Categories of recipients\n"+
+		"Casework,essential.service,\"btp; HMRC\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b.do(chromedp.SetUploadFiles(chromedp.CSS("#ropa"), []string{ropa}),
+		chromedp.Click(chromedp.CSS(`form[action="/ui/evidence/ropa.csv"] button`)))
+	recs, err = csv.NewReader(strings.NewReader(string(b.download()))).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = nil
+	for _, r := range recs[1:] {
+		got = append(got, r[1]+":"+r[2]+r[3]+":"+r[5])
+	}
+	if want := "controller:noyes:1 btp:yesyes:1 controller:noyes:2 HMRC:yesno:0"; strings.Join(got, " ") != want {
+		t.Errorf("RoPA comparison (category:declared observed:disclosures): %v, want %s\n%v", got, want, recs)
+	}
+
 	b.open("/ui/no-such-page")
 	b.check("not-found")
 

@@ -284,7 +284,7 @@ func (c *Console) authed(sec *section, h handler) http.HandlerFunc {
 			return
 		}
 		if r.Method == http.MethodPost {
-			r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+			r.Body = http.MaxBytesReader(w, r.Body, maxRoPA+64<<10)
 			if !ss.validCSRF(r) {
 				c.errorPage(w, r, ss, http.StatusForbidden, "This form has expired or did not come from this console; go back, reload the page and send it again.")
 				return
@@ -328,6 +328,7 @@ func (c *Console) routes() {
 	mux.HandleFunc("GET /ui/recipients/{id}", c.authed(&secRecipients, c.recipient))
 	mux.HandleFunc("GET /ui/evidence", c.authed(&secEvidence, c.evidence))
 	mux.HandleFunc("GET /ui/evidence/disclosures.csv", c.authed(&secExport, c.disclosuresCSV))
+	mux.HandleFunc("POST /ui/evidence/ropa.csv", c.authed(&secExport, c.ropaCSV))
 	mux.HandleFunc("/ui/", c.authed(nil, func(w http.ResponseWriter, r *http.Request, ss *session) {
 		c.errorPage(w, r, ss, http.StatusNotFound, "There is no such page.")
 	}))

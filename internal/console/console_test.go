@@ -287,3 +287,22 @@ func TestSessionsBounded(t *testing.T) {
 		t.Errorf("the oldest session is still there")
 	}
 }
+
+// TestReadRoPA reads the ICO controller template's columns below its
+// contact block.
+func TestReadRoPA(t *testing.T) {
+	in := "Controller,Acme Council\nDPO,Jane\n\n" +
+		"Business function,Purpose of processing,Categories of individuals,Categories of recipients\n" +
+		`Casework,Essential.Service,Applicants,"btp; Police forces, controller"` + "\n" +
+		"HR,payroll,Staff,HMRC\n"
+	got, order, err := readRoPA(strings.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(order, "|") != "essential.service|payroll" || strings.Join(got["essential.service"], "|") != "btp|Police forces|controller" || strings.Join(got["payroll"], "|") != "HMRC" {
+		t.Errorf("readRoPA = %v %v", order, got)
+	}
+	if _, _, err := readRoPA(strings.NewReader("a,b\n1,2\n")); ledger.ErrorCode(err) != ledger.EINVALID || !strings.Contains(err.Error(), "Categories of recipients") {
+		t.Errorf("without the headings: %v, want EINVALID naming them", err)
+	}
+}
