@@ -17,7 +17,10 @@ import (
 // lookups through Consult, and publishes decisions through the path of
 // POST /v1/events (consolePublish).
 func (s *Server) console() http.Handler {
-	cfg := console.Config{Ledger: s.Ledger, Access: s.Access, Consult: s.Consult, Publish: s.consolePublish, OIDC: s.ConsoleOIDC, Logger: s.Logger}
+	cfg := console.Config{Ledger: s.Ledger, Access: s.Access, Publish: s.consolePublish, OIDC: s.ConsoleOIDC, Logger: s.Logger}
+	if s.Consult != nil {
+		cfg.Consult = s.Consult // the same log, and the same fail-closed rule, as the API's lookups
+	}
 	if s.Notices != nil {
 		cfg.Notices = s.Notices
 	}
