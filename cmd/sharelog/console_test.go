@@ -464,6 +464,17 @@ func TestConsole(t *testing.T) {
 		t.Errorf("obligations of E-1: %q, want %q", state, want)
 	}
 
+	// An extension of the person's clock for a request that never said
+	// when it was received: stored, then refused by the ledger's rules when
+	// applied, and the console says so.
+	b.clickAndWait(`a[href="/ui/decisions?request=E-1#extension"]`, "Record a decision")
+	b.submit(`form[action="/ui/decisions/extension"] button`, map[string]string{
+		"#extension-months": "2", "#extension-reason": "many recipients",
+	}, "Record a decision")
+	if txt := b.text(); !strings.Contains(txt, "Not recorded") || !strings.Contains(txt, "refused it when it was applied") {
+		t.Errorf("an extension without a clock: want it refused when applied:\n%s", txt)
+	}
+
 	// A legal hold on the purpose of the person's disclosures covers them,
 	// as their page says, until it is released.
 	b.open("/ui/decisions")
