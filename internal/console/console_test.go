@@ -22,8 +22,9 @@ import (
 // fakeLedger is a hand-written fake of Ledger that records the calls made
 // to it, in order, with the calls to Consult.
 type fakeLedger struct {
-	mu    sync.Mutex
-	calls []string
+	mu          sync.Mutex
+	calls       []string
+	obligations []ledger.Obligation
 }
 
 func (l *fakeLedger) called(name string) {
@@ -54,7 +55,14 @@ func (l *fakeLedger) Status(ctx context.Context, request string) (*ledger.Reques
 	return nil, ledger.Errorf(ledger.ENOTFOUND, "no request %q", request)
 }
 func (l *fakeLedger) Obligations(ctx context.Context, f ledger.ObligationFilter) (*ledger.ObligationList, error) {
-	return &ledger.ObligationList{}, nil
+	var out ledger.ObligationList
+	for _, o := range l.obligations {
+		if (f.Overdue && !o.Overdue) || (f.Recipient != "" && o.Recipient != f.Recipient) {
+			continue
+		}
+		out.Obligations = append(out.Obligations, o)
+	}
+	return &out, nil
 }
 
 type fakeNotices struct{}
@@ -304,5 +312,41 @@ func TestReadRoPA(t *testing.T) {
 	}
 	if _, _, err := readRoPA(strings.NewReader("a,b\n1,2\n")); ledger.ErrorCode(err) != ledger.EINVALID || !strings.Contains(err.Error(), "Categories of recipients") {
 		t.Errorf("without the headings: %v, want EINVALID naming them", err)
+	}
+}
+
+// TestRequestFilters: open, overdue, regime and recipient each narrow the
+// requests list.
+func TestRequestFilters(t *testing.T) {
+	srv, l := testConsole(t, Config{})
+	l.obligations = []ledger.Obligation{
+		{Notice: "n-1", Request: "REQ-A", Action: "erase", Recipient: "acro", Regime: "uk-gdpr", State: ledger.StatePending, Overdue: true},
+		{Notice: "n-2", Request: "REQ-A", Action: "erase", Recipient: "btp", Regime: "uk-gdpr", State: ledger.StateAcknowledged},
+		{Notice: "n-3", Request: "REQ-B", Action: "restrict", Recipient: "btp", Regime: "dpa-part3", State: ledger.StateAcknowledged},
+		{Notice: "n-4", Request: "REQ-C", Action: "rectify", Recipient: "cgi", Regime: "uk-gdpr", State: ledger.StateExempted},
+	}
+	c := newClient(t, srv)
+	c.signIn("jane")
+	for _, tc := range []struct{ query, want string }{
+		{"", "REQ-A REQ-B REQ-C"},
+		{"?show=open", "REQ-A"},
+		{"?show=overdue", "REQ-A"},
+		{"?regime=dpa-part3", "REQ-B"},
+		{"?recipient=btp", "REQ-A REQ-B"},
+		{"?show=all&regime=uk-gdpr&recipient=cgi", "REQ-C"},
+	} {
+		status, body, _ := c.do("GET", "/ui/requests"+tc.query, nil)
+		var got []string
+		for _, r := range []string{"REQ-A", "REQ-B", "REQ-C"} {
+			if strings.Contains(body, `href="/ui/requests/`+r+`"`) {
+				got = append(got, r)
+			}
+		}
+		if status != http.StatusOK || strings.Join(got, " ") != tc.want {
+			t.Errorf("/ui/requests%s: %d %v, want %s", tc.query, status, got, tc.want)
+		}
+	}
+	if status, _, _ := c.do("GET", "/ui/requests?show=late", nil); status != http.StatusBadRequest {
+		t.Errorf("show=late: %d, want 400", status)
 	}
 }
