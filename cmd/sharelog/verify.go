@@ -43,7 +43,7 @@ type VerifyCmd struct {
 	KeyFlags
 	Checkpoint []string `help:"Signed checkpoint files kept apart from the ledger ('sharelog checkpoints --save FILE', GET /v1/checkpoint): the ledger must extend each, and a truncated, rolled back or rewritten, or re-signed ledger is named (verify_checkpoint.go)." type:"path"`
 	KeptFlags
-	Every      int64    `help:"Report progress on stderr every N entries." default:"100000"`
+	Every int64 `help:"Report progress on stderr every N entries." default:"100000"`
 	// A ledger kept with --encrypt-at-rest opens only with its master key.
 	EncryptAtRest bool   `help:"The ledger was kept with --encrypt-at-rest: open it with the key derived from the master key." env:"SHARELOG_ENCRYPT_AT_REST" name:"encrypt-at-rest"`
 	MasterKeyFile string `help:"Master key file of an --encrypt-at-rest ledger (default DATA/master.key)." env:"SHARELOG_MASTER_KEY_FILE" name:"master-key-file" type:"path"`
