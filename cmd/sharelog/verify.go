@@ -42,8 +42,9 @@ type VerifyCmd struct {
 	Data string `help:"Data directory to verify: a copy, or the server's own with the server stopped (it is opened read-only)." default:"./data" env:"SHARELOG_DATA" type:"path"`
 	KeyFlags
 	Checkpoint []string `help:"Signed checkpoint files kept apart from the ledger ('sharelog checkpoints --save FILE', GET /v1/checkpoint): the ledger must extend each, and a truncated, rolled back or rewritten, or re-signed ledger is named (verify_checkpoint.go)." type:"path"`
+	Every      int64    `help:"Report progress on stderr every N entries." default:"100000"`
+	// The latest checkpoint kept in NATS (--nats), checked as a --checkpoint is.
 	KeptFlags
-	Every int64 `help:"Report progress on stderr every N entries." default:"100000"`
 	// A ledger kept with --encrypt-at-rest opens only with its master key.
 	EncryptAtRest bool   `help:"The ledger was kept with --encrypt-at-rest: open it with the key derived from the master key." env:"SHARELOG_ENCRYPT_AT_REST" name:"encrypt-at-rest"`
 	MasterKeyFile string `help:"Master key file of an --encrypt-at-rest ledger (default DATA/master.key)." env:"SHARELOG_MASTER_KEY_FILE" name:"master-key-file" type:"path"`
