@@ -356,7 +356,9 @@ func updateLedger(t *testing.T, dir string, f func(txn *badger.Txn) error) {
 	}
 }
 
-func checkpointKeyOf(size int64) []byte { return binary.BigEndian.AppendUint64([]byte{'c'}, uint64(size)) }
+func checkpointKeyOf(size int64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{'c'}, uint64(size))
+}
 
 // setCheckpoint stores signed as the ledger's checkpoint of size, or
 // deletes it when signed is nil.
