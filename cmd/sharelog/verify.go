@@ -389,7 +389,10 @@ func (c *CheckpointsCmd) Run(env *Env) error {
 	if err != nil {
 		return err
 	}
-	if c.Save != "" && len(sizes) > 0 {
+	if c.Save != "" && len(sizes) == 0 {
+		return ledger.Errorf(ledger.ENOTFOUND, "no checkpoint signed yet: nothing to save to %s", c.Save)
+	}
+	if c.Save != "" {
 		latest, err := c.client().Checkpoint(env.Ctx, 0)
 		if err != nil {
 			return err

@@ -209,6 +209,36 @@ func TestCheckpointKeyMigration(t *testing.T) {
 	if pub, _ := os.ReadFile(filepath.Join(dir, checkpoint.PubFileName)); strings.TrimSpace(string(pub)) != vkey {
 		t.Errorf("checkpoint.pub = %q, want %q", pub, vkey)
 	}
+
+	// checkpoints --save over HTTP keeps the server's latest, once it has
+	// one, and only if the key the caller holds signed it.
+	saved := filepath.Join(t.TempDir(), "kept.checkpoint")
+	if err, _ := m3.cliErr(t, "checkpoints", "--save", saved); exitCode(err) != ExitNotFound {
+		t.Errorf("checkpoints --save of an empty ledger = %v, want exit 4", err)
+	}
+	registerRecipient(t, m3, "acro")
+	signed, err := m3.Checkpointer.Checkpoint(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m3.cli(t, "checkpoints", "--save", saved, "--key", vkey)
+	if b, _ := os.ReadFile(saved); string(b) != string(signed) {
+		t.Errorf("checkpoints --save wrote %q, want %q", b, signed)
+	}
+	if err, _ := m3.cliErr(t, "checkpoints", "--save", saved, "--key", otherKey(t)); exitCode(err) != ExitTampered {
+		t.Errorf("checkpoints --save with another key = %v, want exit 6", err)
+	}
+}
+
+// otherKey returns the public key of a new checkpoint key of the default
+// name.
+func otherKey(t *testing.T) string {
+	t.Helper()
+	_, vkey, _, err := checkpoint.LoadOrCreateKey(filepath.Join(t.TempDir(), checkpoint.KeyFileName), "", checkpoint.DefaultName())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return vkey
 }
 
 // TestVerifyAgainstKeptCheckpoint tampers with copies of a ledger as an
