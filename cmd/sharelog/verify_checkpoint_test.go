@@ -27,6 +27,16 @@ import (
 
 const keyInDataWarning = "the checkpoint signing key is inside the data directory"
 
+// auditorPublish is all an auditor publishes to read the checkpoints kept in
+// SHARELOG_CHECKPOINTS: the bucket's stream info, direct gets of its latest,
+// and the ordered consumer that reads its history (with flow control).
+var auditorPublish = []string{
+	"$JS.API.STREAM.INFO." + nats.StreamCheckpoints,
+	"$JS.API.DIRECT.GET." + nats.StreamCheckpoints + ".>",
+	"$JS.API.CONSUMER.CREATE." + nats.StreamCheckpoints + ".>",
+	"$JS.API.CONSUMER.DELETE." + nats.StreamCheckpoints + ".>",
+}
+
 // TestCheckpointsKeptInNATS runs serve against an existing NATS server that
 // asks for a user and password, with the signing key kept apart from the
 // data directory: each checkpoint appears on sharelog.checkpoint and in the
@@ -37,7 +47,14 @@ func TestCheckpointsKeptInNATS(t *testing.T) {
 	ctx := context.Background()
 	ns, err := server.NewServer(&server.Options{
 		Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true, StoreDir: t.TempDir(),
-		Username: "auditor", Password: "s3cret", NoSigs: true, NoLog: true,
+		Users: []*server.User{
+			{Username: "sharelog", Password: "pw"},
+			{Username: "auditor", Password: "s3cret", Permissions: &server.Permissions{
+				Publish:   &server.SubjectPermission{Allow: auditorPublish},
+				Subscribe: &server.SubjectPermission{Allow: []string{nats.SubjectCheckpoint, "_INBOX.>"}},
+			}},
+		},
+		NoSigs: true, NoLog: true,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -48,7 +65,7 @@ func TestCheckpointsKeptInNATS(t *testing.T) {
 		t.Fatal("nats server not ready")
 	}
 	url := ns.ClientURL()
-	withCreds := strings.Replace(url, "nats://", "nats://auditor:s3cret@", 1)
+	withCreds := strings.Replace(url, "nats://", "nats://sharelog:pw@", 1)
 
 	dir := t.TempDir()
 	keyFile := filepath.Join(t.TempDir(), "checkpoint.key")
@@ -119,6 +136,11 @@ func TestCheckpointsKeptInNATS(t *testing.T) {
 	if e, err := kv.Get(ctx, nats.KeyLatestCheckpoint); err != nil || string(e.Value()) != string(signed) {
 		t.Errorf("bucket %s latest = %v; want the checkpoint of size 10", nats.BucketCheckpoints, err)
 	}
+	pctx, cancel := context.WithTimeout(ctx, time.Second)
+	if _, err := kv.Put(pctx, nats.KeyLatestCheckpoint, []byte("forged")); err == nil {
+		t.Error("the auditor, allowed to read the bucket, wrote to it")
+	}
+	cancel()
 
 	// The auditor's command, without and with credentials.
 	if _, _, err := runCLI("checkpoints", "--nats", url); exitCode(err) != ExitUnavailable {
