@@ -43,7 +43,7 @@ type CLI struct {
 
 	Verify        VerifyCmd        `cmd:"" group:"evidence" help:"Check a data directory offline: recompute the Merkle tree, check every signed checkpoint."`
 	CheckpointKey CheckpointKeyCmd `cmd:"" group:"evidence" name:"checkpoint-key" help:"Print (or --out: write) the public key that verifies this server's checkpoints."`
-	Checkpoints   CheckpointsCmd   `cmd:"" group:"evidence" help:"List the tree sizes the server holds signed checkpoints of: the sizes prove and consistency can use."`
+	Checkpoints   CheckpointsCmd   `cmd:"" group:"evidence" help:"List the tree sizes the server holds signed checkpoints of: the sizes prove and consistency can use; with --nats, the checkpoints kept in NATS; --save keeps the latest."`
 	Prove         ProveCmd         `cmd:"" group:"evidence" help:"Prove an entry is in the server's latest signed checkpoint, using the public key you hold."`
 	Consistency   ConsistencyCmd   `cmd:"" group:"evidence" help:"Prove a later signed checkpoint extends an earlier one, using the public key you hold."`
 

@@ -54,6 +54,9 @@ type Config struct {
 	MasterKeyFile string        `help:"File of the master key that wraps the keys sealing personal data (default DATA/master.key, created on first start). Keep it apart from backups of DATA." env:"SHARELOG_MASTER_KEY_FILE" name:"master-key-file" type:"path"`
 	EncryptAtRest bool          `help:"Encrypt the ledger's Badger files at rest (key derived from the master key); the same on every start." env:"SHARELOG_ENCRYPT_AT_REST" name:"encrypt-at-rest"`
 	ForgetEvery   time.Duration `help:"Run the forgetting job (erasures closed, retention expired, then physical erasure) this often: the bound on the time to physical erasure (0: never)." default:"1h" env:"SHARELOG_FORGET_EVERY" name:"forget-every"`
+
+	// The checkpoint signing key (checkpoint_publish.go).
+	CheckpointKeyFile string `help:"File of the key that signs checkpoints (default DATA/checkpoint.key, created on first start). Keep it apart from DATA: whoever can write the ledger and read this key can re-sign a rewritten ledger." env:"SHARELOG_CHECKPOINT_KEY_FILE" name:"checkpoint-key-file" type:"path"`
 }
 
 // Run implements the serve command.
@@ -214,7 +217,7 @@ func (m *Main) Open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := m.startCheckpoints(); err != nil {
+	if err := m.startCheckpoints(ctx); err != nil {
 		return err
 	}
 	voc, err := vocab.Load()
