@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/sharelog/sharelog/internal/access"
 	"github.com/sharelog/sharelog/internal/checkpoint"
 	"github.com/sharelog/sharelog/internal/cloudevents"
 	slhttp "github.com/sharelog/sharelog/internal/http"
@@ -51,9 +52,11 @@ type Config struct {
 	WebhookSecrets string        `help:"YAML file of the recipients' webhook secrets (see deploy/WEBHOOKS.md)." env:"SHARELOG_WEBHOOK_SECRETS" name:"webhook-secrets" type:"path"`
 	RemindEvery    time.Duration `help:"Deliver an overdue notice again this often (0: never)." default:"168h" env:"SHARELOG_REMIND_EVERY" name:"remind-every"`
 
-	MasterKeyFile string        `help:"File of the master key that wraps the keys sealing personal data (default DATA/master.key, created on first start). Keep it apart from backups of DATA." env:"SHARELOG_MASTER_KEY_FILE" name:"master-key-file" type:"path"`
-	EncryptAtRest bool          `help:"Encrypt the ledger's Badger files at rest (key derived from the master key); the same on every start." env:"SHARELOG_ENCRYPT_AT_REST" name:"encrypt-at-rest"`
-	ForgetEvery   time.Duration `help:"Run the forgetting job (erasures closed, retention expired, then physical erasure) this often: the bound on the time to physical erasure (0: never)." default:"1h" env:"SHARELOG_FORGET_EVERY" name:"forget-every"`
+	MasterKeyFile string `help:"File of the master key that wraps the keys sealing personal data (default DATA/master.key, created on first start). Keep it apart from backups of DATA." env:"SHARELOG_MASTER_KEY_FILE" name:"master-key-file" type:"path"`
+	EncryptAtRest bool   `help:"Encrypt the ledger's Badger files at rest (key derived from the master key); the same on every start." env:"SHARELOG_ENCRYPT_AT_REST" name:"encrypt-at-rest"`
+	Access        string `help:"Access file: the principals, their roles and token hashes (deploy/access.example.yaml); turns on authentication. Without it sharelog listens on loopback addresses only." env:"SHARELOG_ACCESS" type:"path"`
+
+	ForgetEvery time.Duration `help:"Run the forgetting job (erasures closed, retention expired, then physical erasure) this often: the bound on the time to physical erasure (0: never)." default:"1h" env:"SHARELOG_FORGET_EVERY" name:"forget-every"`
 }
 
 // Run implements the serve command.
@@ -85,6 +88,9 @@ func (c *ServeCmd) Run(env *Env) error {
 type Main struct {
 	Config Config
 	Logger *slog.Logger
+
+	// Access is the loaded --access file; nil without one (access.go).
+	Access *access.Control
 
 	NATSServer *server.Server // nil with --nats
 	Conn       *natsio.Conn
@@ -163,6 +169,9 @@ func (m *Main) NATSURL() string {
 // Open starts every component. On error, call Close to release what started.
 func (m *Main) Open(ctx context.Context) error {
 	cfg := m.Config
+	if err := m.openAccess(); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
@@ -256,6 +265,7 @@ func (m *Main) Open(ctx context.Context) error {
 		Metrics:   m.Metrics,
 		Logger:    m.Logger,
 		OpenAPI:   openapi,
+		Access:    m.Access,
 	}
 	m.HTTP.Notices = m.Notifier
 	// The NATS service answers producers as POST /v1/events does.
