@@ -449,3 +449,27 @@ func TestServeSafeDefault(t *testing.T) {
 		}
 	}
 }
+
+// TestAccessExample: deploy/access.example.yaml loads, and each token its
+// comments give is the one its tokenSHA256 is the hash of.
+func TestAccessExample(t *testing.T) {
+	const path = "../../deploy/access.example.yaml"
+	c, err := access.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := regexp.MustCompile(`tokenSHA256: ([0-9a-f]{64}) +# (\S+)`).FindAllStringSubmatch(string(raw), -1)
+	if len(lines) != len(c.Entries()) {
+		t.Fatalf("%d documented tokens for %d principals", len(lines), len(c.Entries()))
+	}
+	for i, l := range lines {
+		p := c.Token(l[2])
+		if p == nil || p.Name != c.Entries()[i].Name {
+			t.Errorf("token %q names %+v, want %s", l[2], p, c.Entries()[i].Name)
+		}
+	}
+}
