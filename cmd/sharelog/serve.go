@@ -48,15 +48,14 @@ type Config struct {
 	Duplicates time.Duration `help:"JetStream duplicate window on SHARELOG_IN (sharelog dedupes forever regardless)." default:"2m" env:"SHARELOG_DUPLICATES"`
 	LogLevel   slog.Level    `help:"Log level: debug, info, warn, error." default:"info" env:"SHARELOG_LOG_LEVEL"`
 	Policy     string        `help:"YAML policy file: when notices to recipients are due, and retention (deploy/policy.example.yaml is an example)." env:"SHARELOG_POLICY" type:"path"`
+	Access     string        `help:"Access file: the principals, their roles and token hashes (deploy/access.example.yaml); turns on authentication. Without it sharelog listens on loopback addresses only." env:"SHARELOG_ACCESS" type:"path"`
 
 	WebhookSecrets string        `help:"YAML file of the recipients' webhook secrets (see deploy/WEBHOOKS.md)." env:"SHARELOG_WEBHOOK_SECRETS" name:"webhook-secrets" type:"path"`
 	RemindEvery    time.Duration `help:"Deliver an overdue notice again this often (0: never)." default:"168h" env:"SHARELOG_REMIND_EVERY" name:"remind-every"`
 
-	MasterKeyFile string `help:"File of the master key that wraps the keys sealing personal data (default DATA/master.key, created on first start). Keep it apart from backups of DATA." env:"SHARELOG_MASTER_KEY_FILE" name:"master-key-file" type:"path"`
-	EncryptAtRest bool   `help:"Encrypt the ledger's Badger files at rest (key derived from the master key); the same on every start." env:"SHARELOG_ENCRYPT_AT_REST" name:"encrypt-at-rest"`
-	Access        string `help:"Access file: the principals, their roles and token hashes (deploy/access.example.yaml); turns on authentication. Without it sharelog listens on loopback addresses only." env:"SHARELOG_ACCESS" type:"path"`
-
-	ForgetEvery time.Duration `help:"Run the forgetting job (erasures closed, retention expired, then physical erasure) this often: the bound on the time to physical erasure (0: never)." default:"1h" env:"SHARELOG_FORGET_EVERY" name:"forget-every"`
+	MasterKeyFile string        `help:"File of the master key that wraps the keys sealing personal data (default DATA/master.key, created on first start). Keep it apart from backups of DATA." env:"SHARELOG_MASTER_KEY_FILE" name:"master-key-file" type:"path"`
+	EncryptAtRest bool          `help:"Encrypt the ledger's Badger files at rest (key derived from the master key); the same on every start." env:"SHARELOG_ENCRYPT_AT_REST" name:"encrypt-at-rest"`
+	ForgetEvery   time.Duration `help:"Run the forgetting job (erasures closed, retention expired, then physical erasure) this often: the bound on the time to physical erasure (0: never)." default:"1h" env:"SHARELOG_FORGET_EVERY" name:"forget-every"`
 }
 
 // Run implements the serve command.

@@ -600,7 +600,11 @@ func parseTime(name, v string) (time.Time, error) {
 
 func (s *Server) handleDisclosure(w http.ResponseWriter, r *http.Request) {
 	id, source := r.PathValue("id"), r.URL.Query().Get("source")
-	if !s.consult(w, r, nil, url.Values{"id": {id}, "source": {source}}.Encode()) {
+	query := url.Values{"id": {id}}
+	if source != "" {
+		query.Set("source", source)
+	}
+	if !s.consult(w, r, nil, query.Encode()) {
 		return
 	}
 	d, err := s.Ledger.Disclosure(r.Context(), id, source)
