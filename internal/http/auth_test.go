@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,6 +29,7 @@ import (
 	"github.com/sharelog/sharelog/internal/access"
 	"github.com/sharelog/sharelog/internal/ledger"
 	"github.com/sharelog/sharelog/internal/metrics"
+	"github.com/sharelog/sharelog/internal/notify"
 	"github.com/sharelog/sharelog/internal/store"
 )
 
@@ -495,4 +497,44 @@ func newCert(t *testing.T, cn string, parent *x509.Certificate, parentKey *ecdsa
 		t.Fatal(err)
 	}
 	return cert, key
+}
+
+// TestEveryPersonalReadIsConsulted calls every operation of openapi.yaml:
+// each one marked x-sharelog-personal is recorded as one consultation,
+// under its operationId, before it is answered; no other operation is.
+func TestEveryPersonalReadIsConsulted(t *testing.T) {
+	t.Parallel()
+	ctrl, tok := accessFile(t, map[string]string{"all": "    roles: [dpo, clerk, admin, auditor]\n"})
+	log := &consultLog{}
+	notices := &stubNotices{queue: []notify.ManualNotice{{Recipient: "cgi", Notice: "n-manual", Subject: ledger.Subject{Scheme: "dbs-ref", ID: "QX7-SECRET-9041"}}}}
+	s := &Server{Ledger: openStore(t), Metrics: metrics.New(), Logger: slog.New(slog.DiscardHandler), Access: ctrl, Consult: log.consult, Notices: notices}
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	param := regexp.MustCompile(`\{[^}]+\}`)
+	personal := 0
+	for pattern, op := range operations() {
+		if op.Public || op.ID == "postEvents" || op.ID == "postAck" {
+			continue // no reads; postEvents and postAck need a publisher
+		}
+		method, path, _ := strings.Cut(pattern, " ")
+		c := call{method: method, path: param.ReplaceAllString(path, "x"), token: tok["all"], reason: "test", body: "{}"}
+		if method == http.MethodPost && op.Personal {
+			c.body = whoBody
+		}
+		before := len(log.all())
+		status, _, _, raw := c.do(t, srv.URL, nil)
+		got := log.all()[before:]
+		switch {
+		case op.Personal && (len(got) != 1 || got[0].Operation != op.ID || got[0].Principal != "all" || got[0].Reason != "test"):
+			t.Errorf("%s (personal): recorded %+v, want one consultation (answered %d %s)", op.ID, got, status, raw)
+		case !op.Personal && len(got) != 0:
+			t.Errorf("%s (not personal): recorded %+v", op.ID, got)
+		}
+		if op.Personal {
+			personal++
+		}
+	}
+	if personal < 7 {
+		t.Errorf("%d personal operations checked, want at least 7", personal)
+	}
 }
