@@ -140,7 +140,7 @@ func (s *Server) authorize(mux *http.ServeMux) http.Handler {
 				err = checkReason(r.Header.Get(HeaderReason))
 			}
 			if err != nil {
-				s.refuse(w, r, err)
+				s.refuse(w, r, op, p, err)
 				return
 			}
 			ctx = access.WithPrincipal(ctx, p)
@@ -189,12 +189,20 @@ func (s *Server) authenticate(r *http.Request) (*ledger.Principal, error) {
 	return nil, ledger.Errorf(ledger.EUNAUTHENTICATED, "a credential is required: Authorization: Bearer <token> (sharelog token makes one; CLI --token or SHARELOG_TOKEN)")
 }
 
-// refuse answers an authentication or authorisation failure: 401 with
-// WWW-Authenticate, 403, or 400 for a missing reason.
-func (s *Server) refuse(w http.ResponseWriter, r *http.Request, err error) {
-	if ledger.ErrorCode(err) == ledger.EUNAUTHENTICATED {
+// refuse answers an authentication or authorisation failure of op by p
+// (nil when unknown): 401 with WWW-Authenticate, 403, or 400 for a missing
+// reason. Each refusal is logged with the operation and the principal, so
+// that probing shows in the logs; never with the credential.
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, op Operation, p *ledger.Principal, err error) {
+	code := ledger.ErrorCode(err)
+	if code == ledger.EUNAUTHENTICATED {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="sharelog"`)
 	}
+	principal := ""
+	if p != nil {
+		principal = p.Name
+	}
+	s.Logger.Info("request refused", "operation", op.ID, "code", code, "principal", principal)
 	s.fail(w, r, err)
 }
 
@@ -205,9 +213,9 @@ func (s *Server) mayFor(w http.ResponseWriter, r *http.Request, recipient string
 	if s.Access == nil {
 		return true
 	}
-	op := operationOf(r.Context())
-	if err := ledger.MayRead(access.From(r.Context()), op.ID, op.Roles, recipient); err != nil {
-		s.refuse(w, r, err)
+	op, p := operationOf(r.Context()), access.From(r.Context())
+	if err := ledger.MayRead(p, op.ID, op.Roles, recipient); err != nil {
+		s.refuse(w, r, op, p, err)
 		return false
 	}
 	return true

@@ -238,7 +238,8 @@ func TestAuthentication(t *testing.T) {
 	})
 	led := &countingLedger{Store: openStore(t)}
 	log := &consultLog{}
-	s := &Server{Ledger: led, Metrics: metrics.New(), Logger: slog.New(slog.DiscardHandler), Access: ctrl, Consult: log.consult}
+	logs := &lockedBuffer{}
+	s := &Server{Ledger: led, Metrics: metrics.New(), Logger: slog.New(slog.NewTextHandler(logs, nil)), Access: ctrl, Consult: log.consult}
 	srv := httptest.NewServer(s.Handler())
 	defer srv.Close()
 
@@ -305,6 +306,33 @@ func TestAuthentication(t *testing.T) {
 	if got := log.all(); len(got) != 0 {
 		t.Errorf("refused requests were recorded as consultations: %+v", got)
 	}
+	out := logs.String()
+	if !strings.Contains(out, `msg="request refused" operation=who code=forbidden principal=audit`) {
+		t.Errorf("no log line for the refusal of who to audit:\n%s", out)
+	}
+	for _, secret := range []string{tok["audit"], tok["jane.dpo"], "QX7-SECRET-9041"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("the logs hold %q:\n%s", secret, out)
+		}
+	}
+}
+
+// lockedBuffer is a log sink safe for the server's goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func TestConsultation(t *testing.T) {

@@ -127,7 +127,7 @@ func (s *Server) handleAck(w http.ResponseWriter, r *http.Request) {
 	}
 	if p := access.From(ctx); p != nil {
 		if err := ledger.MayPublish(p, ev.Type, ev.Source, id); err != nil {
-			s.refuse(w, r, err)
+			s.refuse(w, r, operationOf(ctx), p, err)
 			return
 		}
 	}
