@@ -332,10 +332,16 @@ func TestAccessCLI(t *testing.T) {
 	if exitCode(err) != ExitRefused || !strings.Contains(err.Error(), slhttp.HeaderReason) {
 		t.Errorf("who without a reason: %v (exit %d), want the header named, exit 5", err, exitCode(err))
 	}
-	// With a token and a reason the request passes authorisation; this
-	// server records no consultations, so the lookup is refused (fail
-	// closed) rather than answered.
+	// With a token and a reason the request passes authorisation. It is
+	// answered once the consultation is recorded; without a consultation
+	// log it is refused (fail closed) rather than answered.
 	t.Setenv("SHARELOG_REASON", "SAR 2026-17")
+	if m.HTTP.Consult != nil {
+		if out := m.cli(t, "who", "dbs-ref:A1", "--token", tokens["jane.dpo"], "--json"); !strings.Contains(out, "recipients") {
+			t.Errorf("who with a token and a reason: %s", out)
+		}
+		return
+	}
 	err, _ = m.cliErr(t, "who", "dbs-ref:A1", "--token", tokens["jane.dpo"])
 	if exitCode(err) != ExitUnavailable || !strings.Contains(err.Error(), "consultation") {
 		t.Errorf("who with a reason and no consultation log: %v (exit %d), want unavailable, exit 3", err, exitCode(err))
