@@ -64,6 +64,10 @@ type Config struct {
 	// an error naming the rule that refused it. ctx carries the principal
 	// (access.From).
 	Publish func(ctx context.Context, event []byte) (outcome string, err error)
+	// Roles returns the roles the API declares for an operation
+	// (schemas/openapi.yaml, x-sharelog-roles), nil for one it does not
+	// know; nil Roles uses the console's copy of that table.
+	Roles func(operation string) []ledger.Role
 	// OIDC, when set, also signs people in with the organisation's OpenID
 	// Connect provider.
 	OIDC   *OIDC
@@ -232,7 +236,8 @@ func (c *Console) fail(w http.ResponseWriter, r *http.Request, ss *session, err 
 }
 
 // section is a part of the console: its pages need one of roles, as the API
-// operation it stands for does.
+// operation it stands for does (Config.Roles gives the API's table; roles
+// here are the default, the same as schemas/openapi.yaml's).
 type section struct {
 	href, label, operation string
 	roles                  []ledger.Role
@@ -240,14 +245,18 @@ type section struct {
 
 // The sections, in the order the navigation shows them.
 var (
-	secPerson     = section{"/ui/person", "Find a person", "who", []ledger.Role{ledger.RoleDPO}}
-	secRequests   = section{"/ui/requests", "Requests", "listObligations", []ledger.Role{ledger.RoleDPO}}
-	secOverdue    = section{"/ui/overdue", "Overdue", "listObligations", []ledger.Role{ledger.RoleDPO}}
-	secManual     = section{"/ui/manual", "Manual queue", "manualQueue", []ledger.Role{ledger.RoleDPO, ledger.RoleClerk}}
-	secMarkSent   = section{"/ui/manual", "Manual queue", "markSent", []ledger.Role{ledger.RoleClerk}}
-	secDecisions  = section{"/ui/decisions", "Record a decision", "postEvents", []ledger.Role{ledger.RoleDPO}}
-	secRecipients = section{"/ui/recipients", "Recipients", "listRecipients", []ledger.Role{ledger.RoleDPO, ledger.RoleAdmin}}
-	secEvidence   = section{"/ui/evidence", "Evidence", "getCheckpoint", []ledger.Role{ledger.RoleDPO, ledger.RoleAuditor}}
+	secPerson   = section{"/ui/person", "Find a person", "who", []ledger.Role{ledger.RoleDPO}}
+	secRequests = section{"/ui/requests", "Requests", "listObligations", []ledger.Role{ledger.RoleDPO, ledger.RoleClerk}}
+	secRequest  = section{"/ui/requests", "Requests", "requestStatus", []ledger.Role{ledger.RoleDPO}}
+	secOverdue  = section{"/ui/overdue", "Overdue", "listObligations", []ledger.Role{ledger.RoleDPO, ledger.RoleClerk}}
+	secManual   = section{"/ui/manual", "Manual queue", "manualQueue", []ledger.Role{ledger.RoleClerk, ledger.RoleDPO}}
+	secMarkSent = section{"/ui/manual", "Manual queue", "markSent", []ledger.Role{ledger.RoleClerk, ledger.RoleDPO}}
+	// Decisions are events; ledger.MayPublish decides each one. The page
+	// is for those who may publish them (not an API operation).
+	secDecisions  = section{"/ui/decisions", "Record a decision", "recordDecision", ledger.PublishRoles[ledger.TypeExemption]}
+	secRecipients = section{"/ui/recipients", "Recipients", "listRecipients", []ledger.Role{ledger.RoleAdmin, ledger.RoleDPO, ledger.RoleAuditor}}
+	secRecipient  = section{"/ui/recipients", "Recipients", "getRecipient", []ledger.Role{ledger.RoleAdmin, ledger.RoleDPO, ledger.RoleAuditor}}
+	secEvidence   = section{"/ui/evidence", "Evidence", "getCheckpoint", []ledger.Role{ledger.RoleAuditor, ledger.RoleDPO, ledger.RoleAdmin}}
 	secExport     = section{"/ui/evidence", "Evidence", "listDisclosures", []ledger.Role{ledger.RoleDPO}}
 	sections      = []section{secPerson, secRequests, secOverdue, secManual, secDecisions, secRecipients, secEvidence}
 )
@@ -255,7 +264,7 @@ var (
 func (c *Console) nav(p *ledger.Principal, path string) []navItem {
 	var items []navItem
 	for _, s := range sections {
-		if ledger.MayRead(p, s.operation, s.roles, "") == nil {
+		if ledger.MayRead(p, s.operation, c.roles(s), "") == nil {
 			items = append(items, navItem{Href: s.href, Label: s.label, Current: strings.HasPrefix(path, s.href)})
 		}
 	}
@@ -291,7 +300,7 @@ func (c *Console) authed(sec *section, h handler) http.HandlerFunc {
 			}
 		}
 		if sec != nil {
-			if err := ledger.MayRead(ss.principal, sec.operation, sec.roles, ""); err != nil {
+			if err := ledger.MayRead(ss.principal, sec.operation, c.roles(*sec), ""); err != nil {
 				c.fail(w, r, ss, err)
 				return
 			}
@@ -317,7 +326,7 @@ func (c *Console) routes() {
 	mux.HandleFunc("POST /ui/person", c.authed(&secPerson, c.person))
 	mux.HandleFunc("POST /ui/person/report", c.authed(&secPerson, c.personReport))
 	mux.HandleFunc("GET /ui/requests", c.authed(&secRequests, c.requests))
-	mux.HandleFunc("GET /ui/requests/{id}", c.authed(&secRequests, c.request))
+	mux.HandleFunc("GET /ui/requests/{id}", c.authed(&secRequest, c.request))
 	mux.HandleFunc("GET /ui/overdue", c.authed(&secOverdue, c.overdue))
 	mux.HandleFunc("GET /ui/manual", c.authed(&secManual, c.manual))
 	mux.HandleFunc("GET /ui/manual/{notice}", c.authed(&secManual, c.manualNotice))
@@ -325,7 +334,7 @@ func (c *Console) routes() {
 	mux.HandleFunc("GET /ui/decisions", c.authed(&secDecisions, c.decisions))
 	mux.HandleFunc("POST /ui/decisions/{kind}", c.authed(&secDecisions, c.decide))
 	mux.HandleFunc("GET /ui/recipients", c.authed(&secRecipients, c.recipients))
-	mux.HandleFunc("GET /ui/recipients/{id}", c.authed(&secRecipients, c.recipient))
+	mux.HandleFunc("GET /ui/recipients/{id}", c.authed(&secRecipient, c.recipient))
 	mux.HandleFunc("GET /ui/evidence", c.authed(&secEvidence, c.evidence))
 	mux.HandleFunc("GET /ui/evidence/disclosures.csv", c.authed(&secExport, c.disclosuresCSV))
 	mux.HandleFunc("POST /ui/evidence/ropa.csv", c.authed(&secExport, c.ropaCSV))
@@ -384,8 +393,19 @@ func (c *Console) signOut(w http.ResponseWriter, r *http.Request, ss *session) {
 }
 
 // may reports whether ss's principal may use sec (for links and buttons).
-func may(ss *session, sec section) bool {
-	return ledger.MayRead(ss.principal, sec.operation, sec.roles, "") == nil
+func (c *Console) may(ss *session, sec section) bool {
+	return ledger.MayRead(ss.principal, sec.operation, c.roles(sec), "") == nil
+}
+
+// roles returns the roles that may use sec: the API's for its operation
+// when Config.Roles knows it, else the section's own.
+func (c *Console) roles(sec section) []ledger.Role {
+	if c.cfg.Roles != nil {
+		if r := c.cfg.Roles(sec.operation); len(r) > 0 {
+			return r
+		}
+	}
+	return sec.roles
 }
 
 var funcs = template.FuncMap{

@@ -197,19 +197,31 @@ func TestPersonLookupIsConsultedFirst(t *testing.T) {
 	}
 }
 
+// TestNoLogNoLookup: with sign-in on and no consultation log, a lookup is
+// refused, as the API refuses it.
+func TestNoLogNoLookup(t *testing.T) {
+	srv, l := testConsole(t, Config{})
+	c := newClient(t, srv)
+	csrf := c.signIn("jane")
+	status, body, _ := c.do("POST", "/ui/person", url.Values{"csrf": {csrf}, "scheme": {"dbs-ref"}, "id": {secret}, "reason": {"SAR"}})
+	if status != http.StatusServiceUnavailable || !strings.Contains(body, "consultation log is not running") || len(l.calls) != 0 {
+		t.Errorf("lookup without a log: %d, calls %v, want 503 and nothing read", status, l.calls)
+	}
+}
+
 // TestRoles: each role sees only its sections, as the API's operations
 // allow them.
 func TestRoles(t *testing.T) {
-	srv, _ := testConsole(t, Config{})
+	srv, _ := testConsole(t, Config{Consult: func(context.Context, ledger.Consultation) error { return nil }})
 	pages := []string{"/ui/person", "/ui/requests", "/ui/overdue", "/ui/manual", "/ui/decisions", "/ui/recipients", "/ui/evidence"}
 	for _, tc := range []struct {
 		name string
 		may  []string
 	}{
 		{"jane", pages},
-		{"ann", []string{"/ui/manual"}},
-		{"al", []string{"/ui/recipients"}},
-		{"aud", []string{"/ui/evidence"}},
+		{"ann", []string{"/ui/requests", "/ui/overdue", "/ui/manual"}},
+		{"al", []string{"/ui/recipients", "/ui/evidence"}},
+		{"aud", []string{"/ui/recipients", "/ui/evidence"}},
 	} {
 		c := newClient(t, srv)
 		c.signIn(tc.name)

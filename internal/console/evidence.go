@@ -27,7 +27,7 @@ func (c *Console) evidence(w http.ResponseWriter, r *http.Request, ss *session) 
 		Checkpoint   string
 		MayExport    bool
 		Since, Until string
-	}{checkpoint, may(ss, secExport), now.AddDate(0, -1, 0).Format(time.DateOnly), now.AddDate(0, 0, 1).Format(time.DateOnly)})
+	}{checkpoint, c.may(ss, secExport), now.AddDate(0, -1, 0).Format(time.DateOnly), now.AddDate(0, 0, 1).Format(time.DateOnly)})
 }
 
 // disclosureColumns is the disclosures CSV's header. It names no person:

@@ -39,7 +39,7 @@ func (c *Console) manual(w http.ResponseWriter, r *http.Request, ss *session) {
 	c.render(w, r, ss, http.StatusOK, "manual", "Manual queue", struct {
 		Notices []notify.ManualNotice
 		MaySend bool
-	}{q, may(ss, secMarkSent)})
+	}{q, c.may(ss, secMarkSent)})
 }
 
 // manualNotice downloads one manual notice as a text file to send. The

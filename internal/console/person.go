@@ -49,10 +49,14 @@ func readPerson(r *http.Request) (personForm, ledger.Subject, []fieldError) {
 	return f, ledger.Subject{Scheme: f.Scheme, ID: f.ID}, errs
 }
 
-// consult records the lookup before anything is read (fail closed).
+// consult records the lookup before anything is read (fail closed), as
+// the API does: with sign-in on and no consultation log, it refuses.
 func (c *Console) consult(ctx context.Context, ss *session, operation, reason string, subj *ledger.Subject, query string) error {
 	if c.cfg.Consult == nil {
-		return nil
+		if !c.authenticates() {
+			return nil // as the API: without sign-in and without a log, nothing is recorded
+		}
+		return ledger.Errorf(ledger.EUNAVAILABLE, "the consultation log is not running: a lookup of a person is answered only once it is recorded (DPA 2018 s.62)")
 	}
 	err := c.cfg.Consult(ctx, ledger.Consultation{Principal: ss.principal.Name, Operation: operation, Reason: reason, Subject: subj, Query: query})
 	if err != nil {

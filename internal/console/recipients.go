@@ -41,7 +41,9 @@ func (c *Console) recipient(w http.ResponseWriter, r *http.Request, ss *session)
 	}
 	f := ledger.DisclosureFilter{Recipient: rec.ID, Since: start, Limit: ledger.MaxLimit}
 	total, capped := 0, false
-	for {
+	// The disclosures are counted for those who may list them (listDisclosures).
+	counted := c.may(ss, secExport)
+	for counted {
 		page, err := c.cfg.Ledger.Disclosures(ctx, f)
 		if err != nil {
 			c.fail(w, r, ss, err)
@@ -74,7 +76,7 @@ func (c *Console) recipient(w http.ResponseWriter, r *http.Request, ss *session)
 		}
 	}
 	var obs []ledger.Obligation
-	if may(ss, secRequests) {
+	if c.may(ss, secRequests) {
 		list, err := c.cfg.Ledger.Obligations(ctx, ledger.ObligationFilter{Recipient: rec.ID, Limit: 200})
 		if err != nil {
 			c.fail(w, r, ss, err)
@@ -84,9 +86,10 @@ func (c *Console) recipient(w http.ResponseWriter, r *http.Request, ss *session)
 	}
 	c.render(w, r, ss, http.StatusOK, "recipient", rec.Name, struct {
 		Recipient   *ledger.Recipient
+		Counted     bool
 		Months      []monthCount
 		Total       int
 		Capped      bool
 		Obligations []ledger.Obligation
-	}{rec, months, total, capped, obs})
+	}{rec, counted, months, total, capped, obs})
 }

@@ -92,7 +92,7 @@ func (c *Console) request(w http.ResponseWriter, r *http.Request, ss *session) {
 		Status     *ledger.RequestStatus
 		MayDecide  bool
 		Exemptions []string
-	}{st, may(ss, secDecisions), exemptionReasons})
+	}{st, c.may(ss, secDecisions), exemptionReasons})
 }
 
 // recipientDue is one recipient's line on the overdue dashboard.

@@ -17,7 +17,8 @@ import (
 // lookups through Consult, and publishes decisions through the path of
 // POST /v1/events (consolePublish).
 func (s *Server) console() http.Handler {
-	cfg := console.Config{Ledger: s.Ledger, Access: s.Access, Publish: s.consolePublish, OIDC: s.ConsoleOIDC, Logger: s.Logger}
+	cfg := console.Config{Ledger: s.Ledger, Access: s.Access, Publish: s.consolePublish, OIDC: s.ConsoleOIDC, Logger: s.Logger,
+		Roles: operationRoles}
 	if s.Consult != nil {
 		cfg.Consult = s.Consult // the same log, and the same fail-closed rule, as the API's lookups
 	}
@@ -70,4 +71,16 @@ func (s *Server) consolePublish(ctx context.Context, body []byte) (string, error
 	default:
 		return "", errors.New("console publish: unexpected answer")
 	}
+}
+
+// operationRoles returns the roles schemas/openapi.yaml declares for the
+// operation id, so that each console page is allowed to the roles of the
+// API operation it stands for; nil for an id the document lacks.
+func operationRoles(id string) []ledger.Role {
+	for _, op := range operations() {
+		if op.ID == id {
+			return op.Roles
+		}
+	}
+	return nil
 }
