@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/sharelog/sharelog/internal/access"
 	"github.com/sharelog/sharelog/internal/checkpoint"
 	"github.com/sharelog/sharelog/internal/cloudevents"
 	slhttp "github.com/sharelog/sharelog/internal/http"
@@ -53,6 +54,7 @@ type Config struct {
 
 	MasterKeyFile string        `help:"File of the master key that wraps the keys sealing personal data (default DATA/master.key, created on first start). Keep it apart from backups of DATA." env:"SHARELOG_MASTER_KEY_FILE" name:"master-key-file" type:"path"`
 	EncryptAtRest bool          `help:"Encrypt the ledger's Badger files at rest (key derived from the master key); the same on every start." env:"SHARELOG_ENCRYPT_AT_REST" name:"encrypt-at-rest"`
+	Access        string        `help:"YAML file of the principals who may use sharelog, their roles and token hashes (DESIGN.md, Access); turns on authentication for HTTP and NATS." env:"SHARELOG_ACCESS" type:"path"`
 	ForgetEvery   time.Duration `help:"Run the forgetting job (erasures closed, retention expired, then physical erasure) this often: the bound on the time to physical erasure (0: never)." default:"1h" env:"SHARELOG_FORGET_EVERY" name:"forget-every"`
 }
 
@@ -96,6 +98,8 @@ type Main struct {
 	Ingester   *nats.Ingester
 	HTTP       *slhttp.Server
 	Service    *nats.Service // request-reply for producers on nats.SubjectService
+	// Access is the --access file, or nil: nobody is authenticated.
+	Access *access.Control
 	// Notifier delivers notices (notify.go).
 	Notifier *notify.Dispatcher
 
@@ -170,16 +174,30 @@ func (m *Main) Open(ctx context.Context) error {
 	m.group, m.lifetime = errgroup.WithContext(lifetime)
 	m.cancel = cancel
 	var err error
+	if cfg.Access != "" {
+		if m.Access, err = access.Load(cfg.Access); err != nil {
+			return err
+		}
+	}
 	if cfg.NATS == "" {
+		natsAuth, err := m.natsAuth()
+		if err != nil {
+			return err
+		}
 		m.NATSServer, err = nats.StartServer(nats.ServerConfig{
 			Listen:     cfg.NATSListen,
 			StoreDir:   filepath.Join(cfg.Data, "jetstream"),
 			SyncAlways: cfg.SyncAlways,
+			Auth:       natsAuth,
 		}, m.Logger)
 		if err != nil {
 			return err
 		}
-		m.Conn, err = natsio.Connect("", natsio.InProcessServer(m.NATSServer), natsio.Name("sharelog"))
+		opts := []natsio.Option{natsio.InProcessServer(m.NATSServer), natsio.Name("sharelog")}
+		if natsAuth != nil {
+			opts = append(opts, natsAuth.Internal())
+		}
+		m.Conn, err = natsio.Connect("", opts...)
 	} else {
 		m.Conn, err = natsio.Connect(cfg.NATS, natsio.Name("sharelog"), natsio.MaxReconnects(-1),
 			natsio.DisconnectErrHandler(func(_ *natsio.Conn, err error) { m.Logger.Warn("nats disconnected", "err", err) }),
@@ -228,7 +246,7 @@ func (m *Main) Open(ctx context.Context) error {
 	st := m.Store
 	m.Metrics.ObserveObligations(func() (int, int, error) { return st.ObligationCounts(context.Background()) })
 	m.Publisher = nats.NewPublisher(m.JetStream, atomic)
-	m.Ingester = nats.NewIngester(m.JetStream, m.Store, m.Decoder, m.Metrics, m.Logger, nats.IngestConfig{})
+	m.Ingester = nats.NewIngester(m.JetStream, m.Store, m.Decoder, m.Metrics, m.Logger, nats.IngestConfig{Access: m.Access})
 
 	m.goLoop(loopIngest, m.Ingester.Run)
 
@@ -260,6 +278,7 @@ func (m *Main) Open(ctx context.Context) error {
 	m.HTTP.Notices = m.Notifier
 	// The NATS service answers producers as POST /v1/events does.
 	m.Service = nats.NewService(m.Conn, m.Decoder, m.HTTP.Answer, m.Logger)
+	m.Service.Access = m.Access
 	m.goLoop(loopService, m.Service.Run)
 	return m.HTTP.Open()
 }
@@ -424,4 +443,13 @@ func (m *Main) Close() error {
 		m.Store = nil
 	}
 	return errors.Join(errs...)
+}
+
+// natsAuth returns the embedded NATS server's authentication from the
+// access file, or nil without one.
+func (m *Main) natsAuth() (*nats.Auth, error) {
+	if m.Access == nil {
+		return nil, nil
+	}
+	return nats.NewAuth(m.Access)
 }
