@@ -14,4 +14,9 @@
 // nothing is dropped silently. A failed batch is retried, with
 // backoff, from the last committed one; a SHARELOG_IN that is gone or ends
 // before the ledger's position stops the loop with an error (Ingester.Run).
+//
+// With an --access file the embedded server authenticates each principal and
+// gives it the permissions of its roles (auth.go, permissions.go: one table,
+// also printed by `sharelog nats-config`), and the ingest loop and the service
+// vouch each event's publisher by the subject it came on.
 package nats
