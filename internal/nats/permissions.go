@@ -103,6 +103,9 @@ func Permissions(p *ledger.Principal) *server.Permissions {
 			"$JS.API.CONSUMER.CREATE."+kv+".>",
 			"$JS.API.CONSUMER.INFO."+kv+".*",
 			"$JS.API.CONSUMER.MSG.NEXT."+kv+".*",
+			// A watch removes its consumer when it stops. The bucket's
+			// messages stay: no STREAM.MSG.DELETE, no PURGE, no publish.
+			"$JS.API.CONSUMER.DELETE."+kv+".*",
 			"$JS.FC."+kv+".>",
 		)
 		sub = append(sub, SubjectCheckpoint)

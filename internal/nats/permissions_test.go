@@ -339,6 +339,19 @@ func TestAuditorAndOthersPermissions(t *testing.T) {
 	if err != nil || string(e.Value()) != "checkpoint 7" {
 		t.Fatalf("get the latest checkpoint: %v %v", e, err)
 	}
+	w, err := kv.WatchAll(shortCtx(t))
+	if err != nil {
+		t.Fatalf("watch the checkpoints: %v", err)
+	}
+	select {
+	case u := <-w.Updates():
+		if u == nil || string(u.Value()) != "checkpoint 7" {
+			t.Errorf("watch: first update %v, want the checkpoint", u)
+		}
+	case <-time.After(3 * time.Second):
+		t.Error("watch: no update")
+	}
+	_ = w.Stop()
 	a.noViolation(t, "auditor")
 	if err := kv.Delete(shortCtx(t), "latest"); err == nil {
 		t.Error("auditor deleted a checkpoint")
