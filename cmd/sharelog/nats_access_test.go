@@ -140,6 +140,11 @@ func TestNATSAccess(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = acro.nc.Flush()
+	avonLive, err := avon.nc.SubscribeSync(notify.SubjectNoticePrefix + "avon-and-somerset")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = avon.nc.Flush()
 
 	a1 := ledger.Subject{Scheme: "dbs-ref", ID: secretID}
 	t0 := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
@@ -156,6 +161,9 @@ func TestNATSAccess(t *testing.T) {
 	}
 	if !strings.Contains(string(msg.Data), acroNotice) {
 		t.Fatalf("acro received %s, want its notice %s", msg.Data, acroNotice)
+	}
+	if msg, err := avonLive.NextMsg(30 * time.Second); err != nil || !strings.Contains(string(msg.Data), avonNotice) {
+		t.Fatalf("avon's notice: %v %v", msg, err)
 	}
 
 	ack := func(id, notice string) map[string]any {
@@ -292,5 +300,4 @@ func TestNATSAccess(t *testing.T) {
 	if strings.Contains(m.logs.String(), secretID) {
 		t.Error("the logs hold the person's identifier")
 	}
-	_ = avon
 }

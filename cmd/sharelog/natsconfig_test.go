@@ -117,7 +117,7 @@ func TestDeployNATSConf(t *testing.T) {
 		t.Fatal(err)
 	}
 	var want bytes.Buffer
-	if err := writeNATSConfig(&want, ctl); err != nil {
+	if err := writeNATSConfig(&want, ctl, envPassword); err != nil {
 		t.Fatal(err)
 	}
 	conf := filepath.Join("..", "..", "deploy", "nats.conf")
@@ -134,5 +134,67 @@ func TestDeployNATSConf(t *testing.T) {
 	}
 	if _, err := server.ProcessConfigFile(conf); err != nil {
 		t.Errorf("deploy/nats.conf: %v", err)
+	}
+}
+
+// TestNATSConfigBcrypt: with --bcrypt the tokens are read once, checked
+// against the access file's hashes, and only their bcrypt hashes are
+// printed; a nats-server started from that needs no environment and admits
+// a principal with its token only.
+func TestNATSConfigBcrypt(t *testing.T) {
+	dir := t.TempDir()
+	path, tokens := writeAccessFile(t, dir)
+	t.Setenv(NATSPasswordVar, "own-secret")
+	for name, tok := range tokens {
+		t.Setenv(TokenVar(name), tok)
+	}
+	t.Setenv(TokenVar("acro"), tokens["casework"])
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"nats-config", "--access", path, "--bcrypt"}, &out, &out)
+	if err == nil || !strings.Contains(out.String()+err.Error(), TokenVar("acro")) {
+		t.Errorf("a token that is not the file's: %v %s, want an error naming %s", err, out.String(), TokenVar("acro"))
+	}
+	t.Setenv(TokenVar("acro"), tokens["acro"])
+	out.Reset()
+	if err := run(context.Background(), []string{"nats-config", "--access", path, "--bcrypt"}, &out, &out); err != nil {
+		t.Fatalf("nats-config --bcrypt: %v\n%s", err, out.String())
+	}
+	for name, tok := range tokens {
+		if strings.Contains(out.String(), tok) || strings.Contains(out.String(), "$"+TokenVar(name)) {
+			t.Fatalf("the printed block holds %s's token or its variable:\n%s", name, out.String())
+		}
+		os.Unsetenv(TokenVar(name))
+	}
+	conf := filepath.Join(dir, "nats.conf")
+	if err := os.WriteFile(conf, []byte("listen: 127.0.0.1:-1\n"+out.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opts, err := server.ProcessConfigFile(conf)
+	if err != nil {
+		t.Fatalf("the printed config does not parse: %v\n%s", err, out.String())
+	}
+	opts.NoLog, opts.NoSigs = true, true
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Start()
+	t.Cleanup(ns.Shutdown)
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	if nc, err := natsio.Connect(ns.ClientURL(), natsio.UserInfo("casework", tokens["casework"])); err != nil {
+		t.Errorf("casework with its token: %v", err)
+	} else {
+		nc.Close()
+	}
+	if nc, err := natsio.Connect(ns.ClientURL(), natsio.UserInfo("casework", tokens["acro"]), natsio.MaxReconnects(0)); err == nil {
+		nc.Close()
+		t.Error("casework connected with acro's token")
+	}
+	if nc, err := natsio.Connect(ns.ClientURL(), natsio.UserInfo(nats.InternalUser, "own-secret")); err != nil {
+		t.Errorf("sharelog's own user: %v", err)
+	} else {
+		nc.Close()
 	}
 }
