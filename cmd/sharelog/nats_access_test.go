@@ -165,6 +165,17 @@ func TestNATSAccess(t *testing.T) {
 	if msg, err := avonLive.NextMsg(30 * time.Second); err != nil || !strings.Contains(string(msg.Data), avonNotice) {
 		t.Fatalf("avon's notice: %v %v", msg, err)
 	}
+	// The same notice through the durable consumer sharelog made for acro,
+	// as a recipient that was away would read it.
+	cons, err := acro.js.Consumer(ctx, notify.StreamNotices, "acro")
+	if err != nil {
+		t.Fatalf("acro's consumer: %v", err)
+	}
+	if n, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second)); err != nil || !strings.Contains(string(n.Data()), acroNotice) {
+		t.Errorf("acro's consumer: %v %v, want its notice", n, err)
+	} else if err := n.DoubleAck(ctx); err != nil {
+		t.Errorf("ack on acro's consumer: %v", err)
+	}
 
 	ack := func(id, notice string) map[string]any {
 		return ce("acro", id, ledger.TypeNoticeAck, map[string]any{"notice": notice, "outcome": "done"})

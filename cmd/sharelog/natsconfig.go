@@ -45,6 +45,9 @@ type password func(v, tokenSHA256 string) (string, error)
 // envPassword refers to the environment variable v of the nats-server.
 func envPassword(v, _ string) (string, error) { return "$" + v, nil }
 
+// bcryptCost is the cost of the printed bcrypt hashes (tests lower it).
+var bcryptCost = bcrypt.DefaultCost
+
 // bcryptPassword reads the token from v now, checks it against the access
 // file's hash, and returns its bcrypt hash, which nats-server checks.
 func bcryptPassword(v, tokenSHA256 string) (string, error) {
@@ -58,7 +61,7 @@ func bcryptPassword(v, tokenSHA256 string) (string, error) {
 			return "", fmt.Errorf("--bcrypt: %s is not the token whose tokenSHA256 the access file holds", v)
 		}
 	}
-	b, err := bcrypt.GenerateFromPassword([]byte(tok), bcrypt.DefaultCost)
+	b, err := bcrypt.GenerateFromPassword([]byte(tok), bcryptCost)
 	if err != nil {
 		return "", fmt.Errorf("--bcrypt: %s: %w", v, err)
 	}

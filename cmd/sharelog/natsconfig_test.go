@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	natsio "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/sharelog/sharelog/internal/access"
 	"github.com/sharelog/sharelog/internal/nats"
@@ -142,6 +143,9 @@ func TestDeployNATSConf(t *testing.T) {
 // printed; a nats-server started from that needs no environment and admits
 // a principal with its token only.
 func TestNATSConfigBcrypt(t *testing.T) {
+	cost := bcryptCost
+	bcryptCost = bcrypt.MinCost // the same checks, fast enough under the race detector
+	t.Cleanup(func() { bcryptCost = cost })
 	dir := t.TempDir()
 	path, tokens := writeAccessFile(t, dir)
 	t.Setenv(NATSPasswordVar, "own-secret")
@@ -173,7 +177,8 @@ func TestNATSConfigBcrypt(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the printed config does not parse: %v\n%s", err, out.String())
 	}
-	opts.NoLog, opts.NoSigs = true, true
+	// bcrypt is slow by design, the more so under the race detector.
+	opts.NoLog, opts.NoSigs, opts.AuthTimeout = true, true, 60
 	ns, err := server.NewServer(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -183,16 +188,16 @@ func TestNATSConfigBcrypt(t *testing.T) {
 	if !ns.ReadyForConnections(10 * time.Second) {
 		t.Fatal("nats-server not ready")
 	}
-	if nc, err := natsio.Connect(ns.ClientURL(), natsio.UserInfo("casework", tokens["casework"])); err != nil {
+	if nc, err := natsio.Connect(ns.ClientURL(), natsio.UserInfo("casework", tokens["casework"]), natsio.Timeout(time.Minute)); err != nil {
 		t.Errorf("casework with its token: %v", err)
 	} else {
 		nc.Close()
 	}
-	if nc, err := natsio.Connect(ns.ClientURL(), natsio.UserInfo("casework", tokens["acro"]), natsio.MaxReconnects(0)); err == nil {
+	if nc, err := natsio.Connect(ns.ClientURL(), natsio.UserInfo("casework", tokens["acro"]), natsio.MaxReconnects(0), natsio.Timeout(time.Minute)); err == nil {
 		nc.Close()
 		t.Error("casework connected with acro's token")
 	}
-	if nc, err := natsio.Connect(ns.ClientURL(), natsio.UserInfo(nats.InternalUser, "own-secret")); err != nil {
+	if nc, err := natsio.Connect(ns.ClientURL(), natsio.UserInfo(nats.InternalUser, "own-secret"), natsio.Timeout(time.Minute)); err != nil {
 		t.Errorf("sharelog's own user: %v", err)
 	} else {
 		nc.Close()

@@ -1,11 +1,13 @@
 package nats
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sharelog/sharelog/internal/access"
 	"github.com/sharelog/sharelog/internal/ledger"
@@ -26,8 +28,9 @@ import (
 //     follow its own rejections, sharelog.rejected.*.<source token>;
 //   - recipient: subscribe to sharelog.notice.<id>, read them through its own
 //     durable consumer on SHARELOG_NOTICES (named <id>, filtered to its
-//     subject), and publish its acks on sharelog.in.ack.<id>;
-//   - auditor: subscribe to SubjectCheckpoint and read the KV bucket
+//     subject, made by sharelog: EnsureRecipientConsumers), and publish its
+//     acks on sharelog.in.ack.<id>;
+//   - auditor: subscribe to SubjectCheckpoint and get keys of the KV bucket
 //     BucketCheckpoints;
 //   - clerk: nothing over NATS (its work is the HTTP manual queue).
 //
@@ -84,10 +87,11 @@ func Permissions(p *ledger.Principal) *server.Permissions {
 		stream, durable := streamNotices, id
 		pub = append(pub,
 			SubjectAckPrefix+id,
-			// Its own durable consumer, filtered to its own notices: the
-			// server refuses a create whose configured filter differs
-			// from the one in the subject.
-			"$JS.API.CONSUMER.CREATE."+stream+"."+durable+"."+subjectNoticePrefix+id,
+			// Its own durable consumer, which sharelog creates
+			// (EnsureRecipientConsumers). No principal may create a
+			// consumer: a push consumer's deliver subject is not part of
+			// the API subject, so it could make the server deliver to any
+			// subject, sharelog.in.notify included.
 			"$JS.API.CONSUMER.INFO."+stream+"."+durable,
 			"$JS.API.CONSUMER.MSG.NEXT."+stream+"."+durable,
 			"$JS.ACK."+stream+"."+durable+".>",
@@ -96,17 +100,12 @@ func Permissions(p *ledger.Principal) *server.Permissions {
 	}
 	if p.Has(ledger.RoleAuditor) {
 		kv := "KV_" + BucketCheckpoints
+		// Gets only: a watch would need a consumer, and no principal may
+		// create one (see the recipient's).
 		pub = append(pub,
 			"$JS.API.STREAM.INFO."+kv,
 			"$JS.API.STREAM.MSG.GET."+kv,
 			"$JS.API.DIRECT.GET."+kv+".>",
-			"$JS.API.CONSUMER.CREATE."+kv+".>",
-			"$JS.API.CONSUMER.INFO."+kv+".*",
-			"$JS.API.CONSUMER.MSG.NEXT."+kv+".*",
-			// A watch removes its consumer when it stops. The bucket's
-			// messages stay: no STREAM.MSG.DELETE, no PURGE, no publish.
-			"$JS.API.CONSUMER.DELETE."+kv+".*",
-			"$JS.FC."+kv+".>",
 		)
 		sub = append(sub, SubjectCheckpoint)
 	}
@@ -193,6 +192,30 @@ func recipientPrincipal(c *access.Control, id string) *ledger.Principal {
 	for _, e := range c.Entries() {
 		if e.Recipient == id && slices.Contains(e.Roles, ledger.RoleRecipient) {
 			return e.Principal()
+		}
+	}
+	return nil
+}
+
+// EnsureRecipientConsumers creates, for each recipient principal of c, its
+// durable pull consumer on SHARELOG_NOTICES: named after the recipient id,
+// filtered to sharelog.notice.<id>, acked one by one. The recipient may read
+// and ack through it (Permissions) but not create or change it, so it
+// catches up on notices published while it was away and sees no others.
+// Safe to call from every start.
+func EnsureRecipientConsumers(ctx context.Context, js jetstream.JetStream, c *access.Control) error {
+	for _, e := range c.Entries() {
+		if !slices.Contains(e.Roles, ledger.RoleRecipient) {
+			continue
+		}
+		_, err := js.CreateOrUpdateConsumer(ctx, streamNotices, jetstream.ConsumerConfig{
+			Durable:       e.Recipient,
+			Description:   "notices to recipient " + e.Recipient + " (principal " + e.Name + ")",
+			FilterSubject: subjectNoticePrefix + e.Recipient,
+			AckPolicy:     jetstream.AckExplicitPolicy,
+		})
+		if err != nil {
+			return fmt.Errorf("consumer %s on %s: %w", e.Recipient, streamNotices, err)
 		}
 	}
 	return nil
