@@ -217,6 +217,35 @@ func TestNATSAccess(t *testing.T) {
 		}
 	})
 
+	t.Run("a reply redirected to sharelog.in.notify", func(t *testing.T) {
+		// A client names any reply subject, and the server publishes the
+		// reply there: JetStream's publish ack lands on sharelog.in.notify.
+		// Its content is the server's, never an event, and is refused.
+		if err := producer.nc.PublishRequest("sharelog.in.casework", nats.SubjectInNotify,
+			mustJSON(t, disclosure("casework", "d-redirect", []ledger.Subject{a1}, "acro", []string{"user.criminal_history"}, t0))); err != nil {
+			t.Fatal(err)
+		}
+		_ = producer.nc.Flush()
+		s, err := m.JetStream.Stream(ctx, nats.StreamIn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkFor(t, 10*time.Second, func() error {
+			info, err := s.Info(ctx)
+			if err != nil {
+				return err
+			}
+			for seq := info.State.LastSeq; seq > 0 && seq+20 > info.State.LastSeq; seq-- {
+				msg, err := s.GetMsg(ctx, seq)
+				if err == nil && msg.Subject == nats.SubjectInNotify && strings.HasPrefix(string(msg.Data), `{"stream":"SHARELOG_IN"`) {
+					refused[seq] = ledger.ReasonNotCloudEvent
+					return nil
+				}
+			}
+			return errors.New("the redirected ack is not in SHARELOG_IN")
+		})
+	})
+
 	t.Run("producer cannot publish as another source", func(t *testing.T) {
 		ev := disclosure("dpo", "d-as-dpo", []ledger.Subject{a1}, "acro", []string{"user.criminal_history"}, t0)
 		if err := producer.nc.Publish("sharelog.in.dpo", mustJSON(t, ev)); err != nil {
