@@ -341,3 +341,26 @@ func TestNATSAccess(t *testing.T) {
 		t.Error("the logs hold the person's identifier")
 	}
 }
+
+// TestServeRefusesASourceOnItsOwnSubject: an access file whose source would
+// publish on one of sharelog's own subjects keeps serve from starting, with
+// the embedded server and with --nats alike.
+func TestServeRefusesASourceOnItsOwnSubject(t *testing.T) {
+	dir := t.TempDir()
+	_, sha := access.NewToken()
+	path := filepath.Join(dir, "access.yaml")
+	file := "principals:\n  - {name: p, roles: [producer], sources: [notify], tokenSHA256: " + sha + "}\n"
+	if err := os.WriteFile(path, []byte(file), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, external := range []string{"", "nats://127.0.0.1:1"} {
+		cfg := testConfig(t.TempDir())
+		cfg.Access, cfg.NATS = path, external
+		m := NewMain(cfg, nil)
+		err := m.Open(context.Background())
+		m.Close()
+		if err == nil || !strings.Contains(err.Error(), nats.SubjectInNotify) {
+			t.Errorf("--nats %q: Open = %v, want a refusal naming %s", external, err, nats.SubjectInNotify)
+		}
+	}
+}

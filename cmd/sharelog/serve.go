@@ -178,10 +178,13 @@ func (m *Main) Open(ctx context.Context) error {
 		if m.Access, err = access.Load(cfg.Access); err != nil {
 			return err
 		}
+		if err := nats.CheckSubjects(m.Access); err != nil { // with --nats too
+			return err
+		}
 	}
 	if cfg.NATS == "" {
-		natsAuth, err := m.natsAuth()
-		if err != nil {
+		var natsAuth *nats.Auth
+		if natsAuth, err = m.natsAuth(); err != nil {
 			return err
 		}
 		m.NATSServer, err = nats.StartServer(nats.ServerConfig{
