@@ -22,7 +22,9 @@ const InternalUser = "sharelog"
 // server's own user list cannot check, so Auth is the server's
 // CustomClientAuthentication: it hashes the password, looks the principal up
 // by it (access.Control.Token), checks the name, and registers the
-// principal's Permissions on the connection. sharelog's own connection logs
+// principal's Permissions on the connection. A client without a password
+// is named by its verified client certificate instead, when the server
+// verifies them (mutual TLS). sharelog's own connection logs
 // in as InternalUser with a random secret made at each start.
 type Auth struct {
 	control *access.Control
@@ -57,6 +59,9 @@ func (a *Auth) Check(c server.ClientAuthentication) bool {
 		return false
 	}
 	o := c.GetOpts()
+	if o.Username == "" && o.Password == "" {
+		return a.checkCertificate(c)
+	}
 	if o.Username == "" || o.Password == "" {
 		return false
 	}
@@ -70,6 +75,23 @@ func (a *Auth) Check(c server.ClientAuthentication) bool {
 	}
 	p := a.control.Token(o.Password)
 	if p == nil || p.Name != o.Username {
+		return false
+	}
+	c.RegisterUser(&server.User{Username: p.Name, Permissions: Permissions(p)})
+	return true
+}
+
+// checkCertificate admits a client without user and password whose client
+// certificate the server verified (mutual TLS, when the server requires
+// and verifies client certificates) and whose subject common name names a
+// principal (access.Control.Certificate).
+func (a *Auth) checkCertificate(c server.ClientAuthentication) bool {
+	st := c.GetTLSConnectionState()
+	if st == nil || len(st.VerifiedChains) == 0 || len(st.VerifiedChains[0]) == 0 {
+		return false
+	}
+	p := a.control.Certificate(st.VerifiedChains[0][0].Subject.CommonName)
+	if p == nil {
 		return false
 	}
 	c.RegisterUser(&server.User{Username: p.Name, Permissions: Permissions(p)})
