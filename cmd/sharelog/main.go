@@ -27,7 +27,8 @@ import (
 type CLI struct {
 	Version kong.VersionFlag `help:"Print the version and build information, and exit."`
 
-	Serve ServeCmd `cmd:"" group:"server" help:"Run sharelog: embedded NATS (or --nats), the ledger and the HTTP API."`
+	Serve      ServeCmd      `cmd:"" group:"server" help:"Run sharelog: embedded NATS (or --nats), the ledger and the HTTP API."`
+	NATSConfig NATSConfigCmd `cmd:"" group:"server" name:"nats-config" help:"Print the NATS authorization block of an access file, for an existing NATS server or cluster (--nats)."`
 
 	Who         WhoCmd         `cmd:"" group:"query" help:"List every recipient of a person's data (Art. 15(1)(c))."`
 	Disclosures DisclosuresCmd `cmd:"" group:"query" help:"List disclosures by subject, recipient and time."`

@@ -48,7 +48,7 @@ type Config struct {
 	Duplicates time.Duration `help:"JetStream duplicate window on SHARELOG_IN (sharelog dedupes forever regardless)." default:"2m" env:"SHARELOG_DUPLICATES"`
 	LogLevel   slog.Level    `help:"Log level: debug, info, warn, error." default:"info" env:"SHARELOG_LOG_LEVEL"`
 	Policy     string        `help:"YAML policy file: when notices to recipients are due, and retention (deploy/policy.example.yaml is an example)." env:"SHARELOG_POLICY" type:"path"`
-	Access     string        `help:"Access file: the principals, their roles and token hashes (deploy/access.example.yaml); turns on authentication. Without it sharelog listens on loopback addresses only." env:"SHARELOG_ACCESS" type:"path"`
+	Access     string        `help:"Access file: the principals, their roles and token hashes (deploy/access.example.yaml); turns on authentication for HTTP and NATS. Without it sharelog listens on loopback addresses only." env:"SHARELOG_ACCESS" type:"path"`
 
 	WebhookSecrets string        `help:"YAML file of the recipients' webhook secrets (see deploy/WEBHOOKS.md)." env:"SHARELOG_WEBHOOK_SECRETS" name:"webhook-secrets" type:"path"`
 	RemindEvery    time.Duration `help:"Deliver an overdue notice again this often (0: never)." default:"168h" env:"SHARELOG_REMIND_EVERY" name:"remind-every"`
@@ -182,15 +182,24 @@ func (m *Main) Open(ctx context.Context) error {
 	m.cancel = cancel
 	var err error
 	if cfg.NATS == "" {
+		var natsAuth *nats.Auth
+		if natsAuth, err = m.natsAuth(); err != nil {
+			return err
+		}
 		m.NATSServer, err = nats.StartServer(nats.ServerConfig{
 			Listen:     cfg.NATSListen,
 			StoreDir:   filepath.Join(cfg.Data, "jetstream"),
 			SyncAlways: cfg.SyncAlways,
+			Auth:       natsAuth,
 		}, m.Logger)
 		if err != nil {
 			return err
 		}
-		m.Conn, err = natsio.Connect("", natsio.InProcessServer(m.NATSServer), natsio.Name("sharelog"))
+		opts := []natsio.Option{natsio.InProcessServer(m.NATSServer), natsio.Name("sharelog")}
+		if natsAuth != nil {
+			opts = append(opts, natsAuth.Internal())
+		}
+		m.Conn, err = natsio.Connect("", opts...)
 	} else {
 		m.Conn, err = natsio.Connect(cfg.NATS, natsio.Name("sharelog"), natsio.MaxReconnects(-1),
 			natsio.DisconnectErrHandler(func(_ *natsio.Conn, err error) { m.Logger.Warn("nats disconnected", "err", err) }),
@@ -239,7 +248,7 @@ func (m *Main) Open(ctx context.Context) error {
 	st := m.Store
 	m.Metrics.ObserveObligations(func() (int, int, error) { return st.ObligationCounts(context.Background()) })
 	m.Publisher = nats.NewPublisher(m.JetStream, atomic)
-	m.Ingester = nats.NewIngester(m.JetStream, m.Store, m.Decoder, m.Metrics, m.Logger, nats.IngestConfig{})
+	m.Ingester = nats.NewIngester(m.JetStream, m.Store, m.Decoder, m.Metrics, m.Logger, nats.IngestConfig{Access: m.Access})
 
 	m.goLoop(loopIngest, m.Ingester.Run)
 
@@ -272,6 +281,7 @@ func (m *Main) Open(ctx context.Context) error {
 	m.HTTP.Notices = m.Notifier
 	// The NATS service answers producers as POST /v1/events does.
 	m.Service = nats.NewService(m.Conn, m.Decoder, m.HTTP.Answer, m.Logger)
+	m.Service.Access = m.Access
 	m.goLoop(loopService, m.Service.Run)
 	return m.HTTP.Open()
 }
@@ -436,4 +446,13 @@ func (m *Main) Close() error {
 		m.Store = nil
 	}
 	return errors.Join(errs...)
+}
+
+// natsAuth returns the embedded NATS server's authentication from the
+// access file, or nil without one.
+func (m *Main) natsAuth() (*nats.Auth, error) {
+	if m.Access == nil {
+		return nil, nil
+	}
+	return nats.NewAuth(m.Access)
 }

@@ -20,6 +20,9 @@ type ServerConfig struct {
 	// SyncAlways makes JetStream fsync every write before it acknowledges it,
 	// so that a producer's ack survives a power loss, not only a process crash.
 	SyncAlways bool
+	// Auth authenticates clients against the --access file (auth.go); nil
+	// lets anyone connect and do anything.
+	Auth *Auth
 }
 
 // MaxPayload is the largest message the embedded server accepts. It is larger
@@ -52,6 +55,7 @@ func StartServer(cfg ServerConfig, logger *slog.Logger) (*server.Server, error) 
 		NoSigs:     true,
 		NoLog:      true,
 	}
+	applyAuth(opts, cfg.Auth)
 	ns, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("embedded nats server: %w", err)
