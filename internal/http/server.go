@@ -109,6 +109,7 @@ func (s *Server) Open() error {
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    1 << 20,
 		TLSConfig:         s.TLS,
+		ErrorLog:          slog.NewLogLogger(s.Logger.Handler(), slog.LevelDebug), // failed handshakes, mostly
 	}
 	go func() {
 		serve := s.srv.Serve
