@@ -343,6 +343,9 @@ func TestLookupRate(t *testing.T) {
 	if p := (*slhttp.Problem)(nil); !errors.As(err, &p) || p.Code != ledger.ETOOMANY {
 		t.Errorf("sharelog who over the rate: %v, want code %s", err, ledger.ETOOMANY)
 	}
+	if got := exitCode(err); got != ExitUnavailable {
+		t.Errorf("sharelog who over the rate: exit status %d, want %d (try again)", got, ExitUnavailable)
+	}
 	// Routes that read no one's data are not limited.
 	for range 2 * cfg.LookupBurst {
 		if s := get(t, m.HTTP.URL()+"/v1/recipients"); !strings.Contains(s, "recipients") {
