@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -485,6 +486,8 @@ func jsonError(err error) string {
 		return fmt.Sprintf("field %q must be %s", te.Field, te.Type)
 	case errors.Is(err, io.EOF):
 		return "empty body"
+	case errors.Is(err, os.ErrDeadlineExceeded): // Limits.ReadTimeout
+		return "the request body did not arrive in the time allowed"
 	case strings.HasPrefix(err.Error(), "json: unknown field"):
 		return strings.TrimPrefix(err.Error(), "json: ")
 	}
