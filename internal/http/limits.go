@@ -50,6 +50,10 @@ const (
 	DefaultLookupBurst = 50
 )
 
+// maxStreams bounds the requests served at once on one HTTP/2 connection
+// (with TLS), so that Limits.MaxConns bounds requests too.
+const maxStreams = 32
+
 // listen listens on s.Addr with at most MaxConns connections served at once.
 func (s *Server) listen() (net.Listener, error) {
 	ln, err := net.Listen("tcp", s.Addr)

@@ -110,6 +110,7 @@ func (s *Server) Open() error {
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    1 << 20,
 		TLSConfig:         s.TLS,
+		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: maxStreams},
 		ErrorLog:          slog.NewLogLogger(s.Logger.Handler(), slog.LevelDebug), // failed handshakes, mostly
 	}
 	go func() {
