@@ -172,6 +172,36 @@ func TestHugeBatch(t *testing.T) {
 	}
 }
 
+// TestBatchAtTheLimit: a batch of exactly --max-batch-events empty objects
+// is decoded, every event refused with its problems, within a bounded heap.
+func TestBatchAtTheLimit(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	cfg.MaxBatchEvents = 10000
+	m := startMain(t, cfg)
+	size := int64(3*cfg.MaxBatchEvents + 1) // "[", "{}," each, less the last comma, "]"
+	before := heapInuse()
+	stop := peakHeap()
+	resp, b := postEvents(t, m.HTTP.URL(), slhttp.ContentTypeBatch, nil, must(io.ReadAll(&emptyObjects{n: size})))
+	peak := stop()
+	t.Logf("%d empty objects: %s, %d KiB of problems; heap in use %d MiB before, peak %d MiB during (+%d MiB)",
+		cfg.MaxBatchEvents, resp.Status, len(b)>>10, before/mib, peak/mib, (int64(peak)-int64(before))/mib)
+	var p slhttp.Problem
+	if resp.StatusCode != http.StatusBadRequest || json.Unmarshal(b, &p) != nil || len(p.Events) != cfg.MaxBatchEvents {
+		t.Fatalf("%s, %d events refused, want 400 refusing each of %d", resp.Status, len(p.Events), cfg.MaxBatchEvents)
+	}
+	if grew := int64(peak) - int64(before); grew > 128*mib {
+		t.Errorf("heap in use grew by %d MiB during the request, want under 128 MiB", grew/mib)
+	}
+	healthy(t, m.HTTP.URL())
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
 // slowRequest sends the headers of a batch request promising length bytes
 // and then trickles the body, "[" and a space every tick, until the server answers
 // or closes. It returns the status the server answered with (0 if none)
