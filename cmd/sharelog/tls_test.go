@@ -19,6 +19,8 @@ import (
 	"time"
 
 	natsio "github.com/nats-io/nats.go"
+
+	"github.com/sharelog/sharelog/internal/access"
 )
 
 // testCA is a certificate authority made for one test.
@@ -131,8 +133,16 @@ func TestTLS(t *testing.T) {
 	clientCert, clientKey := ca.issue(t, dir, "casework", false)
 	strangerCert, strangerKey := other.issue(t, dir, "stranger", false)
 
+	// The client certificate names the principal "registry" (an admin);
+	// the stranger's common name is no principal.
+	otherToken, sha := access.NewToken()
+	accessFile := filepath.Join(dir, "access.yaml")
+	if err := os.WriteFile(accessFile, []byte("principals:\n  - name: registry\n    roles: [admin]\n    certificate: casework\n"+
+		"  - name: other\n    roles: [admin]\n    tokenSHA256: "+sha+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	cfg := testConfig(filepath.Join(dir, "data"))
-	cfg.TLSCert, cfg.TLSKey, cfg.ClientCA = certFile, keyFile, ca.file
+	cfg.TLSCert, cfg.TLSKey, cfg.ClientCA, cfg.Access = certFile, keyFile, ca.file, accessFile
 	m := startMain(t, cfg)
 	url := m.HTTP.URL()
 	if !strings.HasPrefix(url, "https://") {
@@ -149,14 +159,33 @@ func TestTLS(t *testing.T) {
 			t.Fatalf("status %s over TLS %v", resp.Status, resp.TLS != nil)
 		}
 	})
-	t.Run("no client certificate: the connection is accepted", func(t *testing.T) {
-		resp, err := tlsClient(t, ca, "", "").Get(url + "/healthz")
+	t.Run("client certificate naming a principal of the access file", func(t *testing.T) {
+		resp, err := tlsClient(t, ca, clientCert, clientKey).Get(url + "/v1/recipients")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET /v1/recipients as the certificate's principal: %s %s", resp.Status, b)
+		}
+	})
+	t.Run("no client certificate: the connection is accepted, the API wants a credential", func(t *testing.T) {
+		client := tlsClient(t, ca, "", "")
+		resp, err := client.Get(url + "/healthz")
 		if err != nil {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("status %s", resp.Status)
+		}
+		if resp, err = client.Get(url + "/v1/recipients"); err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("GET /v1/recipients without a credential: %s, want 401", resp.Status)
 		}
 	})
 	t.Run("client certificate of another CA: refused in the handshake", func(t *testing.T) {
@@ -186,9 +215,9 @@ func TestTLS(t *testing.T) {
 		}
 	})
 	t.Run("CLI with --ca", func(t *testing.T) {
-		m.cli(t, "recipients", "--ca", ca.file)
+		m.cli(t, "recipients", "--ca", ca.file, "--token", otherToken)
 		t.Setenv("SHARELOG_CA", ca.file)
-		m.cli(t, "recipients")
+		m.cli(t, "recipients", "--token", otherToken)
 	})
 	t.Run("CLI without --ca", func(t *testing.T) {
 		err, _ := m.cliErr(t, "recipients")
