@@ -59,6 +59,16 @@ type Config struct {
 
 	// The checkpoint signing key (checkpoint_publish.go).
 	CheckpointKeyFile string `help:"File of the key that signs checkpoints (default DATA/checkpoint.key, created on first start). Keep it apart from DATA: whoever can write the ledger and read this key can re-sign a rewritten ledger." env:"SHARELOG_CHECKPOINT_KEY_FILE" name:"checkpoint-key-file" type:"path"`
+
+	// TLS and limits (tls.go).
+	TLSCert        string        `help:"PEM certificate (chain) for HTTPS and for TLS on the embedded NATS listener." env:"SHARELOG_TLS_CERT" name:"tls-cert" type:"path"`
+	TLSKey         string        `help:"PEM private key of --tls-cert." env:"SHARELOG_TLS_KEY" name:"tls-key" type:"path"`
+	ClientCA       string        `help:"PEM CA certificates: HTTP clients presenting a certificate must have one they signed (mutual TLS)." env:"SHARELOG_CLIENT_CA" name:"client-ca" type:"path"`
+	MaxBatchEvents int           `help:"Most events in one batch (HTTP or NATS service); a batch with more is refused (413) as it is read." default:"10000" env:"SHARELOG_MAX_BATCH_EVENTS" name:"max-batch-events"`
+	MaxConns       int           `help:"Most HTTP connections served at once; more wait to be accepted." default:"1024" env:"SHARELOG_MAX_CONNS" name:"max-conns"`
+	ReadTimeout    time.Duration `help:"Time allowed to read one HTTP request, headers and body; a slower body is refused and its connection closed." default:"30s" env:"SHARELOG_READ_TIMEOUT" name:"read-timeout"`
+	LookupRate     float64       `help:"Lookups of people's data each principal (or address, without --access) may make per second; over it, 429 (negative: no limit)." default:"5" env:"SHARELOG_LOOKUP_RATE" name:"lookup-rate"`
+	LookupBurst    int           `help:"Lookups a principal may make at once before --lookup-rate applies." default:"50" env:"SHARELOG_LOOKUP_BURST" name:"lookup-burst"`
 }
 
 // Run implements the serve command.
@@ -180,7 +190,10 @@ func (m *Main) Open(ctx context.Context) error {
 	lifetime, cancel := context.WithCancel(context.Background())
 	m.group, m.lifetime = errgroup.WithContext(lifetime)
 	m.cancel = cancel
-	var err error
+	tlsConfig, err := cfg.serverTLS()
+	if err != nil {
+		return err
+	}
 	if cfg.NATS == "" {
 		var natsAuth *nats.Auth
 		if natsAuth, err = m.natsAuth(); err != nil {
@@ -191,6 +204,7 @@ func (m *Main) Open(ctx context.Context) error {
 			StoreDir:   filepath.Join(cfg.Data, "jetstream"),
 			SyncAlways: cfg.SyncAlways,
 			Auth:       natsAuth,
+			TLS:        tlsConfig,
 		}, m.Logger)
 		if err != nil {
 			return err
@@ -244,6 +258,7 @@ func (m *Main) Open(ctx context.Context) error {
 	if m.Decoder, err = cloudevents.NewDecoder(voc); err != nil {
 		return err
 	}
+	m.Decoder.MaxBatchEvents = cfg.MaxBatchEvents
 	m.Metrics = metrics.New()
 	st := m.Store
 	m.Metrics.ObserveObligations(func() (int, int, error) { return st.ObligationCounts(context.Background()) })
@@ -277,6 +292,8 @@ func (m *Main) Open(ctx context.Context) error {
 		Logger:    m.Logger,
 		OpenAPI:   openapi,
 		Access:    m.Access,
+		TLS:       tlsConfig,
+		Limits:    cfg.limits(),
 	}
 	m.HTTP.Notices = m.Notifier
 	// The NATS service answers producers as POST /v1/events does.

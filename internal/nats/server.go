@@ -1,6 +1,7 @@
 package nats
 
 import (
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -23,6 +24,8 @@ type ServerConfig struct {
 	// Auth authenticates clients against the --access file (auth.go); nil
 	// lets anyone connect and do anything.
 	Auth *Auth
+	// TLS, when set, makes the client listener require TLS (tls.go).
+	TLS *tls.Config
 }
 
 // MaxPayload is the largest message the embedded server accepts. It is larger
@@ -56,6 +59,7 @@ func StartServer(cfg ServerConfig, logger *slog.Logger) (*server.Server, error) 
 		NoLog:      true,
 	}
 	applyAuth(opts, cfg.Auth)
+	setTLS(opts, cfg.TLS)
 	ns, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("embedded nats server: %w", err)
