@@ -28,7 +28,11 @@ func TestForgetPerson(t *testing.T) {
 		newAddr  = "Flat 9, Quillon Lane"
 	)
 	dir := t.TempDir()
-	m := startMain(t, testConfig(dir))
+	// In clear, so that the search of the files sees what forgetting
+	// leaves (TestEncryptedAtRestByDefault: encrypted, it finds nothing).
+	cfg := testConfig(dir)
+	cfg.UnencryptedLedger, cfg.UnencryptedJetStream = true, true
+	m := startMain(t, cfg)
 	_, js := m.connect(t)
 	ctx := context.Background()
 

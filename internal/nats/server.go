@@ -20,6 +20,9 @@ type ServerConfig struct {
 	// SyncAlways makes JetStream fsync every write before it acknowledges it,
 	// so that a producer's ack survives a power loss, not only a process crash.
 	SyncAlways bool
+	// EncryptionKey, when set, encrypts the JetStream store at rest
+	// (AtRestKey of the master key; see atrest.go).
+	EncryptionKey string
 }
 
 // MaxPayload is the largest message the embedded server accepts. It is larger
@@ -52,6 +55,7 @@ func StartServer(cfg ServerConfig, logger *slog.Logger) (*server.Server, error) 
 		NoSigs:     true,
 		NoLog:      true,
 	}
+	encryptAtRest(opts, cfg.EncryptionKey)
 	ns, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("embedded nats server: %w", err)
@@ -75,7 +79,11 @@ func StartServer(cfg ServerConfig, logger *slog.Logger) (*server.Server, error) 
 			return nil, fmt.Errorf("embedded nats server on %s: not ready after 30s", cfg.Listen)
 		}
 	}
-	logger.Info("embedded nats server started", "url", ns.ClientURL(), "store", opts.StoreDir, "sync_always", cfg.SyncAlways)
+	if err := checkRecovered(ns, opts.StoreDir, cfg.EncryptionKey != ""); err != nil {
+		ns.Shutdown()
+		return nil, err
+	}
+	logger.Info("embedded nats server started", "url", ns.ClientURL(), "store", opts.StoreDir, "sync_always", cfg.SyncAlways, "encrypted", cfg.EncryptionKey != "")
 	return ns, nil
 }
 
