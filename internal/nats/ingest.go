@@ -332,8 +332,10 @@ func (in *Ingester) commit(ctx context.Context, b *store.Batch, last uint64, rej
 	return nil
 }
 
-// reject republishes refused messages to SHARELOG_REJECTED, original bytes and
-// headers with the reason, under RejectedSubject (by reason and source), and waits until JetStream holds every one. The
+// reject republishes refused messages to SHARELOG_REJECTED, original bytes
+// with sharelog's headers (reason, detail, input sequence and subject) and
+// none of the original's, under RejectedSubject (by reason and source), and
+// waits until JetStream holds every one. The
 // Nats-Msg-Id is derived from the input sequence, so a batch replayed after a
 // crash does not file the same rejection twice within the duplicate window.
 func (in *Ingester) reject(ctx context.Context, rejects []rejection) error {
@@ -344,13 +346,10 @@ func (in *Ingester) reject(ctx context.Context, rejects []rejection) error {
 		if errors.As(r.err, &ie) {
 			reason, detail = ie.Reason(), ie.Error()
 		}
+		// The original bytes, and only sharelog's own headers: a refused
+		// message's headers (ce-* attributes, a producer's own) may hold
+		// an identifier, and nothing could scrub them.
 		msg := natsio.NewMsg(RejectedSubject(reason, r.source))
-		for k, v := range r.msg.Headers() {
-			if strings.HasPrefix(strings.ToLower(k), "nats-") {
-				continue // JetStream control headers (expected sequence, msg id) would misdirect the republish
-			}
-			msg.Header[k] = v
-		}
 		msg.Header.Set(HeaderReason, string(reason))
 		msg.Header.Set(HeaderDetail, headerSafe(detail))
 		msg.Header.Set(HeaderStreamSeq, strconv.FormatUint(r.seq, 10))
