@@ -22,11 +22,9 @@ const echoMarker = "ZQ-ECHO-MARK-7731"
 // dates), each value carrying echoMarker. Vocabulary keys are left out:
 // an unknown key is named in its error (DESIGN.md), and is no one's data.
 func refusedValues(t *testing.T) map[string]map[string]any {
-	at := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
-	good := func(id string) map[string]any {
-		return disclosure("casework", id, []ledger.Subject{{Scheme: "dbs-ref", ID: "ECHO-1"}}, "acro", []string{"user.criminal_history"}, at)
-	}
+	good := echoEvent
 	return map[string]map[string]any{
+		"conflicting replay": withData(good("e-recorded"), func(d map[string]any) { d["justification"] = echoMarker }),
 		"identifier too long": withData(good("e-1"), func(d map[string]any) {
 			d["subjects"] = []ledger.Subject{{Scheme: "dbs-ref", ID: echoMarker + strings.Repeat("x", 300)}}
 		}),
@@ -56,6 +54,12 @@ func refusedValues(t *testing.T) map[string]map[string]any {
 	}
 }
 
+// echoEvent returns a valid disclosure with the given id.
+func echoEvent(id string) map[string]any {
+	at := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	return disclosure("casework", id, []ledger.Subject{{Scheme: "dbs-ref", ID: "ECHO-1"}}, "acro", []string{"user.criminal_history"}, at)
+}
+
 // TestRefusedValuesNotEchoed sends each refused value over HTTP, over
 // NATS (structured, and binary with a producer's header holding it) and to
 // the NATS service, and finds the marker in no answer, no header of an
@@ -64,6 +68,7 @@ func refusedValues(t *testing.T) map[string]map[string]any {
 func TestRefusedValuesNotEchoed(t *testing.T) {
 	m := startMain(t, testConfig(t.TempDir()))
 	registerRecipient(t, m, "acro")
+	publishAll(t, m, echoEvent("e-recorded")) // replayed with other content below
 	nc, js := m.connect(t)
 	ctx := context.Background()
 	noMarker := func(what string, h map[string][]string, body []byte) {
@@ -83,8 +88,8 @@ func TestRefusedValuesNotEchoed(t *testing.T) {
 	var names []string
 	for name, ev := range refusedValues(t) {
 		resp, body := postEvents(t, m.HTTP.URL(), "application/cloudevents+json", nil, mustJSON(t, ev))
-		if resp.StatusCode != http.StatusBadRequest {
-			t.Errorf("%s over HTTP: status %d, want 400: %s", name, resp.StatusCode, body)
+		if resp.StatusCode != http.StatusBadRequest && resp.StatusCode != http.StatusConflict {
+			t.Errorf("%s over HTTP: status %d, want 400 or 409: %s", name, resp.StatusCode, body)
 		}
 		noMarker(name+" over HTTP", resp.Header, body)
 

@@ -274,6 +274,7 @@ func (m *Main) Open(ctx context.Context) error {
 		OpenAPI:   openapi,
 	}
 	m.HTTP.Notices = m.Notifier
+	m.HTTP.CheckReplay = m.Store.CheckReplay // a replay with other content: 409
 	// The NATS service answers producers as POST /v1/events does.
 	m.Service = nats.NewService(m.Conn, m.Decoder, m.HTTP.Answer, m.Logger)
 	m.goLoop(loopService, m.Service.Run)

@@ -55,6 +55,10 @@ type Server struct {
 	Publisher Publisher
 	// CatchUp waits until the ledger has applied all input published so far.
 	CatchUp func(ctx context.Context) error
+	// CheckReplay returns a conflict (ledger.Replay) for an event whose
+	// (source, id) the ledger holds with other content; nil skips the check
+	// (the ingest loop still refuses such an event when it applies it).
+	CheckReplay func(ctx context.Context, ev *ledger.Event) error
 	// Ready returns nil when the server can take events (NATS connected, no
 	// background loop failed, ingest running), or an error saying why not
 	// without personal data; /readyz answers 503 with it.
@@ -276,6 +280,9 @@ func (s *Server) submit(ctx context.Context, subject, transport string, decoded 
 		if d.Err == nil {
 			d.Err = s.checkRecipient(ctx, d.Event, registered)
 		}
+		if d.Err == nil && s.CheckReplay != nil {
+			d.Err = s.CheckReplay(ctx, d.Event) // a replay with other content: 409
+		}
 		if d.Err != nil {
 			s.countRejectedOn(d.Err, transport)
 			refused = append(refused, EventProblems{Index: i, Source: d.Source, ID: d.ID, Problems: problemsOf(d.Err)})
@@ -284,7 +291,11 @@ func (s *Server) submit(ctx context.Context, subject, transport string, decoded 
 		events = append(events, d.Event)
 	}
 	if len(refused) > 0 {
-		p := newProblem(http.StatusBadRequest, ledger.EINVALID, fmt.Sprintf("%d of %d events refused; none were accepted", len(refused), len(decoded)))
+		status, code := http.StatusBadRequest, ledger.EINVALID
+		if onlyConflicts(refused) {
+			status, code = http.StatusConflict, ledger.ECONFLICT
+		}
+		p := newProblem(status, code, fmt.Sprintf("%d of %d events refused; none were accepted", len(refused), len(decoded)))
 		p.Events = refused
 		return p
 	}
@@ -426,6 +437,20 @@ func (s *Server) countRejectedOn(err error, transport string) {
 		reason = string(ledger.ReasonOversize)
 	}
 	s.Metrics.Rejected.WithLabelValues(reason, transport).Inc()
+}
+
+// onlyConflicts reports whether every problem of every refused event is a
+// conflict with what the ledger holds (a replay with other content), which
+// POST /v1/events answers 409.
+func onlyConflicts(refused []EventProblems) bool {
+	for _, e := range refused {
+		for _, p := range e.Problems {
+			if p.Reason != ledger.ReasonConflict {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func problemsOf(err error) []ledger.Problem {

@@ -315,7 +315,7 @@ func (in *Ingester) requestsRecorded(requests bool) {
 }
 
 func (in *Ingester) commit(ctx context.Context, b *store.Batch, last uint64, rejects []rejection, recorded, duplicate int, start time.Time) error {
-	if err := in.reject(ctx, rejects); err != nil {
+	if err := in.reject(ctx, b, rejects); err != nil {
 		return err
 	}
 	if err := b.Commit(last); err != nil {
@@ -338,7 +338,10 @@ func (in *Ingester) commit(ctx context.Context, b *store.Batch, last uint64, rej
 // waits until JetStream holds every one. The
 // Nats-Msg-Id is derived from the input sequence, so a batch replayed after a
 // crash does not file the same rejection twice within the duplicate window.
-func (in *Ingester) reject(ctx context.Context, rejects []rejection) error {
+// Each rejection is recorded in the batch under the subjects its message
+// names, as far as they can be read (Batch.Refused), so that forgetting one
+// of them scrubs it from both streams.
+func (in *Ingester) reject(ctx context.Context, b *store.Batch, rejects []rejection) error {
 	futures := make([]jetstream.PubAckFuture, 0, len(rejects))
 	for _, r := range rejects {
 		reason, detail := ledger.ReasonMalformed, r.err.Error()
@@ -363,9 +366,13 @@ func (in *Ingester) reject(ctx context.Context, rejects []rejection) error {
 		in.metrics.Rejected.WithLabelValues(string(reason), "nats").Inc()
 		in.log.Warn("event rejected", "reason", reason, "stream_seq", r.seq, "subject", r.msg.Subject())
 	}
-	for _, f := range futures {
+	for i, f := range futures {
 		select {
-		case <-f.Ok():
+		case ack := <-f.Ok():
+			r := rejects[i]
+			if err := b.Refused(cloudevents.NamedSubjects(r.msg.Headers(), r.msg.Data()), r.seq, ack.Sequence); err != nil {
+				return fmt.Errorf("record rejection: %w", err)
+			}
 		case err := <-f.Err():
 			return fmt.Errorf("publish rejection: %w", err)
 		case <-ctx.Done():
