@@ -279,9 +279,14 @@ func (j *Job) scrubRejected(ctx context.Context, scrubs []store.Scrub, rep *Repo
 	return nil
 }
 
+// errCodeSequenceNotFound is nats-server's JSSequenceNotFoundErrF, which a
+// delete of a sequence already deleted returns (jetstream has no constant
+// for it): a scrub retried after a failed round meets it.
+const errCodeSequenceNotFound jetstream.ErrorCode = 10043
+
 func isNotFound(err error) bool {
 	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeMessageNotFound
+	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeMessageNotFound || apiErr.ErrorCode == errCodeSequenceNotFound)
 }
 
 // Event returns the org.sharelog.subject.forgotten.v1 event for c, with the

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -176,6 +177,10 @@ func (b *Batch) forget(seq uint64, f *ledger.ForgetEffect) error {
 			delete(b.hashes, id) // nor finds it by its identifier
 		}
 	}
+	// A conflicting delivery is both a later delivery and a refused
+	// message naming the subject: name each message once.
+	slices.Sort(scrub.StreamSeqs)
+	scrub.StreamSeqs = slices.Compact(scrub.StreamSeqs)
 	v, err := json.Marshal(&scrub)
 	if err != nil {
 		return b.fail(err)
