@@ -3,11 +3,10 @@ package ledger
 import "crypto/subtle"
 
 // Replay decides what an event does whose (source, id) the ledger has
-// already recorded. recorded is the digest of the content kept with the
-// recorded event, and replayed the same digest of the event sent again;
-// recorded is nil when the ledger cannot tell: for an event recorded before
-// the ledger kept digests, and for one whose subject was forgotten (the
-// digest is keyed with the subject's key, which went with them).
+// already recorded. recorded is a digest of the recorded event's content,
+// and replayed the same digest of the event sent again; recorded is nil when
+// the ledger cannot tell: the recorded event's subject was forgotten, and
+// its personal part can no longer be read.
 //
 // A replay of the same content is a Duplicate: sending an event again is
 // harmless, whatever the transport's retries. A replay with other content
@@ -16,7 +15,7 @@ import "crypto/subtle"
 // and the producer that believes it recorded the second content must be
 // told it did not (UK GDPR Art. 5(1)(d), accuracy; Art. 5(2), the record
 // demonstrates what was disclosed). When the ledger cannot tell, the replay
-// is a Duplicate, as before digests were kept.
+// is a Duplicate: what it replays is forgotten.
 func Replay(recorded, replayed []byte) (Outcome, error) {
 	if recorded == nil || subtle.ConstantTimeCompare(recorded, replayed) == 1 {
 		return Duplicate, nil

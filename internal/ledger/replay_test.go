@@ -16,7 +16,7 @@ func TestReplay(t *testing.T) {
 		{"idempotency: the same content again is a duplicate", a, a, Duplicate, false},
 		{"Art. 5(1)(d): other content under a recorded (source, id) is refused, the record is not silently replaced", a, b, Rejected, true},
 		{"Art. 5(1)(d): other content is refused even when it is empty", a, []byte{}, Rejected, true},
-		{"cannot tell (recorded before digests, or its subject forgotten): a duplicate", nil, b, Duplicate, false},
+		{"cannot tell (its subject forgotten, its content unreadable): a duplicate", nil, b, Duplicate, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

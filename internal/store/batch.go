@@ -124,9 +124,6 @@ func (b *Batch) Append(streamSeq uint64, ev *ledger.Event) (ledger.Outcome, erro
 	if err := b.set(entryKey(seq), entry); err != nil {
 		return 0, err
 	}
-	if err := b.keepDigest(dkey, ev); err != nil { // replay.go
-		return 0, err
-	}
 	if err := b.addLeaf(seq, entry); err != nil { // Merkle tree, tree.go
 		return 0, err
 	}

@@ -2,8 +2,6 @@ package store
 
 import (
 	"context"
-	"crypto/hkdf"
-	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
@@ -16,35 +14,28 @@ import (
 	"github.com/sharelog/sharelog/internal/ledger"
 )
 
-// This file keeps what lets the ledger tell a replayed event from a
-// conflicting one (ledger.Replay), and what lets forgetting find every
-// copy of a person's events in the streams: the later deliveries of a
-// recorded event, and the refused messages that name the person.
+// This file lets the ledger tell a replayed event from a conflicting one
+// (ledger.Replay), and lets forgetting find every copy of a person's events
+// in the streams: the later deliveries of a recorded event, and the refused
+// messages that name the person.
 //
-//	D H16(id) H16(source)          -> digest(16)         the content digest of the event recorded under that dedupe record
 //	U seq(8) streamSeq(8)          -> (empty)            a later delivery of entry seq's event (duplicate or conflict) at that SHARELOG_IN sequence
 //	R L16(subject) streamSeq(8)    -> rejectedSeq(8)     a refused message naming the subject: its SHARELOG_IN and SHARELOG_REJECTED sequences
 //
-// The digest is HMAC-SHA256, truncated to 16 bytes, of the event's Raw in
-// canonical JSON (RFC 8785: members sorted, numbers and strings in one
-// form), keyed with a key derived from the key that seals the entry (the
-// subject's key, or the entry's own data key), or for a plain entry from the
-// master key. Forgetting the subject destroys the key, and the digest then
-// tells nothing: a replay of that event is a duplicate again. Ledgers
-// written before digests were kept have none for their entries: a replay of
-// those is a duplicate, as before (the ledger cannot tell).
+// A replay is compared with the recorded entry itself, opened with its key
+// (the ledger keeps no other copy of the content): both in canonical JSON
+// (RFC 8785: members sorted, numbers and strings in one form), hashed. It
+// costs nothing when an event is first recorded, only when one is sent
+// again, and holds for entries recorded before this comparison existed.
+// Once the entry's subject is forgotten its personal part cannot be opened
+// and the ledger cannot tell: a replay is a duplicate again.
 //
-// None of these records is derived from the entries, so verify does not
-// compare them (verify_state.go skips their kinds).
+// Neither record is derived from the entries, so verify does not compare
+// them (verify_state.go skips their kinds).
 const (
-	prefixDigest   = 'D'
 	prefixDelivery = 'U'
 	prefixRefused  = 'R'
 )
-
-const digestLen = 16
-
-func digestKey(dkey []byte) []byte { return append([]byte{prefixDigest}, dkey[1:]...) }
 
 func deliveryKey(seq, streamSeq uint64) []byte {
 	return binary.BigEndian.AppendUint64(deliveryPrefix(seq), streamSeq)
@@ -56,33 +47,15 @@ func deliveryPrefix(seq uint64) []byte {
 
 func refusedPrefix(loc []byte) []byte { return append([]byte{prefixRefused}, loc...) }
 
-// digest returns the content digest of raw under the entry key key (nil for
-// a plain entry, which uses the master key).
-func (k *keyring) digest(key, raw []byte) ([]byte, error) {
-	if key == nil {
-		key = k.secret
-	}
-	mk, err := hkdf.Key(sha256.New, key, nil, "sharelog content digest", 32)
-	if err != nil {
-		return nil, err
-	}
+// contentDigest returns SHA-256 of raw, an event in the CloudEvents JSON
+// format, in canonical JSON.
+func contentDigest(raw []byte) ([]byte, error) {
 	canon := jsontext.Value(slices.Clone(raw))
 	if err := canon.Canonicalize(); err != nil {
 		return nil, fmt.Errorf("store: canonical form of the event: %w", err)
 	}
-	mac := hmac.New(sha256.New, mk)
-	mac.Write(canon)
-	return mac.Sum(nil)[:digestLen], nil
-}
-
-// keepDigest records the content digest of ev, just appended with dedupe
-// key dkey and sealed under b.key.
-func (b *Batch) keepDigest(dkey []byte, ev *ledger.Event) error {
-	d, err := b.s.keys.digest(b.key, ev.Raw)
-	if err != nil {
-		return b.fail(err)
-	}
-	return b.set(digestKey(dkey), d)
+	sum := sha256.Sum256(canon)
+	return sum[:], nil
 }
 
 // replayed applies ev, delivered at streamSeq, whose (source, id) the ledger
@@ -104,30 +77,24 @@ func (b *Batch) replayed(streamSeq uint64, dkey []byte, ev *ledger.Event) (ledge
 	return out, nil
 }
 
-// digests returns the entry recorded under dedupe key dkey, its kept
-// digest (nil when there is none, or its key was destroyed) and ev's
-// digest under the same key.
+// digests returns the entry recorded under dedupe key dkey, the digest
+// of its content (nil when its personal part cannot be opened any more:
+// its subject was forgotten) and the digest of ev's.
 func (s *Store) digests(txn *badger.Txn, dkey []byte, ev *ledger.Event) (seq uint64, recorded, replayed []byte, err error) {
 	if seq, err = getSeq(txn, dkey); err != nil {
 		return 0, nil, nil, fmt.Errorf("store: replay: %w", err)
 	}
-	if recorded, err = txnValue(txn, digestKey(dkey)); err != nil || recorded == nil {
-		return seq, nil, nil, err
-	}
-	h, err := getEntryHeader(txn, nil, seq)
+	h, err := getEntryHeader(txn, s.keys, seq)
 	if err != nil {
 		return 0, nil, nil, fmt.Errorf("store: replay: entry %d: %w", seq, err)
 	}
-	var key []byte
-	if h.sealed {
-		if key, err = s.keys.key(txn, h.ref); err != nil {
-			return 0, nil, nil, fmt.Errorf("store: replay: entry %d: %w", seq, err)
-		}
-		if key == nil {
-			return seq, nil, nil, nil // forgotten: cannot tell
-		}
+	if h.forgotten {
+		return seq, nil, nil, nil // cannot tell
 	}
-	replayed, err = s.keys.digest(key, ev.Raw)
+	if recorded, err = contentDigest(h.raw); err != nil {
+		return 0, nil, nil, fmt.Errorf("store: replay: entry %d: %w", seq, err)
+	}
+	replayed, err = contentDigest(ev.Raw)
 	return seq, recorded, replayed, err
 }
 

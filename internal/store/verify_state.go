@@ -362,8 +362,8 @@ func (r *replay) compare(count uint64) (int, error) {
 	for it.Rewind(); it.Valid(); {
 		switch k := it.Item().Key(); k[0] {
 		case prefixEntry, prefixTreeHash, prefixCheckpoint, prefixScrub, prefixSentinel,
-			prefixDigest, prefixDelivery, prefixRefused:
-			// Verified as the tree; scrub records are transient; digests,
+			prefixDelivery, prefixRefused:
+			// Verified as the tree; scrub records are transient;
 			// deliveries and refusals are not derived from the entries
 			// (replay.go): skip the whole kind.
 			it.Seek([]byte{k[0] + 1})
