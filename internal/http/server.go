@@ -268,6 +268,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 // rejection metrics.
 func (s *Server) submit(ctx context.Context, subject, transport string, decoded []cloudevents.Decoded) any {
 	var refused []EventProblems
+	var replays int // refused as replays with other content
 	events := make([]*ledger.Event, 0, len(decoded))
 	registered := map[string]bool{}
 	for i, d := range decoded {
@@ -281,7 +282,9 @@ func (s *Server) submit(ctx context.Context, subject, transport string, decoded 
 			d.Err = s.checkRecipient(ctx, d.Event, registered)
 		}
 		if d.Err == nil && s.CheckReplay != nil {
-			d.Err = s.CheckReplay(ctx, d.Event) // a replay with other content: 409
+			if d.Err = s.CheckReplay(ctx, d.Event); d.Err != nil {
+				replays++ // a replay with other content: 409 if only those
+			}
 		}
 		if d.Err != nil {
 			s.countRejectedOn(d.Err, transport)
@@ -292,7 +295,7 @@ func (s *Server) submit(ctx context.Context, subject, transport string, decoded 
 	}
 	if len(refused) > 0 {
 		status, code := http.StatusBadRequest, ledger.EINVALID
-		if onlyConflicts(refused) {
+		if replays == len(refused) {
 			status, code = http.StatusConflict, ledger.ECONFLICT
 		}
 		p := newProblem(status, code, fmt.Sprintf("%d of %d events refused; none were accepted", len(refused), len(decoded)))
@@ -419,6 +422,11 @@ func (s *Server) outcomes(ctx context.Context, events []*ledger.Event, acks []na
 			out[i].Outcome, out[i].Seq = OutcomeRecorded, e.Seq
 		default:
 			out[i].Outcome, out[i].Seq = OutcomeDuplicate, e.Seq
+			if s.CheckReplay != nil && s.CheckReplay(ctx, ev) != nil {
+				// Recorded meanwhile with other content: the ingest refused
+				// this one as a conflict (SHARELOG_REJECTED).
+				out[i].Outcome = OutcomeRejected
+			}
 		}
 	}
 	return out
@@ -437,20 +445,6 @@ func (s *Server) countRejectedOn(err error, transport string) {
 		reason = string(ledger.ReasonOversize)
 	}
 	s.Metrics.Rejected.WithLabelValues(reason, transport).Inc()
-}
-
-// onlyConflicts reports whether every problem of every refused event is a
-// conflict with what the ledger holds (a replay with other content), which
-// POST /v1/events answers 409.
-func onlyConflicts(refused []EventProblems) bool {
-	for _, e := range refused {
-		for _, p := range e.Problems {
-			if p.Reason != ledger.ReasonConflict {
-				return false
-			}
-		}
-	}
-	return true
 }
 
 func problemsOf(err error) []ledger.Problem {
