@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/sharelog/sharelog/internal/access"
 	"github.com/sharelog/sharelog/internal/checkpoint"
 	"github.com/sharelog/sharelog/internal/cloudevents"
 	slhttp "github.com/sharelog/sharelog/internal/http"
@@ -47,6 +48,7 @@ type Config struct {
 	Duplicates time.Duration `help:"JetStream duplicate window on SHARELOG_IN (sharelog dedupes forever regardless)." default:"2m" env:"SHARELOG_DUPLICATES"`
 	LogLevel   slog.Level    `help:"Log level: debug, info, warn, error." default:"info" env:"SHARELOG_LOG_LEVEL"`
 	Policy     string        `help:"YAML policy file: when notices to recipients are due, and retention (deploy/policy.example.yaml is an example)." env:"SHARELOG_POLICY" type:"path"`
+	Access     string        `help:"Access file: the principals, their roles and token hashes (deploy/access.example.yaml); turns on authentication. Without it sharelog listens on loopback addresses only." env:"SHARELOG_ACCESS" type:"path"`
 
 	WebhookSecrets string        `help:"YAML file of the recipients' webhook secrets (see deploy/WEBHOOKS.md)." env:"SHARELOG_WEBHOOK_SECRETS" name:"webhook-secrets" type:"path"`
 	RemindEvery    time.Duration `help:"Deliver an overdue notice again this often (0: never)." default:"168h" env:"SHARELOG_REMIND_EVERY" name:"remind-every"`
@@ -65,6 +67,9 @@ type Config struct {
 	UnencryptedJetStream bool `kong:"-"`
 
 	RejectedMaxAge time.Duration `help:"How long SHARELOG_REJECTED keeps a refused message (0: the default, 720h)." default:"720h" env:"SHARELOG_REJECTED_MAX_AGE" name:"rejected-max-age"`
+
+	// The checkpoint signing key (checkpoint_publish.go).
+	CheckpointKeyFile string `help:"File of the key that signs checkpoints (default DATA/checkpoint.key, created on first start). Keep it apart from DATA: whoever can write the ledger and read this key can re-sign a rewritten ledger." env:"SHARELOG_CHECKPOINT_KEY_FILE" name:"checkpoint-key-file" type:"path"`
 }
 
 // Run implements the serve command.
@@ -96,6 +101,9 @@ func (c *ServeCmd) Run(env *Env) error {
 type Main struct {
 	Config Config
 	Logger *slog.Logger
+
+	// Access is the loaded --access file; nil without one (access.go).
+	Access *access.Control
 
 	NATSServer *server.Server // nil with --nats
 	Conn       *natsio.Conn
@@ -174,6 +182,9 @@ func (m *Main) NATSURL() string {
 // Open starts every component. On error, call Close to release what started.
 func (m *Main) Open(ctx context.Context) error {
 	cfg := m.Config
+	if err := m.openAccess(); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
@@ -230,7 +241,7 @@ func (m *Main) Open(ctx context.Context) error {
 	if err != nil {
 		return ledgerAtRestError(err)
 	}
-	if err := m.startCheckpoints(); err != nil {
+	if err := m.startCheckpoints(ctx); err != nil {
 		return err
 	}
 	voc, err := vocab.Load()
@@ -272,6 +283,7 @@ func (m *Main) Open(ctx context.Context) error {
 		Metrics:   m.Metrics,
 		Logger:    m.Logger,
 		OpenAPI:   openapi,
+		Access:    m.Access,
 	}
 	m.HTTP.Notices = m.Notifier
 	m.HTTP.CheckReplay = m.Store.CheckReplay // a replay with other content: 409
