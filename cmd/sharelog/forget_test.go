@@ -13,32 +13,54 @@ import (
 	"time"
 
 	"github.com/sharelog/sharelog/internal/ledger"
+	"github.com/sharelog/sharelog/internal/nats"
 )
 
 // TestForgetPerson runs the real serve code as a DPO would: a person's data
 // disclosed to a nats recipient and a manual one, rectified (with a new
-// address) and erased; every recipient answers; the forgetting job forgets
-// the person. Afterwards who finds nothing, no file under --data holds the
-// identifier or the rectified value, status still shows every recipient
-// told, and verify passes. Before forgetting, the same search finds both,
-// so the search can fail.
+// address) and erased; a disclosure resent over NATS (a duplicate), resent
+// with other content (a conflict, kept in SHARELOG_REJECTED) and a refused
+// message naming the person; every recipient answers; the forgetting job
+// forgets the person. Afterwards who finds nothing, no file under --data
+// (Badger, SHARELOG_IN, SHARELOG_NOTICES, SHARELOG_REJECTED) holds the
+// identifier or any sealed value (the rectified address, who disclosed, the
+// justification, the record reference, the values of the refused copies),
+// status still shows every recipient told, and verify passes. Before
+// forgetting, the same search finds each, so the search can fail.
 func TestForgetPerson(t *testing.T) {
 	const (
-		personID = "ZQ-FORGET-99817"
-		newAddr  = "Flat 9, Quillon Lane"
+		personID      = "ZQ-FORGET-99817"
+		newAddr       = "Flat 9, Quillon Lane"
+		disclosedBy   = "Officer Quentin Marlowe"
+		justification = "Quarrel at Vexley Street"
+		recordRef     = "REF-QV-55213"
+		conflicting   = "Clerk Yardley Brisk"
+		refusedText   = "Refused note Wexcombe"
 	)
+	sealed := []string{personID, newAddr, disclosedBy, justification, recordRef, conflicting, refusedText}
 	dir := t.TempDir()
-	m := startMain(t, testConfig(dir))
+	// In clear, so that the search of the files sees what forgetting
+	// leaves (TestEncryptedAtRestByDefault: encrypted, it finds nothing).
+	cfg := testConfig(dir)
+	cfg.UnencryptedLedger, cfg.UnencryptedJetStream = true, true
+	m := startMain(t, cfg)
 	_, js := m.connect(t)
 	ctx := context.Background()
 
 	p := ledger.Subject{Scheme: "dbs-ref", ID: personID}
 	other := ledger.Subject{Scheme: "dbs-ref", ID: "KEEP-ME-1"}
 	t0 := time.Date(2025, 1, 2, 9, 0, 0, 0, time.UTC)
+	f1By := func(by string) map[string]any {
+		return withData(ukDisclosure("f-1", p, "police", []string{"user.contact.address"}, t0), func(d map[string]any) {
+			d["disclosedBy"], d["justification"] = by, justification
+			d["records"] = []map[string]any{{"system": "casework", "ref": recordRef}}
+		})
+	}
+	f1 := f1By(disclosedBy)
 	outcomes := publishAll(t, m,
 		recipientEvent("police", map[string]any{"type": "nats"}),
 		manualRecipient("web", "", 0),
-		ukDisclosure("f-1", p, "police", []string{"user.contact.address"}, t0),
+		f1,
 		ukDisclosure("f-2", p, "web", []string{"user.contact.email"}, t0.Add(time.Hour)),
 		ukDisclosure("f-3", other, "web", []string{"user.contact.email"}, t0.Add(2*time.Hour)),
 		ce("dpo", "rect-1", ledger.TypeRectification, map[string]any{
@@ -68,7 +90,29 @@ func TestForgetPerson(t *testing.T) {
 		}
 		return nil
 	})
-	for _, needle := range []string{personID, newAddr} {
+	// Over NATS: f-1 resent (a duplicate), resent with another discloser
+	// (a conflict), and a refused disclosure naming the person.
+	refused := withData(ukDisclosure("f-bad", p, "police", nil, t0), func(d map[string]any) {
+		d["categories"], d["justification"] = "not-an-array", refusedText
+	})
+	seqs := map[uint64]int{}
+	for i, ev := range []map[string]any{f1, f1By(conflicting), refused} {
+		ack, err := js.Publish(ctx, "sharelog.in.casework", mustJSON(t, ev))
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs[ack.Sequence] = i
+	}
+	if err := m.Ingester.CatchUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	delete(seqs, firstKey(seqs, 0)) // the duplicate is not refused
+	for i, msg := range rejectedOf(t, ctx, js, seqs) {
+		if want := []ledger.Reason{1: ledger.ReasonConflict, 2: ledger.ReasonInvalidData}[i]; msg.Headers().Get(nats.HeaderReason) != string(want) {
+			t.Errorf("NATS message %d refused for %q, want %q", i, msg.Headers().Get(nats.HeaderReason), want)
+		}
+	}
+	for _, needle := range sealed {
 		if hits := filesContaining(t, dir, needle); len(hits) == 0 {
 			t.Fatalf("before forgetting, no file holds %q: the search cannot tell", needle)
 		}
@@ -99,10 +143,10 @@ func TestForgetPerson(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(rep.Forgotten) != 1 || rep.Forgotten[0].SubjectHash != hash || rep.Forgotten[0].Reason != ledger.ForgetErasureClosed ||
-		rep.ScrubbedMessages == 0 || rep.ScrubbedNotices < 2 || !rep.Compacted {
+		rep.ScrubbedMessages < 7 || rep.ScrubbedNotices < 2 || rep.ScrubbedRejected != 2 || !rep.Compacted {
 		t.Fatalf("round = %+v", rep)
 	}
-	t.Logf("round: %d SHARELOG_IN messages and %d notices scrubbed, compaction took %v", rep.ScrubbedMessages, rep.ScrubbedNotices, rep.CompactTook)
+	t.Logf("round: %d SHARELOG_IN messages, %d notices and %d rejections scrubbed, compaction took %v", rep.ScrubbedMessages, rep.ScrubbedNotices, rep.ScrubbedRejected, rep.CompactTook)
 	if !strings.Contains(m.logs.String(), "subject forgotten") {
 		t.Error("the job did not say what it did")
 	}
@@ -123,7 +167,7 @@ func TestForgetPerson(t *testing.T) {
 	if err != nil || !rec.Forgotten || rec.Disclosure.Recipient != "police" || rec.Disclosure.Subjects[0].ID != "" {
 		t.Errorf("f-1 after forgetting = %+v, %v", rec, err)
 	}
-	for _, needle := range []string{personID, newAddr} {
+	for _, needle := range sealed {
 		if hits := filesContaining(t, dir, needle); len(hits) != 0 {
 			t.Errorf("after forgetting, %q is still in %v", needle, hits)
 		}
@@ -134,7 +178,7 @@ func TestForgetPerson(t *testing.T) {
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
 	}
-	for _, needle := range []string{personID, newAddr} {
+	for _, needle := range sealed {
 		if hits := filesContaining(t, dir, needle); len(hits) != 0 {
 			t.Errorf("after stopping, %q is still in %v", needle, hits)
 		}
@@ -214,6 +258,16 @@ func TestRetentionExpiry(t *testing.T) {
 	if w := who(t, m, "email:new-enquirer@example.org"); w.Disclosures != 1 {
 		t.Errorf("who recent = %+v", w)
 	}
+}
+
+// firstKey returns the key of m whose value is v.
+func firstKey(m map[uint64]int, v int) uint64 {
+	for k, x := range m {
+		if x == v {
+			return k
+		}
+	}
+	return 0
 }
 
 // filesContaining returns the files under dir holding needle, reading only

@@ -55,8 +55,19 @@ type Config struct {
 	RemindEvery    time.Duration `help:"Deliver an overdue notice again this often (0: never)." default:"168h" env:"SHARELOG_REMIND_EVERY" name:"remind-every"`
 
 	MasterKeyFile string        `help:"File of the master key that wraps the keys sealing personal data (default DATA/master.key, created on first start). Keep it apart from backups of DATA." env:"SHARELOG_MASTER_KEY_FILE" name:"master-key-file" type:"path"`
-	EncryptAtRest bool          `help:"Encrypt the ledger's Badger files at rest (key derived from the master key); the same on every start." env:"SHARELOG_ENCRYPT_AT_REST" name:"encrypt-at-rest"`
+	EncryptAtRest bool          `help:"Accepted so that older command lines still start: encryption at rest is now the default." env:"SHARELOG_ENCRYPT_AT_REST" name:"encrypt-at-rest" hidden:""`
 	ForgetEvery   time.Duration `help:"Run the forgetting job (erasures closed, retention expired, then physical erasure) this often: the bound on the time to physical erasure (0: never)." default:"1h" env:"SHARELOG_FORGET_EVERY" name:"forget-every"`
+
+	// The ledger and the embedded JetStream store are encrypted at rest by
+	// default (at-rest.go).
+	UnencryptedLedger bool `help:"Keep the ledger's Badger files unencrypted: only for a ledger created without encryption at rest (by a sharelog before it was the default), which is refused without this flag." env:"SHARELOG_UNENCRYPTED_LEDGER" name:"unencrypted-ledger"`
+	// UnencryptedJetStream keeps the embedded JetStream store in clear. It
+	// has no flag, since nats-server encrypts an existing unencrypted store
+	// on its first start with a key; tests set it to search the stream
+	// files for what they hold.
+	UnencryptedJetStream bool `kong:"-"`
+
+	RejectedMaxAge time.Duration `help:"How long SHARELOG_REJECTED keeps a refused message (0: the default, 720h)." default:"720h" env:"SHARELOG_REJECTED_MAX_AGE" name:"rejected-max-age"`
 
 	// The checkpoint signing key (checkpoint_publish.go).
 	CheckpointKeyFile string `help:"File of the key that signs checkpoints (default DATA/checkpoint.key, created on first start). Keep it apart from DATA: whoever can write the ledger and read this key can re-sign a rewritten ledger." env:"SHARELOG_CHECKPOINT_KEY_FILE" name:"checkpoint-key-file" type:"path"`
@@ -203,12 +214,17 @@ func (m *Main) Open(ctx context.Context) error {
 		if natsAuth, err = m.natsAuth(); err != nil {
 			return err
 		}
+		var key string
+		if key, err = jetStreamKey(cfg); err != nil {
+			return err
+		}
 		m.NATSServer, err = nats.StartServer(nats.ServerConfig{
-			Listen:     cfg.NATSListen,
-			StoreDir:   filepath.Join(cfg.Data, "jetstream"),
-			SyncAlways: cfg.SyncAlways,
-			Auth:       natsAuth,
-			TLS:        tlsConfig,
+			Listen:        cfg.NATSListen,
+			StoreDir:      filepath.Join(cfg.Data, "jetstream"),
+			SyncAlways:    cfg.SyncAlways,
+			Auth:          natsAuth,
+			TLS:           tlsConfig,
+			EncryptionKey: key,
 		}, m.Logger)
 		if err != nil {
 			return err
@@ -229,7 +245,7 @@ func (m *Main) Open(ctx context.Context) error {
 	if m.JetStream, err = jetstream.New(m.Conn); err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	atomic, err := nats.EnsureStreams(ctx, m.JetStream, nats.StreamConfig{Duplicates: cfg.Duplicates})
+	atomic, err := nats.EnsureStreams(ctx, m.JetStream, nats.StreamConfig{Duplicates: cfg.Duplicates, RejectedMaxAge: cfg.RejectedMaxAge})
 	if err != nil {
 		return err
 	}
@@ -245,12 +261,12 @@ func (m *Main) Open(ctx context.Context) error {
 		Dir:           filepath.Join(cfg.Data, "ledger"),
 		KeyFile:       filepath.Join(cfg.Data, "site.key"),
 		MasterKeyFile: cfg.MasterKeyFile,
-		EncryptAtRest: cfg.EncryptAtRest,
+		EncryptAtRest: !cfg.UnencryptedLedger,
 		Logger:        m.Logger,
 		Deadlines:     deadlines,
 	})
 	if err != nil {
-		return err
+		return ledgerAtRestError(err)
 	}
 	if err := m.startCheckpoints(ctx); err != nil {
 		return err
@@ -300,6 +316,7 @@ func (m *Main) Open(ctx context.Context) error {
 		Limits:    cfg.limits(),
 	}
 	m.HTTP.Notices = m.Notifier
+	m.HTTP.CheckReplay = m.Store.CheckReplay // a replay with other content: 409
 	if cfg.OIDC != "" {
 		if m.HTTP.ConsoleOIDC, err = console.LoadOIDC(cfg.OIDC); err != nil {
 			return err

@@ -236,7 +236,7 @@ func TestTLS(t *testing.T) {
 		if !strings.HasPrefix(nurl, "tls://") {
 			t.Fatalf("NATS URL %q, want tls://", nurl)
 		}
-		nc, err := natsio.Connect(nurl, natsio.RootCAs(ca.file))
+		nc, err := natsio.Connect(nurl, natsio.RootCAs(ca.file), natsio.UserInfo("other", otherToken))
 		if err != nil {
 			t.Fatalf("connect with the CA: %v", err)
 		}
@@ -247,7 +247,7 @@ func TestTLS(t *testing.T) {
 		if err := nc.Flush(); err != nil {
 			t.Fatal(err)
 		}
-		if nc2, err := natsio.Connect(nurl, natsio.Timeout(2*time.Second), natsio.NoReconnect()); err == nil {
+		if nc2, err := natsio.Connect(nurl, natsio.UserInfo("other", otherToken), natsio.Timeout(2*time.Second), natsio.NoReconnect()); err == nil {
 			nc2.Close()
 			t.Error("a client that does not trust the CA connected")
 		} else if !strings.Contains(err.Error(), "certificate") {

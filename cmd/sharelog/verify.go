@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -45,9 +46,10 @@ type VerifyCmd struct {
 	Every      int64    `help:"Report progress on stderr every N entries." default:"100000"`
 	// The latest checkpoint kept in NATS (--nats), checked as a --checkpoint is.
 	KeptFlags
-	// A ledger kept with --encrypt-at-rest opens only with its master key.
-	EncryptAtRest bool   `help:"The ledger was kept with --encrypt-at-rest: open it with the key derived from the master key." env:"SHARELOG_ENCRYPT_AT_REST" name:"encrypt-at-rest"`
-	MasterKeyFile string `help:"Master key file of an --encrypt-at-rest ledger (default DATA/master.key)." env:"SHARELOG_MASTER_KEY_FILE" name:"master-key-file" type:"path"`
+	// A ledger encrypted at rest (the default) opens only with its master
+	// key; verify sees from the ledger's files whether it is.
+	EncryptAtRest bool   `help:"Accepted for older command lines: verify sees whether the ledger is encrypted at rest." env:"SHARELOG_ENCRYPT_AT_REST" name:"encrypt-at-rest" hidden:""`
+	MasterKeyFile string `help:"Master key file of a ledger encrypted at rest, the default (default DATA/master.key)." env:"SHARELOG_MASTER_KEY_FILE" name:"master-key-file" type:"path"`
 	// The replay computes the obligations' due dates with the policy the
 	// server ran with.
 	Policy string `help:"The YAML policy file the server ran with (serve --policy): the replay of the entries computes notices' due dates with it." env:"SHARELOG_POLICY" type:"path"`
@@ -100,7 +102,11 @@ func (c *VerifyCmd) Run(env *Env) error {
 		external = append(external, k.signed)
 	}
 	var atRest []byte
-	if c.EncryptAtRest {
+	encrypted, err := store.LedgerEncrypted(dir)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if encrypted {
 		master, err := os.ReadFile(masterKeyFile(Config{Data: c.Data, MasterKeyFile: c.MasterKeyFile}))
 		if err != nil {
 			return fmt.Errorf("master key: %w", err)

@@ -384,11 +384,8 @@ func copyData(t *testing.T, dir string) string {
 // updateLedger changes the ledger in dir behind sharelog's back.
 func updateLedger(t *testing.T, dir string, f func(txn *badger.Txn) error) {
 	t.Helper()
-	db, err := badger.Open(badger.DefaultOptions(filepath.Join(dir, "ledger")).WithLogger(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = db.Update(f)
+	db := openLedgerBehindSharelog(t, dir)
+	err := db.Update(f)
 	if cerr := db.Close(); err == nil {
 		err = cerr
 	}

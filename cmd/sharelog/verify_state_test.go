@@ -92,10 +92,7 @@ func TestVerifyDerivedState(t *testing.T) {
 			if err := os.CopyFS(cp, os.DirFS(dir)); err != nil {
 				t.Fatal(err)
 			}
-			db, err := badger.Open(badger.DefaultOptions(filepath.Join(cp, "ledger")).WithLogger(nil))
-			if err != nil {
-				t.Fatal(err)
-			}
+			db := openLedgerBehindSharelog(t, cp)
 			err = db.Update(tt.edit)
 			if cerr := db.Close(); err == nil {
 				err = cerr

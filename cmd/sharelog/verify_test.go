@@ -160,10 +160,7 @@ func TestCheckpointsProofsAndVerify(t *testing.T) {
 	}
 
 	// Tamper with entry 7 behind sharelog's back.
-	db, err := badger.Open(badger.DefaultOptions(filepath.Join(dir, "ledger")).WithLogger(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openLedgerBehindSharelog(t, dir)
 	key := binary.BigEndian.AppendUint64([]byte{'e'}, 7)
 	err = db.Update(func(txn *badger.Txn) error {
 		item, err := txn.Get(key)

@@ -58,6 +58,10 @@ type Server struct {
 	Publisher Publisher
 	// CatchUp waits until the ledger has applied all input published so far.
 	CatchUp func(ctx context.Context) error
+	// CheckReplay returns a conflict (ledger.Replay) for an event whose
+	// (source, id) the ledger holds with other content; nil skips the check
+	// (the ingest loop still refuses such an event when it applies it).
+	CheckReplay func(ctx context.Context, ev *ledger.Event) error
 	// Ready returns nil when the server can take events (NATS connected, no
 	// background loop failed, ingest running), or an error saying why not
 	// without personal data; /readyz answers 503 with it.
@@ -285,6 +289,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 // rejection metrics.
 func (s *Server) submit(ctx context.Context, subject, transport string, decoded []cloudevents.Decoded) any {
 	var refused []EventProblems
+	var replays int // refused as replays with other content
 	events := make([]*ledger.Event, 0, len(decoded))
 	registered := map[string]bool{}
 	for i, d := range decoded {
@@ -300,6 +305,11 @@ func (s *Server) submit(ctx context.Context, subject, transport string, decoded 
 		if d.Err == nil {
 			d.Err = s.checkRecipient(ctx, d.Event, registered)
 		}
+		if d.Err == nil && s.CheckReplay != nil {
+			if d.Err = s.CheckReplay(ctx, d.Event); d.Err != nil {
+				replays++ // a replay with other content: 409 if only those
+			}
+		}
 		if d.Err != nil {
 			s.countRejectedOn(d.Err, transport)
 			refused = append(refused, EventProblems{Index: i, Source: d.Source, ID: d.ID, Problems: problemsOf(d.Err)})
@@ -308,7 +318,11 @@ func (s *Server) submit(ctx context.Context, subject, transport string, decoded 
 		events = append(events, d.Event)
 	}
 	if len(refused) > 0 {
-		p := newProblem(http.StatusBadRequest, ledger.EINVALID, fmt.Sprintf("%d of %d events refused; none were accepted", len(refused), len(decoded)))
+		status, code := http.StatusBadRequest, ledger.EINVALID
+		if replays == len(refused) {
+			status, code = http.StatusConflict, ledger.ECONFLICT
+		}
+		p := newProblem(status, code, fmt.Sprintf("%d of %d events refused; none were accepted", len(refused), len(decoded)))
 		if isForbidden(refused) {
 			p = newProblem(http.StatusForbidden, ledger.EFORBIDDEN, fmt.Sprintf("%d of %d events refused, at least one the principal may not publish; none were accepted", len(refused), len(decoded)))
 		}
@@ -435,6 +449,11 @@ func (s *Server) outcomes(ctx context.Context, events []*ledger.Event, acks []na
 			out[i].Outcome, out[i].Seq = OutcomeRecorded, e.Seq
 		default:
 			out[i].Outcome, out[i].Seq = OutcomeDuplicate, e.Seq
+			if s.CheckReplay != nil && s.CheckReplay(ctx, ev) != nil {
+				// Recorded meanwhile with other content: the ingest refused
+				// this one as a conflict (SHARELOG_REJECTED).
+				out[i].Outcome = OutcomeRejected
+			}
 		}
 	}
 	return out

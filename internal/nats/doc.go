@@ -9,9 +9,10 @@
 // applied (kept in Badger, committed with each batch), so the ledger itself is
 // the cursor: no consumer acks, and a restart resumes exactly where the last
 // committed batch ended. Input that cannot be recorded is republished, original
-// bytes and headers, to SHARELOG_REJECTED (under RejectedSubject: by reason
-// and by the producer's source) before the batch that skips it commits, so
-// nothing is dropped silently. A failed batch is retried, with
+// bytes with sharelog's reason headers (none of the original headers, which
+// may hold identifiers), to SHARELOG_REJECTED (under RejectedSubject: by
+// reason and by the producer's source; kept StreamConfig.RejectedMaxAge)
+// before the batch that skips it commits, so nothing is dropped silently. A failed batch is retried, with
 // backoff, from the last committed one; a SHARELOG_IN that is gone or ends
 // before the ledger's position stops the loop with an error (Ingester.Run).
 //

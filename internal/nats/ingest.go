@@ -322,7 +322,7 @@ func (in *Ingester) requestsRecorded(requests bool) {
 }
 
 func (in *Ingester) commit(ctx context.Context, b *store.Batch, last uint64, rejects []rejection, recorded, duplicate int, start time.Time) error {
-	if err := in.reject(ctx, rejects); err != nil {
+	if err := in.reject(ctx, b, rejects); err != nil {
 		return err
 	}
 	if err := b.Commit(last); err != nil {
@@ -339,11 +339,16 @@ func (in *Ingester) commit(ctx context.Context, b *store.Batch, last uint64, rej
 	return nil
 }
 
-// reject republishes refused messages to SHARELOG_REJECTED, original bytes and
-// headers with the reason, under RejectedSubject (by reason and source), and waits until JetStream holds every one. The
+// reject republishes refused messages to SHARELOG_REJECTED, original bytes
+// with sharelog's headers (reason, detail, input sequence and subject) and
+// none of the original's, under RejectedSubject (by reason and source), and
+// waits until JetStream holds every one. The
 // Nats-Msg-Id is derived from the input sequence, so a batch replayed after a
 // crash does not file the same rejection twice within the duplicate window.
-func (in *Ingester) reject(ctx context.Context, rejects []rejection) error {
+// Each rejection is recorded in the batch under the subjects its message
+// names, as far as they can be read (Batch.Refused), so that forgetting one
+// of them scrubs it from both streams.
+func (in *Ingester) reject(ctx context.Context, b *store.Batch, rejects []rejection) error {
 	futures := make([]jetstream.PubAckFuture, 0, len(rejects))
 	for _, r := range rejects {
 		reason, detail := ledger.ReasonMalformed, r.err.Error()
@@ -351,13 +356,10 @@ func (in *Ingester) reject(ctx context.Context, rejects []rejection) error {
 		if errors.As(r.err, &ie) {
 			reason, detail = ie.Reason(), ie.Error()
 		}
+		// The original bytes, and only sharelog's own headers: a refused
+		// message's headers (ce-* attributes, a producer's own) may hold
+		// an identifier, and nothing could scrub them.
 		msg := natsio.NewMsg(RejectedSubject(reason, r.source))
-		for k, v := range r.msg.Headers() {
-			if strings.HasPrefix(strings.ToLower(k), "nats-") {
-				continue // JetStream control headers (expected sequence, msg id) would misdirect the republish
-			}
-			msg.Header[k] = v
-		}
 		msg.Header.Set(HeaderReason, string(reason))
 		msg.Header.Set(HeaderDetail, headerSafe(detail))
 		msg.Header.Set(HeaderStreamSeq, strconv.FormatUint(r.seq, 10))
@@ -371,9 +373,13 @@ func (in *Ingester) reject(ctx context.Context, rejects []rejection) error {
 		in.metrics.Rejected.WithLabelValues(string(reason), "nats").Inc()
 		in.log.Warn("event rejected", "reason", reason, "stream_seq", r.seq, "subject", r.msg.Subject())
 	}
-	for _, f := range futures {
+	for i, f := range futures {
 		select {
-		case <-f.Ok():
+		case ack := <-f.Ok():
+			r := rejects[i]
+			if err := b.Refused(cloudevents.NamedSubjects(r.msg.Headers(), r.msg.Data()), r.seq, ack.Sequence); err != nil {
+				return fmt.Errorf("record rejection: %w", err)
+			}
 		case err := <-f.Err():
 			return fmt.Errorf("publish rejection: %w", err)
 		case <-ctx.Done():

@@ -26,6 +26,9 @@ type ServerConfig struct {
 	Auth *Auth
 	// TLS, when set, makes the client listener require TLS (tls.go).
 	TLS *tls.Config
+	// EncryptionKey, when set, encrypts the JetStream store at rest
+	// (AtRestKey of the master key; see atrest.go).
+	EncryptionKey string
 }
 
 // MaxPayload is the largest message the embedded server accepts. It is larger
@@ -60,6 +63,7 @@ func StartServer(cfg ServerConfig, logger *slog.Logger) (*server.Server, error) 
 	}
 	applyAuth(opts, cfg.Auth)
 	setTLS(opts, cfg.TLS)
+	encryptAtRest(opts, cfg.EncryptionKey)
 	ns, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("embedded nats server: %w", err)
@@ -83,7 +87,11 @@ func StartServer(cfg ServerConfig, logger *slog.Logger) (*server.Server, error) 
 			return nil, fmt.Errorf("embedded nats server on %s: not ready after 30s", cfg.Listen)
 		}
 	}
-	logger.Info("embedded nats server started", "url", ns.ClientURL(), "store", opts.StoreDir, "sync_always", cfg.SyncAlways)
+	if err := checkRecovered(ns, opts.StoreDir, cfg.EncryptionKey != ""); err != nil {
+		ns.Shutdown()
+		return nil, err
+	}
+	logger.Info("embedded nats server started", "url", ns.ClientURL(), "store", opts.StoreDir, "sync_always", cfg.SyncAlways, "encrypted", cfg.EncryptionKey != "")
 	return ns, nil
 }
 

@@ -80,7 +80,14 @@ type StreamConfig struct {
 	Duplicates time.Duration
 	// Replicas for clustered deployments (default 1).
 	Replicas int
+	// RejectedMaxAge is how long SHARELOG_REJECTED keeps a refused message
+	// (default DefaultRejectedMaxAge): a refused event may name a person,
+	// and nothing in the ledger answers for it.
+	RejectedMaxAge time.Duration
 }
+
+// DefaultRejectedMaxAge is SHARELOG_REJECTED's default MaxAge: 30 days.
+const DefaultRejectedMaxAge = 720 * time.Hour
 
 // EnsureStreams creates SHARELOG_IN and SHARELOG_REJECTED, or updates them to
 // the configuration sharelog needs. Safe to call from every start. It reports
@@ -91,6 +98,9 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg StreamConfig
 	}
 	if cfg.Replicas == 0 {
 		cfg.Replicas = 1
+	}
+	if cfg.RejectedMaxAge <= 0 {
+		cfg.RejectedMaxAge = DefaultRejectedMaxAge
 	}
 	streams := []jetstream.StreamConfig{{
 		Name:        StreamIn,
@@ -106,10 +116,11 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg StreamConfig
 		AllowAtomicPublish: true,
 	}, {
 		Name:        StreamRejected,
-		Description: "sharelog input that was refused: original bytes and headers, with the reason",
+		Description: "sharelog input that was refused: original bytes, with the reason",
 		Subjects:    []string{SubjectRejectedPrefix + ">"},
 		Storage:     jetstream.FileStorage,
 		Retention:   jetstream.LimitsPolicy,
+		MaxAge:      cfg.RejectedMaxAge,
 		Duplicates:  cfg.Duplicates,
 		Replicas:    cfg.Replicas,
 	}}

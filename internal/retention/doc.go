@@ -31,8 +31,12 @@
 //
 // Then, in the same round:
 //
-//  1. JetStream: every SHARELOG_IN message of the subject's entries, and
-//     every SHARELOG_NOTICES message of its notices, is deleted with
+//  1. JetStream: every SHARELOG_IN message of the subject's entries (and
+//     of their later deliveries, duplicates and conflicts), every refused
+//     message that named the subject in SHARELOG_IN and SHARELOG_REJECTED
+//     (the ledger files a rejection under the subjects its data names, by
+//     keyed hash), and every SHARELOG_NOTICES message of its notices, is
+//     deleted with
 //     SecureDeleteMsg, which overwrites the message's bytes in the stream's
 //     block file. The ledger is then no longer reproducible from
 //     SHARELOG_IN for those entries: that is the deliberate price of
@@ -45,6 +49,6 @@
 // So a subject is physically gone at most one round interval (Every,
 // default one hour) after it became a candidate, plus the round's own
 // time, which Compact dominates and which grows with the ledger's size.
-// Rejected input (SHARELOG_REJECTED) is not searched: it is not linked to
-// subjects; bound it with the stream's limits.
+// A refused message whose data names no one readable is not linked to a
+// subject: SHARELOG_REJECTED's MaxAge (serve --rejected-max-age) bounds it.
 package retention

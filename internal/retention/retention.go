@@ -87,6 +87,9 @@ type Report struct {
 	// SHARELOG_NOTICES messages overwritten.
 	ScrubbedMessages int `json:"scrubbedMessages"`
 	ScrubbedNotices  int `json:"scrubbedNotices"`
+	// ScrubbedRejected counts the SHARELOG_REJECTED messages overwritten:
+	// refused messages that named a forgotten subject.
+	ScrubbedRejected int `json:"scrubbedRejected"`
 	// Compacted says whether the ledger was compacted, and how long it took.
 	Compacted   bool          `json:"compacted"`
 	CompactTook time.Duration `json:"compactTook"`
@@ -181,7 +184,7 @@ func (j *Job) Round(ctx context.Context) (*Report, error) {
 		}
 	}
 	j.log.Info("retention round", "forgotten", len(rep.Forgotten), "held", len(rep.Held), "refused", len(rep.Refused),
-		"scrubbedMessages", rep.ScrubbedMessages, "scrubbedNotices", rep.ScrubbedNotices, "compacted", rep.Compacted, "compactTook", rep.CompactTook)
+		"scrubbedMessages", rep.ScrubbedMessages, "scrubbedNotices", rep.ScrubbedNotices, "scrubbedRejected", rep.ScrubbedRejected, "compacted", rep.Compacted, "compactTook", rep.CompactTook)
 	return rep, nil
 }
 
@@ -210,6 +213,9 @@ func (j *Job) scrub(ctx context.Context, scrubs []store.Scrub, rep *Report) erro
 		for _, n := range s.Notices {
 			notices[n] = true
 		}
+	}
+	if err := j.scrubRejected(ctx, scrubs, rep); err != nil {
+		return err
 	}
 	if len(notices) == 0 {
 		return nil
@@ -247,9 +253,40 @@ func (j *Job) scrub(ctx context.Context, scrubs []store.Scrub, rep *Report) erro
 	return nil
 }
 
+// scrubRejected overwrites the SHARELOG_REJECTED messages the forgettings
+// name: refused messages that named the subject.
+func (j *Job) scrubRejected(ctx context.Context, scrubs []store.Scrub, rep *Report) error {
+	var rejected jetstream.Stream
+	for _, s := range scrubs {
+		for _, seq := range s.Rejected {
+			if rejected == nil {
+				var err error
+				if rejected, err = j.js.Stream(ctx, nats.StreamRejected); err != nil {
+					return fmt.Errorf("retention: %w", err)
+				}
+			}
+			err := rejected.SecureDeleteMsg(ctx, seq)
+			switch {
+			case err == nil:
+				rep.ScrubbedRejected++
+			case errors.Is(err, jetstream.ErrMsgNotFound) || isNotFound(err):
+				// Already gone (MaxAge, or an earlier round).
+			default:
+				return fmt.Errorf("retention: scrub %s message %d: %w", nats.StreamRejected, seq, err)
+			}
+		}
+	}
+	return nil
+}
+
+// errCodeSequenceNotFound is nats-server's JSSequenceNotFoundErrF, which a
+// delete of a sequence already deleted returns (jetstream has no constant
+// for it): a scrub retried after a failed round meets it.
+const errCodeSequenceNotFound jetstream.ErrorCode = 10043
+
 func isNotFound(err error) bool {
 	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeMessageNotFound
+	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeMessageNotFound || apiErr.ErrorCode == errCodeSequenceNotFound)
 }
 
 // Event returns the org.sharelog.subject.forgotten.v1 event for c, with the

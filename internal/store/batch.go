@@ -60,10 +60,12 @@ func (b *Batch) Len() int { return b.n }
 // check that does not depend on the ledger.
 //
 // It returns Recorded when ev becomes entry Count()+1 (counting the batch's
-// own entries); Duplicate when an event with the same (source, id) is already
-// in the ledger or earlier in the batch, writing nothing; Rejected with a
-// *ledger.InvalidError when ev breaks a rule that depends on the ledger's
-// state (ledger.Decide), writing nothing.
+// own entries); Duplicate when an event with the same (source, id) and the
+// same content is already in the ledger or earlier in the batch, and
+// Rejected with a conflict when its content differs (ledger.Replay), writing
+// only the delivery's stream sequence against the entry (replay.go);
+// Rejected with a *ledger.InvalidError when ev breaks a rule that depends on
+// the ledger's state (ledger.Decide), writing nothing.
 //
 // Any other error is fatal for the batch: Commit will return it, and the
 // batch must be discarded. An error wrapping ErrBatchTooBig means the same
@@ -86,7 +88,7 @@ func (b *Batch) Append(streamSeq uint64, ev *ledger.Event) (ledger.Outcome, erro
 		return 0, b.fail(err)
 	}
 	if dup {
-		return ledger.Duplicate, nil
+		return b.replayed(streamSeq, dkey, ev) // replay.go
 	}
 
 	// The rules decide; nothing is written for a refused event.

@@ -43,6 +43,8 @@
 //	y K16(subject) seq(8)              -> (empty)   entry seq is sealed under a key this subject's forgetting destroys (kept after it: the hash then links to no one)
 //	l hold                             -> JSON      legal hold (holds.go)
 //	i seq(8)                           -> JSON      JetStream messages to scrub after forgetting entry seq (forget.go)
+//	U seq(8) streamSeq(8)              -> (empty)   a later delivery of entry seq's event in SHARELOG_IN, scrubbed with it (replay.go)
+//	R L16(subject) streamSeq(8)        -> seq(8)    a refused message naming the subject: its SHARELOG_IN and SHARELOG_REJECTED sequences (replay.go)
 //	!                                  -> (empty)   sentinel written and dropped by Compact
 //
 // H16 is the first 16 bytes of SHA-256, which bounds key sizes (ids may be
@@ -116,7 +118,15 @@
 // time to physical erasure.
 //
 // Badger's own encryption at rest (Config.EncryptionKey or EncryptAtRest,
-// a key derived from the master key) encrypts every file besides.
+// a key derived from the master key) encrypts every file besides. It is
+// chosen when the ledger is created: Open names a ledger kept otherwise
+// (ErrLedgerUnencrypted, ErrLedgerEncrypted; atrest.go).
+//
+// # Replays
+//
+// An event whose (source, id) is recorded is compared with the recorded
+// entry, opened with its key (replay.go): the same content is a duplicate,
+// other content a conflict (ledger.Replay).
 //
 // # Propagation
 //

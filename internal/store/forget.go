@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -50,8 +51,9 @@ import (
 
 // scrubRecord names what JetStream still holds of a forgotten subject.
 type scrubRecord struct {
-	StreamSeqs []uint64 `json:"streamSeqs"` // SHARELOG_IN messages of the subject's entries
-	Notices    []string `json:"notices"`    // notice ids, as sent on SHARELOG_NOTICES
+	StreamSeqs []uint64 `json:"streamSeqs"`         // SHARELOG_IN messages of the subject's entries, their later deliveries and refused messages naming the subject
+	Notices    []string `json:"notices"`            // notice ids, as sent on SHARELOG_NOTICES
+	Rejected   []uint64 `json:"rejected,omitempty"` // SHARELOG_REJECTED messages naming the subject
 }
 
 // forget destroys the subject's keys and purges its indexes (see above).
@@ -75,6 +77,9 @@ func (b *Batch) forget(seq uint64, f *ledger.ForgetEffect) error {
 			return b.fail(fmt.Errorf("store: forget: entry %d: %w", s, err))
 		}
 		scrub.StreamSeqs = append(scrub.StreamSeqs, eh.streamSeq)
+		if err := b.scrubDeliveries(&scrub, s); err != nil { // replay.go
+			return err
+		}
 		if eh.ref.subject == nil {
 			// Sealed under its own data key: this entry names others too.
 			if err := b.del(dataKeyKey(s)); err != nil {
@@ -158,6 +163,9 @@ func (b *Batch) forget(seq uint64, f *ledger.ForgetEffect) error {
 			}
 		}
 	}
+	if err := b.scrubRefused(&scrub, loc); err != nil { // replay.go
+		return err
+	}
 	for _, k := range [][]byte{erasureKey(h), subjectLocKey(h), saltKey(loc)} {
 		if err := b.del(k); err != nil {
 			return err
@@ -169,6 +177,10 @@ func (b *Batch) forget(seq uint64, f *ledger.ForgetEffect) error {
 			delete(b.hashes, id) // nor finds it by its identifier
 		}
 	}
+	// A conflicting delivery is both a later delivery and a refused
+	// message naming the subject: name each message once.
+	slices.Sort(scrub.StreamSeqs)
+	scrub.StreamSeqs = slices.Compact(scrub.StreamSeqs)
 	v, err := json.Marshal(&scrub)
 	if err != nil {
 		return b.fail(err)
@@ -202,6 +214,9 @@ type Scrub struct {
 	Seq        uint64
 	StreamSeqs []uint64
 	Notices    []string
+	// Rejected are SHARELOG_REJECTED sequences of refused messages that
+	// named the subject.
+	Rejected []uint64
 }
 
 // PendingScrubs lists the scrubs forgettings left, oldest first.
@@ -215,7 +230,7 @@ func (s *Store) PendingScrubs(ctx context.Context) ([]Scrub, error) {
 			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &r) }); err != nil {
 				return err
 			}
-			out = append(out, Scrub{Seq: binary.BigEndian.Uint64(it.Item().Key()[1:]), StreamSeqs: r.StreamSeqs, Notices: r.Notices})
+			out = append(out, Scrub{Seq: binary.BigEndian.Uint64(it.Item().Key()[1:]), StreamSeqs: r.StreamSeqs, Notices: r.Notices, Rejected: r.Rejected})
 		}
 		return nil
 	})

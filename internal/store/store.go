@@ -48,6 +48,11 @@ type Config struct {
 	EncryptionKey []byte
 	// EncryptAtRest turns on Badger's encryption at rest with a key derived
 	// from the master key (AtRestKey), when EncryptionKey is nil.
+	//
+	// Encryption at rest is chosen when the ledger is created: Open
+	// returns ErrLedgerUnencrypted for a ledger created without it when
+	// Config asks for it, and ErrLedgerEncrypted for an encrypted one opened
+	// without its key.
 	EncryptAtRest bool
 }
 
@@ -147,7 +152,7 @@ func Open(cfg Config) (*Store, error) {
 
 	db, err := badger.Open(badgerOptions(cfg.Dir, logger).WithEncryptionKey(cfg.EncryptionKey))
 	if err != nil {
-		return nil, fmt.Errorf("store: open badger: %w", err)
+		return nil, fmt.Errorf("store: open badger: %w", atRestError(cfg.Dir, cfg.EncryptionKey, err))
 	}
 	s := &Store{
 		db:        db,
