@@ -200,7 +200,7 @@ func (r *replay) entry(seq uint64, value []byte) error {
 		}
 	}
 	if c := plan.Consultation; c != nil {
-		r.consultation(seq, c, plan.Names) // consultations_verify.go
+		r.consultation(seq, c, plan.Names) // consultations.go
 	}
 	if f := plan.Forget; f != nil {
 		delete(r.bySubject, string(f.SubjectHash))
