@@ -18,6 +18,7 @@ import (
 
 	"github.com/sharelog/sharelog/internal/checkpoint"
 	"github.com/sharelog/sharelog/internal/cloudevents"
+	"github.com/sharelog/sharelog/internal/consultation"
 	slhttp "github.com/sharelog/sharelog/internal/http"
 	"github.com/sharelog/sharelog/internal/ledger"
 	"github.com/sharelog/sharelog/internal/metrics"
@@ -103,6 +104,9 @@ type Main struct {
 	Checkpointer *checkpoint.Checkpointer
 	// Retention is the forgetting job (retention.go).
 	Retention *retention.Job
+	// Consultations records the consultation log (DPA 2018 s.62); the HTTP
+	// API calls its Consult before answering a lookup.
+	Consultations *consultation.Log
 
 	// lifetime is the background loops' context: cancelled by Close, or by
 	// the group when a loop fails.
@@ -125,6 +129,7 @@ const (
 	loopRetention  = "retention"
 	loopCheckpoint = "checkpoint"
 	loopService    = "service"
+	loopConsult    = "consultation"
 )
 
 // goLoop runs a background loop in Main's group. run must follow the loops'
@@ -258,6 +263,10 @@ func (m *Main) Open(ctx context.Context) error {
 		OpenAPI:   openapi,
 	}
 	m.HTTP.Notices = m.Notifier
+	// Every lookup of a person is in the ledger before it is answered.
+	m.Consultations = consultation.New(m.Publisher, m.Store, m.Decoder, consultation.Config{}, m.Logger)
+	m.goLoop(loopConsult, m.Consultations.Run)
+	m.HTTP.Consult = m.Consultations.Consult
 	// The NATS service answers producers as POST /v1/events does.
 	m.Service = nats.NewService(m.Conn, m.Decoder, m.HTTP.Answer, m.Logger)
 	m.goLoop(loopService, m.Service.Run)
