@@ -34,6 +34,7 @@ type BenchCmd struct {
 	SyncAlways  bool          `help:"Durable mode: JetStream fsyncs every write." name:"sync-always"`
 	Atomic      bool          `help:"Producers publish in JetStream atomic batches of 1000 (as sharelog publish and the HTTP batch path do) instead of one asynchronous publish per event."`
 	Smoke       bool          `help:"A short run that shows the benchmark works (CI); its figures mean nothing."`
+	Consult     bool          `help:"Time who with the consultation log too: every other who query first records its consultation, as the API does before answering (DPA 2018 s.62); both figures are reported side by side." name:"consult"`
 	Phases      []string      `help:"Phases to run, comma-separated: raw-jetstream, raw-badger, full (the full ingest, then the queries and publish-to-queryable latency on its ledger)." default:"raw-jetstream,raw-badger,full" sep:","`
 	InProcess   bool          `help:"Run every phase in this process instead of each in a new one; memory figures then include what earlier phases left." name:"in-process"`
 	Dir         string        `help:"Scratch directory (default: a new temporary directory, removed afterwards)." type:"path"`
@@ -52,7 +53,7 @@ func (c *BenchCmd) config(stderr io.Writer) bench.Config {
 	if c.PhaseChild != "" {
 		prefix = "bench [" + c.PhaseChild + "]: "
 	}
-	cfg := bench.Config{Events: c.Events, Queries: c.Queries, Latency: c.Latency, LatencyRate: c.LatencyRate, SyncAlways: c.SyncAlways, Atomic: c.Atomic, Dir: c.Dir,
+	cfg := bench.Config{Events: c.Events, Queries: c.Queries, Latency: c.Latency, LatencyRate: c.LatencyRate, SyncAlways: c.SyncAlways, Atomic: c.Atomic, Dir: c.Dir, Consult: c.Consult,
 		Logf: func(format string, args ...any) { fmt.Fprintf(stderr, prefix+format+"\n", args...) }}
 	if c.Smoke {
 		cfg.Events, cfg.Queries, cfg.Latency, cfg.Chunk = 3000, 40, 500*time.Millisecond, 1000
@@ -73,6 +74,9 @@ func (c *BenchCmd) childArgs(dir, phase, result string) []string {
 	}
 	if c.Atomic {
 		args = append(args, "--atomic")
+	}
+	if c.Consult {
+		args = append(args, "--consult")
 	}
 	if c.Smoke {
 		args = append(args, "--smoke")
@@ -229,5 +233,6 @@ func startForBench(ctx context.Context, dataDir string, syncAlways bool) (*bench
 		LedgerDir:   dataDir + "/ledger",
 		Close:       m.Close,
 		Compacting:  st.Compacting,
+		Consult:     m.Consultations.Consult,
 	}, nil
 }
