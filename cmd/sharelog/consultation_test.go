@@ -192,6 +192,11 @@ func TestConsultFailsClosed(t *testing.T) {
 	if err := m.HTTP.Consult(ctx, ledger.Consultation{Operation: "who", Subject: &p}); err != nil {
 		t.Fatalf("Consult while up: %v", err)
 	}
+	// Only sharelog records consultations: a producer's is refused.
+	forged := mustJSON(t, ce("casework", "forged-1", ledger.TypeConsultation, map[string]any{"principal": "jane.dpo", "operation": "who"}))
+	if resp, body := postEvents(t, m.HTTP.URL(), "application/cloudevents+json", nil, forged); resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "only by sharelog itself") {
+		t.Errorf("a producer's consultation = %d %s, want 400", resp.StatusCode, body)
+	}
 	// An invalid consultation is refused as such, before anything is published.
 	long := strings.Repeat("x", 1001)
 	if err := m.HTTP.Consult(ctx, ledger.Consultation{Operation: "who", Reason: long, Subject: &p}); ledger.ErrorCode(err) != ledger.EINVALID || strings.Contains(err.Error(), long) {

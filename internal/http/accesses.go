@@ -49,9 +49,12 @@ func (s *Server) handleAccesses(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, ledger.Errorf(ledger.EUNAVAILABLE, "this server keeps no consultation log"))
 		return
 	}
-	p := access.From(r.Context())
-	if s.Access == nil {
-		p = nil // no access control: everyone (on loopback) reads it all
+	var p *ledger.Principal // nil without access control: everyone (on loopback) reads it all
+	if s.Access != nil {
+		if p = access.From(r.Context()); p == nil {
+			s.fail(w, r, ledger.Errorf(ledger.EUNAUTHENTICATED, "a credential is required for %s", OperationAccesses))
+			return
+		}
 	}
 	personal, err := ledger.MayReadConsultations(p, f)
 	if err != nil {
