@@ -263,8 +263,12 @@ func (m *Main) Open(ctx context.Context) error {
 		OpenAPI:   openapi,
 	}
 	m.HTTP.Notices = m.Notifier
-	// Every lookup of a person is in the ledger before it is answered.
-	m.Consultations = consultation.New(m.Publisher, m.Store, m.Decoder, consultation.Config{}, m.Logger)
+	// Every lookup of a person is in the ledger before it is answered. Its
+	// events are published asynchronously, not in atomic batches: an
+	// atomic batch's commit costs JetStream a sync of its own (about 15 ms
+	// here), and the consultation is durable once the ingest has committed
+	// it, which Consult waits for.
+	m.Consultations = consultation.New(nats.NewPublisher(m.JetStream, false), m.Store, m.Decoder, consultation.Config{}, m.Logger)
 	m.goLoop(loopConsult, m.Consultations.Run)
 	m.HTTP.Consult = m.Consultations.Consult
 	// The NATS service answers producers as POST /v1/events does.

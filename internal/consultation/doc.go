@@ -7,7 +7,8 @@
 // sharelog may publish to) and applied by the ingest loop, the ledger's one
 // writer, in its batches. Log.Consult returns once the entry is committed,
 // or an error: the caller then refuses the request (fail closed). Calls
-// made at the same time are published together, as one JetStream batch, and
-// the ingest applies them in one transaction: a lookup costs no sync of its
-// own.
+// made at the same time are published together (asynchronously: serve
+// gives Log a publisher without atomic batches, whose commit would cost
+// JetStream a sync per batch) and the ingest applies them in one
+// transaction, with one sync: a lookup costs no sync of its own.
 package consultation
