@@ -2,8 +2,9 @@ package http
 
 import (
 	"context"
+	"fmt"
 	"net/http"
-	"strings"
+	"net/url"
 	"time"
 
 	"github.com/sharelog/sharelog/internal/access"
@@ -61,13 +62,10 @@ func (s *Server) handleAccesses(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	if f.Subject != nil {
-		// Reading the log by person reads the person's data: it is a
-		// consultation itself, recorded before the answer.
-		if err := s.consultAccesses(r, p, f); err != nil {
-			s.fail(w, r, err)
-			return
-		}
+	// Reading the log by person reads the person's data: it is a
+	// consultation itself, recorded before the answer (auth.go).
+	if f.Subject != nil && !s.consult(w, r, f.Subject, accessesQuery(f)) {
+		return
 	}
 	page, err := log.Consultations(r.Context(), f)
 	if err != nil {
@@ -80,28 +78,26 @@ func (s *Server) handleAccesses(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, page)
 }
 
-// consultAccesses records the consultation of the log by person, failing
-// closed: without Consult, or when it fails, the request is refused.
-func (s *Server) consultAccesses(r *http.Request, p *ledger.Principal, f ledger.ConsultationFilter) error {
-	if s.Consult == nil {
-		return ledger.Errorf(ledger.EUNAVAILABLE, "no consultation log: a lookup of a person is refused")
-	}
-	c := ledger.Consultation{Operation: OperationAccesses, Reason: r.Header.Get(HeaderReason), Subject: f.Subject}
-	if p != nil {
-		c.Principal = p.Name
-	}
-	var q []string
+// accessesQuery describes a filter of the consultation log for the log
+// itself, without its subject.
+func accessesQuery(f ledger.ConsultationFilter) string {
+	q := url.Values{}
 	if f.Principal != "" {
-		q = append(q, "principal="+f.Principal)
+		q.Set("principal", f.Principal)
 	}
 	if !f.Since.IsZero() {
-		q = append(q, "since="+f.Since.Format(time.RFC3339))
+		q.Set("since", f.Since.Format(time.RFC3339Nano))
 	}
 	if !f.Until.IsZero() {
-		q = append(q, "until="+f.Until.Format(time.RFC3339))
+		q.Set("until", f.Until.Format(time.RFC3339Nano))
 	}
-	c.Query = strings.Join(q, " ")
-	return s.Consult(r.Context(), c)
+	if f.After != "" {
+		q.Set("after", f.After)
+	}
+	if f.Limit != 0 {
+		q.Set("limit", fmt.Sprint(f.Limit))
+	}
+	return q.Encode()
 }
 
 // Accesses lists one page of the consultation log (POST /v1/accesses).

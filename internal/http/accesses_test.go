@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sharelog/sharelog/internal/access"
 	"github.com/sharelog/sharelog/internal/ledger"
 	"github.com/sharelog/sharelog/internal/metrics"
 )
@@ -29,24 +28,14 @@ func (l *logLedger) Consultations(_ context.Context, f ledger.ConsultationFilter
 // TestAccesses: POST /v1/accesses gives the DPO the whole log, the auditor
 // (s.62(6)) the log without personal data and no selection by person, and
 // records a query by person before answering it, refusing it when it
-// cannot be recorded.
+// cannot be recorded. Principals authenticate with bearer tokens.
 func TestAccesses(t *testing.T) {
 	t.Parallel()
 	subj := ledger.Subject{Scheme: "dbs-ref", ID: "A1"}
 	at := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
 	led := &logLedger{page: ledger.ConsultationPage{Consultations: []ledger.ConsultationRecord{
 		ledger.ConsultationRecordOf(7, at, at, &ledger.Consultation{Principal: "jane.dpo", Operation: "who", Reason: "SAR", Subject: &subj}, false)}}}
-	ctl, err := access.Parse([]byte(`principals:
-  - name: jane.dpo
-    roles: [dpo]
-    tokenSHA256: 6b86b273ff34fce19d6b804eff5a3f5747ada4eaa22f1d49c01e52ddb7875b4b
-  - name: ico
-    roles: [auditor]
-    tokenSHA256: d4735e3a265e16eee03f59718b9b5d03019c07d8b6c51f64f5b7efb1a6c6c4f3
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctl, tok := accessFile(t, map[string]string{"jane.dpo": "    roles: [dpo]\n", "ico": "    roles: [auditor]\n"})
 	var consulted []ledger.Consultation
 	var consultErr error
 	s := &Server{Ledger: led, Metrics: metrics.New(), Logger: slog.New(slog.DiscardHandler), Access: ctl,
@@ -54,19 +43,15 @@ func TestAccesses(t *testing.T) {
 			consulted = append(consulted, c)
 			return consultErr
 		}}
-	// Authentication is the access middleware's; here the principal is
-	// named by a test header.
-	h := s.Handler()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if name := r.Header.Get("X-Test-Principal"); name != "" {
-			r = r.WithContext(access.WithPrincipal(r.Context(), ctl.Named(name)))
-		}
-		h.ServeHTTP(w, r)
-	}))
+	srv := httptest.NewServer(s.Handler())
 	defer srv.Close()
 	ask := func(principal, reason string, f ledger.ConsultationFilter) (*ledger.ConsultationPage, error) {
 		c := NewClient(srv.URL)
-		c.HTTP.Transport = headerTransport{"X-Test-Principal": principal, HeaderReason: reason}
+		h := headerTransport{HeaderReason: reason}
+		if principal != "" {
+			h["Authorization"] = "Bearer " + tok[principal]
+		}
+		c.HTTP.Transport = h
 		return c.Accesses(context.Background(), f)
 	}
 
@@ -79,7 +64,7 @@ func TestAccesses(t *testing.T) {
 		t.Errorf("the query by person was recorded as %+v", consulted)
 	}
 
-	pg, err = ask("ico", "", ledger.ConsultationFilter{Principal: "jane.dpo"})
+	pg, err = ask("ico", "quarterly audit", ledger.ConsultationFilter{Principal: "jane.dpo"})
 	if err != nil || len(pg.Consultations) != 1 {
 		t.Fatalf("auditor = %+v, %v", pg, err)
 	}
@@ -89,24 +74,24 @@ func TestAccesses(t *testing.T) {
 	if len(consulted) != 1 {
 		t.Errorf("a query not by person was recorded: %+v", consulted[1:])
 	}
-	if _, err := ask("ico", "", ledger.ConsultationFilter{Subject: &subj}); codeOf(err) != ledger.EFORBIDDEN {
+	if _, err := ask("ico", "quarterly audit", ledger.ConsultationFilter{Subject: &subj}); codeOf(err) != ledger.EFORBIDDEN {
 		t.Errorf("auditor by person = %v, want forbidden", err)
 	}
-	if _, err := ask("", "", ledger.ConsultationFilter{}); codeOf(err) != ledger.EUNAUTHENTICATED {
+	if _, err := ask("", "audit", ledger.ConsultationFilter{}); codeOf(err) != ledger.EUNAUTHENTICATED {
 		t.Errorf("no principal = %v, want unauthenticated", err)
 	}
 
 	// Fail closed: the query by person is refused when it cannot be recorded.
 	asked := len(led.asked)
 	consultErr = ledger.Errorf(ledger.EUNAVAILABLE, "consultation log down")
-	if _, err := ask("jane.dpo", "", ledger.ConsultationFilter{Subject: &subj}); codeOf(err) != ledger.EUNAVAILABLE {
+	if _, err := ask("jane.dpo", "SAR", ledger.ConsultationFilter{Subject: &subj}); codeOf(err) != ledger.EUNAVAILABLE {
 		t.Errorf("by person with the log down = %v, want unavailable", err)
 	}
 	if len(led.asked) != asked {
 		t.Error("the log was read although the consultation was not recorded")
 	}
 	s.Consult = nil
-	if _, err := ask("jane.dpo", "", ledger.ConsultationFilter{Subject: &subj}); codeOf(err) != ledger.EUNAVAILABLE {
+	if _, err := ask("jane.dpo", "SAR", ledger.ConsultationFilter{Subject: &subj}); codeOf(err) != ledger.EUNAVAILABLE {
 		t.Errorf("by person without a consultation log = %v, want unavailable", err)
 	}
 }
