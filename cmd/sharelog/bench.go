@@ -12,6 +12,7 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sharelog/sharelog/internal/bench"
@@ -220,6 +221,7 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 func startForBench(ctx context.Context, dataDir string, syncAlways bool) (*bench.Target, error) {
 	cfg := Config{Data: dataDir, HTTP: "127.0.0.1:0", NATSListen: "127.0.0.1:0", SyncAlways: syncAlways, Duplicates: 2 * time.Minute}
 	m := NewMain(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	m.consultOff = new(atomic.Bool)
 	if err := m.Open(ctx); err != nil {
 		m.Close()
 		return nil, err
@@ -233,6 +235,11 @@ func startForBench(ctx context.Context, dataDir string, syncAlways bool) (*bench
 		LedgerDir:   dataDir + "/ledger",
 		Close:       m.Close,
 		Compacting:  st.Compacting,
-		Consult:     m.Consultations.Consult,
+		ConsultLog:  consultOff(m),
 	}, nil
+}
+
+// consultOff returns the switch of m's consultation log (Main.consultOff).
+func consultOff(m *Main) func(on bool) {
+	return func(on bool) { m.consultOff.Store(!on) }
 }

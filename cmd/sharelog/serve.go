@@ -116,6 +116,11 @@ type Main struct {
 	// API calls its Consult before answering a lookup.
 	Consultations *consultation.Log
 
+	// consultOff, set before Open by the benchmark alone (bench.go), turns
+	// the consultation log off while it holds true, so that who is timed
+	// with the log on and off on the same ledger. serve never sets it.
+	consultOff *atomic.Bool
+
 	// lifetime is the background loops' context: cancelled by Close, or by
 	// the group when a loop fails.
 	lifetime context.Context
@@ -283,6 +288,14 @@ func (m *Main) Open(ctx context.Context) error {
 	m.Consultations = consultation.New(nats.NewPublisher(m.JetStream, false), m.Store, m.Decoder, consultation.Config{}, m.Logger)
 	m.goLoop(loopConsult, m.Consultations.Run)
 	m.HTTP.Consult = m.Consultations.Consult
+	if off := m.consultOff; off != nil {
+		m.HTTP.Consult = func(ctx context.Context, c ledger.Consultation) error {
+			if off.Load() {
+				return nil
+			}
+			return m.Consultations.Consult(ctx, c)
+		}
+	}
 	// The NATS service answers producers as POST /v1/events does.
 	m.Service = nats.NewService(m.Conn, m.Decoder, m.HTTP.Answer, m.Logger)
 	m.goLoop(loopService, m.Service.Run)

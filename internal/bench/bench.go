@@ -88,10 +88,10 @@ type Config struct {
 	// AfterIngest, if set, runs when the full ingest has finished, before
 	// the queries (the command takes a heap profile there).
 	AfterIngest func() error
-	// Consult times who with the consultation log as well: every other who
-	// query first records its consultation (Target.Consult), as the API
-	// does before answering a lookup, so that the two figures come from
-	// alternating queries on the same ledger (FullPhase.WhoLogged).
+	// Consult times who with the consultation log off and on: the who
+	// queries alternate between the two (Target.ConsultLog), on the same
+	// ledger, and FullPhase.Who and WhoLogged report each. Without it, who
+	// runs as serve runs it, with the log on.
 	Consult bool
 }
 
@@ -107,9 +107,9 @@ type Target struct {
 	// Compacting reports whether the ledger's storage still has
 	// compactions to catch up on (nil: never).
 	Compacting func() bool
-	// Consult records a consultation in the ledger (DPA 2018 s.62) and
-	// returns once it is committed; used with Config.Consult.
-	Consult func(ctx context.Context, c ledger.Consultation) error
+	// ConsultLog turns the target's consultation log (DPA 2018 s.62) on or
+	// off; used with Config.Consult.
+	ConsultLog func(on bool)
 }
 
 // waitCompacted waits until the ledger has no compactions to catch up on,
@@ -183,9 +183,9 @@ type FullPhase struct {
 	WindowBusy Latency `json:"recipientMonthDuringCompaction"`
 	Who        Latency `json:"who"`
 	WhoCount   int     `json:"whoDisclosures"`
-	// WhoLoggedBusy and WhoLogged are who with its consultation recorded
-	// first (Config.Consult), alternating with the queries of WhoBusy and
-	// Who.
+	// WhoLoggedBusy and WhoLogged are who with the consultation log on,
+	// alternating with the queries of WhoBusy and Who, which then have it
+	// off (Config.Consult).
 	WhoLoggedBusy Latency `json:"whoWithConsultationDuringCompaction,omitzero"`
 	WhoLogged     Latency `json:"whoWithConsultation,omitzero"`
 	Window        Latency `json:"recipientMonth"`
@@ -633,15 +633,15 @@ func fullIngest(ctx context.Context, cfg *Config, start StartFunc) (*FullPhase, 
 		}
 	}
 	client := slhttp.NewClient(t.HTTPURL)
-	var consult func(context.Context, ledger.Consultation) error
+	var logSwitch func(on bool)
 	if cfg.Consult {
-		if consult = t.Consult; consult == nil {
-			return nil, errors.New("bench: the target has no consultation log")
+		if logSwitch = t.ConsultLog; logSwitch == nil {
+			return nil, errors.New("bench: the target's consultation log cannot be switched")
 		}
 	}
 	queries := func(who, logged, window *Latency) error {
-		cfg.Logf("who: %d queries for a subject with %d disclosures (consultation log on every other: %v)", cfg.Queries, cfg.Generator.MarkedCount, consult != nil)
-		if *who, *logged, full.WhoCount, err = whoLatency(ctx, client, consult, cfg.Queries); err != nil {
+		cfg.Logf("who: %d queries for a subject with %d disclosures (consultation log off and on in turn: %v)", cfg.Queries, cfg.Generator.MarkedCount, logSwitch != nil)
+		if *who, *logged, full.WhoCount, err = whoLatency(ctx, client, logSwitch, cfg.Queries); err != nil {
 			return err
 		}
 		cfg.Logf("disclosures by recipient, one-month windows: %d queries", cfg.Queries/4)
@@ -687,26 +687,25 @@ func fullIngest(ctx context.Context, cfg *Config, start StartFunc) (*FullPhase, 
 	return full, nil
 }
 
-// whoLatency times n who queries. With consult, every other query first
-// records its consultation, as the API does before answering a lookup: the
-// second figure times those (Consult and who together), the first the
-// others, alternating on the same ledger.
-func whoLatency(ctx context.Context, client *slhttp.Client, consult func(context.Context, ledger.Consultation) error, n int) (plain, logged Latency, count int, err error) {
+// whoLatency times n who queries. With logSwitch, the queries alternate
+// between the consultation log off (the first figure) and on (the second),
+// on the same ledger; the log is left on.
+func whoLatency(ctx context.Context, client *slhttp.Client, logSwitch func(on bool), n int) (plain, logged Latency, count int, err error) {
 	var durs, loggedDurs []time.Duration
+	if logSwitch != nil {
+		defer logSwitch(true)
+	}
 	for i := range n {
-		t := time.Now()
-		log := consult != nil && i%2 == 1
-		if log {
-			c := ledger.Consultation{Principal: "bench", Operation: "who", Reason: "benchmark", Subject: &Marked}
-			if err := consult(ctx, c); err != nil {
-				return Latency{}, Latency{}, 0, err
-			}
+		on := logSwitch != nil && i%2 == 1
+		if logSwitch != nil {
+			logSwitch(on)
 		}
+		t := time.Now()
 		w, err := client.Who(ctx, Marked)
 		if err != nil {
 			return Latency{}, Latency{}, 0, err
 		}
-		if log {
+		if on {
 			loggedDurs = append(loggedDurs, time.Since(t))
 		} else {
 			durs = append(durs, time.Since(t))
