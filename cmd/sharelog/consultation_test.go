@@ -241,3 +241,45 @@ func metricValue(t *testing.T, m *testMain, name string) float64 {
 	t.Fatalf("no %s in /metrics", name)
 	return 0
 }
+
+// TestConsultationLogWithAccess: with an access file, a DPO's who is
+// recorded under the DPO's name with the reason given, before it is
+// answered; the auditor lists the log for the Commissioner without the
+// person or the reason, and may not select by person.
+func TestConsultationLogWithAccess(t *testing.T) {
+	accessFile, tokens := writeAccessFile(t)
+	cfg := testConfig(t.TempDir())
+	cfg.Access = accessFile
+	m := startMain(t, cfg)
+	const personID = "ZQ-ACCESS-30117"
+
+	before := m.Store.Count()
+	m.cli(t, "who", "dbs-ref:"+personID, "--token", tokens["jane.dpo"], "--reason", "SAR 2026-17 for Zoe Quill", "--json")
+	if got := m.Store.Count(); got != before+1 {
+		t.Fatalf("entries after who = %d, want %d: the lookup is recorded before it is answered", got, before+1)
+	}
+	var page ledger.ConsultationPage
+	out := m.cli(t, "accesses", "--subject", "dbs-ref:"+personID, "--token", tokens["jane.dpo"], "--reason", "audit of lookups", "--json")
+	if err := json.Unmarshal([]byte(out), &page); err != nil || len(page.Consultations) != 2 {
+		t.Fatalf("accesses as the DPO: %s %v", out, err)
+	}
+	if c := page.Consultations[0]; c.Principal != "jane.dpo" || c.Operation != "who" || c.Reason != "SAR 2026-17 for Zoe Quill" || c.Subject == nil || c.Subject.ID != personID {
+		t.Errorf("the DPO's who recorded as %+v", c)
+	}
+	out = m.cli(t, "accesses", "--principal", "jane.dpo", "--token", tokens["audit"], "--reason", "ICO inspection", "--json")
+	if strings.Contains(out, personID) || strings.Contains(out, "Zoe Quill") {
+		t.Errorf("the auditor sees personal data:\n%s", out)
+	}
+	page = ledger.ConsultationPage{}
+	if err := json.Unmarshal([]byte(out), &page); err != nil || len(page.Consultations) != 2 || !page.Consultations[0].BySubject || page.Consultations[0].Operation != "who" {
+		t.Errorf("accesses as the auditor: %s %v", out, err)
+	}
+	err, _ := m.cliErr(t, "accesses", "--subject", "dbs-ref:"+personID, "--token", tokens["audit"], "--reason", "ICO inspection")
+	if exitCode(err) != ExitRefused || !strings.Contains(err.Error(), ledger.EFORBIDDEN) {
+		t.Errorf("the auditor by person: %v (exit %d), want forbidden", err, exitCode(err))
+	}
+	err, _ = m.cliErr(t, "accesses", "--token", tokens["a.clerk"], "--reason", "x")
+	if exitCode(err) != ExitRefused || !strings.Contains(err.Error(), ledger.EFORBIDDEN) {
+		t.Errorf("the clerk: %v (exit %d), want forbidden", err, exitCode(err))
+	}
+}
