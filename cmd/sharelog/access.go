@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/sharelog/sharelog/internal/access"
+	"github.com/sharelog/sharelog/internal/nats"
 )
 
 // openAccess loads the --access file into m.Access. Without one it makes
@@ -17,6 +18,9 @@ func (m *Main) openAccess() error {
 	if cfg.Access != "" {
 		c, err := access.Load(cfg.Access)
 		if err != nil {
+			return fmt.Errorf("--access: %w", err)
+		}
+		if err := nats.CheckSubjects(c); err != nil { // with --nats too
 			return fmt.Errorf("--access: %w", err)
 		}
 		m.Access = c

@@ -59,6 +59,7 @@ func testConfig(dir string) Config {
 		NATSListen: "127.0.0.1:0",
 		Duplicates: 2 * time.Minute,
 		LogLevel:   slog.LevelDebug,
+		LookupRate: -1, // tests poll lookups; limits_test.go sets a rate
 	}
 }
 

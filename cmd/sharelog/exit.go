@@ -18,7 +18,7 @@ const (
 	ExitOK          = 0 // success
 	ExitInternal    = 1 // anything else: a bug, an I/O failure, an internal error of the server
 	ExitUsage       = 2 // the command line is wrong: unknown command or flag, missing argument
-	ExitUnavailable = 3 // the server cannot be reached or is not ready (HTTP 503); try again
+	ExitUnavailable = 3 // the server cannot be reached or is not ready (HTTP 503), or too many lookups (429); try again
 	ExitNotFound    = 4 // what was asked for does not exist (HTTP 404): no such disclosure, request, notice, checkpoint, data directory
 	ExitRefused     = 5 // the server refused the request (HTTP 400, 401, 403, 409, 413, 415): invalid events, a conflict with the ledger's state, no valid token, a role that may not
 	ExitTampered    = 6 // evidence does not check: verify found the ledger modified, or a checkpoint's signature or a proof failed
@@ -29,7 +29,7 @@ const exitHelp = `Exit status:
   0  success
   1  internal error (a bug, an I/O failure, the server's internal error)
   2  usage: the command line is wrong
-  3  unavailable: the server cannot be reached or is not ready; try again
+  3  unavailable: the server cannot be reached or is not ready, or too many lookups; try again
   4  not found: no such disclosure, request, notice, checkpoint or data directory
   5  refused: the server refused the request (invalid events, a conflict with the ledger,
      no valid --token, a role that may not, a lookup without --reason)
@@ -84,7 +84,7 @@ func exitCode(err error) int {
 // codeExit maps a ledger error code (internal/ledger/error.go) to an exit status.
 func codeExit(code string) int {
 	switch code {
-	case ledger.EUNAVAILABLE:
+	case ledger.EUNAVAILABLE, ledger.ETOOMANY: // try again (later)
 		return ExitUnavailable
 	case ledger.ENOTFOUND:
 		return ExitNotFound

@@ -21,14 +21,15 @@ import (
 type KeptFlags struct {
 	NATS         string `help:"Read the checkpoints kept in the key-value bucket SHARELOG_CHECKPOINTS of this NATS server (URL), where sharelog publishes each one." name:"nats" placeholder:"URL"`
 	NATSUser     string `help:"NATS user for --nats: the auditor principal's name." env:"SHARELOG_NATS_USER" name:"nats-user"`
-	NATSPassword string `help:"NATS password for --nats: the auditor principal's token." env:"SHARELOG_NATS_PASSWORD" name:"nats-password"`
+	NATSPassword string `help:"NATS password for --nats: the auditor principal's token (the same as its --token)." env:"SHARELOG_TOKEN" name:"nats-password"`
 }
 
 // jetStream connects to --nats. The caller closes the connection.
 func (f KeptFlags) jetStream() (*natsio.Conn, jetstream.JetStream, error) {
 	opts := []natsio.Option{natsio.Name("sharelog checkpoints")}
 	if f.NATSUser != "" || f.NATSPassword != "" {
-		opts = append(opts, natsio.UserInfo(f.NATSUser, f.NATSPassword))
+		// A principal gets replies only on its own inbox (permissions.go).
+		opts = append(opts, natsio.UserInfo(f.NATSUser, f.NATSPassword), natsio.CustomInboxPrefix(nats.InboxPrefix(f.NATSUser)))
 	}
 	nc, err := natsio.Connect(f.NATS, opts...)
 	if err != nil {

@@ -27,7 +27,8 @@ import (
 type CLI struct {
 	Version kong.VersionFlag `help:"Print the version and build information, and exit."`
 
-	Serve ServeCmd `cmd:"" group:"server" help:"Run sharelog: embedded NATS (or --nats), the ledger and the HTTP API."`
+	Serve      ServeCmd      `cmd:"" group:"server" help:"Run sharelog: embedded NATS (or --nats), the ledger and the HTTP API."`
+	NATSConfig NATSConfigCmd `cmd:"" group:"server" name:"nats-config" help:"Print the NATS authorization block of an access file, for an existing NATS server or cluster (--nats)."`
 
 	Who         WhoCmd         `cmd:"" group:"query" help:"List every recipient of a person's data (Art. 15(1)(c))."`
 	Disclosures DisclosuresCmd `cmd:"" group:"query" help:"List disclosures by subject, recipient and time."`
@@ -91,11 +92,15 @@ type ClientFlags struct {
 	JSON   bool   `help:"Print JSON instead of a table." name:"json"`
 	Token  string `help:"Bearer token of your principal in the server's access file (sharelog token makes one)." env:"SHARELOG_TOKEN"`
 	Reason string `help:"Why you look up a person's data; recorded in the consultation log (DPA 2018 s.62) and required by a server with --access." env:"SHARELOG_REASON"`
+	CA     caFlag `help:"PEM file of the CA that signed an https --server's certificate (a private CA)." env:"SHARELOG_CA" name:"ca" placeholder:"FILE"`
 }
 
 func (f ClientFlags) client() *slhttp.Client {
 	c := slhttp.NewClient(f.Server)
 	c.Token, c.Reason = f.Token, f.Reason
+	if f.CA.pool != nil {
+		c.TrustCAs(f.CA.pool)
+	}
 	return c
 }
 

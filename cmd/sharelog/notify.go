@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 
+	"github.com/sharelog/sharelog/internal/nats"
 	"github.com/sharelog/sharelog/internal/notify"
 )
 
@@ -21,6 +22,11 @@ func (m *Main) startNotify(ctx context.Context) error {
 	}
 	if err := notify.EnsureStream(ctx, m.JetStream, notify.StreamConfig{}); err != nil {
 		return err
+	}
+	if m.Access != nil {
+		if err := nats.EnsureRecipientConsumers(ctx, m.JetStream, m.Access); err != nil {
+			return err
+		}
 	}
 	remind := cfg.RemindEvery
 	if remind == 0 {

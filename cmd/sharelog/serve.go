@@ -49,7 +49,7 @@ type Config struct {
 	Duplicates time.Duration `help:"JetStream duplicate window on SHARELOG_IN (sharelog dedupes forever regardless)." default:"2m" env:"SHARELOG_DUPLICATES"`
 	LogLevel   slog.Level    `help:"Log level: debug, info, warn, error." default:"info" env:"SHARELOG_LOG_LEVEL"`
 	Policy     string        `help:"YAML policy file: when notices to recipients are due, and retention (deploy/policy.example.yaml is an example)." env:"SHARELOG_POLICY" type:"path"`
-	Access     string        `help:"Access file: the principals, their roles and token hashes (deploy/access.example.yaml); turns on authentication. Without it sharelog listens on loopback addresses only." env:"SHARELOG_ACCESS" type:"path"`
+	Access     string        `help:"Access file: the principals, their roles and token hashes (deploy/access.example.yaml); turns on authentication for HTTP and NATS. Without it sharelog listens on loopback addresses only." env:"SHARELOG_ACCESS" type:"path"`
 
 	WebhookSecrets string        `help:"YAML file of the recipients' webhook secrets (see deploy/WEBHOOKS.md)." env:"SHARELOG_WEBHOOK_SECRETS" name:"webhook-secrets" type:"path"`
 	RemindEvery    time.Duration `help:"Deliver an overdue notice again this often (0: never)." default:"168h" env:"SHARELOG_REMIND_EVERY" name:"remind-every"`
@@ -60,6 +60,16 @@ type Config struct {
 
 	// The checkpoint signing key (checkpoint_publish.go).
 	CheckpointKeyFile string `help:"File of the key that signs checkpoints (default DATA/checkpoint.key, created on first start). Keep it apart from DATA: whoever can write the ledger and read this key can re-sign a rewritten ledger." env:"SHARELOG_CHECKPOINT_KEY_FILE" name:"checkpoint-key-file" type:"path"`
+
+	// TLS and limits (tls.go).
+	TLSCert        string        `help:"PEM certificate (chain) for HTTPS and for TLS on the embedded NATS listener." env:"SHARELOG_TLS_CERT" name:"tls-cert" type:"path"`
+	TLSKey         string        `help:"PEM private key of --tls-cert." env:"SHARELOG_TLS_KEY" name:"tls-key" type:"path"`
+	ClientCA       string        `help:"PEM CA certificates: HTTP clients presenting a certificate must have one they signed (mutual TLS)." env:"SHARELOG_CLIENT_CA" name:"client-ca" type:"path"`
+	MaxBatchEvents int           `help:"Most events in one batch (HTTP or NATS service); a batch with more is refused (413) as it is read." default:"10000" env:"SHARELOG_MAX_BATCH_EVENTS" name:"max-batch-events"`
+	MaxConns       int           `help:"Most HTTP connections served at once; more wait to be accepted." default:"1024" env:"SHARELOG_MAX_CONNS" name:"max-conns"`
+	ReadTimeout    time.Duration `help:"Time allowed to read one HTTP request, headers and body; a slower body is refused and its connection closed." default:"30s" env:"SHARELOG_READ_TIMEOUT" name:"read-timeout"`
+	LookupRate     float64       `help:"Lookups of people's data each principal (or address, without --access) may make per second; over it, 429 (negative: no limit)." default:"5" env:"SHARELOG_LOOKUP_RATE" name:"lookup-rate"`
+	LookupBurst    int           `help:"Lookups a principal may make at once before --lookup-rate applies." default:"50" env:"SHARELOG_LOOKUP_BURST" name:"lookup-burst"`
 }
 
 // Run implements the serve command.
@@ -190,17 +200,30 @@ func (m *Main) Open(ctx context.Context) error {
 	lifetime, cancel := context.WithCancel(context.Background())
 	m.group, m.lifetime = errgroup.WithContext(lifetime)
 	m.cancel = cancel
-	var err error
+	tlsConfig, err := cfg.serverTLS()
+	if err != nil {
+		return err
+	}
 	if cfg.NATS == "" {
+		var natsAuth *nats.Auth
+		if natsAuth, err = m.natsAuth(); err != nil {
+			return err
+		}
 		m.NATSServer, err = nats.StartServer(nats.ServerConfig{
 			Listen:     cfg.NATSListen,
 			StoreDir:   filepath.Join(cfg.Data, "jetstream"),
 			SyncAlways: cfg.SyncAlways,
+			Auth:       natsAuth,
+			TLS:        tlsConfig,
 		}, m.Logger)
 		if err != nil {
 			return err
 		}
-		m.Conn, err = natsio.Connect("", natsio.InProcessServer(m.NATSServer), natsio.Name("sharelog"))
+		opts := []natsio.Option{natsio.InProcessServer(m.NATSServer), natsio.Name("sharelog")}
+		if natsAuth != nil {
+			opts = append(opts, natsAuth.Internal())
+		}
+		m.Conn, err = natsio.Connect("", opts...)
 	} else {
 		m.Conn, err = natsio.Connect(cfg.NATS, natsio.Name("sharelog"), natsio.MaxReconnects(-1),
 			natsio.DisconnectErrHandler(func(_ *natsio.Conn, err error) { m.Logger.Warn("nats disconnected", "err", err) }),
@@ -245,11 +268,12 @@ func (m *Main) Open(ctx context.Context) error {
 	if m.Decoder, err = cloudevents.NewDecoder(voc); err != nil {
 		return err
 	}
+	m.Decoder.MaxBatchEvents = cfg.MaxBatchEvents
 	m.Metrics = metrics.New()
 	st := m.Store
 	m.Metrics.ObserveObligations(func() (int, int, error) { return st.ObligationCounts(context.Background()) })
 	m.Publisher = nats.NewPublisher(m.JetStream, atomic)
-	m.Ingester = nats.NewIngester(m.JetStream, m.Store, m.Decoder, m.Metrics, m.Logger, nats.IngestConfig{})
+	m.Ingester = nats.NewIngester(m.JetStream, m.Store, m.Decoder, m.Metrics, m.Logger, nats.IngestConfig{Access: m.Access})
 
 	m.goLoop(loopIngest, m.Ingester.Run)
 
@@ -278,6 +302,8 @@ func (m *Main) Open(ctx context.Context) error {
 		Logger:    m.Logger,
 		OpenAPI:   openapi,
 		Access:    m.Access,
+		TLS:       tlsConfig,
+		Limits:    cfg.limits(),
 	}
 	m.HTTP.Notices = m.Notifier
 	// Every lookup of a person is in the ledger before it is answered. Its
@@ -298,6 +324,7 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 	// The NATS service answers producers as POST /v1/events does.
 	m.Service = nats.NewService(m.Conn, m.Decoder, m.HTTP.Answer, m.Logger)
+	m.Service.Access = m.Access
 	m.goLoop(loopService, m.Service.Run)
 	return m.HTTP.Open()
 }
@@ -462,4 +489,13 @@ func (m *Main) Close() error {
 		m.Store = nil
 	}
 	return errors.Join(errs...)
+}
+
+// natsAuth returns the embedded NATS server's authentication from the
+// access file, or nil without one.
+func (m *Main) natsAuth() (*nats.Auth, error) {
+	if m.Access == nil {
+		return nil, nil
+	}
+	return nats.NewAuth(m.Access)
 }

@@ -156,8 +156,8 @@ func TestNATSService(t *testing.T) {
 	if err := json.Unmarshal(reply.Data, &info); err != nil {
 		t.Fatal(err)
 	}
-	if info.Name != nats.ServiceName || len(info.Endpoints) != 1 || info.Endpoints[0].Subject != nats.SubjectService {
-		t.Errorf("service info = %+v, want %s with one endpoint on %s", info, nats.ServiceName, nats.SubjectService)
+	if info.Name != nats.ServiceName || len(info.Endpoints) != 2 || info.Endpoints[0].Subject != nats.SubjectService || info.Endpoints[1].Subject != nats.SubjectService+".*" {
+		t.Errorf("service info = %+v, want %s with endpoints on %s and %[3]s.*", info, nats.ServiceName, nats.SubjectService)
 	}
 }
 
@@ -192,7 +192,7 @@ func TestNATSServiceWithCLI(t *testing.T) {
 		return out
 	}
 	var info struct{ Info micro.Info }
-	if err := json.Unmarshal(nats("micro", "info", "sharelog", "--json"), &info); err != nil || info.Info.Name != "sharelog" || len(info.Info.Endpoints) != 1 || info.Info.Endpoints[0].Subject != "sharelog.api.events" {
+	if err := json.Unmarshal(nats("micro", "info", "sharelog", "--json"), &info); err != nil || info.Info.Name != "sharelog" || len(info.Info.Endpoints) != 2 || info.Info.Endpoints[0].Subject != "sharelog.api.events" {
 		t.Errorf("nats micro info sharelog: %+v, %v", info, err)
 	}
 	ev := disclosure("casework", "cli-1", []ledger.Subject{{Scheme: "dbs-ref", ID: secretID}}, "acro", []string{"user.criminal_history"}, time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC))

@@ -22,20 +22,11 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/sharelog/sharelog/internal/checkpoint"
+	"github.com/sharelog/sharelog/internal/ledger"
 	"github.com/sharelog/sharelog/internal/nats"
 )
 
 const keyInDataWarning = "the checkpoint signing key is inside the data directory"
-
-// auditorPublish is all an auditor publishes to read the checkpoints kept in
-// SHARELOG_CHECKPOINTS: the bucket's stream info, direct gets of its latest,
-// and the ordered consumer that reads its history (with flow control).
-var auditorPublish = []string{
-	"$JS.API.STREAM.INFO." + nats.StreamCheckpoints,
-	"$JS.API.DIRECT.GET." + nats.StreamCheckpoints + ".>",
-	"$JS.API.CONSUMER.CREATE." + nats.StreamCheckpoints + ".>",
-	"$JS.API.CONSUMER.DELETE." + nats.StreamCheckpoints + ".>",
-}
 
 // TestCheckpointsKeptInNATS runs serve against an existing NATS server that
 // asks for a user and password, with the signing key kept apart from the
@@ -49,10 +40,8 @@ func TestCheckpointsKeptInNATS(t *testing.T) {
 		Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true, StoreDir: t.TempDir(),
 		Users: []*server.User{
 			{Username: "sharelog", Password: "pw"},
-			{Username: "auditor", Password: "s3cret", Permissions: &server.Permissions{
-				Publish:   &server.SubjectPermission{Allow: auditorPublish},
-				Subscribe: &server.SubjectPermission{Allow: []string{nats.SubjectCheckpoint, "_INBOX.>"}},
-			}},
+			{Username: "auditor", Password: "s3cret", Permissions: nats.Permissions(
+				&ledger.Principal{Name: "auditor", Roles: []ledger.Role{ledger.RoleAuditor}})},
 		},
 		NoSigs: true, NoLog: true,
 	})
@@ -92,7 +81,7 @@ func TestCheckpointsKeptInNATS(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	auditor, err := natsio.Connect(url, natsio.UserInfo("auditor", "s3cret"))
+	auditor, err := natsio.Connect(url, natsio.UserInfo("auditor", "s3cret"), natsio.CustomInboxPrefix(nats.InboxPrefix("auditor")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,8 +150,8 @@ func TestCheckpointsKeptInNATS(t *testing.T) {
 	if b, _ := os.ReadFile(saved); string(b) != string(signed) || !strings.Contains(stderr, "checkpoint of size 10 saved to ") {
 		t.Errorf("--save wrote %q (%s), want the latest kept", b, stderr)
 	}
-	if os.Getenv("SHARELOG_NATS_PASSWORD") != "" {
-		t.Fatal("SHARELOG_NATS_PASSWORD set outside the test")
+	if os.Getenv("SHARELOG_TOKEN") != "" {
+		t.Fatal("SHARELOG_TOKEN set outside the test")
 	}
 
 	// Stopping the server signs and publishes a last checkpoint; the NATS
@@ -171,7 +160,7 @@ func TestCheckpointsKeptInNATS(t *testing.T) {
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv("SHARELOG_NATS_PASSWORD", "s3cret")
+	t.Setenv("SHARELOG_TOKEN", "s3cret")
 	stdout, _, err = runCLI("checkpoints", "--nats", url, "--nats-user", "auditor", "--json")
 	var rows []struct {
 		Revision uint64

@@ -2,6 +2,7 @@ package cloudevents
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -35,6 +37,9 @@ const (
 	MaxEventSize = 1 << 20
 	// MaxBatchSize is the largest batch body DecodeHTTP and DecodeBatch read.
 	MaxBatchSize = 64 << 20
+	// DefaultMaxBatchEvents is the number of events a batch may hold when
+	// Decoder.MaxBatchEvents is 0.
+	DefaultMaxBatchEvents = 10000
 )
 
 // Media types of the CloudEvents HTTP binding.
@@ -45,6 +50,12 @@ const (
 
 // Decoder decodes and validates CloudEvents. It is safe for concurrent use.
 type Decoder struct {
+	// MaxBatchEvents bounds the events in one batch (0 means
+	// DefaultMaxBatchEvents). The elements are counted as the batch is
+	// read, so a batch with more is refused (ETOOLARGE) before the rest of
+	// it is read or any of it decoded. Set it before the first use.
+	MaxBatchEvents int
+
 	vocab   *vocab.Vocabulary
 	check   *structValidator
 	handoff handoff
@@ -153,11 +164,7 @@ func (d *Decoder) DecodeHTTP(r *http.Request) ([]Decoded, error) {
 	mt := mediaType(ct)
 	switch {
 	case mt == MediaTypeBatch:
-		body, err := readBody(r.Body, MaxBatchSize)
-		if err != nil {
-			return nil, err
-		}
-		return d.DecodeBatch(body)
+		return d.decodeBatch(r.Body)
 	case mt == MediaTypeStructured:
 		body, err := readBody(r.Body, MaxEventSize)
 		if err != nil {
@@ -181,16 +188,22 @@ func (d *Decoder) DecodeHTTP(r *http.Request) ([]Decoded, error) {
 
 // DecodeBatch decodes a JSON array of events in the CloudEvents JSON format,
 // as in the HTTP batch mode or a file given to `sharelog publish`. It returns
-// a *ledger.Error with code ETOOLARGE if body is over MaxBatchSize and a
-// *ledger.InvalidError if body is not a JSON array; otherwise one Decoded per
-// element, in order.
+// a *ledger.Error with code ETOOLARGE if body is over MaxBatchSize or holds
+// more than MaxBatchEvents events, and a *ledger.InvalidError if body is not
+// a JSON array; otherwise one Decoded per element, in order.
 func (d *Decoder) DecodeBatch(body []byte) ([]Decoded, error) {
 	if len(body) > MaxBatchSize {
 		return nil, ledger.Errorf(ledger.ETOOLARGE, "batch is %d bytes, over the limit of %d", len(body), MaxBatchSize)
 	}
-	items, ok := batchItems(body)
-	if !ok {
-		return nil, ledger.Invalid(ledger.ReasonMalformed, "body", "a batch must be a JSON array of CloudEvents in the JSON format")
+	return d.decodeBatch(bytes.NewReader(body))
+}
+
+// decodeBatch reads a batch from body with batchItems and decodes each of
+// its events.
+func (d *Decoder) decodeBatch(body io.Reader) ([]Decoded, error) {
+	items, err := batchItems(body, cmp.Or(d.MaxBatchEvents, DefaultMaxBatchEvents))
+	if err != nil {
+		return nil, err
 	}
 	out := make([]Decoded, len(items))
 	for i, item := range items {
@@ -200,32 +213,84 @@ func (d *Decoder) DecodeBatch(body []byte) ([]Decoded, error) {
 	return out, nil
 }
 
-// batchItems splits body, a JSON array, into the text of its elements,
-// slices of body. The array's text is read as syntax only, letting through
-// what each element's own decode refuses with a reason (text that is not
-// UTF-8, a key twice); ok is false if body is not a JSON array.
-func batchItems(body []byte) (items [][]byte, ok bool) {
-	r := getObjectReader(body, jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
-	defer r.free()
-	dec := r.dec
-	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '[' {
-		return nil, false
+// batchItems reads a JSON array from body, at most MaxBatchSize bytes, and
+// returns the text of its elements. The array's text is read as syntax
+// only, letting through what each element's own decode refuses with a
+// reason (text that is not UTF-8, a key twice). Elements are counted as
+// they are read: the element after the first maxEvents ends the reading
+// with ETOOLARGE, so that a huge batch of tiny events costs neither the
+// memory nor the time of reading it whole. A body that is not a JSON array
+// is a *ledger.InvalidError (ReasonMalformed); a body over MaxBatchSize is
+// ETOOLARGE.
+func batchItems(body io.Reader, maxEvents int) ([][]byte, error) {
+	if body == nil {
+		body = bytes.NewReader(nil)
 	}
+	lr := &limitedReader{r: body, n: MaxBatchSize}
+	dec := jsontext.NewDecoder(lr, jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
+	fail := func() error {
+		if lr.err != nil {
+			return lr.err
+		}
+		return ledger.Invalid(ledger.ReasonMalformed, "body", "a batch must be a JSON array of CloudEvents in the JSON format")
+	}
+	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '[' {
+		return nil, fail()
+	}
+	var text []byte // the elements, one after the other
+	var ends []int
 	for dec.PeekKind() != ']' {
+		if len(ends) == maxEvents {
+			return nil, ledger.Errorf(ledger.ETOOLARGE, "a batch holds at most %d events: send them in smaller batches", maxEvents)
+		}
 		v, err := dec.ReadValue()
 		if err != nil {
-			return nil, false
+			return nil, fail()
 		}
-		end := int(dec.InputOffset())
-		items = append(items, body[end-len(v):end:end])
+		text = append(text, v...)
+		ends = append(ends, len(text))
 	}
 	if _, err := dec.ReadToken(); err != nil { // ]
-		return nil, false
+		return nil, fail()
 	}
 	if _, err := dec.ReadToken(); err != io.EOF {
-		return nil, false
+		return nil, fail()
 	}
-	return items, true
+	items := make([][]byte, len(ends))
+	start := 0
+	for i, end := range ends {
+		items[i] = text[start:end:end]
+		start = end
+	}
+	return items, nil
+}
+
+// limitedReader reads at most n bytes of r, and keeps the reason it stopped
+// early, as the error for the request: the body over the limit (ETOOLARGE)
+// or unreadable (see readError).
+type limitedReader struct {
+	r   io.Reader
+	n   int64
+	err error
+}
+
+func (l *limitedReader) Read(p []byte) (int, error) {
+	if l.err != nil {
+		return 0, l.err
+	}
+	if int64(len(p)) > l.n+1 {
+		p = p[:l.n+1]
+	}
+	k, err := l.r.Read(p)
+	l.n -= int64(k)
+	switch {
+	case l.n < 0:
+		l.err = ledger.Errorf(ledger.ETOOLARGE, "request body is over the limit of %d bytes", MaxBatchSize)
+		return 0, l.err
+	case err != nil && err != io.EOF:
+		l.err = readError(err)
+	}
+	return k, err
 }
 
 // readBody reads at most limit bytes of body.
@@ -234,16 +299,27 @@ func readBody(body io.Reader, limit int64) ([]byte, error) {
 		return nil, nil
 	}
 	b, err := io.ReadAll(io.LimitReader(body, limit+1))
-	var maxErr *http.MaxBytesError
 	switch {
-	case errors.As(err, &maxErr):
-		return nil, ledger.Errorf(ledger.ETOOLARGE, "request body is over the limit of %d bytes", maxErr.Limit)
 	case err != nil:
-		return nil, ledger.Invalid(ledger.ReasonMalformed, "body", "cannot read the request body")
+		return nil, readError(err)
 	case int64(len(b)) > limit:
 		return nil, ledger.Errorf(ledger.ETOOLARGE, "request body is over the limit of %d bytes", limit)
 	}
 	return b, nil
+}
+
+// readError is the error for a request whose body could not be read: over
+// an http.MaxBytesReader's limit (ETOOLARGE), not received in the time the
+// server allows (its read deadline), or unreadable.
+func readError(err error) error {
+	var maxErr *http.MaxBytesError
+	switch {
+	case errors.As(err, &maxErr):
+		return ledger.Errorf(ledger.ETOOLARGE, "request body is over the limit of %d bytes", maxErr.Limit)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return ledger.Invalid(ledger.ReasonMalformed, "body", "the request body did not arrive in the time allowed: send it faster, or in smaller batches")
+	}
+	return ledger.Invalid(ledger.ReasonMalformed, "body", "cannot read the request body")
 }
 
 // decodeStructured decodes one event in the JSON format. extra are further

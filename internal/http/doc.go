@@ -12,4 +12,9 @@
 // server authenticates each request (bearer token or verified client
 // certificate), checks the roles, and records a lookup of a person with its
 // reason (Server.Consult) before answering it, refusing it if it cannot.
+//
+// What a client can make the server spend is bounded (limits.go): connections
+// at once, the time to read a request, lookups of people's data per
+// principal; the decoder bounds events per batch. The server speaks HTTPS,
+// and mutual TLS, when given a certificate (tls.go).
 package http

@@ -3,6 +3,7 @@ package http
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -78,6 +80,10 @@ type Server struct {
 	// (DPA 2018 s.62) and returns once it is durable; a request that reads
 	// a person's data is answered only after it returned nil (fail closed).
 	Consult func(ctx context.Context, c ledger.Consultation) error
+	// TLS, when set, serves HTTPS (ServerTLS); nil serves plain HTTP.
+	TLS *tls.Config
+	// Limits bounds connections, request read time and lookups (limits.go).
+	Limits Limits
 
 	ln  net.Listener
 	srv *http.Server
@@ -92,20 +98,27 @@ func (s *Server) Open() error {
 	if s.ApplyWait == 0 {
 		s.ApplyWait = 5 * time.Second
 	}
-	ln, err := net.Listen("tcp", s.Addr)
+	ln, err := s.listen()
 	if err != nil {
-		return fmt.Errorf("http listen %q (--http): %w", s.Addr, err)
+		return err
 	}
 	s.ln = ln
 	s.srv = &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       2 * time.Minute,
+		ReadTimeout:       s.readTimeout(),
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    1 << 20,
+		TLSConfig:         s.TLS,
+		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: maxStreams},
+		ErrorLog:          slog.NewLogLogger(s.Logger.Handler(), slog.LevelDebug), // failed handshakes, mostly
 	}
 	go func() {
-		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		serve := s.srv.Serve
+		if s.TLS != nil {
+			serve = func(ln net.Listener) error { return s.srv.ServeTLS(ln, "", "") }
+		}
+		if err := serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.Logger.Error("http serve", "err", err)
 		}
 	}()
@@ -117,6 +130,9 @@ func (s *Server) Open() error {
 func (s *Server) URL() string {
 	if s.ln == nil {
 		return ""
+	}
+	if s.TLS != nil {
+		return "https://" + s.ln.Addr().String()
 	}
 	return "http://" + s.ln.Addr().String()
 }
@@ -156,7 +172,7 @@ func (s *Server) Handler() http.Handler {
 		}
 		writeProblem(w, newProblem(http.StatusNotFound, ledger.ENOTFOUND, "no such route; see /v1/openapi.yaml"))
 	})
-	return s.observe(s.authorize(mux))
+	return s.observe(s.limitLookups(mux, s.authorize(mux)))
 }
 
 // methods are those the API's routes use, in the order Allow lists them.
@@ -472,6 +488,8 @@ func jsonError(err error) string {
 		return fmt.Sprintf("field %q must be %s", te.Field, te.Type)
 	case errors.Is(err, io.EOF):
 		return "empty body"
+	case errors.Is(err, os.ErrDeadlineExceeded): // Limits.ReadTimeout
+		return "the request body did not arrive in the time allowed"
 	case strings.HasPrefix(err.Error(), "json: unknown field"):
 		return strings.TrimPrefix(err.Error(), "json: ")
 	}

@@ -94,6 +94,7 @@ const (
 	ReasonUnknownRequest   Reason = "unknown-request"      // a restriction.lifted names a restriction not in the ledger
 	ReasonWrongRecipient   Reason = "wrong-recipient"      // an ack from a recipient other than the notice's
 	ReasonExemptionRefused Reason = "exemption-refused"    // the exemption is not available under the regime (DPA 2018 s.48)
+	ReasonForbidden        Reason = "forbidden"            // the publisher may not publish it (access.go, MayPublish)
 )
 
 // Problem is one thing wrong with one event. Field names the offending place

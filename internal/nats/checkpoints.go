@@ -98,25 +98,33 @@ type KeptCheckpoint struct {
 // oldest first (at most CheckpointHistory). It returns ENOTFOUND when the
 // bucket does not exist or holds none.
 func KeptCheckpoints(ctx context.Context, js jetstream.JetStream) ([]KeptCheckpoint, error) {
-	kv, err := keptBucket(ctx, js)
-	if err != nil {
-		return nil, err
-	}
-	entries, err := kv.History(ctx, KeyLatestCheckpoint)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil, ledger.Errorf(ledger.ENOTFOUND, "no checkpoint kept in bucket %s yet", BucketCheckpoints)
+	// Read the bucket's stream message by message, as an auditor may
+	// (stream info and gets; no consumer: see permissions.go): the bucket
+	// has one key, so its stream holds that key's history and nothing else.
+	st, err := js.Stream(ctx, StreamCheckpoints)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, ledger.Errorf(ledger.ENOTFOUND, "no key-value bucket %s on this NATS server", BucketCheckpoints)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("bucket %s: %w", BucketCheckpoints, err)
 	}
+	state := st.CachedInfo().State
 	var out []KeptCheckpoint
-	for _, e := range entries {
-		if e.Operation() == jetstream.KeyValuePut {
-			out = append(out, KeptCheckpoint{Revision: e.Revision(), Signed: e.Value()})
+	for seq := state.FirstSeq; seq <= state.LastSeq && seq > 0; seq++ {
+		msg, err := st.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
 		}
+		if err != nil {
+			return nil, fmt.Errorf("bucket %s: revision %d: %w", BucketCheckpoints, seq, err)
+		}
+		if msg.Subject != "$KV."+BucketCheckpoints+"."+KeyLatestCheckpoint || msg.Header.Get("KV-Operation") != "" {
+			continue // a delete or purge marker, or another key
+		}
+		out = append(out, KeptCheckpoint{Revision: msg.Sequence, Signed: msg.Data})
 	}
 	if len(out) == 0 {
-		return nil, ledger.Errorf(ledger.ENOTFOUND, "no checkpoint kept in bucket %s", BucketCheckpoints)
+		return nil, ledger.Errorf(ledger.ENOTFOUND, "no checkpoint kept in bucket %s yet", BucketCheckpoints)
 	}
 	return out, nil
 }

@@ -19,4 +19,9 @@
 // it (checkpoints.go): on the subject sharelog.checkpoint and in the
 // key-value bucket SHARELOG_CHECKPOINTS, which an auditor reads with
 // read-only permissions and mirrors.
+//
+// With an --access file the embedded server authenticates each principal and
+// gives it the permissions of its roles (auth.go, permissions.go: one table,
+// also printed by `sharelog nats-config`), and the ingest loop and the service
+// vouch each event's publisher by the subject it came on.
 package nats

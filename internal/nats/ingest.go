@@ -14,6 +14,7 @@ import (
 	natsio "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/sharelog/sharelog/internal/access"
 	"github.com/sharelog/sharelog/internal/cloudevents"
 	"github.com/sharelog/sharelog/internal/ledger"
 	"github.com/sharelog/sharelog/internal/metrics"
@@ -34,6 +35,9 @@ type IngestConfig struct {
 	// BatchBytes bounds the message bytes of one batch (default 4 MiB), which
 	// keeps a batch well inside Badger's transaction limit.
 	BatchBytes int
+	// Access, when set, makes the loop vouch each event's publisher by the
+	// subject it arrived on (vouch, permissions.go); nil trusts every subject.
+	Access *access.Control
 }
 
 // Ingester is the ledger's one writer: it applies SHARELOG_IN to the store in
@@ -235,6 +239,9 @@ func (in *Ingester) decode(m jetstream.Msg) decoded {
 		ev.From = r // the recipient this subject's publish permission vouches for
 	}
 	ev.Internal = m.Subject() == SubjectInNotify
+	if err := vouch(in.cfg.Access, m.Subject(), ev); err != nil {
+		return decoded{msg: m, source: ev.Source, err: err}
+	}
 	return decoded{msg: m, ev: ev, source: ev.Source}
 }
 

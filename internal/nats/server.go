@@ -1,6 +1,7 @@
 package nats
 
 import (
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -20,6 +21,11 @@ type ServerConfig struct {
 	// SyncAlways makes JetStream fsync every write before it acknowledges it,
 	// so that a producer's ack survives a power loss, not only a process crash.
 	SyncAlways bool
+	// Auth authenticates clients against the --access file (auth.go); nil
+	// lets anyone connect and do anything.
+	Auth *Auth
+	// TLS, when set, makes the client listener require TLS (tls.go).
+	TLS *tls.Config
 }
 
 // MaxPayload is the largest message the embedded server accepts. It is larger
@@ -52,6 +58,8 @@ func StartServer(cfg ServerConfig, logger *slog.Logger) (*server.Server, error) 
 		NoSigs:     true,
 		NoLog:      true,
 	}
+	applyAuth(opts, cfg.Auth)
+	setTLS(opts, cfg.TLS)
 	ns, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("embedded nats server: %w", err)

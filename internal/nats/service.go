@@ -9,12 +9,14 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	natsio "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
+	"github.com/sharelog/sharelog/internal/access"
 	"github.com/sharelog/sharelog/internal/cloudevents"
 	"github.com/sharelog/sharelog/internal/ledger"
 )
@@ -29,7 +31,11 @@ const (
 	// ServiceVersion is the version of the service's request and reply
 	// format (the same as POST /v1/events).
 	ServiceVersion = "1.0.0"
-	// SubjectService is the subject of the service's one endpoint, events.
+	// SubjectService is the subject of the service's endpoint events. With
+	// an access file, a producer asks on SubjectService.<source token>
+	// instead (endpoint events-by-source): the service cannot see who sent a
+	// request, so the subject, which only the source's owner may publish on,
+	// says it.
 	SubjectService = "sharelog.api.events"
 	// TransportService labels the service's refusals in
 	// sharelog_rejected_total.
@@ -64,6 +70,10 @@ type Service struct {
 	// Concurrency bounds the requests handled at once (default 64); more
 	// wait for a slot.
 	Concurrency int
+	// Access, when set, makes the service take events only on
+	// SubjectService.<source token>, from that source's owner, as far as
+	// its roles allow (bySource); nil takes them on either subject.
+	Access *access.Control
 }
 
 // NewService returns a Service; Run starts it.
@@ -132,6 +142,10 @@ func (s *Service) Run(ctx context.Context) error {
 			"content-types": cloudevents.MediaTypeStructured + ", " + cloudevents.MediaTypeBatch + ", binary mode (ce-* headers)",
 			"stores-on":     SubjectInService,
 		}))
+	if err == nil {
+		err = svc.AddEndpoint("events-by-source", handler, micro.WithEndpointSubject(SubjectService+".*"),
+			micro.WithEndpointMetadata(map[string]string{"stores-on": SubjectInService}))
+	}
 	if err != nil {
 		_ = svc.Stop()
 		return fmt.Errorf("nats service: %w", err)
@@ -171,6 +185,9 @@ func (s *Service) handle(ctx context.Context, req micro.Request) {
 		}
 		decoded = []cloudevents.Decoded{d}
 	}
+	if err == nil {
+		ctx, err = s.bySource(ctx, req.Subject(), decoded)
+	}
 	status, detail, body := s.answer(ctx, SubjectInService, TransportService, decoded, err)
 	b, jerr := json.Marshal(body)
 	if jerr != nil {
@@ -209,4 +226,44 @@ func mediaTypeOf(ct string) string {
 		return ""
 	}
 	return mt
+}
+
+// bySource checks who may send a request on subject: on
+// SubjectService.<token>, every event must have the source whose token that
+// is and, with an access file, its owner must be allowed to publish it
+// (ledger.MayPublish), and ctx is returned carrying the owner as the
+// request's principal; on SubjectService itself, only without an access
+// file. A refusal is an EFORBIDDEN error, answered 403 for the whole
+// request.
+func (s *Service) bySource(ctx context.Context, subject string, decoded []cloudevents.Decoded) (context.Context, error) {
+	token, ok := strings.CutPrefix(subject, SubjectService+".")
+	if !ok {
+		if s.Access != nil {
+			return ctx, ledger.Forbidden("with an access file, events are taken on %s.<source token> only, from the source's owner", SubjectService)
+		}
+		return ctx, nil
+	}
+	var owner *ledger.Principal
+	for _, d := range decoded {
+		if d.Err != nil {
+			continue // refused for what it is; Answer says why
+		}
+		ev := d.Event
+		if SourceToken(ev.Source) != token {
+			return ctx, ledger.Forbidden("an event's source is not the one subject %s is for", subject)
+		}
+		if s.Access == nil {
+			continue
+		}
+		if owner = s.Access.SourceOwner(ev.Source); owner == nil {
+			return ctx, ledger.Forbidden("no principal of the access file publishes from the source of subject %s", subject)
+		}
+		if err := ledger.MayPublish(owner, ev.Type, ev.Source, ""); err != nil {
+			return ctx, err
+		}
+	}
+	if owner != nil {
+		ctx = access.WithPrincipal(ctx, owner)
+	}
+	return ctx, nil
 }

@@ -21,7 +21,9 @@
 //     stream SHARELOG_NOTICES (EnsureStream) with Nats-Msg-Id = the notice id
 //     (plus "-r<attempt>" for reminders); JetStream's ack means delivered.
 //     The recipient acknowledges by publishing org.sharelog.notice.ack.v1 to
-//     sharelog.in.ack.<recipient>.
+//     sharelog.in.ack.<recipient>. With an access file it reads its notices
+//     live or through the durable consumer named after it that sharelog
+//     makes (internal/nats EnsureRecipientConsumers), and nothing else.
 //   - webhook: the notice is POSTed as a structured CloudEvent, signed with
 //     the recipient's secret (Sign, Verify; see deploy/WEBHOOKS.md). A 2xx
 //     means delivered, not acknowledged; anything else is retried with
