@@ -163,6 +163,7 @@ func (s *Server) Handler() http.Handler {
 	s.noticesRoutes(mux)
 	s.obligationRoutes(mux)
 	s.proofRoutes(mux)
+	s.accessRoutes(mux) // accesses.go
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /readyz", s.handleReady)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Metrics.Registry, promhttp.HandlerOpts{}))
