@@ -30,7 +30,11 @@ func TestConsultationLog(t *testing.T) {
 		reason   = "SAR REQ-4471 from Zoe Quill"
 	)
 	dir := t.TempDir()
-	m := startMain(t, testConfig(dir))
+	cfg := testConfig(dir)
+	// In clear, so that the search of every file can see what they hold
+	// (TestEncryptedAtRestByDefault covers the default).
+	cfg.UnencryptedLedger, cfg.UnencryptedJetStream = true, true
+	m := startMain(t, cfg)
 	_, js := m.connect(t)
 	ctx := context.Background()
 	p := ledger.Subject{Scheme: "dbs-ref", ID: personID}
