@@ -12,6 +12,7 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sharelog/sharelog/internal/bench"
@@ -34,6 +35,7 @@ type BenchCmd struct {
 	SyncAlways  bool          `help:"Durable mode: JetStream fsyncs every write." name:"sync-always"`
 	Atomic      bool          `help:"Producers publish in JetStream atomic batches of 1000 (as sharelog publish and the HTTP batch path do) instead of one asynchronous publish per event."`
 	Smoke       bool          `help:"A short run that shows the benchmark works (CI); its figures mean nothing."`
+	Consult     bool          `help:"Time who with the consultation log too: every other who query first records its consultation, as the API does before answering (DPA 2018 s.62); both figures are reported side by side." name:"consult"`
 	Phases      []string      `help:"Phases to run, comma-separated: raw-jetstream, raw-badger, full (the full ingest, then the queries and publish-to-queryable latency on its ledger)." default:"raw-jetstream,raw-badger,full" sep:","`
 	InProcess   bool          `help:"Run every phase in this process instead of each in a new one; memory figures then include what earlier phases left." name:"in-process"`
 	Dir         string        `help:"Scratch directory (default: a new temporary directory, removed afterwards)." type:"path"`
@@ -52,7 +54,7 @@ func (c *BenchCmd) config(stderr io.Writer) bench.Config {
 	if c.PhaseChild != "" {
 		prefix = "bench [" + c.PhaseChild + "]: "
 	}
-	cfg := bench.Config{Events: c.Events, Queries: c.Queries, Latency: c.Latency, LatencyRate: c.LatencyRate, SyncAlways: c.SyncAlways, Atomic: c.Atomic, Dir: c.Dir,
+	cfg := bench.Config{Events: c.Events, Queries: c.Queries, Latency: c.Latency, LatencyRate: c.LatencyRate, SyncAlways: c.SyncAlways, Atomic: c.Atomic, Dir: c.Dir, Consult: c.Consult,
 		Logf: func(format string, args ...any) { fmt.Fprintf(stderr, prefix+format+"\n", args...) }}
 	if c.Smoke {
 		cfg.Events, cfg.Queries, cfg.Latency, cfg.Chunk = 3000, 40, 500*time.Millisecond, 1000
@@ -73,6 +75,9 @@ func (c *BenchCmd) childArgs(dir, phase, result string) []string {
 	}
 	if c.Atomic {
 		args = append(args, "--atomic")
+	}
+	if c.Consult {
+		args = append(args, "--consult")
 	}
 	if c.Smoke {
 		args = append(args, "--smoke")
@@ -217,6 +222,7 @@ func startForBench(ctx context.Context, dataDir string, syncAlways bool) (*bench
 	cfg := Config{Data: dataDir, HTTP: "127.0.0.1:0", NATSListen: "127.0.0.1:0", SyncAlways: syncAlways, Duplicates: 2 * time.Minute,
 		LookupRate: -1} // the bench measures queries, not --lookup-rate
 	m := NewMain(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	m.consultOff = new(atomic.Bool)
 	if err := m.Open(ctx); err != nil {
 		m.Close()
 		return nil, err
@@ -230,5 +236,11 @@ func startForBench(ctx context.Context, dataDir string, syncAlways bool) (*bench
 		LedgerDir:   dataDir + "/ledger",
 		Close:       m.Close,
 		Compacting:  st.Compacting,
+		ConsultLog:  consultOff(m),
 	}, nil
+}
+
+// consultOff returns the switch of m's consultation log (Main.consultOff).
+func consultOff(m *Main) func(on bool) {
+	return func(on bool) { m.consultOff.Store(!on) }
 }

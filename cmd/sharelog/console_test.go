@@ -450,6 +450,19 @@ func TestConsole(t *testing.T) {
 	b.open("/ui/person")
 	b.submit(`form[action="/ui/person"] button`, map[string]string{"#scheme": subject.Scheme, "#id": subject.ID, "#reason": "SAR-7"}, "")
 	lookup("the DPO's lookup", "3 recipients, 3 disclosures")
+	if logged {
+		page, err := m.Store.Consultations(context.Background(), ledger.ConsultationFilter{Principal: "jane.dpo"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, c := range page.Consultations {
+			found = found || (c.Operation == "who" && c.Reason == "SAR-7" && c.Subject != nil && *c.Subject == subject)
+		}
+		if !found {
+			t.Errorf("the DPO's console lookup is not in the consultation log: %+v", page.Consultations)
+		}
+	}
 
 	// Requests, overdue, recipients, evidence.
 	b.open("/ui/requests?show=open")

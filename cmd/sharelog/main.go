@@ -34,6 +34,7 @@ type CLI struct {
 	Disclosures DisclosuresCmd `cmd:"" group:"query" help:"List disclosures by subject, recipient and time."`
 	Disclosure  DisclosureCmd  `cmd:"" group:"query" help:"Show one disclosure by its event id."`
 	Recipients  RecipientsCmd  `cmd:"" group:"query" help:"List the recipient registry."`
+	Accesses    AccessesCmd    `cmd:"" group:"query" help:"List the consultation log: who looked up whose data, when and why (DPA 2018 s.62)."`
 	Publish     PublishCmd     `cmd:"" group:"query" help:"Send events from JSON files (one event or an array of events per file; - for stdin)."`
 
 	Status      StatusCmd      `cmd:"" group:"propagation" help:"Show how a rectification, erasure or restriction reached each recipient."`

@@ -20,6 +20,7 @@ import (
 	"github.com/sharelog/sharelog/internal/checkpoint"
 	"github.com/sharelog/sharelog/internal/cloudevents"
 	"github.com/sharelog/sharelog/internal/console"
+	"github.com/sharelog/sharelog/internal/consultation"
 	slhttp "github.com/sharelog/sharelog/internal/http"
 	"github.com/sharelog/sharelog/internal/ledger"
 	"github.com/sharelog/sharelog/internal/metrics"
@@ -136,6 +137,14 @@ type Main struct {
 	Checkpointer *checkpoint.Checkpointer
 	// Retention is the forgetting job (retention.go).
 	Retention *retention.Job
+	// Consultations records the consultation log (DPA 2018 s.62); the HTTP
+	// API calls its Consult before answering a lookup.
+	Consultations *consultation.Log
+
+	// consultOff, set before Open by the benchmark alone (bench.go), turns
+	// the consultation log off while it holds true, so that who is timed
+	// with the log on and off on the same ledger. serve never sets it.
+	consultOff *atomic.Bool
 
 	// lifetime is the background loops' context: cancelled by Close, or by
 	// the group when a loop fails.
@@ -158,6 +167,7 @@ const (
 	loopRetention  = "retention"
 	loopCheckpoint = "checkpoint"
 	loopService    = "service"
+	loopConsult    = "consultation"
 )
 
 // goLoop runs a background loop in Main's group. run must follow the loops'
@@ -317,6 +327,22 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 	m.HTTP.Notices = m.Notifier
 	m.HTTP.CheckReplay = m.Store.CheckReplay // a replay with other content: 409
+	// Every lookup of a person is in the ledger before it is answered. Its
+	// events are published asynchronously, not in atomic batches: an
+	// atomic batch's commit costs JetStream a sync of its own (about 15 ms
+	// here), and the consultation is durable once the ingest has committed
+	// it, which Consult waits for.
+	m.Consultations = consultation.New(nats.NewPublisher(m.JetStream, false), m.Store, m.Decoder, consultation.Config{}, m.Logger)
+	m.goLoop(loopConsult, m.Consultations.Run)
+	m.HTTP.Consult = m.Consultations.Consult
+	if off := m.consultOff; off != nil {
+		m.HTTP.Consult = func(ctx context.Context, c ledger.Consultation) error {
+			if off.Load() {
+				return nil
+			}
+			return m.Consultations.Consult(ctx, c)
+		}
+	}
 	if cfg.OIDC != "" {
 		if m.HTTP.ConsoleOIDC, err = console.LoadOIDC(cfg.OIDC); err != nil {
 			return err

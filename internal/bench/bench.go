@@ -88,6 +88,11 @@ type Config struct {
 	// AfterIngest, if set, runs when the full ingest has finished, before
 	// the queries (the command takes a heap profile there).
 	AfterIngest func() error
+	// Consult times who with the consultation log off and on: the who
+	// queries alternate between the two (Target.ConsultLog), on the same
+	// ledger, and FullPhase.Who and WhoLogged report each. Without it, who
+	// runs as serve runs it, with the log on.
+	Consult bool
 }
 
 // Target is a running sharelog under test, started by the caller (the
@@ -102,6 +107,9 @@ type Target struct {
 	// Compacting reports whether the ledger's storage still has
 	// compactions to catch up on (nil: never).
 	Compacting func() bool
+	// ConsultLog turns the target's consultation log (DPA 2018 s.62) on or
+	// off; used with Config.Consult.
+	ConsultLog func(on bool)
 }
 
 // waitCompacted waits until the ledger has no compactions to catch up on,
@@ -175,12 +183,17 @@ type FullPhase struct {
 	WindowBusy Latency `json:"recipientMonthDuringCompaction"`
 	Who        Latency `json:"who"`
 	WhoCount   int     `json:"whoDisclosures"`
-	Window     Latency `json:"recipientMonth"`
-	WindowRows float64 `json:"recipientMonthRowsAvg"`
-	PubToQuery Latency `json:"publishToQueryable"`
-	PubRate    float64 `json:"publishToQueryableRate"`
-	DiskBytes  float64 `json:"ledgerBytesPerEvent"`
-	JSBytes    float64 `json:"jetstreamBytesPerEvent"`
+	// WhoLoggedBusy and WhoLogged are who with the consultation log on,
+	// alternating with the queries of WhoBusy and Who, which then have it
+	// off (Config.Consult).
+	WhoLoggedBusy Latency `json:"whoWithConsultationDuringCompaction,omitzero"`
+	WhoLogged     Latency `json:"whoWithConsultation,omitzero"`
+	Window        Latency `json:"recipientMonth"`
+	WindowRows    float64 `json:"recipientMonthRowsAvg"`
+	PubToQuery    Latency `json:"publishToQueryable"`
+	PubRate       float64 `json:"publishToQueryableRate"`
+	DiskBytes     float64 `json:"ledgerBytesPerEvent"`
+	JSBytes       float64 `json:"jetstreamBytesPerEvent"`
 }
 
 // How the phases of a run were isolated from one another.
@@ -620,16 +633,22 @@ func fullIngest(ctx context.Context, cfg *Config, start StartFunc) (*FullPhase, 
 		}
 	}
 	client := slhttp.NewClient(t.HTTPURL)
-	queries := func(who, window *Latency) error {
-		cfg.Logf("who: %d queries for a subject with %d disclosures", cfg.Queries, cfg.Generator.MarkedCount)
-		if *who, full.WhoCount, err = whoLatency(ctx, client, cfg.Queries); err != nil {
+	var logSwitch func(on bool)
+	if cfg.Consult {
+		if logSwitch = t.ConsultLog; logSwitch == nil {
+			return nil, errors.New("bench: the target's consultation log cannot be switched")
+		}
+	}
+	queries := func(who, logged, window *Latency) error {
+		cfg.Logf("who: %d queries for a subject with %d disclosures (consultation log off and on in turn: %v)", cfg.Queries, cfg.Generator.MarkedCount, logSwitch != nil)
+		if *who, *logged, full.WhoCount, err = whoLatency(ctx, client, logSwitch, cfg.Queries); err != nil {
 			return err
 		}
 		cfg.Logf("disclosures by recipient, one-month windows: %d queries", cfg.Queries/4)
 		*window, full.WindowRows, err = windowLatency(ctx, client, cfg, max(cfg.Queries/4, 10))
 		return err
 	}
-	if err := queries(&full.WhoBusy, &full.WindowBusy); err != nil {
+	if err := queries(&full.WhoBusy, &full.WhoLoggedBusy, &full.WindowBusy); err != nil {
 		return nil, err
 	}
 	// A burst leaves Badger compactions to catch up on: they count against
@@ -642,7 +661,7 @@ func fullIngest(ctx context.Context, cfg *Config, start StartFunc) (*FullPhase, 
 	}
 	full.CatchUpSeconds = catchUp.Seconds()
 	full.Sustained = rate(cfg.Events, time.Duration((ingest.Seconds+full.CatchUpSeconds)*float64(time.Second)))
-	if err := queries(&full.Who, &full.Window); err != nil {
+	if err := queries(&full.Who, &full.WhoLogged, &full.Window); err != nil {
 		return nil, err
 	}
 	pubRate := full.Sustained.PerSec / 2
@@ -668,19 +687,36 @@ func fullIngest(ctx context.Context, cfg *Config, start StartFunc) (*FullPhase, 
 	return full, nil
 }
 
-func whoLatency(ctx context.Context, client *slhttp.Client, n int) (Latency, int, error) {
-	durs := make([]time.Duration, n)
-	count := 0
-	for i := range durs {
+// whoLatency times n who queries. With logSwitch, the queries alternate
+// between the consultation log off (the first figure) and on (the second),
+// on the same ledger; the log is left on.
+func whoLatency(ctx context.Context, client *slhttp.Client, logSwitch func(on bool), n int) (plain, logged Latency, count int, err error) {
+	var durs, loggedDurs []time.Duration
+	if logSwitch != nil {
+		defer logSwitch(true)
+	}
+	for i := range n {
+		on := logSwitch != nil && i%2 == 1
+		if logSwitch != nil {
+			logSwitch(on)
+		}
 		t := time.Now()
 		w, err := client.Who(ctx, Marked)
 		if err != nil {
-			return Latency{}, 0, err
+			return Latency{}, Latency{}, 0, err
 		}
-		durs[i] = time.Since(t)
+		if on {
+			loggedDurs = append(loggedDurs, time.Since(t))
+		} else {
+			durs = append(durs, time.Since(t))
+		}
 		count = w.Disclosures
 	}
-	return latency(durs), count, nil
+	plain = latency(durs)
+	if len(loggedDurs) > 0 {
+		logged = latency(loggedDurs)
+	}
+	return plain, logged, count, nil
 }
 
 func windowLatency(ctx context.Context, client *slhttp.Client, cfg *Config, n int) (Latency, float64, error) {

@@ -58,8 +58,14 @@ func (r *Report) WriteTable(w io.Writer) error {
 			fmt.Fprintf(tw, "%s\t%.2f\t%.2f\t%.2f\t%d\n", what, l.P50, l.P99, l.Max, l.N)
 		}
 		lat(fmt.Sprintf("who, subject with %d disclosures, during compactions", f.WhoCount), f.WhoBusy)
+		if f.WhoLoggedBusy.N > 0 {
+			lat("who with the consultation log on (line above: off), during", f.WhoLoggedBusy)
+		}
 		lat(fmt.Sprintf("disclosures by recipient, one month (%.0f rows), during", f.WindowRows), f.WindowBusy)
 		lat(fmt.Sprintf("who, subject with %d disclosures, compactions done", f.WhoCount), f.Who)
+		if f.WhoLogged.N > 0 {
+			lat("who with the consultation log on (line above: off), done", f.WhoLogged)
+		}
 		lat(fmt.Sprintf("disclosures by recipient, one month (%.0f rows), done", f.WindowRows), f.Window)
 		fmt.Fprintf(tw, "publish to queryable at %.0f events/s\t%.2f\t%.2f\t%.2f\t%d\n\n", f.PubRate, f.PubToQuery.P50, f.PubToQuery.P99, f.PubToQuery.Max, f.PubToQuery.N)
 		fmt.Fprintf(tw, "SPACE\t\n")

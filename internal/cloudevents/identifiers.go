@@ -69,6 +69,10 @@ func subjectIDs(v any) []string {
 		if d.Scope != nil && d.Scope.Subject != nil {
 			add(*d.Scope.Subject)
 		}
+	case *ledger.Consultation:
+		if d.Subject != nil {
+			add(*d.Subject)
+		}
 	}
 	return ids
 }

@@ -167,6 +167,7 @@ func (s *Server) Handler() http.Handler {
 	s.noticesRoutes(mux)
 	s.obligationRoutes(mux)
 	s.proofRoutes(mux)
+	s.accessRoutes(mux)             // accesses.go
 	mux.Handle("/ui/", s.console()) // console.Prefix: the web console, not an API operation (auth.go)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /readyz", s.handleReady)

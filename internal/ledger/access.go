@@ -189,18 +189,20 @@ func ValidatePrincipal(p Principal) error {
 // Consultation is one request that reads a person's data (DPA 2018 s.62:
 // logs of consultation show its justification, date and time and, as far
 // as possible, who consulted). It is recorded in the ledger before the
-// request is answered; the time is the ledger's.
+// request is answered; the time is the ledger's. It is also the data of
+// the ledger's org.sharelog.consultation.v1 entries (consultation.go).
 type Consultation struct {
-	// Principal is the name of who asked, from the access file.
-	Principal string
+	// Principal is the name of who asked, from the access file; empty on
+	// a server without access control, where nobody is authenticated.
+	Principal string `json:"principal,omitempty" validate:"max=200"`
 	// Operation is the API operation (openapi.yaml operationId).
-	Operation string
+	Operation string `json:"operation" validate:"required,max=100"`
 	// Reason is the justification the principal gave (Sharelog-Reason).
-	Reason string
+	Reason string `json:"reason,omitempty" validate:"max=1000"`
 	// Subject is the person looked up, or nil for a query that is not by
 	// person (a page of disclosures to one recipient, the manual queue).
-	Subject *Subject
+	Subject *Subject `json:"subject,omitempty"`
 	// Query is what was asked besides the person (filters), without
 	// identifiers.
-	Query string
+	Query string `json:"query,omitempty" validate:"max=2000"`
 }

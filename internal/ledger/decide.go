@@ -35,6 +35,12 @@ type Plan struct {
 	Proceed    *ProceedEffect    // erasures a hold's release lets proceed
 	Forget     *ForgetEffect     // a subject to forget
 	Clock      *RequestRecord    // a request whose clock for answering the person moved (answer.go)
+
+	// Sealed is set when the entry's personal values are sealed even if it
+	// names no subject: under a data key of the entry's own.
+	Sealed bool
+	// Consultation is a consultation to index (consultation.go).
+	Consultation *ConsultationEffect
 }
 
 // DisclosureEffect is a disclosure to index under each of its subjects.
@@ -175,6 +181,8 @@ func Decide(st State, ev *Event, sender Sender, at time.Time, deadlines Deadline
 		return decideForget(st, d, at)
 	case *Extension, *RequestPaused, *RequestResumed:
 		return decideAnswerEvent(st, d, deadlines.calendar())
+	case *Consultation:
+		return decideConsultation(d, at)
 	}
 	return nil, fmt.Errorf("ledger: no rules for %s event with data %T", ev.Type, ev.Data)
 }

@@ -39,6 +39,8 @@ func (m memLedger) Answer(request string) (*ledger.AnswerClock, error) {
 	return r.Answer, nil
 }
 
+func (m memLedger) Consulted() ([]ledger.Consulted, error) { return m.Consultations(), nil }
+
 func (m memLedger) hash(s ledger.Subject) []byte { h, _ := m.SubjectHash(s); return h }
 
 func newMem(d ledger.Deadlines) memLedger { return memLedger{ledger.NewMemState(), d} }

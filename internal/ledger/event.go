@@ -41,6 +41,7 @@ var Types = map[string]func() any{
 	TypeExtension:         func() any { return new(Extension) },
 	TypeRequestPaused:     func() any { return new(RequestPaused) },
 	TypeRequestResumed:    func() any { return new(RequestResumed) },
+	TypeConsultation:      func() any { return new(Consultation) },
 }
 
 // Regimes are the legal regimes a disclosure or request is made under.

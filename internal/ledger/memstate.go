@@ -32,6 +32,16 @@ type MemState struct {
 	disclosures map[string][]DisclosureSummary
 	erasures    map[string][]ErasureMarker
 	after       map[uint64]string // disclosure entry -> the erasure it came after
+	consulted   []Consulted       // the consultation log, in entry order
+}
+
+// Consulted is a consultation as the ledger indexes it: its entry, time,
+// principal and, for one about a person, the person's keyed hash.
+type Consulted struct {
+	Seq       uint64
+	At        time.Time
+	Principal string
+	Subject   []byte
 }
 
 // NewMemState returns an empty ledger state.
@@ -147,6 +157,13 @@ func (m *MemState) Apply(seq uint64, p *Plan) {
 	if p.Clock != nil {
 		rec := *p.Clock
 		m.requests[rec.Request] = &rec
+	}
+	if c := p.Consultation; c != nil {
+		k := Consulted{Seq: seq, At: c.At, Principal: c.Principal}
+		if c.BySubject && len(hashes) > 0 {
+			k.Subject = hashes[0]
+		}
+		m.consulted = append(m.consulted, k)
 	}
 	if f := p.Forget; f != nil {
 		m.forget(f.SubjectHash, f.At)
@@ -306,6 +323,11 @@ func (m *MemState) Recipients() []Recipient {
 	}
 	return out
 }
+
+// Consultations returns the consultation log in entry order. A
+// forgotten person's consultations stay, under a keyed hash that links to
+// no one.
+func (m *MemState) Consultations() []Consulted { return slices.Clone(m.consulted) }
 
 // AfterErasure returns the erasure request the disclosure recorded as
 // entry seq came after, or "".

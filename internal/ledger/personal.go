@@ -75,6 +75,11 @@ func PersonalFields(ev *Event) ([]PersonalField, error) {
 		str("data.note", &d.Note)
 	case *RequestResumed:
 		str("data.note", &d.Note)
+	case *Consultation:
+		str("data.reason", &d.Reason)
+		if d.Subject != nil {
+			subject("data.subject", d.Subject)
+		}
 	default:
 		return nil, fmt.Errorf("ledger: no personal fields known for event data %T", ev.Data)
 	}

@@ -44,9 +44,9 @@ type Sender struct {
 }
 
 // MaySend decides whether sender may send an event of type typ at all.
-// sharelog alone derives notices and records deliveries and forgettings;
-// an acknowledgement must come from a recipient (that it is the notice's
-// own recipient is checked against the obligation). It returns nil or an
+// sharelog alone derives notices and records deliveries, forgettings and
+// consultations; an acknowledgement must come from a recipient (that it is
+// the notice's own recipient is checked against the obligation). It returns nil or an
 // *InvalidError naming the rule.
 func MaySend(typ string, sender Sender) *InvalidError {
 	switch typ {
@@ -62,6 +62,11 @@ func MaySend(typ string, sender Sender) *InvalidError {
 		if !sender.Internal {
 			return Invalid(ReasonConflict, "type",
 				"subjects are forgotten only by sharelog itself, on sharelog.in.notify")
+		}
+	case TypeConsultation:
+		if !sender.Internal {
+			return Invalid(ReasonConflict, "type",
+				"consultations are recorded only by sharelog itself, on sharelog.in.notify (DPA 2018 s.62)")
 		}
 	case TypeNoticeAck:
 		if sender.Recipient == "" {

@@ -40,7 +40,6 @@ import (
 // granted either, and the ingest loop vouches every event's source against
 // its subject besides (ingest.go).
 
-
 // The notices' stream and subjects, as internal/notify names them (it
 // imports this package, so they are repeated here; a test keeps them equal).
 const (

@@ -117,7 +117,7 @@ func (b *Batch) Append(streamSeq uint64, ev *ledger.Event) (ledger.Outcome, erro
 	if err != nil {
 		return 0, b.fail(err)
 	}
-	entry, err := b.encodeEntry(seq, streamSeq, ev, subjects, clear, personal)
+	entry, err := b.encodeEntry(seq, streamSeq, ev, subjects, plan.Sealed, clear, personal)
 	if err != nil {
 		return 0, err
 	}
@@ -214,6 +214,11 @@ func (b *Batch) carryOut(seq uint64, p *ledger.Plan, hashes [][]byte) error {
 			return err
 		}
 	}
+	if p.Consultation != nil {
+		if err := b.indexConsultation(seq, p.Consultation, hashes); err != nil { // consultations.go
+			return err
+		}
+	}
 	if p.Forget != nil {
 		return b.forget(seq, p.Forget)
 	}
@@ -267,10 +272,11 @@ func (b *Batch) register(r *ledger.Recipient) error {
 // key of its own, wrapped with the master key into the keystore. Either way
 // the entry is indexed under each subject's keyed hash, for forgetting. It
 // leaves the key and its reference in b.key and b.ref for the entry's
-// notices.
-func (b *Batch) encodeEntry(seq, streamSeq uint64, ev *ledger.Event, subjects [][]byte, clear, personal []byte) ([]byte, error) {
+// notices. With sealed, an entry naming no subject is sealed too, under a
+// data key of its own (ledger.Plan.Sealed).
+func (b *Batch) encodeEntry(seq, streamSeq uint64, ev *ledger.Event, subjects [][]byte, sealed bool, clear, personal []byte) ([]byte, error) {
 	b.key, b.ref = nil, keyRef{}
-	if len(subjects) == 0 {
+	if len(subjects) == 0 && !sealed {
 		return encodeEntry(make([]byte, 0, len(ev.Raw)+24), streamSeq, b.at, ev.Raw), nil
 	}
 	if len(subjects) == 1 {

@@ -74,6 +74,28 @@ func (l badgerLedger) Answer(request string) (*ledger.AnswerClock, error) {
 	return st.Answer, nil
 }
 
+// Consulted reads the consultation log from its indexes: by time, with
+// the principal from the entry and the person's keyed hash from the
+// index by subject.
+func (l badgerLedger) Consulted() (out []ledger.Consulted, err error) {
+	err = l.s.db.View(func(txn *badger.Txn) error {
+		bySeq := map[uint64][]byte{}
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: consultationPrefix(consultBySubject, nil)})
+		for it.Rewind(); it.Valid(); it.Next() {
+			k := it.Item().KeyCopy(nil)
+			_, seq := splitPos(k)
+			bySeq[seq] = k[2 : 2+subjectHashLen]
+		}
+		it.Close()
+		page, err := l.s.Consultations(context.Background(), ledger.ConsultationFilter{})
+		for _, c := range page.Consultations {
+			out = append(out, ledger.Consulted{Seq: c.Seq, At: c.RecordedAt, Principal: c.Principal, Subject: bySeq[c.Seq]})
+		}
+		return err
+	})
+	return out, err
+}
+
 func (l badgerLedger) hash(subj ledger.Subject) []byte {
 	var h []byte
 	if err := l.s.db.View(func(txn *badger.Txn) error {

@@ -33,6 +33,7 @@
 //	r recipient                        -> JSON      recipient registry, latest definition wins
 //	h index(8)                         -> hash(32)  Merkle tree: tlog stored hash number index (tree.go)
 //	c size(8)                          -> note      signed checkpoint of that tree size (tree.go)
+//	C t|p H16(principal)|s K16 at(8) seq(8) -> (empty) the consultation log by time, principal, person (consultations.go)
 //
 // The keystore (crypto.go), apart from the entries but in the same Badger
 // so that a batch changes both atomically:

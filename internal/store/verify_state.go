@@ -160,7 +160,7 @@ func (r *replay) entry(seq uint64, value []byte) error {
 	// What the transport vouched for is not recorded: that the entry
 	// exists says the sender was allowed.
 	switch d := ev.Data.(type) {
-	case *ledger.NoticeDelivery, *ledger.SubjectForgotten:
+	case *ledger.NoticeDelivery, *ledger.SubjectForgotten, *ledger.Consultation:
 		ev.Internal = true
 		if f, ok := d.(*ledger.SubjectForgotten); ok {
 			if hb, err := hex.DecodeString(f.SubjectHash); err == nil {
@@ -198,6 +198,9 @@ func (r *replay) entry(seq uint64, value []byte) error {
 		if f := d.Restricted(); f != "" {
 			r.expect(prefixRestricted, restrictedKey(seq), f)
 		}
+	}
+	if c := plan.Consultation; c != nil {
+		r.consultation(seq, c, plan.Names) // consultations.go
 	}
 	if f := plan.Forget; f != nil {
 		delete(r.bySubject, string(f.SubjectHash))
@@ -281,6 +284,10 @@ func identify(ev *ledger.Event, names [][]byte, seq uint64, dupes bool) (phantom
 	case *ledger.Hold:
 		if d.Scope != nil && d.Scope.Subject != nil {
 			d.Scope.Subject.ID = token(0)
+		}
+	case *ledger.Consultation:
+		if d.Subject != nil {
+			d.Subject.ID = token(0)
 		}
 	}
 	return phantoms
@@ -441,6 +448,7 @@ var consequence = map[byte]string{
 	prefixSubjectLoc:   " (the subject can no longer be found)",
 	prefixAfterErasure: " (the disclosure is no longer flagged)",
 	prefixRestricted:   " (the disclosure is no longer flagged)",
+	prefixConsultation: " (the consultation vanishes from the log's listings)",
 }
 
 // maskPersonal blanks the values a record keeps from its entry's personal
@@ -563,6 +571,8 @@ func (r *replay) describeWith(k, v []byte) string {
 		if len(k) == 9 {
 			return fmt.Sprintf("data key of entry %d", seqAt(k))
 		}
+	case prefixConsultation:
+		return describeConsultation(k) // consultations.go
 	}
 	return fmt.Sprintf("record %q", k)
 }

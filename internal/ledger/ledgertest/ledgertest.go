@@ -32,6 +32,9 @@ type Ledger interface {
 	// Disclosures returns the summaries of the disclosures of the subject
 	// with keyed hash h, as the rules read them.
 	Disclosures(h []byte) ([]ledger.DisclosureSummary, error)
+	// Consulted returns the consultation log as the ledger indexes it, in
+	// entry order.
+	Consulted() ([]ledger.Consulted, error)
 }
 
 // Step is one event and what applying it must do. Reason and Detail (a
@@ -82,6 +85,9 @@ type Scenario struct {
 	// Answers are the clocks for answering the person that listed
 	// requests must have at the end (nil: none).
 	Answers map[string]*Answer
+	// Consultations is the consultation log at the end, in entry order
+	// (nil: not checked).
+	Consultations []Consult
 }
 
 // Answer is what a request's clock for answering the person must be at
@@ -124,6 +130,9 @@ func Run(t *testing.T, l Ledger, hash Hasher, sc Scenario) {
 		} else if err != nil {
 			t.Fatalf("step %d (%s %s): %v", i, ev.Type, ev.ID, err)
 		}
+	}
+	if sc.Consultations != nil {
+		checkConsultations(t, l, hash, sc.Consultations)
 	}
 	for req, want := range sc.Answers {
 		c, err := l.Answer(req)

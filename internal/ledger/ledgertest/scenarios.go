@@ -61,7 +61,7 @@ func withState(ts []Told, r, state string) []Told {
 
 // Scenarios returns every scenario, each named by the provision it exercises.
 func Scenarios() []Scenario {
-	return slices.Concat(ruleScenarios(), clockScenarios(), lawScenarios())
+	return slices.Concat(ruleScenarios(), clockScenarios(), lawScenarios(), consultationScenarios())
 }
 
 func ruleScenarios() []Scenario {
