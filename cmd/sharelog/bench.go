@@ -214,7 +214,7 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 
 // startForBench runs the real serve code on dataDir, on free ports.
 func startForBench(ctx context.Context, dataDir string, syncAlways bool) (*bench.Target, error) {
-	cfg := Config{Data: dataDir, HTTP: "127.0.0.1:0", NATSListen: "127.0.0.1:0", SyncAlways: syncAlways, Duplicates: 2 * time.Minute}
+	cfg := Config{Data: dataDir, HTTP: "127.0.0.1:0", NATSListen: "127.0.0.1:0", SyncAlways: syncAlways, Duplicates: 2 * time.Minute, MemoryLimit: defaultMemoryLimit}
 	m := NewMain(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err := m.Open(ctx); err != nil {
 		m.Close()

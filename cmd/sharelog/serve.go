@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -54,6 +55,21 @@ type Config struct {
 	MasterKeyFile string        `help:"File of the master key that wraps the keys sealing personal data (default DATA/master.key, created on first start). Keep it apart from backups of DATA." env:"SHARELOG_MASTER_KEY_FILE" name:"master-key-file" type:"path"`
 	EncryptAtRest bool          `help:"Encrypt the ledger's Badger files at rest (key derived from the master key); the same on every start." env:"SHARELOG_ENCRYPT_AT_REST" name:"encrypt-at-rest"`
 	ForgetEvery   time.Duration `help:"Run the forgetting job (erasures closed, retention expired, then physical erasure) this often: the bound on the time to physical erasure (0: never)." default:"1h" env:"SHARELOG_FORGET_EVERY" name:"forget-every"`
+
+	MemoryLimit int `help:"Soft limit, in MiB, of the memory the Go runtime holds (the ledger's memtables and caches and the embedded NATS server live in it); the garbage collector works harder near it. GOMEMLIMIT, when set, takes precedence. 0: no limit." default:"768" env:"SHARELOG_MEMORY_LIMIT" name:"memory-limit"`
+}
+
+// defaultMemoryLimit is --memory-limit's default, in MiB.
+const defaultMemoryLimit = 768
+
+// setMemoryLimit sets the Go runtime's soft memory limit to mib MiB unless
+// it is 0 or the environment sets GOMEMLIMIT.
+func setMemoryLimit(mib int, logger *slog.Logger) {
+	if mib <= 0 || os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	debug.SetMemoryLimit(int64(mib) << 20)
+	logger.Debug("memory limit set", "MiB", mib)
 }
 
 // Run implements the serve command.
@@ -166,6 +182,7 @@ func (m *Main) Open(ctx context.Context) error {
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
+	setMemoryLimit(cfg.MemoryLimit, m.Logger)
 	lifetime, cancel := context.WithCancel(context.Background())
 	m.group, m.lifetime = errgroup.WithContext(lifetime)
 	m.cancel = cancel
