@@ -284,12 +284,15 @@ func (b *Batch) subjectHash(subj ledger.Subject, create bool) ([]byte, error) {
 	if h, ok := b.hashes[id]; ok {
 		return h, nil // read or made earlier in the batch; its key is kept
 	}
-	h, salt, err := lookupSubject(b.txn, b.hasher, subj)
+	loc := append([]byte(nil), b.hasher.hash(subj)...)
+	salt, err := b.salt(loc)
 	if err != nil {
 		return nil, b.fail(fmt.Errorf("store: read salt: %w", err))
 	}
-	if h == nil && create {
-		loc := append([]byte(nil), b.hasher.hash(subj)...)
+	var h []byte
+	if salt != nil {
+		h = saltedHash(salt, subj)
+	} else if create {
 		salt = randomBytes(saltLen)
 		h = saltedHash(salt, subj)
 		if err := b.set(saltKey(loc), salt); err != nil {
@@ -298,6 +301,7 @@ func (b *Batch) subjectHash(subj ledger.Subject, create bool) ([]byte, error) {
 		if err := b.set(subjectLocKey(h), loc); err != nil {
 			return nil, err
 		}
+		b.saltSeen(loc, salt)
 	}
 	if h != nil {
 		b.keepSubjectKey(h, salt)
