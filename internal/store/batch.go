@@ -27,16 +27,14 @@ type Batch struct {
 	count   uint64 // Seq of the last entry, pending ones included
 	n       int    // entries recorded in this batch
 
-	recipients  map[string]ledger.Recipient // registered in this batch
-	at          time.Time                   // RecordedAt of the event being appended
-	key         []byte                      // key sealing the entry being appended; nil for a plain entry
-	ref         keyRef                      // reference to key
-	salts       map[string][]byte           // salts of the subjects read or made in this batch, by keyed hash
-	hashes      map[string][]byte           // keyed hashes of the subjects read or made in this batch, by scheme 0x00 id (memory only)
-	seen        map[string][]byte           // salts read from Badger or made in this batch, by locator, for the salt cache (saltcache.go)
-	saltDeleted bool                        // a salt was deleted in this batch: the salt cache is not read, and emptied at commit
-	err         error                       // sticky fatal error
-	done        bool
+	recipients map[string]ledger.Recipient // registered in this batch
+	at         time.Time                   // RecordedAt of the event being appended
+	key        []byte                      // key sealing the entry being appended; nil for a plain entry
+	ref        keyRef                      // reference to key
+	salts      map[string][]byte           // salts of the subjects read or made in this batch, by keyed hash
+	hashes     map[string][]byte           // keyed hashes of the subjects read or made in this batch, by scheme 0x00 id (memory only)
+	err        error                       // sticky fatal error
+	done       bool
 }
 
 // Begin starts a batch. The ledger has one writer: Begin blocks while another
@@ -399,7 +397,6 @@ func (b *Batch) Commit(lastStreamSeq uint64) error {
 		maps.Copy(m, b.recipients)
 		reg = &m
 	}
-	b.cacheSalts()
 	b.s.published(lastStreamSeq, b.count, reg)
 	return nil
 }

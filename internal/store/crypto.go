@@ -284,15 +284,12 @@ func (b *Batch) subjectHash(subj ledger.Subject, create bool) ([]byte, error) {
 	if h, ok := b.hashes[id]; ok {
 		return h, nil // read or made earlier in the batch; its key is kept
 	}
-	loc := append([]byte(nil), b.hasher.hash(subj)...)
-	salt, err := b.salt(loc)
+	h, salt, err := lookupSubject(b.txn, b.hasher, subj)
 	if err != nil {
 		return nil, b.fail(fmt.Errorf("store: read salt: %w", err))
 	}
-	var h []byte
-	if salt != nil {
-		h = saltedHash(salt, subj)
-	} else if create {
+	if h == nil && create {
+		loc := append([]byte(nil), b.hasher.hash(subj)...)
 		salt = randomBytes(saltLen)
 		h = saltedHash(salt, subj)
 		if err := b.set(saltKey(loc), salt); err != nil {
@@ -301,7 +298,6 @@ func (b *Batch) subjectHash(subj ledger.Subject, create bool) ([]byte, error) {
 		if err := b.set(subjectLocKey(h), loc); err != nil {
 			return nil, err
 		}
-		b.saltSeen(loc, salt)
 	}
 	if h != nil {
 		b.keepSubjectKey(h, salt)

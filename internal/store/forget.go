@@ -193,12 +193,7 @@ func (b *Batch) keysWithPrefix(prefix []byte) ([][]byte, error) {
 }
 
 // del deletes key in the batch's transaction.
-func (b *Batch) del(key []byte) error {
-	if len(key) > 0 && key[0] == prefixSalt {
-		b.saltDeleted = true // the salt cache must not answer for it (saltcache.go)
-	}
-	return b.written(b.txn.Delete(key))
-}
+func (b *Batch) del(key []byte) error { return b.written(b.txn.Delete(key)) }
 
 // Scrub is what JetStream still holds of one forgotten subject: the
 // SHARELOG_IN stream sequences of its entries and the ids of its notices.

@@ -76,8 +76,7 @@ var ErrBatchTooBig = errors.New("store: batch too big for one transaction")
 // other and with the one writer (see Begin).
 type Store struct {
 	db     *badger.DB
-	keys   *keyring   // wraps the data keys that seal personal data
-	salts  *saltCache // committed salts by locator, read and kept by the one writer
+	keys   *keyring // wraps the data keys that seal personal data
 	secret []byte
 	log    *slog.Logger
 	now    func() time.Time
@@ -153,7 +152,6 @@ func Open(cfg Config) (*Store, error) {
 	s := &Store{
 		db:        db,
 		keys:      keys,
-		salts:     newSaltCache(),
 		secret:    secret,
 		log:       logger,
 		now:       time.Now,
