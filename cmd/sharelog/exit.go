@@ -20,7 +20,7 @@ const (
 	ExitUsage       = 2 // the command line is wrong: unknown command or flag, missing argument
 	ExitUnavailable = 3 // the server cannot be reached or is not ready (HTTP 503); try again
 	ExitNotFound    = 4 // what was asked for does not exist (HTTP 404): no such disclosure, request, notice, checkpoint, data directory
-	ExitRefused     = 5 // the server refused the input (HTTP 400, 409, 413, 415): invalid events, a conflict with the ledger's state
+	ExitRefused     = 5 // the server refused the request (HTTP 400, 401, 403, 409, 413, 415): invalid events, a conflict with the ledger's state, no valid token, a role that may not
 	ExitTampered    = 6 // evidence does not check: verify found the ledger modified, or a checkpoint's signature or a proof failed
 )
 
@@ -31,7 +31,8 @@ const exitHelp = `Exit status:
   2  usage: the command line is wrong
   3  unavailable: the server cannot be reached or is not ready; try again
   4  not found: no such disclosure, request, notice, checkpoint or data directory
-  5  refused: the server refused the input (invalid events, a conflict with the ledger)
+  5  refused: the server refused the request (invalid events, a conflict with the ledger,
+     no valid --token, a role that may not, a lookup without --reason)
   6  tampered: verify found the ledger modified, or a signature or proof failed`
 
 // usageError is a command line the command itself finds wrong.
@@ -87,7 +88,7 @@ func codeExit(code string) int {
 		return ExitUnavailable
 	case ledger.ENOTFOUND:
 		return ExitNotFound
-	case ledger.EINVALID, ledger.ECONFLICT, ledger.ETOOLARGE:
+	case ledger.EINVALID, ledger.ECONFLICT, ledger.ETOOLARGE, ledger.EUNAUTHENTICATED, ledger.EFORBIDDEN:
 		return ExitRefused
 	}
 	return ExitInternal

@@ -43,9 +43,11 @@ type CLI struct {
 
 	Verify        VerifyCmd        `cmd:"" group:"evidence" help:"Check a data directory offline: recompute the Merkle tree, check every signed checkpoint."`
 	CheckpointKey CheckpointKeyCmd `cmd:"" group:"evidence" name:"checkpoint-key" help:"Print (or --out: write) the public key that verifies this server's checkpoints."`
-	Checkpoints   CheckpointsCmd   `cmd:"" group:"evidence" help:"List the tree sizes the server holds signed checkpoints of: the sizes prove and consistency can use."`
+	Checkpoints   CheckpointsCmd   `cmd:"" group:"evidence" help:"List the tree sizes the server holds signed checkpoints of: the sizes prove and consistency can use; with --nats, the checkpoints kept in NATS; --save keeps the latest."`
 	Prove         ProveCmd         `cmd:"" group:"evidence" help:"Prove an entry is in the server's latest signed checkpoint, using the public key you hold."`
 	Consistency   ConsistencyCmd   `cmd:"" group:"evidence" help:"Prove a later signed checkpoint extends an earlier one, using the public key you hold."`
+
+	Token TokenCmd `cmd:"" group:"other" help:"Print a new bearer token and the tokenSHA256 to put in the --access file."`
 
 	Completion kongplete.InstallCompletions `cmd:"" group:"other" help:"Print the shell completion script for your login shell (bash, zsh or fish); add it to the shell's start-up file."`
 	Bench      BenchCmd                     `cmd:"" group:"other" help:"Measure sharelog against raw JetStream and raw Badger, side by side (a benchmark, not an everyday command)."`
@@ -86,9 +88,15 @@ type Env struct {
 type ClientFlags struct {
 	Server string `help:"URL of the sharelog server." default:"http://127.0.0.1:8080" env:"SHARELOG_SERVER"`
 	JSON   bool   `help:"Print JSON instead of a table." name:"json"`
+	Token  string `help:"Bearer token of your principal in the server's access file (sharelog token makes one)." env:"SHARELOG_TOKEN"`
+	Reason string `help:"Why you look up a person's data; recorded in the consultation log (DPA 2018 s.62) and required by a server with --access." env:"SHARELOG_REASON"`
 }
 
-func (f ClientFlags) client() *slhttp.Client { return slhttp.NewClient(f.Server) }
+func (f ClientFlags) client() *slhttp.Client {
+	c := slhttp.NewClient(f.Server)
+	c.Token, c.Reason = f.Token, f.Reason
+	return c
+}
 
 func main() {
 	os.Exit(mainStatus())
@@ -103,6 +111,9 @@ func mainStatus() int {
 	var exit exitError
 	if err != nil && !errors.As(err, &exit) {
 		fmt.Fprintln(os.Stderr, "sharelog:", err)
+		if h := accessHint(err); h != "" {
+			fmt.Fprintln(os.Stderr, "sharelog:", h)
+		}
 	}
 	return exitCode(err)
 }

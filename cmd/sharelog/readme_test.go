@@ -39,9 +39,17 @@ import (
 // readmeCommands are the programs the script runs, as testscript.Main gives
 // them: this test binary, run under those names.
 var readmeCommands = map[string]func(){
-	"sharelog": func() { os.Exit(mainStatus()) },
+	"sharelog": func() { mapArgs(); os.Exit(mainStatus()) },
 	"nats":     func() { os.Exit(natsStandIn(os.Args[1:])) },
 	"curl":     func() { os.Exit(curlStandIn(os.Args[1:])) },
+}
+
+// mapArgs maps the README's addresses in sharelog's arguments
+// (checkpoints --nats URL).
+func mapArgs() {
+	for i := range os.Args {
+		os.Args[i] = mapAddr(os.Args[i])
+	}
 }
 
 // mapAddr replaces the README's default addresses with the test server's.

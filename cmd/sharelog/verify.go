@@ -18,23 +18,6 @@ import (
 	"github.com/sharelog/sharelog/internal/store"
 )
 
-// startCheckpoints loads (or creates) the checkpoint signing key in the data
-// directory and starts the Checkpointer's loop; Close signs a last checkpoint.
-func (m *Main) startCheckpoints() error {
-	keyPath := filepath.Join(m.Config.Data, checkpoint.KeyFileName)
-	pubPath := filepath.Join(m.Config.Data, checkpoint.PubFileName)
-	signer, vkey, created, err := checkpoint.LoadOrCreateKey(keyPath, pubPath, checkpoint.DefaultName())
-	if err != nil {
-		return err
-	}
-	if created {
-		m.Logger.Info("created checkpoint signing key", "path", keyPath, "public", vkey)
-	}
-	m.Checkpointer = checkpoint.NewCheckpointer(m.Store, signer, m.Logger)
-	m.goLoop(loopCheckpoint, m.Checkpointer.Run)
-	return nil
-}
-
 // KeyFlags name the checkpoint public key an auditor holds.
 type KeyFlags struct {
 	Key string `help:"The checkpoint public key (NAME+HASH+KEY, as printed by 'sharelog checkpoint-key'), or a file holding it (as written by 'sharelog checkpoint-key --out FILE')." env:"SHARELOG_CHECKPOINT_KEY"`
@@ -58,8 +41,10 @@ func (f KeyFlags) verifier() (note.Verifier, error) {
 type VerifyCmd struct {
 	Data string `help:"Data directory to verify: a copy, or the server's own with the server stopped (it is opened read-only)." default:"./data" env:"SHARELOG_DATA" type:"path"`
 	KeyFlags
-	Checkpoint []string `help:"Signed checkpoint files held apart from the ledger (saved from GET /v1/checkpoint), checked too." type:"path"`
+	Checkpoint []string `help:"Signed checkpoint files kept apart from the ledger ('sharelog checkpoints --save FILE', GET /v1/checkpoint): the ledger must extend each, and a truncated, rolled back or rewritten, or re-signed ledger is named (verify_checkpoint.go)." type:"path"`
 	Every      int64    `help:"Report progress on stderr every N entries." default:"100000"`
+	// The latest checkpoint kept in NATS (--nats), checked as a --checkpoint is.
+	KeptFlags
 	// A ledger kept with --encrypt-at-rest opens only with its master key.
 	EncryptAtRest bool   `help:"The ledger was kept with --encrypt-at-rest: open it with the key derived from the master key." env:"SHARELOG_ENCRYPT_AT_REST" name:"encrypt-at-rest"`
 	MasterKeyFile string `help:"Master key file of an --encrypt-at-rest ledger (default DATA/master.key)." env:"SHARELOG_MASTER_KEY_FILE" name:"master-key-file" type:"path"`
@@ -95,13 +80,24 @@ func (c *VerifyCmd) Run(env *Env) error {
 			return err
 		}
 	}
-	var external [][]byte
+	var kept []keptCheckpoint
 	for _, f := range c.Checkpoint {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			return err
 		}
-		external = append(external, b)
+		kept = append(kept, keptCheckpoint{from: f, signed: b})
+	}
+	if c.NATS != "" {
+		b, err := c.latestKept(env.Ctx)
+		if err != nil {
+			return err
+		}
+		kept = append(kept, keptCheckpoint{from: "bucket SHARELOG_CHECKPOINTS at " + c.NATS, signed: b})
+	}
+	var external [][]byte
+	for _, k := range kept {
+		external = append(external, k.signed)
 	}
 	var atRest []byte
 	if c.EncryptAtRest {
@@ -118,6 +114,21 @@ func (c *VerifyCmd) Run(env *Env) error {
 	deadlines, err := pol.LedgerDeadlines()
 	if err != nil {
 		return err
+	}
+	for _, k := range kept {
+		err := checkKept(env.Ctx, store.VerifyConfig{Dir: dir, EncryptionKey: atRest}, k, v, c.KeyInData)
+		var ke *keptError
+		if errors.As(err, &ke) {
+			if c.JSON {
+				printJSON(env.Stdout, map[string]any{"intact": false, "problem": ke.Error(), "kind": ke.kind()})
+			} else {
+				fmt.Fprintln(env.Stdout, ke)
+			}
+			return tampered(fmt.Errorf("ledger is not intact: %w", ke))
+		}
+		if err != nil {
+			return err
+		}
 	}
 	start := time.Now()
 	res, err := store.Verify(env.Ctx, store.VerifyConfig{
@@ -137,6 +148,17 @@ func (c *VerifyCmd) Run(env *Env) error {
 		},
 	})
 	var te *store.TamperError
+	if errors.As(err, &te) && te.Kind == store.TamperBadSignature && len(kept) > 0 {
+		// Against a kept checkpoint, a checkpoint of the ledger's own that
+		// the key did not sign was signed again by another.
+		ke := &keptError{keptResigned, te.Error()}
+		if c.JSON {
+			printJSON(env.Stdout, map[string]any{"intact": false, "problem": ke.Error(), "kind": ke.kind(), "seq": te.Seq})
+		} else {
+			fmt.Fprintln(env.Stdout, ke)
+		}
+		return tampered(fmt.Errorf("ledger is not intact: %w", ke))
+	}
 	if errors.As(err, &te) {
 		if c.JSON {
 			printJSON(env.Stdout, map[string]any{"intact": false, "problem": te.Error(), "kind": te.Kind, "seq": te.Seq})
@@ -190,11 +212,13 @@ func (c *VerifyCmd) Run(env *Env) error {
 type CheckpointKeyCmd struct {
 	Data string `help:"Data directory of the server." default:"./data" env:"SHARELOG_DATA" type:"path"`
 	Out  string `help:"Write the key to this file (mode 0644, replacing it) instead of printing it: keep it outside the data directory, and pass it to --key." type:"path"`
+	// The signing key kept apart, as serve takes it.
+	KeyFile string `help:"The server's checkpoint signing key file, if kept apart from the data directory (serve --checkpoint-key-file)." env:"SHARELOG_CHECKPOINT_KEY_FILE" name:"checkpoint-key-file" type:"path"`
 }
 
 // Run implements the checkpoint-key command.
 func (c *CheckpointKeyCmd) Run(env *Env) error {
-	vkey, err := checkpoint.PublicKey(filepath.Join(c.Data, checkpoint.KeyFileName))
+	vkey, err := checkpoint.PublicKey(checkpointKeyFile(Config{Data: c.Data, CheckpointKeyFile: c.KeyFile}))
 	if err != nil {
 		b, perr := os.ReadFile(filepath.Join(c.Data, checkpoint.PubFileName))
 		if perr != nil {
@@ -347,16 +371,44 @@ func signedSizesHint(err error) string {
 	return " (only sizes the server signed a checkpoint of can be proven consistent: 'sharelog checkpoints' lists them)"
 }
 
-// CheckpointsCmd lists the tree sizes with a signed checkpoint.
+// CheckpointsCmd lists the tree sizes with a signed checkpoint, or, with
+// --nats, the checkpoints kept in NATS (kept.go).
 type CheckpointsCmd struct {
 	ClientFlags
+	KeptFlags
+	KeyFlags
+	Save string `help:"Save the latest signed checkpoint to this file (the server's, or with --nats the latest kept): keep it apart from the ledger, for 'sharelog verify --checkpoint FILE'." type:"path"`
 }
 
 // Run implements the checkpoints command.
 func (c *CheckpointsCmd) Run(env *Env) error {
+	if c.NATS != "" {
+		return c.keptCheckpoints(env)
+	}
 	sizes, err := c.client().CheckpointSizes(env.Ctx)
 	if err != nil {
 		return err
+	}
+	if c.Save != "" && len(sizes) == 0 {
+		return ledger.Errorf(ledger.ENOTFOUND, "no checkpoint signed yet: nothing to save to %s", c.Save)
+	}
+	if c.Save != "" {
+		latest, err := c.client().Checkpoint(env.Ctx, 0)
+		if err != nil {
+			return err
+		}
+		if c.Key != "" { // save only what the key the caller holds signed
+			v, err := c.verifier()
+			if err != nil {
+				return err
+			}
+			if _, err := checkpoint.Open(latest, v); err != nil {
+				return tampered(fmt.Errorf("the server's latest checkpoint: %w", err))
+			}
+		}
+		if err := saveCheckpoint(env, c.Save, latest); err != nil {
+			return err
+		}
 	}
 	if c.JSON {
 		return printJSON(env.Stdout, slhttp.CheckpointSizes{Sizes: sizes})

@@ -3,6 +3,7 @@ package checkpoint
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
@@ -101,3 +102,30 @@ func ParseUnverified(msg []byte) (Checkpoint, error) {
 	}
 	return Parse(string(text) + "\n")
 }
+
+// Signers returns the keys whose signature lines the signed note msg
+// carries, each as its name and key hash ("name+1a2b3c4d", as a verifier
+// key begins), without checking any signature. It is for messages only:
+// saying which key signed a checkpoint the expected key did not.
+func Signers(msg []byte) []string {
+	_, sigs, ok := bytes.Cut(msg, []byte("\n\n"))
+	if !ok {
+		return nil
+	}
+	var keys []string
+	for _, line := range strings.Split(string(sigs), "\n") {
+		rest, ok := strings.CutPrefix(line, "\u2014 ")
+		if !ok {
+			continue
+		}
+		name, sig, _ := strings.Cut(rest, " ")
+		if b, err := base64.StdEncoding.DecodeString(sig); err == nil && len(b) >= 4 {
+			name += fmt.Sprintf("+%08x", binary.BigEndian.Uint32(b))
+		}
+		keys = append(keys, name)
+	}
+	return keys
+}
+
+// KeyID returns v's name and key hash, as Signers gives them.
+func KeyID(v note.Verifier) string { return fmt.Sprintf("%s+%08x", v.Name(), v.KeyHash()) }

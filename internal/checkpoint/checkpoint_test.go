@@ -2,6 +2,7 @@ package checkpoint
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -181,5 +182,79 @@ func TestCheckpointerSignsOnlyGrowth(t *testing.T) {
 	}
 	if _, err := c2.Checkpoint(ctx); err != nil || tree.latest != 5 {
 		t.Errorf("last checkpoint: %v, latest %d, want 5", err, tree.latest)
+	}
+}
+
+// recordingPublisher is a Publisher that records what it is given and fails
+// while fail is set.
+type recordingPublisher struct {
+	sizes []int64
+	msgs  [][]byte
+	fail  bool
+}
+
+func (p *recordingPublisher) PublishCheckpoint(_ context.Context, size int64, signed []byte) error {
+	if p.fail {
+		return errors.New("nats down")
+	}
+	p.sizes = append(p.sizes, size)
+	p.msgs = append(p.msgs, signed)
+	return nil
+}
+
+func TestCheckpointerPublishes(t *testing.T) {
+	s, v, _ := testKey(t, "sharelog/t")
+	tree := &memTree{saved: map[int64][]byte{}}
+	ctx := context.Background()
+	c := NewCheckpointer(tree, s, nil)
+	pub := &recordingPublisher{}
+	c.PublishTo(pub)
+	if _, err := c.Checkpoint(ctx); err != nil || len(pub.sizes) != 0 {
+		t.Fatalf("empty tree: %v, published %v", err, pub.sizes)
+	}
+	tree.leaves = [][]byte{[]byte("a"), []byte("b")}
+	msg, err := c.Checkpoint(ctx)
+	if err != nil || len(pub.msgs) != 1 || string(pub.msgs[0]) != string(msg) || pub.sizes[0] != 2 {
+		t.Fatalf("first checkpoint: %v, published sizes %v", err, pub.sizes)
+	}
+	if cp, err := Open(pub.msgs[0], v); err != nil || cp.Size != 2 {
+		t.Errorf("published checkpoint = %+v, %v", cp, err)
+	}
+	c.Checkpoint(ctx) // unchanged: nothing published again
+	if len(pub.sizes) != 1 {
+		t.Errorf("unchanged tree published again: %v", pub.sizes)
+	}
+	// A failure to publish keeps the signed checkpoint and is tried again.
+	pub.fail = true
+	tree.leaves = append(tree.leaves, []byte("c"))
+	if msg, err := c.Checkpoint(ctx); err != nil || msg == nil || tree.latest != 3 {
+		t.Fatalf("checkpoint while publishing fails = %v, latest %d; want it signed and stored", err, tree.latest)
+	}
+	pub.fail = false
+	if _, err := c.Checkpoint(ctx); err != nil || len(pub.sizes) != 2 || pub.sizes[1] != 3 {
+		t.Errorf("after the publisher recovered: %v, published %v; want 3 published", err, pub.sizes)
+	}
+	// A restart publishes the latest stored checkpoint once.
+	c2 := NewCheckpointer(tree, s, nil)
+	pub2 := &recordingPublisher{}
+	c2.PublishTo(pub2)
+	c2.Checkpoint(ctx)
+	c2.Checkpoint(ctx)
+	if len(pub2.sizes) != 1 || pub2.sizes[0] != 3 {
+		t.Errorf("after restart published %v, want [3]", pub2.sizes)
+	}
+}
+
+func TestSigners(t *testing.T) {
+	s, v, _ := testKey(t, "sharelog/t")
+	msg, err := Sign(Checkpoint{Origin: "sharelog/t", Size: 1, Root: tlog.RecordHash([]byte("x"))}, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := Signers(msg); len(got) != 1 || got[0] != KeyID(v) {
+		t.Errorf("Signers = %q, want [%q]", got, KeyID(v))
+	}
+	if got := Signers([]byte("no note")); got != nil {
+		t.Errorf("Signers of a non-note = %q", got)
 	}
 }

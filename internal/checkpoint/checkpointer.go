@@ -25,6 +25,17 @@ type Tree interface {
 	SaveCheckpoint(size int64, signed []byte) error
 }
 
+// Publisher publishes signed checkpoints where others keep them, outside
+// the data directory (package nats: the subject sharelog.checkpoint and the
+// key-value bucket SHARELOG_CHECKPOINTS), so that whoever can rewrite the
+// ledger cannot also rewrite every copy of what it signed.
+type Publisher interface {
+	// PublishCheckpoint publishes the signed checkpoint of tree size size.
+	// The Checkpointer calls it with growing sizes, and again with the same
+	// checkpoint after a failure.
+	PublishCheckpoint(ctx context.Context, size int64, signed []byte) error
+}
+
 // Interval is how often the Checkpointer looks for growth.
 const Interval = time.Second
 
@@ -35,8 +46,19 @@ type Checkpointer struct {
 	signer note.Signer
 	log    *slog.Logger
 
-	mu   sync.Mutex // serialises Checkpoint
-	last int64      // size of the latest stored checkpoint; -1 before the first look
+	mu        sync.Mutex // serialises Checkpoint
+	last      int64      // size of the latest stored checkpoint; -1 before the first look
+	pub       Publisher  // nil: publish nothing
+	published int64      // size of the latest checkpoint published
+}
+
+// PublishTo makes the Checkpointer publish every checkpoint it signs to p,
+// and, at its first look, the latest one stored (a restart publishes again
+// what an outage kept from being published). Call it before Run.
+func (c *Checkpointer) PublishTo(p Publisher) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.pub = p
 }
 
 // NewCheckpointer returns a Checkpointer signing tree's checkpoints with
@@ -70,11 +92,31 @@ func (c *Checkpointer) Run(ctx context.Context) error {
 
 // Checkpoint signs and stores a checkpoint of the current tree if it is
 // larger than the latest stored checkpoint, and returns the latest stored
-// signed checkpoint (nil while the tree is empty). It is safe to call
-// concurrently with Run.
+// signed checkpoint (nil while the tree is empty). With a Publisher
+// (PublishTo), it then publishes the latest stored checkpoint unless it was
+// published already; a failure to publish is logged, not returned, and
+// tried again at the next call, since the checkpoint is stored either way.
+// It is safe to call concurrently with Run.
 func (c *Checkpointer) Checkpoint(ctx context.Context) ([]byte, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	signed, err := c.sign(ctx)
+	if err != nil || signed == nil || c.pub == nil || c.last <= c.published {
+		return signed, err
+	}
+	if err := c.pub.PublishCheckpoint(ctx, c.last, signed); err != nil {
+		if ctx.Err() == nil {
+			c.log.Error("publish checkpoint failed; trying again", "size", c.last, "err", err)
+		}
+		return signed, nil
+	}
+	c.published = c.last
+	c.log.Debug("checkpoint published", "size", c.last)
+	return signed, nil
+}
+
+// sign is Checkpoint without the publishing; c.mu is held.
+func (c *Checkpointer) sign(ctx context.Context) ([]byte, error) {
 	if c.last < 0 {
 		latest, err := c.tree.LatestCheckpoint(ctx)
 		if err != nil {

@@ -44,15 +44,31 @@
 //
 // # Keys
 //
-// The signing key lives in <data>/checkpoint.key (the note signer key text,
+// The signing key lives in <data>/checkpoint.key by default, or in the file
+// `serve --checkpoint-key-file` names (the note signer key text,
 // "PRIVATE+KEY+<name>+<hash>+<key>"), created with mode 0600 on first start;
 // a key file its group or others may read is refused. The verifier key
-// ("<name>+<hash>+<key>") is written beside it to <data>/checkpoint.pub and
-// printed by `sharelog checkpoint-key`. An auditor holds the verifier key
-// apart from the data directory: anyone who can write the data directory
-// can also read the signing key, so checkpoints kept outside it (fetched
-// from GET /v1/checkpoint and saved) are the auditor's defence against a
-// rewritten ledger.
+// ("<name>+<hash>+<key>") is written to <data>/checkpoint.pub and printed by
+// `sharelog checkpoint-key`. Anyone who can write the data directory can
+// read a key kept inside it and re-sign a rewritten ledger, so serve warns
+// while it is there, and refuses to start with a new key elsewhere while the
+// old one is still in the data directory (it must be moved, not replaced).
+//
+// # Kept checkpoints
+//
+// The Checkpointer publishes each checkpoint it signs through a Publisher:
+// package nats puts it on the subject sharelog.checkpoint and in the
+// key-value bucket SHARELOG_CHECKPOINTS (key "latest", with history), where
+// an auditor subscribes or mirrors it. A publication that fails is tried
+// again at the next tick; the checkpoint is stored either way. An auditor
+// holds the verifier key and checkpoints kept apart from the data directory
+// (`sharelog checkpoints --nats URL --save FILE`, or GET /v1/checkpoint):
+// those are the defence against a ledger rewritten and re-signed by someone
+// who could read the key. `sharelog verify --checkpoint FILE` checks the
+// ledger extends each, and names a ledger TRUNCATED (smaller than the kept
+// checkpoint), ROLLED BACK / REWRITTEN (its tree does not extend the kept
+// one) or RE-SIGNED (its own checkpoints signed by another key, or by the
+// key over another root).
 //
 // # Verifying
 //

@@ -19,6 +19,12 @@ import (
 type Client struct {
 	URL  string
 	HTTP *http.Client
+	// Token, when set, is sent as Authorization: Bearer (the principal's
+	// token from sharelog token).
+	Token string
+	// Reason, when set, is sent as the Sharelog-Reason header: the
+	// justification recorded when a request reads a person's data.
+	Reason string
 }
 
 // NewClient returns a client for the server at baseURL.
@@ -90,6 +96,17 @@ func (c *Client) Recipients(ctx context.Context) ([]ledger.Recipient, error) {
 	return out.Recipients, c.do(ctx, http.MethodGet, "/v1/recipients", "", nil, &out)
 }
 
+// send sends req with the client's credential and reason.
+func (c *Client) send(req *http.Request) (*http.Response, error) {
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	if c.Reason != "" {
+		req.Header.Set(HeaderReason, c.Reason)
+	}
+	return c.HTTP.Do(req)
+}
+
 func (c *Client) doJSON(ctx context.Context, method, path string, in, out any) error {
 	b, err := json.Marshal(in)
 	if err != nil {
@@ -107,7 +124,7 @@ func (c *Client) do(ctx context.Context, method, path, contentType string, body 
 		req.Header.Set("Content-Type", contentType)
 	}
 	req.Header.Set("Accept", "application/json")
-	resp, err := c.HTTP.Do(req)
+	resp, err := c.send(req)
 	if err != nil {
 		return ledger.Errorf(ledger.EUNAVAILABLE, "cannot reach sharelog at %s: %v", c.URL, err)
 	}

@@ -25,7 +25,7 @@ func (c *Client) Checkpoint(ctx context.Context, size int64) ([]byte, error) {
 		return nil, err
 	}
 	req.Header.Set("Accept", "text/plain, application/problem+json")
-	resp, err := c.HTTP.Do(req)
+	resp, err := c.send(req)
 	if err != nil {
 		return nil, ledger.Errorf(ledger.EUNAVAILABLE, "cannot reach sharelog at %s: %v", c.URL, err)
 	}

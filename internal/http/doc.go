@@ -6,4 +6,10 @@
 // the route pattern, not the URL. Errors are application/problem+json, mapped
 // from the ledger's error codes in one place (error.go) and back again in the
 // client.
+//
+// Access (auth.go): each operation's roles are declared in
+// schemas/openapi.yaml, read once into one table; with an access file the
+// server authenticates each request (bearer token or verified client
+// certificate), checks the roles, and records a lookup of a person with its
+// reason (Server.Consult) before answering it, refusing it if it cannot.
 package http

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sharelog/sharelog/internal/access"
 	"github.com/sharelog/sharelog/internal/cloudevents"
 	"github.com/sharelog/sharelog/internal/ledger"
 	"github.com/sharelog/sharelog/internal/notify"
@@ -69,6 +70,9 @@ func (s *Server) handleAck(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, ledger.Errorf(ledger.ENOTFOUND, "no such recipient"))
 		return
 	}
+	if !s.mayFor(w, r, id) { // with access on, a recipient acks only its own notices
+		return
+	}
 	if _, err := s.Ledger.Recipient(ctx, id); err != nil {
 		s.fail(w, r, err)
 		return
@@ -78,15 +82,19 @@ func (s *Server) handleAck(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	secret, ok := s.Notices.WebhookSecret(id)
-	if !ok {
-		s.unauthorized(w, "no webhook secret is configured for this recipient, so its acks cannot be authenticated")
-		return
-	}
-	if err := notify.Verify(secret, r.Header, body, time.Now(), notify.DefaultTolerance); err != nil {
-		s.Metrics.Rejected.WithLabelValues("unauthorized", "http").Inc()
-		s.unauthorized(w, err.Error())
-		return
+	if s.Access == nil {
+		// Without an access file the recipient is authenticated by the
+		// signature; with one, by its principal (authorize and mayFor).
+		secret, ok := s.Notices.WebhookSecret(id)
+		if !ok {
+			s.unauthorized(w, "no webhook secret is configured for this recipient, so its acks cannot be authenticated")
+			return
+		}
+		if err := notify.Verify(secret, r.Header, body, time.Now(), notify.DefaultTolerance); err != nil {
+			s.Metrics.Rejected.WithLabelValues("unauthorized", "http").Inc()
+			s.unauthorized(w, err.Error())
+			return
+		}
 	}
 	var ev *ledger.Event
 	mt := mediaType(r.Header.Get("Content-Type"))
@@ -116,6 +124,12 @@ func (s *Server) handleAck(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		s.fail(w, r, ledger.Invalid(ledger.ReasonUnknownType, "type", "this endpoint takes %s events only", ledger.TypeNoticeAck))
 		return
+	}
+	if p := access.From(ctx); p != nil {
+		if err := ledger.MayPublish(p, ev.Type, ev.Source, id); err != nil {
+			s.refuse(w, r, operationOf(ctx), p, err)
+			return
+		}
 	}
 	ob, err := s.Notices.Obligation(ctx, ack.Notice)
 	if ledger.ErrorCode(err) == ledger.ENOTFOUND || (err == nil && ob.Recipient != id) {
@@ -182,6 +196,9 @@ func (s *Server) handleManual(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, ledger.Errorf(ledger.EINVALID, "format must be json or csv"))
 		return
 	}
+	if !s.consult(w, r, nil, url.Values{"format": {format}}.Encode()) {
+		return
+	}
 	q, err := s.Notices.ManualQueue(r.Context())
 	if err != nil {
 		s.fail(w, r, err)
@@ -241,7 +258,7 @@ func (c *Client) ManualCSV(ctx context.Context) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	resp, err := c.HTTP.Do(req)
+	resp, err := c.send(req)
 	if err != nil {
 		return nil, ledger.Errorf(ledger.EUNAVAILABLE, "cannot reach sharelog at %s: %v", c.URL, err)
 	}

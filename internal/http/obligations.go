@@ -2,6 +2,7 @@ package http
 
 import (
 	"net/http"
+	"net/url"
 	"strconv"
 
 	"github.com/sharelog/sharelog/internal/ledger"
@@ -18,6 +19,9 @@ func (s *Server) obligationRoutes(mux *http.ServeMux) {
 }
 
 func (s *Server) handleRequestStatus(w http.ResponseWriter, r *http.Request) {
+	if !s.consult(w, r, nil, url.Values{"request": {r.PathValue("id")}}.Encode()) {
+		return
+	}
 	st, err := s.Ledger.Status(r.Context(), r.PathValue("id"))
 	if err != nil {
 		s.fail(w, r, err)

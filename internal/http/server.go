@@ -155,7 +155,7 @@ func (s *Server) Handler() http.Handler {
 		}
 		writeProblem(w, newProblem(http.StatusNotFound, ledger.ENOTFOUND, "no such route; see /v1/openapi.yaml"))
 	})
-	return s.observe(mux)
+	return s.observe(s.authorize(mux))
 }
 
 // methods are those the API's routes use, in the order Allow lists them.
@@ -271,6 +271,9 @@ func (s *Server) submit(ctx context.Context, subject, transport string, decoded 
 			d.Err = notFromProducers(d.Event)
 		}
 		if d.Err == nil {
+			d.Err = mayPublish(ctx, d.Event) // auth.go: the principal's roles and sources
+		}
+		if d.Err == nil {
 			d.Err = ledger.CheckAlone(d.Event) // s.62, Art. 18(3): refused with the reason, before storing
 		}
 		if d.Err == nil {
@@ -285,6 +288,9 @@ func (s *Server) submit(ctx context.Context, subject, transport string, decoded 
 	}
 	if len(refused) > 0 {
 		p := newProblem(http.StatusBadRequest, ledger.EINVALID, fmt.Sprintf("%d of %d events refused; none were accepted", len(refused), len(decoded)))
+		if isForbidden(refused) {
+			p = newProblem(http.StatusForbidden, ledger.EFORBIDDEN, fmt.Sprintf("%d of %d events refused, at least one the principal may not publish; none were accepted", len(refused), len(decoded)))
+		}
 		p.Events = refused
 		return p
 	}
@@ -424,6 +430,8 @@ func (s *Server) countRejectedOn(err error, transport string) {
 		reason = string(ie.Reason())
 	} else if ledger.ErrorCode(err) == ledger.ETOOLARGE {
 		reason = string(ledger.ReasonOversize)
+	} else if ledger.ErrorCode(err) == ledger.EFORBIDDEN {
+		reason = string(reasonForbidden)
 	}
 	s.Metrics.Rejected.WithLabelValues(reason, transport).Inc()
 }
@@ -432,6 +440,9 @@ func problemsOf(err error) []ledger.Problem {
 	var ie *ledger.InvalidError
 	if errors.As(err, &ie) {
 		return ie.Problems
+	}
+	if ledger.ErrorCode(err) == ledger.EFORBIDDEN {
+		return []ledger.Problem{{Reason: reasonForbidden, Detail: ledger.ErrorMessage(err)}}
 	}
 	return []ledger.Problem{{Reason: ledger.ReasonMalformed, Detail: ledger.ErrorMessage(err)}}
 }
@@ -515,6 +526,9 @@ func subjectHandler[T any](s *Server, query func(context.Context, ledger.Subject
 			s.fail(w, r, ledger.Errorf(ledger.EINVALID, "subject.scheme and subject.id are required"))
 			return
 		}
+		if !s.consult(w, r, &req.Subject, "") {
+			return
+		}
 		answer, err := query(r.Context(), req.Subject)
 		if err != nil {
 			s.fail(w, r, err)
@@ -562,6 +576,9 @@ func (s *Server) listDisclosures(w http.ResponseWriter, r *http.Request, f ledge
 		s.fail(w, r, ledger.Errorf(ledger.EINVALID, "until must be after since"))
 		return
 	}
+	if !s.consult(w, r, f.Subject, disclosureQuery(f)) {
+		return
+	}
 	page, err := s.Ledger.Disclosures(r.Context(), f)
 	if err != nil {
 		s.fail(w, r, err)
@@ -582,7 +599,15 @@ func parseTime(name, v string) (time.Time, error) {
 }
 
 func (s *Server) handleDisclosure(w http.ResponseWriter, r *http.Request) {
-	d, err := s.Ledger.Disclosure(r.Context(), r.PathValue("id"), r.URL.Query().Get("source"))
+	id, source := r.PathValue("id"), r.URL.Query().Get("source")
+	query := url.Values{"id": {id}}
+	if source != "" {
+		query.Set("source", source)
+	}
+	if !s.consult(w, r, nil, query.Encode()) {
+		return
+	}
+	d, err := s.Ledger.Disclosure(r.Context(), id, source)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -608,6 +633,9 @@ func (s *Server) handleRecipients(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleRecipient(w http.ResponseWriter, r *http.Request) {
+	if !s.mayFor(w, r, r.PathValue("id")) {
+		return
+	}
 	rec, err := s.Ledger.Recipient(r.Context(), r.PathValue("id"))
 	if err != nil {
 		s.fail(w, r, err)

@@ -14,4 +14,9 @@
 // nothing is dropped silently. A failed batch is retried, with
 // backoff, from the last committed one; a SHARELOG_IN that is gone or ends
 // before the ledger's position stops the loop with an error (Ingester.Run).
+//
+// Each signed checkpoint of the ledger's tree is published where others keep
+// it (checkpoints.go): on the subject sharelog.checkpoint and in the
+// key-value bucket SHARELOG_CHECKPOINTS, which an auditor reads with
+// read-only permissions and mirrors.
 package nats

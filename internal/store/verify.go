@@ -161,26 +161,11 @@ func Verify(ctx context.Context, cfg VerifyConfig) (*VerifyResult, error) {
 	if cfg.ProgressEvery <= 0 {
 		cfg.ProgressEvery = 100_000
 	}
-	db, err := badger.Open(badgerOptions(cfg.Dir, logger).WithReadOnly(true).WithEncryptionKey(cfg.EncryptionKey))
-	recovered := false
-	// Badger loses the error's identity on the way up; its text remains.
-	if err != nil && (errors.Is(err, badger.ErrTruncateNeeded) || strings.Contains(err.Error(), badger.ErrTruncateNeeded.Error())) {
-		// A copy taken while the server ran, or a ledger after a crash: its
-		// write-ahead log ends in space Badger must trim, which read-only
-		// mode cannot do. Recover it in a scratch directory; Dir stays untouched.
-		var scratch string
-		if scratch, err = recoveryDir(cfg.Dir); err != nil {
-			return nil, fmt.Errorf("verify: recover %s's log: %w", cfg.Dir, err)
-		}
-		defer os.RemoveAll(scratch)
-		db, err = badger.Open(badgerOptions(scratch, logger).WithSyncWrites(false).WithNumCompactors(0).
-			WithCompactL0OnClose(false).WithEncryptionKey(cfg.EncryptionKey))
-		recovered = true
-	}
+	db, recovered, cleanup, err := openReadOnly(cfg.Dir, cfg.EncryptionKey, logger)
 	if err != nil {
-		return nil, fmt.Errorf("verify: open ledger %s read-only (is the server still running? stop it or verify a copy): %w", cfg.Dir, err)
+		return nil, err
 	}
-	defer db.Close()
+	defer cleanup()
 	var res *VerifyResult
 	err = db.View(func(txn *badger.Txn) error {
 		v, err := newVerifier(ctx, txn, cfg)
@@ -195,6 +180,40 @@ func Verify(ctx context.Context, cfg VerifyConfig) (*VerifyResult, error) {
 		res.Recovered = recovered
 	}
 	return res, err
+}
+
+// openReadOnly opens the ledger in dir read-only for Verify and
+// ReadKept. A directory whose write-ahead log needs recovery (a copy taken
+// while the server ran, or a ledger after a crash) is recovered in a scratch
+// directory (recoveryDir); dir itself is never written. cleanup closes the
+// database and removes the scratch directory.
+func openReadOnly(dir string, key []byte, logger *slog.Logger) (db *badger.DB, recovered bool, cleanup func(), err error) {
+	db, err = badger.Open(badgerOptions(dir, logger).WithReadOnly(true).WithEncryptionKey(key))
+	scratch := ""
+	// Badger loses the error's identity on the way up; its text remains.
+	if err != nil && (errors.Is(err, badger.ErrTruncateNeeded) || strings.Contains(err.Error(), badger.ErrTruncateNeeded.Error())) {
+		// Its write-ahead log ends in space Badger must trim, which
+		// read-only mode cannot do. Recover it in a scratch directory; dir
+		// stays untouched.
+		if scratch, err = recoveryDir(dir); err != nil {
+			return nil, false, nil, fmt.Errorf("verify: recover %s's log: %w", dir, err)
+		}
+		db, err = badger.Open(badgerOptions(scratch, logger).WithSyncWrites(false).WithNumCompactors(0).
+			WithCompactL0OnClose(false).WithEncryptionKey(key))
+		recovered = true
+	}
+	if err != nil {
+		if scratch != "" {
+			os.RemoveAll(scratch)
+		}
+		return nil, false, nil, fmt.Errorf("verify: open ledger %s read-only (is the server still running? stop it or verify a copy): %w", dir, err)
+	}
+	return db, recovered, func() {
+		db.Close()
+		if scratch != "" {
+			os.RemoveAll(scratch)
+		}
+	}, nil
 }
 
 // verifier is one run of Verify.
