@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -81,6 +82,21 @@ type Config struct {
 	ReadTimeout    time.Duration `help:"Time allowed to read one HTTP request, headers and body; a slower body is refused and its connection closed." default:"30s" env:"SHARELOG_READ_TIMEOUT" name:"read-timeout"`
 	LookupRate     float64       `help:"Lookups of people's data each principal (or address, without --access) may make per second; over it, 429 (negative: no limit)." default:"5" env:"SHARELOG_LOOKUP_RATE" name:"lookup-rate"`
 	LookupBurst    int           `help:"Lookups a principal may make at once before --lookup-rate applies." default:"50" env:"SHARELOG_LOOKUP_BURST" name:"lookup-burst"`
+
+	MemoryLimit int `help:"Soft limit, in MiB, of the memory the Go runtime holds (the ledger's memtables and caches and the embedded NATS server live in it); the garbage collector works harder near it. GOMEMLIMIT, when set, takes precedence. 0: no limit." default:"768" env:"SHARELOG_MEMORY_LIMIT" name:"memory-limit"`
+}
+
+// defaultMemoryLimit is --memory-limit's default, in MiB.
+const defaultMemoryLimit = 768
+
+// setMemoryLimit sets the Go runtime's soft memory limit to mib MiB unless
+// it is 0 or the environment sets GOMEMLIMIT.
+func setMemoryLimit(mib int, logger *slog.Logger) {
+	if mib <= 0 || os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	debug.SetMemoryLimit(int64(mib) << 20)
+	logger.Debug("memory limit set", "MiB", mib)
 }
 
 // Run implements the serve command.
@@ -208,6 +224,7 @@ func (m *Main) Open(ctx context.Context) error {
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
+	setMemoryLimit(cfg.MemoryLimit, m.Logger)
 	lifetime, cancel := context.WithCancel(context.Background())
 	m.group, m.lifetime = errgroup.WithContext(lifetime)
 	m.cancel = cancel
