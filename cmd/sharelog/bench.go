@@ -220,7 +220,7 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 // startForBench runs the real serve code on dataDir, on free ports.
 func startForBench(ctx context.Context, dataDir string, syncAlways bool) (*bench.Target, error) {
 	cfg := Config{Data: dataDir, HTTP: "127.0.0.1:0", NATSListen: "127.0.0.1:0", SyncAlways: syncAlways, Duplicates: 2 * time.Minute,
-		LookupRate: -1} // the bench measures queries, not --lookup-rate
+		LookupRate: -1, MemoryLimit: defaultMemoryLimit} // the bench measures queries, not --lookup-rate
 	m := NewMain(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	m.consultOff = new(atomic.Bool)
 	if err := m.Open(ctx); err != nil {

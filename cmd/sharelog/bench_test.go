@@ -68,7 +68,7 @@ func checkFull(t *testing.T, rep *bench.Report) {
 		"full ingest rate": f.PerSec, "who p99": f.Who.P99, "window p99": f.Window.P99, "publish-to-queryable p99": f.PubToQuery.P99,
 		"ledger bytes/event": f.DiskBytes, "full peak RSS": f.PeakRSSMiB,
 		"who p99 during compactions": f.WhoBusy.P99, "window p99 during compactions": f.WindowBusy.P99,
-		"sustained rate": f.Sustained.PerSec,
+		"sustained rate": f.Sustained.PerSec, "full CPU per event": f.CPUPerEvent,
 	}
 	if f.Sustained.PerSec > f.PerSec || f.CatchUpSeconds < 0 {
 		t.Errorf("sustained %v events/s after %v s of catch-up, above the ingest's %v", f.Sustained.PerSec, f.CatchUpSeconds, f.PerSec)
@@ -104,8 +104,8 @@ func TestBenchSmoke(t *testing.T) {
 	}
 	pids := map[int]bool{os.Getpid(): true}
 	for name, p := range map[string]*bench.Phase{"raw JetStream": rep.RawJS, "raw Badger": rep.RawBadger, "full": &rep.Full.Phase} {
-		if !(p.PerSec > 0) || !(p.PeakRSSMiB > 0) || len(p.RSS) == 0 {
-			t.Errorf("%s: rate %v, peak RSS %v, samples %v: want measured figures", name, p.PerSec, p.PeakRSSMiB, p.RSS)
+		if !(p.PerSec > 0) || !(p.PeakRSSMiB > 0) || len(p.RSS) == 0 || !(p.CPUPerEvent > 0) {
+			t.Errorf("%s: rate %v, peak RSS %v, samples %v, CPU %v µs/event: want measured figures", name, p.PerSec, p.PeakRSSMiB, p.RSS, p.CPUPerEvent)
 		}
 		if pids[p.PID] {
 			t.Errorf("%s ran in process %d, which is this one or another phase's", name, p.PID)
@@ -115,7 +115,7 @@ func TestBenchSmoke(t *testing.T) {
 	if rep.FullOverJS == nil || rep.FullOverBdg == nil {
 		t.Errorf("ratios missing: %v %v", rep.FullOverJS, rep.FullOverBdg)
 	}
-	for _, want := range []string{"full / raw JetStream", "full / raw Badger", "each in a new process", "raw Badger peak"} {
+	for _, want := range []string{"full / raw JetStream", "full / raw Badger", "each in a new process", "raw Badger peak", "CPU µs/event"} {
 		if !strings.Contains(table, want) {
 			t.Errorf("table lacks %q:\n%s", want, table)
 		}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -85,6 +86,21 @@ type Config struct {
 
 	// OIDC is the web console's OpenID Connect sign-in (console.OIDC).
 	OIDC string `help:"YAML file configuring the web console's sign-in with your OpenID Connect provider (deploy/oidc.example.yaml)." env:"SHARELOG_OIDC" name:"oidc" type:"path"`
+
+	MemoryLimit int `help:"Soft limit, in MiB, of the memory the Go runtime holds (the ledger's memtables and caches and the embedded NATS server live in it); the garbage collector works harder near it. GOMEMLIMIT, when set, takes precedence. 0: no limit." default:"768" env:"SHARELOG_MEMORY_LIMIT" name:"memory-limit"`
+}
+
+// defaultMemoryLimit is --memory-limit's default, in MiB.
+const defaultMemoryLimit = 768
+
+// setMemoryLimit sets the Go runtime's soft memory limit to mib MiB unless
+// it is 0 or the environment sets GOMEMLIMIT.
+func setMemoryLimit(mib int, logger *slog.Logger) {
+	if mib <= 0 || os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	debug.SetMemoryLimit(int64(mib) << 20)
+	logger.Debug("memory limit set", "MiB", mib)
 }
 
 // Run implements the serve command.
@@ -212,6 +228,7 @@ func (m *Main) Open(ctx context.Context) error {
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
+	setMemoryLimit(cfg.MemoryLimit, m.Logger)
 	lifetime, cancel := context.WithCancel(context.Background())
 	m.group, m.lifetime = errgroup.WithContext(lifetime)
 	m.cancel = cancel

@@ -167,6 +167,13 @@ type Phase struct {
 	// where the kernel allows, but the memory earlier phases left is in it.
 	PeakRSSMiB float64 `json:"peakRSSMiB"`
 	RSS        []RSS   `json:"rss"`
+	// CPUPerEvent is the CPU time (user and system, all threads) the
+	// process spent while writing, in microseconds per event: the
+	// publisher, the NATS server and, in the full phase, sharelog's ingest
+	// and the compactions' catch-up. Other work on the machine slows the
+	// rates but changes it much less, so it is the figure to compare runs
+	// on a busy machine with.
+	CPUPerEvent float64 `json:"cpuMicrosPerEvent"`
 }
 
 // FullPhase is the full ingest and what was measured on the ledger it
@@ -496,12 +503,12 @@ func rawJetStream(ctx context.Context, cfg *Config) (*Phase, error) {
 		return nil, err
 	}
 	rss := newRSSSampler(cfg.RSSEvery)
-	start := time.Now()
+	start, cpu := time.Now(), cpuTime()
 	// Every event is acknowledged, so stored, when its chunk's callback runs.
 	if _, err := publishStream(ctx, cfg, js, "sharelog.in.bench", func(sent int) { rss.reached(sent, nil) }); err != nil {
 		return nil, err
 	}
-	p := &Phase{}
+	p := &Phase{CPUPerEvent: cpuPerEvent(cpu, cfg.Events)}
 	phaseDone(p, rate(cfg.Events, time.Since(start)), rss.final(cfg.Events))
 	return p, nil
 }
@@ -559,24 +566,25 @@ func rawBadger(ctx context.Context, cfg *Config) (*Phase, error) {
 	// clock runs for it.
 	rss := newRSSSampler(cfg.RSSEvery)
 	written := 0
-	var elapsed time.Duration
+	var elapsed, cpu time.Duration
 	for c := range cfg.chunks(ctx) {
 		evs, err := decode(c.events)
 		if err != nil {
 			return nil, err
 		}
-		t := time.Now()
+		t, c := time.Now(), cpuTime()
 		if err := apply(evs); err != nil {
 			return nil, err
 		}
 		elapsed += time.Since(t)
+		cpu += cpuTime() - c
 		written += len(evs)
 		rss.reached(written, nil)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	p := &Phase{}
+	p := &Phase{CPUPerEvent: float64(cpu) / float64(time.Microsecond) / float64(cfg.Events)}
 	phaseDone(p, rate(cfg.Events, elapsed), rss.final(cfg.Events))
 	return p, nil
 }
@@ -613,7 +621,7 @@ func fullIngest(ctx context.Context, cfg *Config, start StartFunc) (*FullPhase, 
 	rss := newRSSSampler(cfg.RSSEvery)
 	// The ledger trails the publisher: sample when it has caught up to each point.
 	caughtUp := func(n int) bool { return t.WaitApplied(ctx, base+uint64(n)) == nil }
-	begin := time.Now()
+	begin, cpu := time.Now(), cpuTime()
 	last, err = publishStream(ctx, cfg, js, "sharelog.in.bench", func(sent int) { rss.reached(sent, caughtUp) })
 	if err != nil {
 		return nil, err
@@ -660,6 +668,7 @@ func fullIngest(ctx context.Context, cfg *Config, start StartFunc) (*FullPhase, 
 		return nil, err
 	}
 	full.CatchUpSeconds = catchUp.Seconds()
+	full.CPUPerEvent = cpuPerEvent(cpu, cfg.Events)
 	full.Sustained = rate(cfg.Events, time.Duration((ingest.Seconds+full.CatchUpSeconds)*float64(time.Second)))
 	if err := queries(&full.Who, &full.WhoLogged, &full.Window); err != nil {
 		return nil, err
@@ -791,6 +800,21 @@ func pubToQueryable(ctx context.Context, js jetstream.JetStream, t *Target, cfg 
 		return Latency{}, err
 	}
 	return latency(done), nil
+}
+
+// cpuTime returns the CPU time (user and system) this process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// cpuPerEvent returns the CPU time used since since (a cpuTime), in
+// microseconds per event for n events.
+func cpuPerEvent(since time.Duration, n int) float64 {
+	return float64(cpuTime()-since) / float64(time.Microsecond) / float64(n)
 }
 
 func rate(n int, d time.Duration) Rate {

@@ -33,16 +33,16 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 	fmt.Fprintf(tw, "phases\t%s; %s\n\n", strings.Join(r.Phases, ", "), isolation)
 
-	fmt.Fprintf(tw, "THROUGHPUT\tevents/s\tseconds\n")
+	fmt.Fprintf(tw, "THROUGHPUT\tevents/s\tseconds\tCPU µs/event\n")
 	if r.RawJS != nil {
-		fmt.Fprintf(tw, "raw JetStream async publish\t%.0f\t%.2f\n", r.RawJS.PerSec, r.RawJS.Seconds)
+		fmt.Fprintf(tw, "raw JetStream async publish\t%.0f\t%.2f\t%.0f\n", r.RawJS.PerSec, r.RawJS.Seconds, r.RawJS.CPUPerEvent)
 	}
 	if r.RawBadger != nil {
-		fmt.Fprintf(tw, "raw Badger ledger write set\t%.0f\t%.2f\n", r.RawBadger.PerSec, r.RawBadger.Seconds)
+		fmt.Fprintf(tw, "raw Badger ledger write set\t%.0f\t%.2f\t%.0f\n", r.RawBadger.PerSec, r.RawBadger.Seconds, r.RawBadger.CPUPerEvent)
 	}
 	if r.Full != nil {
 		fmt.Fprintf(tw, "full sharelog ingest (to queryable)\t%.0f\t%.2f\n", r.Full.PerSec, r.Full.Seconds)
-		fmt.Fprintf(tw, "full, with the compactions' catch-up (%.1f s)\t%.0f\t%.2f\n", r.Full.CatchUpSeconds, r.Full.Sustained.PerSec, r.Full.Sustained.Seconds)
+		fmt.Fprintf(tw, "full, with the compactions' catch-up (%.1f s)\t%.0f\t%.2f\t%.0f\n", r.Full.CatchUpSeconds, r.Full.Sustained.PerSec, r.Full.Sustained.Seconds, r.Full.CPUPerEvent)
 	}
 	if r.FullOverJS != nil {
 		fmt.Fprintf(tw, "full / raw JetStream\t%.2f\t\n", *r.FullOverJS)
