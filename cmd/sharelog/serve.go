@@ -20,6 +20,7 @@ import (
 	"github.com/sharelog/sharelog/internal/access"
 	"github.com/sharelog/sharelog/internal/checkpoint"
 	"github.com/sharelog/sharelog/internal/cloudevents"
+	"github.com/sharelog/sharelog/internal/console"
 	"github.com/sharelog/sharelog/internal/consultation"
 	slhttp "github.com/sharelog/sharelog/internal/http"
 	"github.com/sharelog/sharelog/internal/ledger"
@@ -82,6 +83,9 @@ type Config struct {
 	ReadTimeout    time.Duration `help:"Time allowed to read one HTTP request, headers and body; a slower body is refused and its connection closed." default:"30s" env:"SHARELOG_READ_TIMEOUT" name:"read-timeout"`
 	LookupRate     float64       `help:"Lookups of people's data each principal (or address, without --access) may make per second; over it, 429 (negative: no limit)." default:"5" env:"SHARELOG_LOOKUP_RATE" name:"lookup-rate"`
 	LookupBurst    int           `help:"Lookups a principal may make at once before --lookup-rate applies." default:"50" env:"SHARELOG_LOOKUP_BURST" name:"lookup-burst"`
+
+	// OIDC is the web console's OpenID Connect sign-in (console.OIDC).
+	OIDC string `help:"YAML file configuring the web console's sign-in with your OpenID Connect provider (deploy/oidc.example.yaml)." env:"SHARELOG_OIDC" name:"oidc" type:"path"`
 
 	MemoryLimit int `help:"Soft limit, in MiB, of the memory the Go runtime holds (the ledger's memtables and caches and the embedded NATS server live in it); the garbage collector works harder near it. GOMEMLIMIT, when set, takes precedence. 0: no limit." default:"768" env:"SHARELOG_MEMORY_LIMIT" name:"memory-limit"`
 }
@@ -354,6 +358,11 @@ func (m *Main) Open(ctx context.Context) error {
 				return nil
 			}
 			return m.Consultations.Consult(ctx, c)
+		}
+	}
+	if cfg.OIDC != "" {
+		if m.HTTP.ConsoleOIDC, err = console.LoadOIDC(cfg.OIDC); err != nil {
+			return err
 		}
 	}
 	// The NATS service answers producers as POST /v1/events does.

@@ -22,6 +22,7 @@ import (
 
 	"github.com/sharelog/sharelog/internal/access"
 	"github.com/sharelog/sharelog/internal/cloudevents"
+	"github.com/sharelog/sharelog/internal/console"
 	"github.com/sharelog/sharelog/internal/ledger"
 	"github.com/sharelog/sharelog/internal/metrics"
 	"github.com/sharelog/sharelog/internal/nats"
@@ -84,6 +85,9 @@ type Server struct {
 	// (DPA 2018 s.62) and returns once it is durable; a request that reads
 	// a person's data is answered only after it returned nil (fail closed).
 	Consult func(ctx context.Context, c ledger.Consultation) error
+	// ConsoleOIDC, when set, lets the web console (/ui/) sign people in
+	// with the organisation's OpenID Connect provider (the --oidc file).
+	ConsoleOIDC *console.OIDC
 	// TLS, when set, serves HTTPS (ServerTLS); nil serves plain HTTP.
 	TLS *tls.Config
 	// Limits bounds connections, request read time and lookups (limits.go).
@@ -163,7 +167,8 @@ func (s *Server) Handler() http.Handler {
 	s.noticesRoutes(mux)
 	s.obligationRoutes(mux)
 	s.proofRoutes(mux)
-	s.accessRoutes(mux) // accesses.go
+	s.accessRoutes(mux)             // accesses.go
+	mux.Handle("/ui/", s.console()) // console.Prefix: the web console, not an API operation (auth.go)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /readyz", s.handleReady)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Metrics.Registry, promhttp.HandlerOpts{}))
