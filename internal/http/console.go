@@ -16,11 +16,13 @@ import (
 // reads through the same Ledger, Notices and Tree as the API, records
 // lookups through Consult, and publishes decisions through the path of
 // POST /v1/events (consolePublish).
-func (s *Server) console() http.Handler {
+func (s *Server) console(lookups *lookupLimiter) http.Handler {
 	cfg := console.Config{Ledger: s.Ledger, Access: s.Access, Publish: s.consolePublish, OIDC: s.ConsoleOIDC, Logger: s.Logger,
 		Roles: operationRoles}
 	if s.Consult != nil {
-		cfg.Consult = s.Consult // the same log, and the same fail-closed rule, as the API's lookups
+		// The same log, the same fail-closed rule and the same lookup
+		// limit as the API's lookups.
+		cfg.Consult = lookups.consult(s.Consult)
 	}
 	if s.Notices != nil {
 		cfg.Notices = s.Notices

@@ -2,6 +2,7 @@ package http
 
 import (
 	"cmp"
+	"context"
 	"fmt"
 	"log/slog"
 	"math"
@@ -74,15 +75,9 @@ func (s *Server) readTimeout() time.Duration {
 // It comes before next authorizes the request, so that a refused lookup is
 // not recorded as a consultation: it authenticates the request itself,
 // and one without a valid credential counts against its remote address.
-func (s *Server) limitLookups(mux *http.ServeMux, next http.Handler) http.Handler {
-	l := newLookupLimiter(s.Limits, s.Logger)
+func (s *Server) limitLookups(l *lookupLimiter, mux *http.ServeMux, next http.Handler) http.Handler {
 	if l == nil {
 		return next
-	}
-	if err := s.Metrics.Registry.Register(l.limited); err != nil {
-		if are, ok := err.(prometheus.AlreadyRegisteredError); ok {
-			l.limited = are.ExistingCollector.(*prometheus.CounterVec)
-		}
 	}
 	ops := operations()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -101,6 +96,39 @@ func (s *Server) limitLookups(mux *http.ServeMux, next http.Handler) http.Handle
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// lookupLimiter returns the server's lookup limiter, its metric
+// registered, or nil when the limit is off. The API (limitLookups) and the
+// console (console.go) take lookups from the same buckets.
+func (s *Server) lookupLimiter() *lookupLimiter {
+	l := newLookupLimiter(s.Limits, s.Logger)
+	if l == nil {
+		return nil
+	}
+	if err := s.Metrics.Registry.Register(l.limited); err != nil {
+		if are, ok := err.(prometheus.AlreadyRegisteredError); ok {
+			l.limited = are.ExistingCollector.(*prometheus.CounterVec)
+		}
+	}
+	return l
+}
+
+// consult returns consult limited by l: a principal over its lookup rate
+// is refused (ETOOMANY) before the lookup is recorded or made. The console
+// signs its people in itself, so its lookups are limited here, by the
+// principal the consultation names.
+func (l *lookupLimiter) consult(consult func(context.Context, ledger.Consultation) error) func(context.Context, ledger.Consultation) error {
+	if l == nil {
+		return consult
+	}
+	return func(ctx context.Context, c ledger.Consultation) error {
+		if wait := l.take(&ledger.Principal{Name: c.Principal}, ""); wait > 0 {
+			return ledger.Errorf(ledger.ETOOMANY, "too many lookups of people's data: over %g a second; try again in %d s",
+				float64(l.rate), int(math.Ceil(wait.Seconds())))
+		}
+		return consult(ctx, c)
+	}
 }
 
 // maxLimiters bounds the token buckets a lookupLimiter keeps for remote
@@ -147,12 +175,19 @@ func newLookupLimiter(lims Limits, logger *slog.Logger) *lookupLimiter {
 // from r's remote address's, and returns 0, or how long until it may look
 // up again.
 func (l *lookupLimiter) allow(r *http.Request, p *ledger.Principal) time.Duration {
-	principal, remote, key := Anonymous, "", ""
+	remote := ""
+	if p == nil {
+		remote, _, _ = net.SplitHostPort(r.RemoteAddr)
+	}
+	return l.take(p, remote)
+}
+
+// take takes a lookup by p from its bucket, or, with p nil, from the
+// bucket of the remote address remote.
+func (l *lookupLimiter) take(p *ledger.Principal, remote string) time.Duration {
+	principal, key := Anonymous, "address "+remote
 	if p != nil {
 		principal, key = p.Name, "principal "+p.Name
-	} else {
-		remote, _, _ = net.SplitHostPort(r.RemoteAddr)
-		key = "address " + remote
 	}
 	now := time.Now()
 	l.mu.Lock()

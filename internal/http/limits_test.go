@@ -2,6 +2,7 @@ package http
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"maps"
 	"net/http/httptest"
@@ -91,5 +92,31 @@ func TestLookupLimitPerPrincipal(t *testing.T) {
 		if strings.Contains(logs.String(), secret) {
 			t.Error("the logs hold a token")
 		}
+	}
+}
+
+// TestConsoleLookupsLimited: the console's lookups (which reach the log
+// through Consult, not through the API's routes) take from the same
+// per-principal buckets: over the rate, the lookup is refused before it is
+// recorded, and another principal is not held back.
+func TestConsoleLookupsLimited(t *testing.T) {
+	l := newLookupLimiter(Limits{LookupRate: 0.001, LookupBurst: 2}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	recorded := map[string]int{}
+	consult := l.consult(func(_ context.Context, c ledger.Consultation) error {
+		recorded[c.Principal]++
+		return nil
+	})
+	ctx := context.Background()
+	for i := range 3 {
+		err := consult(ctx, ledger.Consultation{Principal: "jane.dpo", Operation: "who", Reason: "r"})
+		if want := i == 2; (ledger.ErrorCode(err) == ledger.ETOOMANY) != want {
+			t.Fatalf("lookup %d by jane.dpo: %v, want refused=%v", i+1, err, want)
+		}
+	}
+	if err := consult(ctx, ledger.Consultation{Principal: "sam.dpo", Operation: "who", Reason: "r"}); err != nil {
+		t.Fatalf("another principal: %v", err)
+	}
+	if recorded["jane.dpo"] != 2 || recorded["sam.dpo"] != 1 {
+		t.Fatalf("recorded %v, want jane.dpo 2 (the refused one not recorded) and sam.dpo 1", recorded)
 	}
 }

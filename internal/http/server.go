@@ -168,7 +168,8 @@ func (s *Server) Handler() http.Handler {
 	s.obligationRoutes(mux)
 	s.proofRoutes(mux)
 	s.accessRoutes(mux)             // accesses.go
-	mux.Handle("/ui/", s.console()) // console.Prefix: the web console, not an API operation (auth.go)
+	lookups := s.lookupLimiter()
+	mux.Handle("/ui/", s.console(lookups)) // console.Prefix: the web console, not an API operation (auth.go)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /readyz", s.handleReady)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Metrics.Registry, promhttp.HandlerOpts{}))
@@ -181,7 +182,7 @@ func (s *Server) Handler() http.Handler {
 		}
 		writeProblem(w, newProblem(http.StatusNotFound, ledger.ENOTFOUND, "no such route; see /v1/openapi.yaml"))
 	})
-	return s.observe(s.limitLookups(mux, s.authorize(mux)))
+	return s.observe(s.limitLookups(lookups, mux, s.authorize(mux)))
 }
 
 // methods are those the API's routes use, in the order Allow lists them.
