@@ -167,7 +167,7 @@ func (s *Server) Handler() http.Handler {
 	s.noticesRoutes(mux)
 	s.obligationRoutes(mux)
 	s.proofRoutes(mux)
-	s.accessRoutes(mux)             // accesses.go
+	s.accessRoutes(mux) // accesses.go
 	lookups := s.lookupLimiter()
 	mux.Handle("/ui/", s.console(lookups)) // console.Prefix: the web console, not an API operation (auth.go)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
