@@ -18,8 +18,9 @@ import (
 // TestReplayWithOtherContent: the same (source, id) sent again with the
 // same content is a duplicate, in another JSON form too; with other content
 // it is refused as a conflict: over HTTP 409 with a conflict problem for
-// the event, over NATS kept in SHARELOG_REJECTED under reason conflict.
-// The ledger keeps the first content.
+// the event, and over HTTP and NATS kept in SHARELOG_REJECTED under reason
+// conflict (the same conflicting copy posted again is kept once). The
+// ledger keeps the first content.
 func TestReplayWithOtherContent(t *testing.T) {
 	m := startMain(t, testConfig(t.TempDir()))
 	registerRecipient(t, m, "acro")
@@ -54,9 +55,25 @@ func TestReplayWithOtherContent(t *testing.T) {
 		len(p.Events) != 1 || p.Events[0].ID != "c-1" || p.Events[0].Problems[0].Reason != ledger.ReasonConflict {
 		t.Errorf("other content over HTTP: %d %s", resp.StatusCode, body)
 	}
+	// The refused copy went to SHARELOG_IN for the ingest to keep; posted
+	// again, it is a resend within the duplicate window, stored once.
+	in, err := js.Stream(ctx, nats.StreamIn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept, err := in.GetLastMsgForSubject(ctx, nats.SubjectInHTTP)
+	if err != nil || !strings.Contains(string(kept.Data), "another justification") || kept.Header.Get("Nats-Msg-Id") == nats.MsgID("casework", "c-1") {
+		t.Fatalf("last on %s = %v, %v; want the conflicting copy under a message id of its own", nats.SubjectInHTTP, kept, err)
+	}
+	if resp, body := postEvents(t, m.HTTP.URL(), "application/cloudevents+json", nil, mustJSON(t, other)); resp.StatusCode != http.StatusConflict {
+		t.Errorf("other content over HTTP again: %d %s", resp.StatusCode, body)
+	}
+	if again, err := in.GetLastMsgForSubject(ctx, nats.SubjectInHTTP); err != nil || again.Sequence != kept.Sequence {
+		t.Errorf("the same conflicting copy posted again: last on %s = %v, %v; want %d", nats.SubjectInHTTP, again, err, kept.Sequence)
+	}
 
 	// Over NATS, structured and binary.
-	seqs := map[uint64]int{}
+	seqs := map[uint64]int{kept.Sequence: 2}
 	for i, msg := range []*natsio.Msg{{Subject: "sharelog.in.casework", Data: mustJSON(t, other)}, binaryMsg(t, "sharelog.in.casework", other)} {
 		ack, err := js.PublishMsg(ctx, msg)
 		if err != nil {
@@ -67,12 +84,16 @@ func TestReplayWithOtherContent(t *testing.T) {
 	if err := m.Ingester.CatchUp(ctx); err != nil {
 		t.Fatal(err)
 	}
-	for i, msg := range rejectedOf(t, ctx, js, seqs) {
+	rejected := rejectedOf(t, ctx, js, seqs)
+	if !strings.Contains(string(rejected[2].Data()), "another justification") {
+		t.Errorf("HTTP replay kept as %s", rejected[2].Data())
+	}
+	for i, msg := range rejected {
 		if got := msg.Headers().Get(nats.HeaderReason); got != string(ledger.ReasonConflict) {
-			t.Errorf("NATS replay %d: reason %q, want conflict", i, got)
+			t.Errorf("replay %d (2: over HTTP): reason %q, want conflict", i, got)
 		}
 		if want := nats.RejectedSubject(ledger.ReasonConflict, "casework"); msg.Subject() != want {
-			t.Errorf("NATS replay %d: subject %q, want %q", i, msg.Subject(), want)
+			t.Errorf("replay %d (2: over HTTP): subject %q, want %q", i, msg.Subject(), want)
 		}
 	}
 	rec, err := m.Store.Disclosure(ctx, "c-1", "casework")

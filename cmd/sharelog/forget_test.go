@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -35,9 +36,10 @@ func TestForgetPerson(t *testing.T) {
 		justification = "Quarrel at Vexley Street"
 		recordRef     = "REF-QV-55213"
 		conflicting   = "Clerk Yardley Brisk"
+		conflictHTTP  = "Clerk Ozanne Threlkeld"
 		refusedText   = "Refused note Wexcombe"
 	)
-	sealed := []string{personID, newAddr, disclosedBy, justification, recordRef, conflicting, refusedText}
+	sealed := []string{personID, newAddr, disclosedBy, justification, recordRef, conflicting, conflictHTTP, refusedText}
 	dir := t.TempDir()
 	// In clear, so that the search of the files sees what forgetting
 	// leaves (TestEncryptedAtRestByDefault: encrypted, it finds nothing).
@@ -107,8 +109,24 @@ func TestForgetPerson(t *testing.T) {
 		t.Fatal(err)
 	}
 	delete(seqs, firstKey(seqs, 0)) // the duplicate is not refused
+	// Over HTTP: f-1 with another discloser, refused 409 and kept too.
+	if resp, body := postEvents(t, m.HTTP.URL(), "application/cloudevents+json", nil, mustJSON(t, f1By(conflictHTTP))); resp.StatusCode != http.StatusConflict {
+		t.Fatalf("conflict over HTTP: %d %s", resp.StatusCode, body)
+	}
+	in, err := js.Stream(ctx, nats.StreamIn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept, err := in.GetLastMsgForSubject(ctx, nats.SubjectInHTTP)
+	if err != nil || !strings.Contains(string(kept.Data), conflictHTTP) {
+		t.Fatalf("conflict over HTTP not in SHARELOG_IN: %v, %v", kept, err)
+	}
+	seqs[kept.Sequence] = 3
+	if err := m.Ingester.CatchUp(ctx); err != nil {
+		t.Fatal(err)
+	}
 	for i, msg := range rejectedOf(t, ctx, js, seqs) {
-		if want := []ledger.Reason{1: ledger.ReasonConflict, 2: ledger.ReasonInvalidData}[i]; msg.Headers().Get(nats.HeaderReason) != string(want) {
+		if want := []ledger.Reason{1: ledger.ReasonConflict, 2: ledger.ReasonInvalidData, 3: ledger.ReasonConflict}[i]; msg.Headers().Get(nats.HeaderReason) != string(want) {
 			t.Errorf("NATS message %d refused for %q, want %q", i, msg.Headers().Get(nats.HeaderReason), want)
 		}
 	}
@@ -143,7 +161,7 @@ func TestForgetPerson(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(rep.Forgotten) != 1 || rep.Forgotten[0].SubjectHash != hash || rep.Forgotten[0].Reason != ledger.ForgetErasureClosed ||
-		rep.ScrubbedMessages < 7 || rep.ScrubbedNotices < 2 || rep.ScrubbedRejected != 2 || !rep.Compacted {
+		rep.ScrubbedMessages < 7 || rep.ScrubbedNotices < 2 || rep.ScrubbedRejected != 3 || !rep.Compacted {
 		t.Fatalf("round = %+v", rep)
 	}
 	t.Logf("round: %d SHARELOG_IN messages, %d notices and %d rejections scrubbed, compaction took %v", rep.ScrubbedMessages, rep.ScrubbedNotices, rep.ScrubbedRejected, rep.CompactTook)

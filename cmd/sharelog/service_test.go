@@ -26,7 +26,7 @@ import (
 func TestNATSService(t *testing.T) {
 	m := startMain(t, testConfig(t.TempDir()))
 	registerRecipient(t, m, "acro")
-	nc, _ := m.connect(t)
+	nc, js := m.connect(t)
 	subj := []ledger.Subject{{Scheme: "dbs-ref", ID: secretID}}
 	at := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
 	good := func(id string) map[string]any {
@@ -70,6 +70,8 @@ func TestNATSService(t *testing.T) {
 		), status: http.StatusBadRequest, problems: []string{
 			"1 not-cloudevent id", "1 not-cloudevent subject", "2 unknown-recipient data.recipient",
 		}},
+		{name: "refused: a replay with other content", msg: structured(withData(good("svc-1"), func(d map[string]any) { d["justification"] = "another justification" })),
+			status: http.StatusConflict, problems: []string{"0 conflict id"}},
 		{name: "refused: an ack is not a producer's", msg: structured(ce("/systems/casework", "svc-ack", ledger.TypeNoticeAck, map[string]any{"notice": "n-1", "outcome": "done"})),
 			status: http.StatusBadRequest},
 		{name: "refused: content type", msg: func() *natsio.Msg {
@@ -142,6 +144,18 @@ func TestNATSService(t *testing.T) {
 	}
 	if got := m.Store.Count(); got != before+uint64(recorded) || recorded != 5 {
 		t.Errorf("ledger has %d new entries, the service reported %d recorded, want 5", got-before, recorded)
+	}
+	// The replay with other content is kept in SHARELOG_REJECTED, as over HTTP.
+	in, err := js.Stream(context.Background(), nats.StreamIn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept, err := in.GetLastMsgForSubject(context.Background(), nats.SubjectInService)
+	if err != nil || !strings.Contains(string(kept.Data), "another justification") {
+		t.Fatalf("the conflicting copy is not in SHARELOG_IN: %v, %v", kept, err)
+	}
+	if msg := rejectedOf(t, context.Background(), js, map[uint64]int{kept.Sequence: 0})[0]; msg.Headers().Get(nats.HeaderReason) != string(ledger.ReasonConflict) {
+		t.Errorf("the service's conflicting copy refused for %q, want conflict", msg.Headers().Get(nats.HeaderReason))
 	}
 	if got := get(t, m.HTTP.URL()+"/metrics"); !strings.Contains(got, `sharelog_rejected_total{reason="unknown-recipient",transport="nats-service"} 1`) {
 		t.Error("metrics do not count the service's refusals")

@@ -48,6 +48,10 @@ type Ledger interface {
 // Publisher puts validated events on SHARELOG_IN and returns once they are durable there.
 type Publisher interface {
 	Publish(ctx context.Context, subject string, events []*ledger.Event) ([]nats.Ack, error)
+	// PublishConflicts puts there events whose (source, id) the ledger
+	// holds with other content, each under a message id of its own, for
+	// the ingest to refuse and keep in SHARELOG_REJECTED.
+	PublishConflicts(ctx context.Context, subject string, events []*ledger.Event) ([]nats.Ack, error)
 }
 
 // Server is the HTTP API. Set the fields, then Open.
@@ -289,9 +293,17 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 // 202; an empty batch gives an empty list) or a *Problem whose Events list
 // every refused event and each of its problems. transport labels the
 // rejection metrics.
+//
+// When every refused event is a replay of a recorded (source, id) with
+// other content, those copies are published to SHARELOG_IN before the 409,
+// so that the ingest refuses them and keeps them in SHARELOG_REJECTED under
+// reason conflict, as it does a conflicting copy sent over NATS (and
+// forgetting the person scrubs them there too). A request refused for any
+// other reason is refused whole and nothing of it is kept: the producer
+// must correct it and send it again.
 func (s *Server) submit(ctx context.Context, subject, transport string, decoded []cloudevents.Decoded) any {
 	var refused []EventProblems
-	var replays int // refused as replays with other content
+	var replays []*ledger.Event // refused as replays with other content
 	events := make([]*ledger.Event, 0, len(decoded))
 	registered := map[string]bool{}
 	for i, d := range decoded {
@@ -309,7 +321,7 @@ func (s *Server) submit(ctx context.Context, subject, transport string, decoded 
 		}
 		if d.Err == nil && s.CheckReplay != nil {
 			if d.Err = s.CheckReplay(ctx, d.Event); d.Err != nil {
-				replays++ // a replay with other content: 409 if only those
+				replays = append(replays, d.Event) // a replay with other content: 409 if only those
 			}
 		}
 		if d.Err != nil {
@@ -321,7 +333,10 @@ func (s *Server) submit(ctx context.Context, subject, transport string, decoded 
 	}
 	if len(refused) > 0 {
 		status, code := http.StatusBadRequest, ledger.EINVALID
-		if replays == len(refused) {
+		if len(replays) == len(refused) {
+			if err := s.keepConflicts(ctx, subject, replays); err != nil {
+				return problemFor(err)
+			}
 			status, code = http.StatusConflict, ledger.ECONFLICT
 		}
 		p := newProblem(status, code, fmt.Sprintf("%d of %d events refused; none were accepted", len(refused), len(decoded)))
@@ -344,6 +359,17 @@ func (s *Server) submit(ctx context.Context, subject, transport string, decoded 
 		return problemFor(ledger.Errorf(ledger.EUNAVAILABLE, "events not stored: %v", err))
 	}
 	return Accepted{Accepted: s.outcomes(ctx, events, acks)}
+}
+
+// keepConflicts publishes replays with other content to SHARELOG_IN on
+// subject for the ingest to refuse and keep in SHARELOG_REJECTED (submit).
+// A copy sent again within JetStream's duplicate window is stored once.
+func (s *Server) keepConflicts(ctx context.Context, subject string, replays []*ledger.Event) error {
+	s.Decoder.Handoff(replays)
+	if _, err := s.Publisher.PublishConflicts(ctx, subject, replays); err != nil {
+		return ledger.Errorf(ledger.EUNAVAILABLE, "conflicting events not kept: %v", err)
+	}
+	return nil
 }
 
 // Answer gives other transports that answer producers (the NATS service)

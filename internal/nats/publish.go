@@ -30,6 +30,20 @@ func MsgID(source, id string) string {
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
+// ConflictMsgID returns the Nats-Msg-Id of a copy of an event whose
+// (source, id) the ledger holds with other content (PublishConflicts): a
+// digest of the (source, id) and of the copy's bytes, so that the copy is
+// not taken for a resend of the recorded event (MsgID) within the duplicate
+// window, while a resend of the same copy still is one.
+func ConflictMsgID(source, id string, raw []byte) string {
+	content := sha256.Sum256(raw)
+	h := sha256.New()
+	h.Write([]byte(MsgID(source, id)))
+	h.Write([]byte{0})
+	h.Write(content[:])
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
 // Ack is JetStream's acknowledgement of one published event.
 type Ack struct {
 	// Seq is the event's SHARELOG_IN sequence.
@@ -69,16 +83,33 @@ func NewPublisher(js jetstream.JetStream, atomic bool) *Publisher {
 // window is refused whole; that batch is then published event by event, so
 // that each duplicate is reported as one.
 func (p *Publisher) Publish(ctx context.Context, subject string, events []*ledger.Event) ([]Ack, error) {
+	return p.publish(ctx, subject, events, eventMsgID)
+}
+
+// PublishConflicts publishes, as Publish does, events whose (source, id) the
+// ledger holds with other content, so that the ingest refuses them as
+// conflicts and keeps them in SHARELOG_REJECTED, as it does a conflicting
+// copy that comes over NATS. Each has a message id of its own
+// (ConflictMsgID), so JetStream does not drop it as a resend of the recorded
+// event.
+func (p *Publisher) PublishConflicts(ctx context.Context, subject string, events []*ledger.Event) ([]Ack, error) {
+	return p.publish(ctx, subject, events, conflictMsgID)
+}
+
+func eventMsgID(ev *ledger.Event) string    { return MsgID(ev.Source, ev.ID) }
+func conflictMsgID(ev *ledger.Event) string { return ConflictMsgID(ev.Source, ev.ID, ev.Raw) }
+
+func (p *Publisher) publish(ctx context.Context, subject string, events []*ledger.Event, msgID func(*ledger.Event) string) ([]Ack, error) {
 	if !p.atomic {
-		return p.publishAsync(ctx, subject, events)
+		return p.publishAsync(ctx, subject, events, msgID)
 	}
 	acks := make([]Ack, 0, len(events))
 	for start := 0; start < len(events); start += MaxAtomicBatch {
 		chunk := events[start:min(start+MaxAtomicBatch, len(events))]
-		a, err := p.publishAtomic(ctx, subject, chunk)
+		a, err := p.publishAtomic(ctx, subject, chunk, msgID)
 		var apiErr *jetstream.APIError
 		if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstreamext.JSErrCodeBatchPublishDuplicateMsgID {
-			a, err = p.publishAsync(ctx, subject, chunk)
+			a, err = p.publishAsync(ctx, subject, chunk, msgID)
 		}
 		if err != nil {
 			return nil, err
@@ -88,19 +119,19 @@ func (p *Publisher) Publish(ctx context.Context, subject string, events []*ledge
 	return acks, nil
 }
 
-func eventMsg(subject string, ev *ledger.Event) *natsio.Msg {
+func eventMsg(subject string, ev *ledger.Event, msgID func(*ledger.Event) string) *natsio.Msg {
 	msg := &natsio.Msg{Subject: subject, Data: ev.Raw, Header: natsio.Header{}}
 	msg.Header.Set("Content-Type", ContentTypeStructured)
-	msg.Header.Set(jetstream.MsgIDHeader, MsgID(ev.Source, ev.ID))
+	msg.Header.Set(jetstream.MsgIDHeader, msgID(ev))
 	return msg
 }
 
 // publishAtomic stores events as one atomic batch: they take consecutive
 // stream sequences ending at the batch ack's.
-func (p *Publisher) publishAtomic(ctx context.Context, subject string, events []*ledger.Event) ([]Ack, error) {
+func (p *Publisher) publishAtomic(ctx context.Context, subject string, events []*ledger.Event, msgID func(*ledger.Event) string) ([]Ack, error) {
 	msgs := make([]*natsio.Msg, len(events))
 	for i, ev := range events {
-		msgs[i] = eventMsg(subject, ev)
+		msgs[i] = eventMsg(subject, ev, msgID)
 	}
 	ba, err := jetstreamext.PublishMsgBatch(ctx, p.js, msgs)
 	if err != nil {
@@ -114,10 +145,10 @@ func (p *Publisher) publishAtomic(ctx context.Context, subject string, events []
 	return acks, nil
 }
 
-func (p *Publisher) publishAsync(ctx context.Context, subject string, events []*ledger.Event) ([]Ack, error) {
+func (p *Publisher) publishAsync(ctx context.Context, subject string, events []*ledger.Event, msgID func(*ledger.Event) string) ([]Ack, error) {
 	futures := make([]jetstream.PubAckFuture, len(events))
 	for i, ev := range events {
-		f, err := p.js.PublishMsgAsync(eventMsg(subject, ev), jetstream.WithStallWait(30*time.Second))
+		f, err := p.js.PublishMsgAsync(eventMsg(subject, ev, msgID), jetstream.WithStallWait(30*time.Second))
 		if err != nil {
 			return nil, fmt.Errorf("publish: %w", err)
 		}
