@@ -150,10 +150,6 @@ func (c *Console) accesses(w http.ResponseWriter, r *http.Request, ss *session) 
 	f.Limit = accessesPageSize
 	page, err := log.Consultations(ctx, f)
 	if err != nil {
-		if errIs(err, ledger.EINVALID) {
-			c.render(w, r, ss, http.StatusBadRequest, "accesses", "Consultation log", d, fieldError{"principal", ledger.ErrorMessage(err)})
-			return
-		}
 		c.fail(w, r, ss, err)
 		return
 	}

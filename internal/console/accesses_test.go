@@ -39,13 +39,11 @@ func (l *fakeLog) Consultations(ctx context.Context, f ledger.ConsultationFilter
 		{Seq: 7, RecordedAt: at, Principal: "jane", Operation: "who", Reason: "=HYPERLINK(\"x\")", Subject: &subj, BySubject: true, Query: "console: person page"},
 		{Seq: 9, RecordedAt: at.Add(time.Hour), Principal: "jane", Operation: "listDisclosures", Reason: "SAR 7", Query: "-since"},
 	}
-	if f.After == "" && f.Limit < len(recs) {
-		return &ledger.ConsultationPage{Consultations: recs[:f.Limit], Next: "p2"}, nil
-	}
+	// One record a page, so that every reader has to page.
 	if f.After == "p2" {
-		recs = recs[1:]
+		return &ledger.ConsultationPage{Consultations: recs[1:]}, nil
 	}
-	return &ledger.ConsultationPage{Consultations: recs}, nil
+	return &ledger.ConsultationPage{Consultations: recs[:1], Next: "p2"}, nil
 }
 
 func accessesConsole(t *testing.T, fail *bool) (*fakeLog, *client, *client, *client) {
@@ -69,7 +67,7 @@ func TestAccessesRoles(t *testing.T) {
 	fail := false
 	lg, dpo, aud, clerk := accessesConsole(t, &fail)
 	dpo.signIn("jane")
-	if status, body, _ := dpo.do("GET", "/ui/evidence/accesses", nil); status != http.StatusOK || !strings.Contains(body, secret) || !strings.Contains(body, "SAR 7") {
+	if status, body, _ := dpo.do("GET", "/ui/evidence/accesses", nil); status != http.StatusOK || !strings.Contains(body, secret) || !strings.Contains(body, "HYPERLINK") {
 		t.Errorf("DPO: %d, want the log with people and reasons\n%s", status, body)
 	}
 	audCSRF := aud.signIn("aud")
@@ -118,6 +116,17 @@ func TestAccessesByPerson(t *testing.T) {
 		t.Errorf("filter = %+v", f)
 	}
 
+	if !strings.Contains(body, `name="after" value="p2"`) || !strings.Contains(body, `name="id" value="`+secret+`"`) {
+		t.Errorf("no form for the next page, by the same person:\n%s", body)
+	}
+	// The next page: another lookup of the person, recorded first.
+	lg.calls = nil
+	status, body, _ = dpo.do("POST", "/ui/evidence/accesses", withField(form, "after", "p2"))
+	if want := "consult:jane:listAccesses:complaint 12:dbs-ref:" + secret + " log"; status != http.StatusOK || strings.Join(lg.calls, " ") != want ||
+		!strings.Contains(body, "SAR 7") || strings.Contains(body, "HYPERLINK") || strings.Contains(body, `name="after"`) {
+		t.Errorf("next page: %d, calls %q\n%s", status, lg.calls, body)
+	}
+
 	lg.calls, fail = nil, true
 	status, body, _ = dpo.do("POST", "/ui/evidence/accesses.csv", form)
 	if status != http.StatusServiceUnavailable || len(lg.calls) != 1 || strings.Contains(body, secret) {
@@ -137,7 +146,7 @@ func TestAccessesByPerson(t *testing.T) {
 	}
 }
 
-// TestAccessesCSV: every page, the CLI's columns, free text escaped
+// TestAccessesCSV: every page of the log, the CLI's columns, free text escaped
 // against spreadsheet formulas.
 func TestAccessesCSV(t *testing.T) {
 	fail := false
@@ -157,7 +166,17 @@ func TestAccessesCSV(t *testing.T) {
 	if recs[1][4] != `'=HYPERLINK("x")` || recs[2][5] != "'-since" || recs[1][3] != "dbs-ref:"+secret || recs[2][6] != "9" {
 		t.Errorf("CSV rows: %q", recs[1:])
 	}
-	if len(lg.filters) != 1 || lg.filters[0].Principal != "jane" {
+	if len(lg.filters) != 2 || lg.filters[0].Principal != "jane" || lg.filters[1].After != "p2" || lg.filters[1].Principal != "jane" {
 		t.Errorf("filters: %+v", lg.filters)
 	}
+}
+
+// withField returns a copy of v with k set to val.
+func withField(v url.Values, k, val string) url.Values {
+	out := url.Values{}
+	for kk, vv := range v {
+		out[kk] = append([]string(nil), vv...)
+	}
+	out.Set(k, val)
+	return out
 }
