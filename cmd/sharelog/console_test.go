@@ -234,7 +234,7 @@ func (b *testBrowser) text() string { return b.eval(`document.body.innerText`) }
 
 // screenshots are the pages check saves for the README.
 var screenshots = map[string]bool{"sign-in": true, "home": true, "person-form-error": true, "person": true, "subject-report": true,
-	"requests": true, "request-exempted": true, "overdue": true, "manual": true, "decisions-refused": true, "recipient": true, "evidence": true}
+	"requests": true, "request-exempted": true, "overdue": true, "manual": true, "decisions-refused": true, "recipient": true, "evidence": true, "accesses": true}
 
 // axeFinding is one violation axe-core reports.
 type axeFinding struct {
@@ -394,11 +394,13 @@ func TestConsole(t *testing.T) {
 	// With --access: a DPO and a clerk.
 	dpoToken, dpoHash := access.NewToken()
 	clerkToken, clerkHash := access.NewToken()
+	auditorToken, auditorHash := access.NewToken()
 	cfg := testConfig(dir)
 	cfg.Access = filepath.Join(dir, "access.yaml")
 	if err := os.WriteFile(cfg.Access, []byte(fmt.Sprintf("principals:\n"+
 		"  - {name: jane.dpo, roles: [dpo], tokenSHA256: %s}\n"+
-		"  - {name: ann.clerk, roles: [clerk], tokenSHA256: %s}\n", dpoHash, clerkHash)), 0o600); err != nil {
+		"  - {name: ann.clerk, roles: [clerk], tokenSHA256: %s}\n"+
+		"  - {name: al.auditor, roles: [auditor], tokenSHA256: %s}\n", dpoHash, clerkHash, auditorHash)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	m = startMain(t, cfg)
@@ -589,6 +591,50 @@ func TestConsole(t *testing.T) {
 	}
 	if want := "controller:noyes:1 btp:yesyes:1 controller:noyes:2 HMRC:yesno:0"; strings.Join(got, " ") != want {
 		t.Errorf("RoPA comparison (category:declared observed:disclosures): %v, want %s\n%v", got, want, recs)
+	}
+
+	// The consultation log: the DPO's lookup with its reason, on screen and
+	// as CSV by person (a lookup itself, with its own reason, in a POST).
+	b.clickAndWait(`a[href="/ui/evidence/accesses"]`, "Consultation log")
+	if txt := b.text(); logged && (!strings.Contains(txt, "SAR-7") || !strings.Contains(txt, subject.Scheme+":"+subject.ID)) {
+		t.Errorf("the DPO's consultation log lacks the lookup:\n%s", txt)
+	}
+	b.check("accesses")
+	b.do(chromedp.SetValue(chromedp.CSS("#principal"), "jane.dpo"), chromedp.SetValue(chromedp.CSS("#scheme"), subject.Scheme),
+		chromedp.SetValue(chromedp.CSS("#id"), subject.ID), chromedp.SetValue(chromedp.CSS("#reason"), "complaint C-3"),
+		chromedp.Click(chromedp.CSS("#accesses-csv")))
+	recs, err = csv.NewReader(strings.NewReader(string(b.download()))).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = nil
+	for _, r := range recs[1:] {
+		got = append(got, r[1]+":"+r[2]+":"+r[3]+":"+r[4])
+	}
+	// The search of the person, then the selection of the log by person
+	// (recorded before it is read, so it is in the export).
+	if want := "jane.dpo:who:" + subject.String() + ":SAR-7 jane.dpo:listAccesses:" + subject.String() + ":complaint C-3"; logged &&
+		(strings.Join(recs[0], ",") != "RECORDED,PRINCIPAL,OPERATION,SUBJECT,REASON,QUERY,SEQ" || strings.Join(got, " ") != want) {
+		t.Errorf("consultation log CSV by person: %q, want %q\n%v", got, want, recs)
+	}
+	b.submit(`#accesses-show`, nil, "Consultation log")
+	b.check("accesses-by-person")
+
+	// The auditor: the log without people or reasons, and no person filter.
+	b.submit(`form[action="/ui/sign-out"] button`, nil, "Sign in")
+	b.submit(`form[action="/ui/sign-in"] button`, map[string]string{"#token": auditorToken}, "What do you want to do?")
+	b.open("/ui/evidence/accesses")
+	if txt := b.text(); logged && (strings.Contains(txt, secretID) || strings.Contains(txt, "SAR-7") || !strings.Contains(txt, "jane.dpo") ||
+		!strings.Contains(txt, "(a person)")) {
+		t.Errorf("the auditor's consultation log: want jane.dpo's lookups without the person or the reason:\n%s", txt)
+	}
+	if n := b.eval(`String(document.querySelectorAll("#scheme, #id").length)`); n != "0" {
+		t.Errorf("the auditor is offered a person filter")
+	}
+	b.check("accesses-auditor")
+	b.do(chromedp.Click(chromedp.CSS("#accesses-csv")))
+	if audit := string(b.download()); logged && (strings.Contains(audit, secretID) || strings.Contains(audit, "SAR-7") || !strings.Contains(audit, "jane.dpo,who,(a person),,")) {
+		t.Errorf("the auditor's consultation log CSV:\n%s", audit)
 	}
 
 	b.open("/ui/no-such-page")

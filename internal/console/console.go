@@ -53,6 +53,9 @@ type Config struct {
 	Ledger  Ledger
 	Notices Notices     // nil: the manual queue is not running
 	Tree    Checkpoints // nil: checkpoints are not served
+	// Consultations is the consultation log; nil: it is not kept, and its
+	// page says so.
+	Consultations ConsultationLog
 	// Access is the --access file; nil serves everyone as "anonymous".
 	Access *access.Control
 	// Consult records a lookup of a person's data before it is answered
@@ -258,6 +261,7 @@ var (
 	secRecipient  = section{"/ui/recipients", "Recipients", "getRecipient", []ledger.Role{ledger.RoleAdmin, ledger.RoleDPO, ledger.RoleAuditor}}
 	secEvidence   = section{"/ui/evidence", "Evidence", "getCheckpoint", []ledger.Role{ledger.RoleAuditor, ledger.RoleDPO, ledger.RoleAdmin}}
 	secExport     = section{"/ui/evidence", "Evidence", "listDisclosures", []ledger.Role{ledger.RoleDPO}}
+	secAccesses   = section{"/ui/evidence/accesses", "Consultation log", OperationAccesses, []ledger.Role{ledger.RoleDPO, ledger.RoleAuditor}}
 	sections      = []section{secPerson, secRequests, secOverdue, secManual, secDecisions, secRecipients, secEvidence}
 )
 
@@ -338,6 +342,10 @@ func (c *Console) routes() {
 	mux.HandleFunc("GET /ui/evidence", c.authed(&secEvidence, c.evidence))
 	mux.HandleFunc("GET /ui/evidence/disclosures.csv", c.authed(&secExport, c.disclosuresCSV))
 	mux.HandleFunc("POST /ui/evidence/ropa.csv", c.authed(&secExport, c.ropaCSV))
+	mux.HandleFunc("GET /ui/evidence/accesses", c.authed(&secAccesses, c.accesses))
+	mux.HandleFunc("POST /ui/evidence/accesses", c.authed(&secAccesses, c.accesses))
+	mux.HandleFunc("GET /ui/evidence/accesses.csv", c.authed(&secAccesses, c.accessesCSV))
+	mux.HandleFunc("POST /ui/evidence/accesses.csv", c.authed(&secAccesses, c.accessesCSV))
 	mux.HandleFunc("/ui/", c.authed(nil, func(w http.ResponseWriter, r *http.Request, ss *session) {
 		c.errorPage(w, r, ss, http.StatusNotFound, "There is no such page.")
 	}))

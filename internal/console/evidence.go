@@ -26,8 +26,9 @@ func (c *Console) evidence(w http.ResponseWriter, r *http.Request, ss *session) 
 	c.render(w, r, ss, http.StatusOK, "evidence", "Evidence", struct {
 		Checkpoint   string
 		MayExport    bool
+		MayAccesses  bool
 		Since, Until string
-	}{checkpoint, c.may(ss, secExport), now.AddDate(0, -1, 0).Format(time.DateOnly), now.AddDate(0, 0, 1).Format(time.DateOnly)})
+	}{checkpoint, c.may(ss, secExport), c.may(ss, secAccesses), now.AddDate(0, -1, 0).Format(time.DateOnly), now.AddDate(0, 0, 1).Format(time.DateOnly)})
 }
 
 // disclosureColumns is the disclosures CSV's header. It names no person:

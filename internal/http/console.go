@@ -30,6 +30,9 @@ func (s *Server) console(lookups *lookupLimiter) http.Handler {
 	if s.Tree != nil {
 		cfg.Tree = s.Tree
 	}
+	if log, ok := s.Ledger.(ConsultationLog); ok {
+		cfg.Consultations = log
+	}
 	c, err := console.New(cfg)
 	if err != nil {
 		// The templates are embedded: a parse error is a bug caught by the tests.
