@@ -2,10 +2,7 @@ package http
 
 import (
 	"context"
-	"fmt"
 	"net/http"
-	"net/url"
-	"time"
 
 	"github.com/sharelog/sharelog/internal/access"
 	"github.com/sharelog/sharelog/internal/ledger"
@@ -81,23 +78,7 @@ func (s *Server) handleAccesses(w http.ResponseWriter, r *http.Request) {
 // accessesQuery describes a filter of the consultation log for the log
 // itself, without its subject.
 func accessesQuery(f ledger.ConsultationFilter) string {
-	q := url.Values{}
-	if f.Principal != "" {
-		q.Set("principal", f.Principal)
-	}
-	if !f.Since.IsZero() {
-		q.Set("since", f.Since.Format(time.RFC3339Nano))
-	}
-	if !f.Until.IsZero() {
-		q.Set("until", f.Until.Format(time.RFC3339Nano))
-	}
-	if f.After != "" {
-		q.Set("after", f.After)
-	}
-	if f.Limit != 0 {
-		q.Set("limit", fmt.Sprint(f.Limit))
-	}
-	return q.Encode()
+	return pageValues("principal", f.Principal, f.Since, f.Until, f.After, f.Limit).Encode()
 }
 
 // Accesses lists one page of the consultation log (POST /v1/accesses).

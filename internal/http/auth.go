@@ -262,26 +262,33 @@ func (s *Server) consult(w http.ResponseWriter, r *http.Request, subj *ledger.Su
 	return true
 }
 
+// pageValues are the query parameters of a paged filter: one named filter
+// (recipient, principal), the period, the page's cursor and size; empty
+// ones left out. The client sends them and the consultation log records them.
+func pageValues(name, value string, since, until time.Time, after string, limit int) url.Values {
+	q := url.Values{}
+	if value != "" {
+		q.Set(name, value)
+	}
+	if !since.IsZero() {
+		q.Set("since", since.Format(time.RFC3339Nano))
+	}
+	if !until.IsZero() {
+		q.Set("until", until.Format(time.RFC3339Nano))
+	}
+	if after != "" {
+		q.Set("after", after)
+	}
+	if limit != 0 {
+		q.Set("limit", fmt.Sprint(limit))
+	}
+	return q
+}
+
 // disclosureQuery describes a disclosure filter for the consultation log,
 // without its subject.
 func disclosureQuery(f ledger.DisclosureFilter) string {
-	q := url.Values{}
-	if f.Recipient != "" {
-		q.Set("recipient", f.Recipient)
-	}
-	if !f.Since.IsZero() {
-		q.Set("since", f.Since.Format(time.RFC3339Nano))
-	}
-	if !f.Until.IsZero() {
-		q.Set("until", f.Until.Format(time.RFC3339Nano))
-	}
-	if f.After != "" {
-		q.Set("after", f.After)
-	}
-	if f.Limit != 0 {
-		q.Set("limit", fmt.Sprint(f.Limit))
-	}
-	return q.Encode()
+	return pageValues("recipient", f.Recipient, f.Since, f.Until, f.After, f.Limit).Encode()
 }
 
 // reasonForbidden is the problem reason of an event the principal may not

@@ -56,22 +56,7 @@ func (c *Client) Disclosures(ctx context.Context, f ledger.DisclosureFilter) (*l
 	if f.Subject != nil {
 		return &out, c.doJSON(ctx, http.MethodPost, "/v1/disclosures/search", f, &out)
 	}
-	q := url.Values{}
-	if f.Recipient != "" {
-		q.Set("recipient", f.Recipient)
-	}
-	if !f.Since.IsZero() {
-		q.Set("since", f.Since.Format(time.RFC3339Nano))
-	}
-	if !f.Until.IsZero() {
-		q.Set("until", f.Until.Format(time.RFC3339Nano))
-	}
-	if f.After != "" {
-		q.Set("after", f.After)
-	}
-	if f.Limit != 0 {
-		q.Set("limit", fmt.Sprint(f.Limit))
-	}
+	q := pageValues("recipient", f.Recipient, f.Since, f.Until, f.After, f.Limit)
 	path := "/v1/disclosures"
 	if len(q) > 0 {
 		path += "?" + q.Encode()
