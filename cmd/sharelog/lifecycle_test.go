@@ -16,7 +16,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sharelog/sharelog/internal/bench"
+	"github.com/sharelog/sharelog/internal/ledger"
 	"github.com/sharelog/sharelog/internal/nats"
+	"github.com/sharelog/sharelog/internal/notify"
 )
 
 // getReady returns /readyz's status and body.
@@ -148,4 +150,43 @@ func TestServeExitsWhenALoopFails(t *testing.T) {
 		t.Errorf("last line of stderr = %q, want the failed loop and the cause (stream %s)\n%s", last, nats.StreamIn, out)
 	}
 	t.Logf("serve: %s", last)
+}
+
+// TestNoticesStreamDeletedFailsReady: with SHARELOG_NOTICES deleted under
+// a running sharelog, a notice due on the NATS channel finds no stream;
+// /readyz says so (503) instead of ready, and the notice stays pending.
+func TestNoticesStreamDeletedFailsReady(t *testing.T) {
+	m := startMain(t, testConfig(t.TempDir()))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	p := ledger.Subject{Scheme: "dbs-ref", ID: "NS-1"}
+	publishAll(t, m,
+		recipientEvent("police", map[string]any{"type": "nats"}),
+		ukDisclosure("d-1", p, "police", []string{"user.contact.address"}, time.Date(2025, 1, 2, 9, 0, 0, 0, time.UTC)),
+	)
+	checkFor(t, 10*time.Second, func() error {
+		if code, body := getReady(t, m.HTTP.URL()); code != http.StatusOK {
+			return fmt.Errorf("readyz before = %d %s, want 200", code, body)
+		}
+		return nil
+	})
+	_, js := m.connect(t)
+	if err := js.DeleteStream(ctx, notify.StreamNotices); err != nil {
+		t.Fatal(err)
+	}
+	publishAll(t, m, ce("dpo", "erase-1", ledger.TypeErasure, map[string]any{
+		"request": "E-1", "subject": p, "ground": "art17-1-a", "decidedAt": "2025-02-02T10:00:00Z",
+	}))
+	m.Notifier.Wake()
+	checkFor(t, 20*time.Second, func() error {
+		code, body := getReady(t, m.HTTP.URL())
+		if code != http.StatusServiceUnavailable || !strings.Contains(body, notify.StreamNotices) {
+			return fmt.Errorf("readyz after the stream went = %d %s, want 503 naming %s", code, body, notify.StreamNotices)
+		}
+		return nil
+	})
+	st, err := m.Store.Status(ctx, "E-1")
+	if err != nil || len(st.Obligations) != 1 || st.Obligations[0].State != ledger.StatePending {
+		t.Fatalf("status E-1 = %+v, %v; want its one notice still pending", st, err)
+	}
 }

@@ -468,6 +468,9 @@ func (m *Main) ready() error {
 	if !m.Ingester.Ready() {
 		problems = append(problems, "ingest not running")
 	}
+	if m.Notifier != nil && m.Notifier.StreamMissing() {
+		problems = append(problems, "notices not delivered: no stream "+notify.StreamNotices)
+	}
 	if len(problems) > 0 {
 		return errors.New(strings.Join(problems, "; "))
 	}

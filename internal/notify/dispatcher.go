@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -159,6 +160,10 @@ type Dispatcher struct {
 	cfg   Config
 	log   *slog.Logger
 	wake  chan struct{}
+	// noStream is set while the last nats-channel notice found no stream
+	// to take it (SHARELOG_NOTICES deleted), and cleared by the next one
+	// JetStream acknowledges (StreamMissing).
+	noStream atomic.Bool
 }
 
 // New returns a Dispatcher that reads store, records attempts with pub and
@@ -170,6 +175,11 @@ func New(store Store, pub Publisher, js jetstream.JetStream, cfg Config, logger 
 	}
 	return &Dispatcher{store: store, pub: pub, js: js, cfg: cfg, log: logger.With("system", "notify"), wake: make(chan struct{}, 1)}
 }
+
+// StreamMissing reports whether the last nats-channel notice found no stream
+// SHARELOG_NOTICES to take it: notices are then retried but none reaches a
+// recipient, and serve's /readyz says so.
+func (d *Dispatcher) StreamMissing() bool { return d.noStream.Load() }
 
 // Wake makes a running Dispatcher poll now instead of at its next interval.
 func (d *Dispatcher) Wake() {

@@ -93,17 +93,27 @@ func (d *Dispatcher) sendNATS(ctx context.Context, due []ledger.OutgoingNotice, 
 	for k, i := range idx {
 		o := &due[i]
 		if errs[k] != nil {
+			d.noteStream(errs[k])
 			records[i] = d.failed(o, "nats", 0, natsError(errs[k]), 0)
 			continue
 		}
 		select {
 		case <-futures[k].Ok():
+			d.noStream.Store(false)
 			records[i] = d.record(o, "nats", ledger.DeliveryDelivered)
 		case err := <-futures[k].Err():
+			d.noteStream(err)
 			records[i] = d.failed(o, "nats", 0, natsError(err), 0)
 		case <-ctx.Done():
 			return
 		}
+	}
+}
+
+// noteStream remembers a publish that found no stream for its subject.
+func (d *Dispatcher) noteStream(err error) {
+	if errorsIs(err, jetstream.ErrNoStreamResponse) || errorsIs(err, natsio.ErrNoResponders) {
+		d.noStream.Store(true)
 	}
 }
 
