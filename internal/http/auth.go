@@ -117,7 +117,12 @@ func operationOf(ctx context.Context) Operation {
 // operation that reads a person's data (400). It passes the principal and
 // the operation on in the request's context. Unrouted requests pass through
 // to the mux's 404 and 405.
-func (s *Server) authorize(mux *http.ServeMux) http.Handler {
+//
+// A lookup (an operation marked personal) over its principal's rate, or its
+// remote address's without a valid credential, is answered 429 first, so
+// that a refused lookup is never recorded as a consultation (lookups nil:
+// no limit).
+func (s *Server) authorize(mux *http.ServeMux, lookups *lookupLimiter) http.Handler {
 	ops := operations()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, pattern := mux.Handler(r)
@@ -135,8 +140,18 @@ func (s *Server) authorize(mux *http.ServeMux) http.Handler {
 			return
 		}
 		ctx := context.WithValue(r.Context(), operationKey{}, op)
+		var p *ledger.Principal
+		var err error
 		if s.Access != nil && !op.Public {
-			p, err := s.authenticate(r)
+			p, err = s.authenticate(r)
+		}
+		if op.Personal && lookups != nil {
+			if wait := lookups.allow(r, p); wait > 0 {
+				lookups.tooMany(w, wait)
+				return
+			}
+		}
+		if s.Access != nil && !op.Public {
 			if err == nil {
 				err = ledger.MayRead(p, op.ID, op.Roles, "")
 			}

@@ -69,37 +69,18 @@ func (s *Server) readTimeout() time.Duration {
 	return cmp.Or(s.Limits.ReadTimeout, DefaultReadTimeout)
 }
 
-// limitLookups answers 429 to a lookup, a request for an operation that
-// reads a person's data (x-sharelog-personal in schemas/openapi.yaml), by a
-// principal over its lookup rate, and passes every other request to next.
-// It comes before next authorizes the request, so that a refused lookup is
-// not recorded as a consultation: it authenticates the request itself,
-// and one without a valid credential counts against its remote address.
-func (s *Server) limitLookups(l *lookupLimiter, mux *http.ServeMux, next http.Handler) http.Handler {
-	if l == nil {
-		return next
-	}
-	ops := operations()
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, pattern := mux.Handler(r); ops[pattern].Personal {
-			var p *ledger.Principal
-			if s.Access != nil {
-				p, _ = s.authenticate(r)
-			}
-			if wait := l.allow(r, p); wait > 0 {
-				secs := int(math.Ceil(wait.Seconds()))
-				w.Header().Set("Retry-After", strconv.Itoa(secs))
-				writeProblem(w, problemFor(ledger.Errorf(ledger.ETOOMANY,
-					"too many lookups of people's data: over %g a second; try again in %d s", l.rate, secs)))
-				return
-			}
-		}
-		next.ServeHTTP(w, r)
-	})
+// tooMany answers 429 to a lookup over its principal's (or address's)
+// rate, with Retry-After; authorize calls it, before the request is
+// authorised or recorded as a consultation.
+func (l *lookupLimiter) tooMany(w http.ResponseWriter, wait time.Duration) {
+	secs := int(math.Ceil(wait.Seconds()))
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	writeProblem(w, problemFor(ledger.Errorf(ledger.ETOOMANY,
+		"too many lookups of people's data: over %g a second; try again in %d s", float64(l.rate), secs)))
 }
 
 // lookupLimiter returns the server's lookup limiter, its metric
-// registered, or nil when the limit is off. The API (limitLookups) and the
+// registered, or nil when the limit is off. The API (authorize) and the
 // console (console.go) take lookups from the same buckets.
 func (s *Server) lookupLimiter() *lookupLimiter {
 	l := newLookupLimiter(s.Limits, s.Logger)

@@ -186,7 +186,7 @@ func (s *Server) Handler() http.Handler {
 		}
 		writeProblem(w, newProblem(http.StatusNotFound, ledger.ENOTFOUND, "no such route; see /v1/openapi.yaml"))
 	})
-	return s.observe(s.limitLookups(lookups, mux, s.authorize(mux)))
+	return s.observe(s.authorize(mux, lookups))
 }
 
 // methods are those the API's routes use, in the order Allow lists them.
