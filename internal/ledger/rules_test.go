@@ -5,6 +5,7 @@ import (
 	"go/parser"
 	"go/token"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -220,5 +221,30 @@ func TestValidSlug(t *testing.T) {
 		if got := ValidSlug(in); got != want {
 			t.Errorf("ValidSlug(%q) = %v, want %v", in, got, want)
 		}
+	}
+}
+
+// TestStandardLibraryOnlyTransitively: every package the domain needs, at
+// any depth, is in Go's standard library as the go command itself judges
+// it (GOROOT). This includes packages whose paths carry a version, such as
+// crypto/internal/entropy/v1.0.0, the Go Cryptographic Module that
+// crypto/sha256 (notice ids) and crypto/subtle (replays) are built on.
+func TestStandardLibraryOnlyTransitively(t *testing.T) {
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command on PATH")
+	}
+	out, err := exec.Command(goTool, "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	for _, pkg := range strings.Fields(string(out)) {
+		if pkg != "github.com/sharelog/sharelog/internal/ledger" {
+			t.Errorf("internal/ledger depends on %s, which is not in the standard library", pkg)
+		}
+	}
+	out, err = exec.Command(goTool, "list", "-deps", "-f", "{{.ImportPath}}", ".").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "crypto/sha256") {
+		t.Fatalf("go list -deps found no crypto/sha256 (%v): the listing cannot tell\n%s", err, out)
 	}
 }
