@@ -38,20 +38,17 @@ func (c *AccessesCmd) Run(env *Env) error {
 	if f.Until, err = parseTimeFlag("until", c.Until); err != nil {
 		return err
 	}
-	var all []ledger.ConsultationRecord
-	for {
-		if c.Limit > 0 {
-			f.Limit = min(c.Limit-len(all), ledger.MaxLimit)
-		}
+	// Each page by person is a consultation of its own, recorded.
+	all, err := allPages(c.Limit, func(limit int, after string) ([]ledger.ConsultationRecord, string, error) {
+		f.Limit, f.After = limit, after
 		page, err := c.client().Accesses(env.Ctx, f)
 		if err != nil {
-			return err
+			return nil, "", err
 		}
-		all = append(all, page.Consultations...)
-		if page.Next == "" || (c.Limit > 0 && len(all) >= c.Limit) {
-			break
-		}
-		f.After = page.Next // each page by person is a consultation of its own, recorded
+		return page.Consultations, page.Next, nil
+	})
+	if err != nil {
+		return err
 	}
 	if c.JSON {
 		if all == nil {

@@ -66,6 +66,30 @@ type DisclosuresCmd struct {
 	Limit     int    `help:"Most disclosures to list (0: all, page by page)." default:"0"`
 }
 
+// allPages fetches page after page until the last, or until it holds limit
+// items (0: all): fetch gets the page after the cursor after ("" first),
+// of at most limit items (0: the server's default), and returns its items and
+// the next page's cursor ("" after the last).
+func allPages[T any](limit int, fetch func(limit int, after string) ([]T, string, error)) ([]T, error) {
+	var all []T
+	after := ""
+	for {
+		n := 0
+		if limit > 0 {
+			n = min(limit-len(all), ledger.MaxLimit)
+		}
+		items, next, err := fetch(n, after)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, items...)
+		if next == "" || (limit > 0 && len(all) >= limit) {
+			return all, nil
+		}
+		after = next
+	}
+}
+
 // Run implements the disclosures command.
 func (c *DisclosuresCmd) Run(env *Env) error {
 	var f ledger.DisclosureFilter
@@ -84,20 +108,16 @@ func (c *DisclosuresCmd) Run(env *Env) error {
 	if f.Until, err = parseTimeFlag("until", c.Until); err != nil {
 		return err
 	}
-	var all []ledger.DisclosureRecord
-	for {
-		if c.Limit > 0 {
-			f.Limit = min(c.Limit-len(all), ledger.MaxLimit)
-		}
+	all, err := allPages(c.Limit, func(limit int, after string) ([]ledger.DisclosureRecord, string, error) {
+		f.Limit, f.After = limit, after
 		page, err := c.client().Disclosures(env.Ctx, f)
 		if err != nil {
-			return err
+			return nil, "", err
 		}
-		all = append(all, page.Disclosures...)
-		if page.Next == "" || (c.Limit > 0 && len(all) >= c.Limit) {
-			break
-		}
-		f.After = page.Next
+		return page.Disclosures, page.Next, nil
+	})
+	if err != nil {
+		return err
 	}
 	if c.JSON {
 		return printJSON(env.Stdout, ledger.DisclosurePage{Disclosures: all})
