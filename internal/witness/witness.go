@@ -113,6 +113,7 @@ func hexHash(h tlog.Hash) string { return hex.EncodeToString(h[:]) }
 // methods are safe for concurrent use.
 type Witness struct {
 	cfg      Config
+	own      note.Verifier // this replica's key
 	log      *slog.Logger
 	js       jetstream.JetStream
 	mismatch *prometheus.GaugeVec
@@ -120,7 +121,7 @@ type Witness struct {
 
 	// Owned by Run.
 	cc        jetstream.ConsumeContext
-	published int64 // size of the latest checkpoint published
+	published int64 // size of the latest checkpoint published; -1 while the latest is not signed by own
 	failing   bool  // the last publish failed (logged once)
 
 	mu      sync.Mutex
@@ -156,6 +157,7 @@ func New(cfg Config, js jetstream.JetStream) (*Witness, error) {
 	}
 	w := &Witness{
 		cfg: cfg,
+		own: own,
 		log: cfg.Logger.With("system", "witness", "replica", cfg.Replica),
 		js:  js,
 		mismatch: prometheus.NewGaugeVec(prometheus.GaugeOpts{
@@ -242,8 +244,18 @@ func (w *Witness) publish(ctx context.Context) {
 	if err != nil || signed == nil {
 		return
 	}
-	cp, err := checkpoint.ParseUnverified(signed)
-	if err != nil || cp.Size <= w.published {
+	cp, err := checkpoint.Open(signed, w.own)
+	if err != nil {
+		// Signed by another key: a ledger copied from another replica, or
+		// a key replaced. The next checkpoint this replica signs is
+		// published.
+		if w.published >= 0 {
+			w.log.Warn("this replica's latest checkpoint is not signed by its key; publishing none until it signs the next", "err", err)
+			w.published = -1
+		}
+		return
+	}
+	if cp.Size <= w.published {
 		return
 	}
 	data, err := json.Marshal(Message{Key: w.cfg.Key, Checkpoint: string(signed)})
