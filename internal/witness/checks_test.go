@@ -62,7 +62,7 @@ func treeOf(prefix string, n int) *memTree {
 }
 
 // signer returns a new checkpoint key.
-func signer(t *testing.T, name string) (note.Signer, string) {
+func signer(t testing.TB, name string) (note.Signer, string) {
 	t.Helper()
 	s, vkey, _, err := checkpoint.LoadOrCreateKey(filepath.Join(t.TempDir(), "k"), "", name)
 	if err != nil {

@@ -244,6 +244,9 @@ func (w *Witness) publish(ctx context.Context) {
 	if err != nil || signed == nil {
 		return
 	}
+	if cp, err := checkpoint.ParseUnverified(signed); err != nil || cp.Size <= w.published {
+		return
+	}
 	cp, err := checkpoint.Open(signed, w.own)
 	if err != nil {
 		// Signed by another key: a ledger copied from another replica, or
@@ -253,9 +256,6 @@ func (w *Witness) publish(ctx context.Context) {
 			w.log.Warn("this replica's latest checkpoint is not signed by its key; publishing none until it signs the next", "err", err)
 			w.published = -1
 		}
-		return
-	}
-	if cp.Size <= w.published {
 		return
 	}
 	data, err := json.Marshal(Message{Key: w.cfg.Key, Checkpoint: string(signed)})

@@ -74,7 +74,7 @@ func storeConfig(root string) store.Config {
 }
 
 // recipientEvent is a recipient registration: an entry that names nobody.
-func recipientEvent(t *testing.T, id string) *ledger.Event {
+func recipientEvent(t testing.TB, id string) *ledger.Event {
 	t.Helper()
 	ts := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	data := &ledger.Recipient{ID: id, Name: "Recipient " + id, Role: ledger.RoleController, Country: "GB", Channel: ledger.Channel{Type: "manual"}}
