@@ -280,7 +280,7 @@ func (w *Witness) receive(ctx context.Context, subject string, data []byte) {
 		return
 	}
 	if CheckReplicaName(name) != nil {
-		w.log.Error("witness: a checkpoint on a subject that names no replica", "subject_tokens", strings.Count(name, ".")+1)
+		w.log.Error("witness: a checkpoint on a subject that names no replica", "subject", subject)
 		return
 	}
 	var m Message
