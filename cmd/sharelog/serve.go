@@ -32,6 +32,7 @@ import (
 	"github.com/sharelog/sharelog/internal/retention"
 	"github.com/sharelog/sharelog/internal/store"
 	"github.com/sharelog/sharelog/internal/vocab"
+	"github.com/sharelog/sharelog/internal/witness"
 	"github.com/sharelog/sharelog/schemas"
 )
 
@@ -86,6 +87,10 @@ type Config struct {
 
 	// OIDC is the web console's OpenID Connect sign-in (console.OIDC).
 	OIDC string `help:"YAML file configuring the web console's sign-in with your OpenID Connect provider (deploy/oidc.example.yaml)." env:"SHARELOG_OIDC" name:"oidc" type:"path"`
+
+	// Replica mode and the witness (witness.go).
+	Replica     string `help:"Run as this replica of several on one NATS cluster (a name of letters, digits, '-' and '_')." env:"SHARELOG_REPLICA" name:"replica"`
+	WitnessKeys string `help:"File of the replicas' checkpoint keys (lines: REPLICA VERIFIER-KEY); only these are accepted. Without it each replica's key is pinned on first sight. Needs --replica." env:"SHARELOG_WITNESS_KEYS" name:"witness-keys" type:"path"`
 
 	MemoryLimit int `help:"Soft limit, in MiB, of the memory the Go runtime holds (the ledger's memtables and caches and the embedded NATS server live in it); the garbage collector works harder near it. GOMEMLIMIT, when set, takes precedence. 0: no limit." default:"768" env:"SHARELOG_MEMORY_LIMIT" name:"memory-limit"`
 }
@@ -151,6 +156,9 @@ type Main struct {
 
 	// Checkpointer signs checkpoints of the ledger's Merkle tree (checkpoint.go).
 	Checkpointer *checkpoint.Checkpointer
+	// Witness checks the other replicas' checkpoints (witness.go); nil
+	// without --replica.
+	Witness *witness.Witness
 	// Retention is the forgetting job (retention.go).
 	Retention *retention.Job
 	// Consultations records the consultation log (DPA 2018 s.62); the HTTP
@@ -311,6 +319,9 @@ func (m *Main) Open(ctx context.Context) error {
 	m.Metrics.ObserveObligations(func() (int, int, error) { return st.ObligationCounts(context.Background()) })
 	m.Publisher = nats.NewPublisher(m.JetStream, atomic)
 	m.Ingester = nats.NewIngester(m.JetStream, m.Store, m.Decoder, m.Metrics, m.Logger, nats.IngestConfig{Access: m.Access})
+	if err := m.startWitness(ctx); err != nil {
+		return err
+	}
 
 	m.goLoop(loopIngest, m.Ingester.Run)
 
@@ -343,6 +354,9 @@ func (m *Main) Open(ctx context.Context) error {
 		Limits:    cfg.limits(),
 	}
 	m.HTTP.Notices = m.Notifier
+	if m.Witness != nil {
+		m.HTTP.ReadyDetail = m.Witness.Warnings
+	}
 	m.HTTP.CheckReplay = m.Store.CheckReplay // a replay with other content: 409
 	// Every lookup of a person is in the ledger before it is answered. Its
 	// events are published asynchronously, not in atomic batches: an
@@ -470,6 +484,11 @@ func (m *Main) ready() error {
 	}
 	if m.Notifier != nil && m.Notifier.StreamMissing() {
 		problems = append(problems, "notices not delivered: no stream "+notify.StreamNotices)
+	}
+	if m.Witness != nil {
+		if err := m.Witness.Ready(); err != nil {
+			problems = append(problems, err.Error())
+		}
 	}
 	if len(problems) > 0 {
 		return errors.New(strings.Join(problems, "; "))

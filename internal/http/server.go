@@ -73,6 +73,12 @@ type Server struct {
 	Metrics *metrics.Metrics
 	Logger  *slog.Logger
 	OpenAPI []byte
+
+	// ReadyDetail, when set, returns warnings that do not make the server
+	// unready (another replica's ledger differs, say), without personal
+	// data; /readyz lists them, one a line, after its answer.
+	ReadyDetail func() []string
+
 	// Notices serves the notice endpoints (acks over HTTP, the manual
 	// queue); nil answers them 503.
 	Notices Notices
@@ -727,4 +733,9 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	io.WriteString(w, "ready\n")
+	if s.ReadyDetail != nil {
+		for _, d := range s.ReadyDetail() {
+			io.WriteString(w, d+"\n")
+		}
+	}
 }

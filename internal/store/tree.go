@@ -111,6 +111,26 @@ func (s *Store) TreeHead(ctx context.Context) (size int64, root tlog.Hash, err e
 	return size, root, err
 }
 
+// RootAt returns the root hash of the ledger's Merkle tree at size size, an
+// earlier size of the tree or its current one: what a checkpoint of that
+// size must hold (package witness compares other replicas' checkpoints with
+// it). It returns EINVALID unless 0 <= size <= Count().
+func (s *Store) RootAt(ctx context.Context, size int64) (tlog.Hash, error) {
+	var root tlog.Hash
+	err := s.view(ctx, func(txn *badger.Txn) error {
+		count, err := treeSize(txn)
+		if err != nil {
+			return err
+		}
+		if size < 0 || size > count {
+			return ledger.Errorf(ledger.EINVALID, "need 0 <= size <= %d (the ledger's size), got %d", count, size)
+		}
+		root, err = tlog.TreeHash(size, txnHashes{txn})
+		return err
+	})
+	return root, err
+}
+
 // SaveCheckpoint stores the signed checkpoint of tree size size in its own
 // transaction. Its key is disjoint from every key a batch writes, so it does
 // not disturb the one writer (see package checkpoint).
