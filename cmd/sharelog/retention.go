@@ -16,7 +16,7 @@ func (m *Main) startRetention(pol *policy.Policy) {
 		Every:  m.Config.ForgetEvery,
 	}, m.Logger)
 	if m.Config.ForgetEvery > 0 {
-		m.goLoop(loopRetention, m.Retention.Run)
+		m.goLoop(loopRetention, m.Lease.WhileLeader(m.Retention.Run)) // on the leader alone (cluster.go)
 	}
 }
 
