@@ -12,11 +12,13 @@ import (
 // processes on one NATS cluster each fold SHARELOG_IN into a ledger of their
 // own and answer every query, but only one does the side effects: the holder
 // of the lease in the key-value bucket SHARELOG_LEASE (package cluster).
-// Those side effects are the loops startNotify and startRetention start
-// (notices, reminders, the forgetting job with its scrubbing of streams)
-// and the publishing of the official checkpoint (startCheckpoints); each
-// runs through Main.Lease, started when this replica takes the lease and
-// stopped when it loses it. Without --replica, Lease is nil: the process is
+// Those side effects are the notice dispatcher with its reminders
+// (startNotify: the loop runs through Lease.WhileLeader, started when this
+// replica takes the lease and stopped when it loses it), the forgetting
+// job's forgettings and scrubbing of streams (startRetention: a round of a
+// replica that does not lead only compacts its own ledger), and publishing
+// the official checkpoint to SHARELOG_CHECKPOINTS (startCheckpoints: every
+// replica signs its own). Without --replica, Lease is nil: the process is
 // on its own and always the leader, as before.
 //
 // Every replica needs the same site key (DATA/site.key, which keys the

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,6 +25,7 @@ import (
 	"github.com/sharelog/sharelog/internal/ledger"
 	"github.com/sharelog/sharelog/internal/nats"
 	"github.com/sharelog/sharelog/internal/notify"
+	"github.com/sharelog/sharelog/internal/retention"
 )
 
 // replicaTTL is the lease TTL of the replica tests.
@@ -378,4 +380,144 @@ func keptBy(t *testing.T, ctx context.Context, js jetstream.JetStream, leader *t
 		return fmt.Errorf("no checkpoint of the leader %s among %d kept", leader.Config.Replica, len(kept))
 	}
 	return nil
+}
+
+// TestReplicasForget: of two replicas, only the leader's forgetting job
+// forgets a person and scrubs the streams; the follower applies the
+// forgetting from the stream and compacts its own ledger once.
+func TestReplicasForget(t *testing.T) {
+	url := externalNATS(t)
+	var ms []*testMain
+	for _, cfg := range replicaConfigs(t, url, 2) {
+		ms = append(ms, startMain(t, cfg))
+	}
+	leader, _ := oneLeader(t, ms, 10*time.Second)
+	follower := without(ms, leader)[0]
+	ctx := context.Background()
+	p := ledger.Subject{Scheme: "dbs-ref", ID: "ZQ-REPLICA-4411"}
+	outcomes := publishAll(t, follower,
+		recipientEvent("police", map[string]any{"type": "nats"}),
+		ukDisclosure("f-1", p, "police", []string{"user.contact.email"}, time.Date(2025, 1, 2, 9, 0, 0, 0, time.UTC)),
+		ce("dpo", "erase-1", ledger.TypeErasure, map[string]any{"request": "E-1", "subject": p, "ground": "art17-1-a", "decidedAt": "2025-02-02T10:00:00Z"}),
+	)
+	if strings.Join(outcomes, " ") != "recorded recorded recorded" {
+		t.Fatalf("outcomes = %v", outcomes)
+	}
+	var notice string
+	checkFor(t, 10*time.Second, func() error {
+		st, err := follower.Store.Status(ctx, "E-1")
+		if err != nil {
+			return err
+		}
+		if len(st.Obligations) != 1 || st.Obligations[0].State != ledger.StateDelivered {
+			return fmt.Errorf("E-1: %+v", st.Obligations)
+		}
+		notice = st.Obligations[0].Notice
+		return nil
+	})
+	_, js := follower.connect(t)
+	ack := mustJSON(t, ce("police/notices", "ack-1", ledger.TypeNoticeAck, map[string]any{"notice": notice, "outcome": "done"}))
+	if _, err := js.Publish(ctx, notify.SubjectAckPrefix+"police", ack); err != nil {
+		t.Fatal(err)
+	}
+	disclosures := func(m *testMain) int {
+		if err := m.Ingester.CatchUp(ctx); err != nil {
+			t.Fatal(err)
+		}
+		w, err := m.Store.Who(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w.Disclosures
+	}
+	if n := disclosures(leader) + disclosures(follower); n != 2 {
+		t.Fatalf("%d disclosures on the two replicas before forgetting, want 1 each", n)
+	}
+
+	// The follower's round forgets nothing and publishes nothing.
+	rep, err := follower.Retention.Round(ctx)
+	if err != nil || len(rep.Forgotten) != 0 || rep.ScrubbedMessages != 0 || rep.Compacted {
+		t.Fatalf("follower's round = %+v, %v; want nothing done", rep, err)
+	}
+	if n := disclosures(leader); n != 1 {
+		t.Fatalf("after the follower's round the leader has %d disclosures, want 1: the follower forgot", n)
+	}
+	// The leader's forgets and scrubs.
+	rep, err = leader.Retention.Round(ctx)
+	if err != nil || len(rep.Forgotten) != 1 || rep.ScrubbedMessages == 0 || !rep.Compacted {
+		t.Fatalf("leader's round = %+v, %v", rep, err)
+	}
+	// That the follower then forgets the person too needs the replicas'
+	// subject hashes to agree (issue 15 item 2: per-person salts from the
+	// stream); TestForgetNotLeader shows the follower's part on one ledger.
+}
+
+// TestForgetNotLeader: a forgetting job that is not the leader's publishes
+// no forgetting and scrubs nothing, but once the ledger has applied a
+// forgetting (the leader's, here published as the leader's job would) it
+// compacts the ledger, once, and keeps the scrub for a leader; as leader
+// it then scrubs the streams.
+func TestForgetNotLeader(t *testing.T) {
+	m := startMain(t, testConfig(t.TempDir()))
+	ctx := context.Background()
+	p := ledger.Subject{Scheme: "dbs-ref", ID: "ZQ-NOTLEADER-207"}
+	outcomes := publishAll(t, m,
+		manualRecipient("web", "", 0),
+		ukDisclosure("f-1", p, "web", []string{"user.contact.email"}, time.Date(2025, 1, 2, 9, 0, 0, 0, time.UTC)),
+		ce("dpo", "erase-1", ledger.TypeErasure, map[string]any{"request": "E-1", "subject": p, "ground": "art17-1-a", "decidedAt": "2025-02-02T10:00:00Z"}),
+	)
+	if strings.Join(outcomes, " ") != "recorded recorded recorded" {
+		t.Fatalf("outcomes = %v", outcomes)
+	}
+	st, err := m.Store.Status(ctx, "E-1")
+	if err != nil || len(st.Obligations) != 1 {
+		t.Fatalf("E-1: %+v, %v", st, err)
+	}
+	publishAll(t, m, ce("dpo", "exempt-1", ledger.TypeExemption, map[string]any{"notice": st.Obligations[0].Notice, "reason": "disproportionate-effort",
+		"justification": "archived offline", "decidedBy": "dpo"}))
+	var leading atomic.Bool
+	job := retention.New(m.Store, m.Publisher, m.JetStream, retention.Config{Leader: leading.Load}, m.Logger)
+	cands, err := m.Store.ForgetCandidates(ctx, time.Now(), ledger.ForgetPolicy{})
+	if err != nil || len(cands) != 1 {
+		t.Fatalf("forget candidates = %+v, %v; want the erased person", cands, err)
+	}
+
+	rep, err := job.Round(ctx)
+	if err != nil || len(rep.Forgotten) != 0 || rep.Compacted {
+		t.Fatalf("round not leader = %+v, %v; want nothing done", rep, err)
+	}
+	if w, _ := m.Store.Who(ctx, p); w == nil || w.Disclosures != 1 {
+		t.Fatalf("who after a round not leader = %+v; want the disclosure kept", w)
+	}
+	// The leader's forgetting arrives through the stream.
+	ev, err := retention.Event(cands[0], time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Publisher.Publish(ctx, nats.SubjectInNotify, []*ledger.Event{ev}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Ingester.CatchUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if w, _ := m.Store.Who(ctx, p); w == nil || w.Disclosures != 0 {
+		t.Fatalf("who after the forgetting = %+v", w)
+	}
+	rep, err = job.Round(ctx)
+	if err != nil || len(rep.Forgotten) != 0 || rep.ScrubbedMessages != 0 || !rep.Compacted {
+		t.Fatalf("round not leader after the forgetting = %+v, %v; want the ledger compacted only", rep, err)
+	}
+	if rep, err = job.Round(ctx); err != nil || rep.Compacted {
+		t.Errorf("next round not leader = %+v, %v; want nothing more", rep, err)
+	}
+	if scrubs, err := m.Store.PendingScrubs(ctx); err != nil || len(scrubs) != 1 {
+		t.Fatalf("pending scrubs = %+v, %v; want the forgetting's, kept for a leader", scrubs, err)
+	}
+	leading.Store(true)
+	if rep, err = job.Round(ctx); err != nil || rep.ScrubbedMessages == 0 || !rep.Compacted {
+		t.Errorf("round as leader = %+v, %v; want the streams scrubbed", rep, err)
+	}
+	if scrubs, err := m.Store.PendingScrubs(ctx); err != nil || len(scrubs) != 0 {
+		t.Errorf("pending scrubs after the leader's round = %+v, %v", scrubs, err)
+	}
 }
