@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -20,8 +21,14 @@ import (
 )
 
 // testTTL is the lease TTL of these tests: short, but long enough for a
-// loaded machine to renew it in time.
-const testTTL = 2 * time.Second
+// loaded machine to renew it in time. SHARELOG_TEST_LEASE_TTL sets another,
+// to measure hand-overs at the default (10s).
+var testTTL = func() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv("SHARELOG_TEST_LEASE_TTL")); err == nil && d >= cluster.MinTTL {
+		return d
+	}
+	return 2 * time.Second
+}()
 
 func TestValidName(t *testing.T) {
 	for _, tc := range []struct {
