@@ -63,6 +63,7 @@ func (m *Main) startCheckpoints(ctx context.Context) error {
 		return err
 	}
 	m.Checkpointer.PublishTo(nats.NewCheckpointPublisher(m.Conn, kv))
+	m.Checkpointer.PublishWhile(m.Lease.IsLeader) // the official checkpoint: the leader's (cluster.go)
 	m.goLoop(loopCheckpoint, m.Checkpointer.Run)
 	return nil
 }

@@ -40,6 +40,6 @@ func (m *Main) startNotify(ctx context.Context) error {
 		CatchUp: m.Ingester.CatchUp,
 	}, m.Logger)
 	m.Ingester.NotifyRequests(m.Notifier.Wake)
-	m.goLoop(loopNotify, m.Notifier.Run)
+	m.goLoop(loopNotify, m.Lease.WhileLeader(m.Notifier.Run)) // on the leader alone (cluster.go)
 	return nil
 }

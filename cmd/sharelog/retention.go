@@ -14,6 +14,8 @@ func (m *Main) startRetention(pol *policy.Policy) {
 	m.Retention = retention.New(m.Store, m.Publisher, m.JetStream, retention.Config{
 		Policy: pol.Retention.ForgetPolicy(),
 		Every:  m.Config.ForgetEvery,
+		// Forgettings and scrubs: the leader's (cluster.go).
+		Leader: m.Lease.IsLeader,
 	}, m.Logger)
 	if m.Config.ForgetEvery > 0 {
 		m.goLoop(loopRetention, m.Retention.Run)

@@ -20,6 +20,7 @@ import (
 	"github.com/sharelog/sharelog/internal/access"
 	"github.com/sharelog/sharelog/internal/checkpoint"
 	"github.com/sharelog/sharelog/internal/cloudevents"
+	"github.com/sharelog/sharelog/internal/cluster"
 	"github.com/sharelog/sharelog/internal/console"
 	"github.com/sharelog/sharelog/internal/consultation"
 	slhttp "github.com/sharelog/sharelog/internal/http"
@@ -88,9 +89,10 @@ type Config struct {
 	// OIDC is the web console's OpenID Connect sign-in (console.OIDC).
 	OIDC string `help:"YAML file configuring the web console's sign-in with your OpenID Connect provider (deploy/oidc.example.yaml)." env:"SHARELOG_OIDC" name:"oidc" type:"path"`
 
-	// Replica mode and the witness (witness.go).
-	Replica     string `help:"Run as this replica of several on one NATS cluster (a name of letters, digits, '-' and '_')." env:"SHARELOG_REPLICA" name:"replica"`
-	WitnessKeys string `help:"File of the replicas' checkpoint keys (lines: REPLICA VERIFIER-KEY); only these are accepted. Without it each replica's key is pinned on first sight. Needs --replica." env:"SHARELOG_WITNESS_KEYS" name:"witness-keys" type:"path"`
+	// Replicas on one NATS cluster (cluster.go) and their witness (witness.go).
+	Replica     string        `help:"This process's replica name (letters, digits, '-', '_'): one of several sharelog processes on one NATS cluster (--nats), each folding the same stream and answering queries; the holder of a lease in NATS alone delivers notices, runs the forgetting job and publishes the official checkpoint." env:"SHARELOG_REPLICA" name:"replica"`
+	LeaseTTL    time.Duration `help:"With --replica: how long the leader's lease lasts unrenewed, the longest side effects pause when the leader is lost; the same on every replica." default:"10s" env:"SHARELOG_LEASE_TTL" name:"lease-ttl"`
+	WitnessKeys string        `help:"File of the replicas' checkpoint keys (lines: REPLICA VERIFIER-KEY); only these are accepted. Without it each replica's key is pinned on first sight. Needs --replica." env:"SHARELOG_WITNESS_KEYS" name:"witness-keys" type:"path"`
 
 	MemoryLimit int `help:"Soft limit, in MiB, of the memory the Go runtime holds (the ledger's memtables and caches and the embedded NATS server live in it); the garbage collector works harder near it. GOMEMLIMIT, when set, takes precedence. 0: no limit." default:"768" env:"SHARELOG_MEMORY_LIMIT" name:"memory-limit"`
 }
@@ -151,6 +153,9 @@ type Main struct {
 	Ingester   *nats.Ingester
 	HTTP       *slhttp.Server
 	Service    *nats.Service // request-reply for producers on nats.SubjectService
+	// Lease says whether this replica does the side effects; nil without
+	// --replica, when it always does (cluster.go).
+	Lease *cluster.Lease
 	// Notifier delivers notices (notify.go).
 	Notifier *notify.Dispatcher
 
@@ -280,6 +285,9 @@ func (m *Main) Open(ctx context.Context) error {
 	if m.JetStream, err = jetstream.New(m.Conn); err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
+	if err := m.startCluster(ctx); err != nil {
+		return err
+	}
 	atomic, err := nats.EnsureStreams(ctx, m.JetStream, nats.StreamConfig{Duplicates: cfg.Duplicates, RejectedMaxAge: cfg.RejectedMaxAge})
 	if err != nil {
 		return err
@@ -315,6 +323,7 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 	m.Decoder.MaxBatchEvents = cfg.MaxBatchEvents
 	m.Metrics = metrics.New()
+	m.observeLease()
 	st := m.Store
 	m.Metrics.ObserveObligations(func() (int, int, error) { return st.ObligationCounts(context.Background()) })
 	m.Publisher = nats.NewPublisher(m.JetStream, atomic)
@@ -346,6 +355,7 @@ func (m *Main) Open(ctx context.Context) error {
 		Publisher: m.Publisher,
 		CatchUp:   m.Ingester.CatchUp,
 		Ready:     m.ready,
+		Role:      m.role,
 		Metrics:   m.Metrics,
 		Logger:    m.Logger,
 		OpenAPI:   openapi,

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"golang.org/x/mod/sumdb/note"
 
@@ -28,9 +27,6 @@ func (m *Main) startWitness(ctx context.Context) error {
 			return errors.New("--witness-keys needs --replica: replicas witness each other only in replica mode")
 		}
 		return nil
-	}
-	if err := witness.CheckReplicaName(cfg.Replica); err != nil {
-		return fmt.Errorf("--replica: %w", err)
 	}
 	var keys map[string]note.Verifier
 	if cfg.WitnessKeys != "" {

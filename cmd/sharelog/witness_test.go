@@ -265,12 +265,4 @@ func TestWitnessOffWithoutReplica(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "--witness-keys needs --replica") {
 		t.Errorf("--witness-keys without --replica: %v", err)
 	}
-	cfg = testConfig(t.TempDir())
-	cfg.Replica = "a.b"
-	bad = NewMain(cfg, nil)
-	err = bad.Open(context.Background())
-	bad.Close()
-	if err == nil || !strings.Contains(err.Error(), "--replica: replica name") {
-		t.Errorf("--replica a.b: %v", err)
-	}
 }

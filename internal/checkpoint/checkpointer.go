@@ -50,6 +50,8 @@ type Checkpointer struct {
 	last      int64      // size of the latest stored checkpoint; -1 before the first look
 	pub       Publisher  // nil: publish nothing
 	published int64      // size of the latest checkpoint published
+
+	leader func() bool // nil: always publish (PublishWhile)
 }
 
 // PublishTo makes the Checkpointer publish every checkpoint it signs to p,
@@ -59,6 +61,17 @@ func (c *Checkpointer) PublishTo(p Publisher) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.pub = p
+}
+
+// PublishWhile makes the Checkpointer publish only while leader() is true:
+// of several replicas, each signs and stores its own checkpoints, and the
+// leader alone publishes the official one. A replica that becomes leader
+// publishes its latest stored checkpoint at its next look. Call it before
+// Run.
+func (c *Checkpointer) PublishWhile(leader func() bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.leader = leader
 }
 
 // NewCheckpointer returns a Checkpointer signing tree's checkpoints with
@@ -101,7 +114,7 @@ func (c *Checkpointer) Checkpoint(ctx context.Context) ([]byte, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	signed, err := c.sign(ctx)
-	if err != nil || signed == nil || c.pub == nil || c.last <= c.published {
+	if err != nil || signed == nil || c.pub == nil || c.last <= c.published || (c.leader != nil && !c.leader()) {
 		return signed, err
 	}
 	if err := c.pub.PublishCheckpoint(ctx, c.last, signed); err != nil {

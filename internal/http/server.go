@@ -69,7 +69,11 @@ type Server struct {
 	// Ready returns nil when the server can take events (NATS connected, no
 	// background loop failed, ingest running), or an error saying why not
 	// without personal data; /readyz answers 503 with it.
-	Ready   func() error
+	Ready func() error
+	// Role, if set, returns a line /readyz adds to its "ready" answer: a
+	// replica's role (leader or follower, and the leader's name); empty,
+	// nothing.
+	Role    func() string
 	Metrics *metrics.Metrics
 	Logger  *slog.Logger
 	OpenAPI []byte
@@ -733,6 +737,11 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	io.WriteString(w, "ready\n")
+	if s.Role != nil {
+		if role := s.Role(); role != "" {
+			io.WriteString(w, role+"\n")
+		}
+	}
 	if s.ReadyDetail != nil {
 		for _, d := range s.ReadyDetail() {
 			io.WriteString(w, d+"\n")

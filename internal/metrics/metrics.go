@@ -101,3 +101,25 @@ func (m *Metrics) ObserveObligations(counts func() (open, overdue int, err error
 		}, func() float64 { return read(true) }),
 	)
 }
+
+// ObserveLeader registers, for a replica (package cluster), the gauge
+// sharelog_leader (1 while this replica holds the lease and does the side
+// effects, 0 otherwise) and the counter sharelog_leader_changes_total (its
+// changes of role), read on each scrape. Call it once.
+func (m *Metrics) ObserveLeader(leader func() bool, changes func() uint64) {
+	m.Registry.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "sharelog_leader",
+			Help: "1 while this replica holds the lease and does the side effects, 0 otherwise.",
+		}, func() float64 {
+			if leader() {
+				return 1
+			}
+			return 0
+		}),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "sharelog_leader_changes_total",
+			Help: "Changes of this replica's role, leader or follower.",
+		}, func() float64 { return float64(changes()) }),
+	)
+}

@@ -45,6 +45,11 @@ type Config struct {
 	// SHARELOG_NOTICES); notice messages carry the notice id as
 	// Nats-Msg-Id.
 	NoticeStream string
+	// Leader, if set, says whether this replica is the one that does the
+	// side effects (package cluster): a round publishes forgettings and
+	// scrubs JetStream only while it is true. Every replica compacts its
+	// own ledger (localRound). Nil: always the leader.
+	Leader func() bool
 }
 
 // Job is the forgetting job.
@@ -54,6 +59,9 @@ type Job struct {
 	js  jetstream.JetStream
 	cfg Config
 	log *slog.Logger
+	// compacted is the newest forgetting whose scrub a round compacted
+	// the ledger for while not the leader (localRound).
+	compacted uint64
 }
 
 // New returns a Job. js may be nil, which skips the JetStream scrub (a
@@ -115,9 +123,17 @@ func (j *Job) Run(ctx context.Context) error {
 
 // Round forgets every candidate no hold covers, scrubs JetStream of what
 // they left there, compacts the ledger, and reports (and logs) it.
+//
+// On a replica that is not the leader (Config.Leader) a round is a
+// localRound. A round begun as leader runs to its end: what it publishes
+// and scrubs is idempotent (forgettings have deterministic ids; a scrubbed
+// message is not found again), so a new leader doing it again is harmless.
 func (j *Job) Round(ctx context.Context) (*Report, error) {
-	now := j.cfg.Now().UTC()
 	rep := &Report{Forgotten: []ledger.ForgetCandidate{}, Held: []ledger.ForgetCandidate{}, Refused: []ledger.ForgetCandidate{}}
+	if j.cfg.Leader != nil && !j.cfg.Leader() {
+		return j.localRound(ctx, rep)
+	}
+	now := j.cfg.Now().UTC()
 	cands, err := j.st.ForgetCandidates(ctx, now, j.cfg.Policy)
 	if err != nil {
 		return nil, err
@@ -185,6 +201,29 @@ func (j *Job) Round(ctx context.Context) (*Report, error) {
 	}
 	j.log.Info("retention round", "forgotten", len(rep.Forgotten), "held", len(rep.Held), "refused", len(rep.Refused),
 		"scrubbedMessages", rep.ScrubbedMessages, "scrubbedNotices", rep.ScrubbedNotices, "scrubbedRejected", rep.ScrubbedRejected, "compacted", rep.Compacted, "compactTook", rep.CompactTook)
+	return rep, nil
+}
+
+// localRound is the round of a replica that is not the leader. The leader
+// forgets and scrubs JetStream; this replica applies the forgettings like
+// any event, and compacts its own ledger once after new ones, so that its
+// files no longer hold what they made it delete. It keeps the scrub
+// records: should it lead, it scrubs again whatever the leader left.
+func (j *Job) localRound(ctx context.Context, rep *Report) (*Report, error) {
+	scrubs, err := j.st.PendingScrubs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(scrubs) == 0 || scrubs[len(scrubs)-1].Seq <= j.compacted {
+		return rep, nil
+	}
+	st, err := j.st.Compact(ctx)
+	if err != nil {
+		return nil, err
+	}
+	j.compacted = scrubs[len(scrubs)-1].Seq
+	rep.Compacted, rep.CompactTook = true, st.Took
+	j.log.Info("retention round, not the leader: ledger compacted", "pendingScrubs", len(scrubs), "compactTook", rep.CompactTook)
 	return rep, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/sharelog/sharelog/internal/cluster"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -32,7 +33,7 @@ func LoadKeys(path string) (map[string]note.Verifier, error) {
 		if len(fields) != 2 {
 			return nil, fmt.Errorf("witness keys %s:%d: want a replica name and a verifier key, got %d fields", path, n, len(fields))
 		}
-		if err := CheckReplicaName(fields[0]); err != nil {
+		if err := cluster.ValidName(fields[0]); err != nil {
 			return nil, fmt.Errorf("witness keys %s:%d: %w", path, n, err)
 		}
 		if _, dup := keys[fields[0]]; dup {

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -19,6 +18,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/sharelog/sharelog/internal/checkpoint"
+	"github.com/sharelog/sharelog/internal/cluster"
 )
 
 // Where replicas publish their checkpoints for each other (see the package
@@ -34,19 +34,6 @@ const (
 // when it has grown, and checks again the others' it could not check yet.
 const Interval = time.Second
 
-// replicaName is what a replica's name may be: one NATS subject token, and
-// a Prometheus label value with nothing to escape.
-var replicaName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
-
-// CheckReplicaName returns an error unless name may name a replica: 1 to 64
-// letters, digits, '-' and '_'.
-func CheckReplicaName(name string) error {
-	if !replicaName.MatchString(name) {
-		return fmt.Errorf("replica name %.70q: want 1 to 64 letters, digits, '-' and '_' (it is a NATS subject token)", name)
-	}
-	return nil
-}
-
 // Tree is this replica's ledger as the Witness sees it. Package store's
 // Store implements it.
 type Tree interface {
@@ -60,7 +47,7 @@ type Tree interface {
 
 // Config configures a Witness.
 type Config struct {
-	// Replica is this replica's name (CheckReplicaName).
+	// Replica is this replica's name (cluster.ValidName).
 	Replica string
 	// Tree is this replica's ledger.
 	Tree Tree
@@ -142,7 +129,7 @@ type peer struct {
 // New returns a Witness for cfg over the JetStream js (the stream must
 // exist: EnsureStream).
 func New(cfg Config, js jetstream.JetStream) (*Witness, error) {
-	if err := CheckReplicaName(cfg.Replica); err != nil {
+	if err := cluster.ValidName(cfg.Replica); err != nil {
 		return nil, err
 	}
 	own, err := note.NewVerifier(cfg.Key)
@@ -279,7 +266,7 @@ func (w *Witness) receive(ctx context.Context, subject string, data []byte) {
 	if name == w.cfg.Replica {
 		return
 	}
-	if CheckReplicaName(name) != nil {
+	if cluster.ValidName(name) != nil {
 		w.log.Error("witness: a checkpoint on a subject that names no replica", "subject", subject)
 		return
 	}
