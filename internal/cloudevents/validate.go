@@ -297,10 +297,13 @@ func sortProblems(probs []ledger.Problem) []ledger.Problem {
 }
 
 // structValidator runs the validate tags of the ledger types, with the
-// custom tags slug, scheme, category, purpose and lawfulbasis.
+// custom tags slug, scheme, category, purpose and lawfulbasis: first as
+// plans compiled from the tags (tagplan.go), and through validator/v10 for
+// a value its plan does not pass.
 type structValidator struct {
 	v     *validator.Validate
 	vocab *vocab.Vocabulary
+	plans map[reflect.Type]*structPlan // by the data type (not its pointer)
 }
 
 func newStructValidator(voc *vocab.Vocabulary) *structValidator {
@@ -323,23 +326,28 @@ func newStructValidator(voc *vocab.Vocabulary) *structValidator {
 			panic(err) // a programming error in the tag set below
 		}
 	}
+	// The custom tags, each a rule on one string.
+	custom := map[string]func(string) bool{
+		"scheme": schemePattern.MatchString,
+		"category": func(s string) bool {
+			_, ok := voc.Category(s)
+			return ok
+		},
+		"purpose":     voc.Purpose,
+		"lawfulbasis": voc.LawfulBasis,
+	}
 	for name, rule := range ledger.FieldRules {
+		custom[name] = rule
+	}
+	for name, rule := range custom {
 		must(v.RegisterValidation(name, func(fl validator.FieldLevel) bool { return rule(fl.Field().String()) }))
 	}
-	must(v.RegisterValidation("scheme", func(fl validator.FieldLevel) bool {
-		return schemePattern.MatchString(fl.Field().String())
-	}))
-	must(v.RegisterValidation("category", func(fl validator.FieldLevel) bool {
-		_, ok := voc.Category(fl.Field().String())
-		return ok
-	}))
-	must(v.RegisterValidation("purpose", func(fl validator.FieldLevel) bool {
-		return voc.Purpose(fl.Field().String())
-	}))
-	must(v.RegisterValidation("lawfulbasis", func(fl validator.FieldLevel) bool {
-		return voc.LawfulBasis(fl.Field().String())
-	}))
-	return &structValidator{v: v, vocab: voc}
+	plans := make(map[reflect.Type]*structPlan, len(ledger.Types))
+	for _, newData := range ledger.Types {
+		t := reflect.TypeOf(newData()).Elem()
+		plans[t] = compilePlan(t, custom)
+	}
+	return &structValidator{v: v, vocab: voc, plans: plans}
 }
 
 // embedded names an embedded struct (ledger.RequestHeader) in a validator
@@ -352,6 +360,11 @@ const embedded = "~embedded"
 // member that is absent is reported once, as required, rather than by each
 // of its own required members.
 func (sv *structValidator) problems(v any, data []byte) []ledger.Problem {
+	if rv := reflect.ValueOf(v); rv.Kind() == reflect.Pointer && !rv.IsNil() {
+		if p := sv.plans[rv.Type().Elem()]; p != nil && p.passes(rv.Elem()) {
+			return nil
+		}
+	}
 	err := sv.v.Struct(v)
 	if err == nil {
 		return nil
