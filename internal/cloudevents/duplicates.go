@@ -51,6 +51,11 @@ type bodyCheck struct {
 	data     any
 	dataType string
 	dataText []byte
+	// plain is the event's attributes if they are plain (plain.go), with
+	// plainData the text of its data, an object; both are set when valid
+	// and object.
+	plain     plain
+	plainData []byte
 }
 
 // dataDecoder decodes the data of an event of type typ from dec, positioned
@@ -215,6 +220,7 @@ func checkBody(body []byte, decode dataDecoder) bodyCheck {
 			bc.envDup = attributeTwice(r.members[j].name, r.members[i].name)
 		}
 		bc.env = envelopeProblems(body, r.members)
+		bc.plain, bc.plainData = plainMembers(body, r.members)
 		return bc
 	}
 
