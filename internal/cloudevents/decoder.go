@@ -637,7 +637,7 @@ func (d *Decoder) finish(e *event.Event, bc *bodyCheck, extra []attr) (*ledger.E
 // the event is stored in one form whichever mode it came in, JSON data
 // without whitespace, with datacontenttype application/json.
 func compactData(data []byte) ([]byte, error) {
-	if !bytes.ContainsAny(data, " \t\r\n") {
+	if isCompact(data) {
 		return data, nil
 	}
 	compact := jsontext.Value(slices.Clone(data))
@@ -645,6 +645,23 @@ func compactData(data []byte) ([]byte, error) {
 		return nil, ledger.Invalid(ledger.ReasonMalformed, "data", "not valid JSON")
 	}
 	return compact, nil
+}
+
+// isCompact reports whether data, valid JSON, has no whitespace outside its
+// strings: compacting it would change nothing.
+func isCompact(data []byte) bool {
+	in := false // in a string
+	for i := 0; i < len(data); i++ {
+		switch c := data[i]; {
+		case in && c == '\\':
+			i++ // the escaped character
+		case c == '"':
+			in = !in
+		case !in && (c == ' ' || c == '\t' || c == '\r' || c == '\n'):
+			return false
+		}
+	}
+	return true
 }
 
 // dataProblems returns every problem of data, the data of an event of

@@ -8,6 +8,9 @@ import (
 	"slices"
 	"testing"
 
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+
 	"github.com/sharelog/sharelog/internal/ledger"
 	"github.com/sharelog/sharelog/schemas"
 )
@@ -102,4 +105,70 @@ func dataJSON(t *testing.T, ev *ledger.Event) string {
 		t.Fatal(err)
 	}
 	return fmt.Sprintf("%T %s", ev.Data, b)
+}
+
+// TestIsCompact checks isCompact against jsontext's Compact on the data of
+// every golden input and on values with whitespace, escapes and quotes in
+// and out of strings: data is compact exactly when compacting it changes
+// nothing.
+func TestIsCompact(t *testing.T) {
+	t.Parallel()
+	texts := []string{
+		`{}`, `{ }`, `{"a":"b c"}`, `{"a": "b"}`, `{"a":"\" "}`, `{"a":"\\" ,"b":1}`, `{"a":"\\\" "}`,
+		`{"a":"\\\\"}`, "{\"a\":\"\\t\"}", "{\"a\":\n1}", "{\"a\":[1,\r2]}", "\t{}", "{}\n", `{"a":"é \u00e9"}`,
+	}
+	for _, c := range goldenCases(t) {
+		if c.body != nil {
+			var ev map[string]json.RawMessage
+			if json.Unmarshal(c.body, &ev) == nil && len(ev["data"]) > 0 {
+				texts = append(texts, string(ev["data"]))
+			}
+		}
+	}
+	checked := 0
+	for _, s := range texts {
+		v := jsontext.Value(s)
+		if !v.IsValid() {
+			continue
+		}
+		c := v.Clone()
+		if err := c.Compact(); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := isCompact(v), bytes.Equal(c, v); got != want {
+			t.Errorf("isCompact(%s) = %v, want %v", s, got, want)
+		}
+		checked++
+	}
+	if checked < 100 {
+		t.Fatalf("only %d texts checked", checked)
+	}
+}
+
+// TestNullFreeOptions checks that data without null decodes with
+// nullFreeOptions as with dataOptions: the same value, or the same error,
+// on the data of every golden input that has no null, for every type.
+func TestNullFreeOptions(t *testing.T) {
+	t.Parallel()
+	checked := 0
+	for _, c := range goldenCases(t) {
+		var ev map[string]json.RawMessage
+		if c.body == nil || json.Unmarshal(c.body, &ev) != nil || len(ev["data"]) == 0 || !nullFree(ev["data"]) {
+			continue
+		}
+		for typ, newData := range ledger.Types {
+			a, b := newData(), newData()
+			errA := jsonv2.Unmarshal(ev["data"], a, dataOptions)
+			errB := jsonv2.Unmarshal(ev["data"], b, nullFreeOptions)
+			ja, _ := json.Marshal(a)
+			jb, _ := json.Marshal(b)
+			if fmt.Sprint(errA) != fmt.Sprint(errB) || !bytes.Equal(ja, jb) {
+				t.Fatalf("%s as %s: %v %s, want %v %s", c.name, typ, errB, jb, errA, ja)
+			}
+			checked++
+		}
+	}
+	if checked < 1000 {
+		t.Fatalf("only %d decodes checked", checked)
+	}
 }

@@ -3,6 +3,7 @@ package cloudevents
 import (
 	"math/rand/v2"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -238,5 +239,22 @@ func mutateRandom(r *rand.Rand, v reflect.Value, words []string) {
 	if r.IntN(6) == 0 {
 		v.SetZero()
 		fillRandom(r, v, words, 2)
+	}
+}
+
+// TestValidScheme checks validScheme against the regular expression of the
+// rule it states, on strings around its every edge.
+func TestValidScheme(t *testing.T) {
+	t.Parallel()
+	re := regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
+	cases := []string{"", "a", "A", "0a", "-a", "a-", "a--b", "dbs-ref", "email", "a_b", "a.b", "a b", "é", "aé", "a\n", "\na",
+		strings.Repeat("a", 31), strings.Repeat("a", 32), strings.Repeat("a", 33), "a" + strings.Repeat("9", 31), "a" + strings.Repeat("-", 32)}
+	for c := range 256 {
+		cases = append(cases, string(rune(c)), "a"+string(rune(c)), "a"+string([]byte{byte(c)}))
+	}
+	for _, s := range cases {
+		if got, want := validScheme(s), re.MatchString(s); got != want {
+			t.Errorf("validScheme(%q) = %v, want %v", s, got, want)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package cloudevents
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"reflect"
@@ -24,10 +25,21 @@ import (
 // TestSchemaAndGoAgree and TestSchemaAgreesOnGoldenInputs hold the two
 // together.
 
-var (
-	schemePattern = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
-	keyPattern    = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,199}$`)
-)
+var keyPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,199}$`)
+
+// validScheme reports whether s is a subject scheme: a lowercase word of
+// at most 32 characters (a-z, 0-9, hyphens), starting with a letter.
+func validScheme(s string) bool {
+	if len(s) == 0 || len(s) > 32 || s[0] < 'a' || s[0] > 'z' {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		if c := s[i]; (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' {
+			return false
+		}
+	}
+	return true
+}
 
 // nullError is returned while decoding for a JSON null where the Go type
 // wants a value: the contract has no nullable member (except a change's
@@ -43,6 +55,22 @@ var dataOptions = json.JoinOptions(
 	json.RejectUnknownMembers(true),
 	json.WithUnmarshalers(nullRefused.unmarshalers),
 )
+
+// nullFreeOptions are dataOptions for text that holds no null (nullFree):
+// the refusers of null would let every value through, at a cost per value.
+var nullFreeOptions = json.RejectUnknownMembers(true)
+
+// nullFree reports whether text, valid JSON, holds no null: the word does
+// not appear in it at all, in a string or out of one.
+func nullFree(text []byte) bool { return !bytes.Contains(text, []byte("null")) }
+
+// optionsFor returns the options that decode data from text.
+func optionsFor(nullFree bool) json.Options {
+	if nullFree {
+		return nullFreeOptions
+	}
+	return dataOptions
+}
 
 // lenientOptions are dataOptions allowing unknown members: used only to
 // describe an event already refused, to find its further problems.
@@ -108,7 +136,7 @@ func (d *Decoder) decodeData(typ string, data []byte) (any, []ledger.Problem) {
 	if firstByte(data) != '{' {
 		return nil, d.decodeProblems(newData, data, nil)
 	}
-	if err := json.Unmarshal(data, v, dataOptions); err != nil {
+	if err := json.Unmarshal(data, v, optionsFor(nullFree(data))); err != nil {
 		return nil, d.decodeProblems(newData, data, err)
 	}
 	return v, nil
@@ -117,13 +145,13 @@ func (d *Decoder) decodeData(typ string, data []byte) (any, []ledger.Problem) {
 // decodeDataFrom decodes the data of an event of type typ from dec,
 // positioned at its value, into the type's Go value: the same decode as
 // decodeData, within the read of a whole structured event.
-func (d *Decoder) decodeDataFrom(typ string, dec *jsontext.Decoder) (any, error) {
+func (d *Decoder) decodeDataFrom(typ string, dec *jsontext.Decoder, nullFree bool) (any, error) {
 	newData, ok := ledger.Types[typ]
 	if !ok {
 		return nil, errDataNotDecoded
 	}
 	v := newData()
-	if err := json.UnmarshalDecode(dec, v, dataOptions); err != nil {
+	if err := json.UnmarshalDecode(dec, v, optionsFor(nullFree)); err != nil {
 		return nil, err
 	}
 	return v, nil
@@ -328,7 +356,7 @@ func newStructValidator(voc *vocab.Vocabulary) *structValidator {
 	}
 	// The custom tags, each a rule on one string.
 	custom := map[string]func(string) bool{
-		"scheme": schemePattern.MatchString,
+		"scheme": validScheme,
 		"category": func(s string) bool {
 			_, ok := voc.Category(s)
 			return ok
