@@ -648,20 +648,35 @@ func compactData(data []byte) ([]byte, error) {
 }
 
 // isCompact reports whether data, valid JSON, has no whitespace outside its
-// strings: compacting it would change nothing.
+// strings: compacting it would change nothing. It jumps from quote to quote.
 func isCompact(data []byte) bool {
-	in := false // in a string
-	for i := 0; i < len(data); i++ {
-		switch c := data[i]; {
-		case in && c == '\\':
-			i++ // the escaped character
-		case c == '"':
-			in = !in
-		case !in && (c == ' ' || c == '\t' || c == '\r' || c == '\n'):
+	for {
+		// Outside a string, up to the next quote.
+		q := bytes.IndexByte(data, '"')
+		if q < 0 {
+			return !bytes.ContainsAny(data, " \t\r\n")
+		}
+		if bytes.ContainsAny(data[:q], " \t\r\n") {
 			return false
 		}
+		data = data[q+1:]
+		// In the string, up to the quote that ends it: one after an even
+		// number of backslashes.
+		for {
+			q = bytes.IndexByte(data, '"')
+			if q < 0 {
+				return false // not JSON: compacting it would tell
+			}
+			n := 0
+			for n < q && data[q-1-n] == '\\' {
+				n++
+			}
+			data = data[q+1:]
+			if n%2 == 0 {
+				break
+			}
+		}
 	}
-	return true
 }
 
 // dataProblems returns every problem of data, the data of an event of
