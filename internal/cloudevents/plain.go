@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/cloudevents/sdk-go/v2/types"
@@ -91,7 +92,15 @@ func plainMembers(body []byte, members []member) (plain, []byte) {
 		if v[0] != '"' || bytes.IndexByte(v, '\\') >= 0 {
 			return plain{}, nil
 		}
-		p.set(m.name, string(v[1:len(v)-1]))
+		// As set has them, without copying the two that are only compared.
+		switch s := v[1 : len(v)-1]; m.name {
+		case "specversion":
+			p.ok = p.ok && string(s) == event.CloudEventsVersionV1
+		case "datacontenttype":
+			p.ok = p.ok && string(s) == event.ApplicationJSON
+		default:
+			p.set(m.name, string(s))
+		}
 	}
 	if data == nil {
 		p.ok = false
@@ -172,11 +181,7 @@ func (d *Decoder) finishPlain(p plain, at types.Timestamp, data []byte, v any, e
 	}
 
 	// What event.WriteJson writes for the event finish would have made.
-	var ts string
-	if p.time != "" {
-		ts = at.String()
-	}
-	raw := make([]byte, 0, 100+len(p.id)+len(p.source)+len(p.typ)+len(p.dataschema)+len(ts)+len(data))
+	raw := make([]byte, 0, 160+len(p.id)+len(p.source)+len(p.typ)+len(p.dataschema)+len(data))
 	raw = append(raw, `{"specversion":"1.0","id":"`...)
 	raw = append(raw, p.id...)
 	raw = append(raw, `","source":"`...)
@@ -189,9 +194,10 @@ func (d *Decoder) finishPlain(p plain, at types.Timestamp, data []byte, v any, e
 		raw = append(raw, p.dataschema...)
 		raw = append(raw, '"')
 	}
-	if ts != "" {
+	if p.time != "" {
+		// As at.String(), types.FormatTime, formats it.
 		raw = append(raw, `,"time":"`...)
-		raw = append(raw, ts...)
+		raw = at.UTC().AppendFormat(raw, time.RFC3339Nano)
 		raw = append(raw, '"')
 	}
 	raw = append(raw, `,"data":`...)
