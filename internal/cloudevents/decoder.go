@@ -59,6 +59,7 @@ type Decoder struct {
 	vocab   *vocab.Vocabulary
 	check   *structValidator
 	handoff handoff
+	sdkOnly bool // in tests: every event read by sdk-go, none the plain way (plain.go)
 }
 
 // Decoded is the result for one event of a request or batch.
@@ -364,6 +365,15 @@ func (d *Decoder) decodeStructured(body []byte, extra []attr) (ev *ledger.Event,
 		}
 		return nil, source, id, &ledger.InvalidError{Problems: probs}
 	}
+	if !bc.env.nulls && len(bc.plainData) > 0 && !d.sdkOnly {
+		if at, ok := bc.plain.readAsSDK(); ok {
+			var v any
+			if bc.data != nil && bc.dataType == bc.plain.typ {
+				v = bc.data
+			}
+			return d.finishPlain(bc.plain, at, bc.plainData, v, extra)
+		}
+	}
 	read := body
 	if bc.env.nulls {
 		// sdk-go reads a null datacontenttype as an empty one, and
@@ -403,6 +413,13 @@ func (d *Decoder) decodeBinary(header map[string][]string, body []byte, nats boo
 	}
 	if probs := binaryProblems(h); len(probs) > 0 {
 		return nil, source, id, &ledger.InvalidError{Problems: probs}
+	}
+	if len(bytes.TrimSpace(body)) > 0 && !d.sdkOnly {
+		if p := plainHeader(h); p.ok {
+			if at, ok := p.readAsSDK(); ok {
+				return d.finishPlain(p, at, body, nil, extra)
+			}
+		}
 	}
 	msg := cehttp.NewMessage(h, io.NopCloser(bytes.NewReader(body)))
 	e, err := binding.ToEvent(context.Background(), msg)
@@ -581,7 +598,7 @@ func (d *Decoder) finish(e *event.Event, bc *bodyCheck, extra []attr) (*ledger.E
 			return nil, source, id, &ledger.InvalidError{Problems: probs}
 		}
 	}
-	if probs := identifiersInAttributes(subjectIDs(v), e, extra); len(probs) > 0 {
+	if probs := identifiersInAttributes(subjectIDs(v), eventAttrs(e), extra); len(probs) > 0 {
 		// The identifier may be in the id or source: do not echo them.
 		return nil, "", "", &ledger.InvalidError{Problems: probs}
 	}
@@ -589,14 +606,9 @@ func (d *Decoder) finish(e *event.Event, bc *bodyCheck, extra []attr) (*ledger.E
 		return nil, source, id, &ledger.InvalidError{Problems: probs}
 	}
 
-	// Store the event in one form whichever mode it came in: JSON data,
-	// compacted, with datacontenttype application/json.
-	if bytes.ContainsAny(data, " \t\r\n") {
-		compact := jsontext.Value(slices.Clone(data))
-		if err := compact.Compact(); err != nil {
-			return nil, source, id, ledger.Invalid(ledger.ReasonMalformed, "data", "not valid JSON")
-		}
-		data = compact
+	data, err := compactData(data)
+	if err != nil {
+		return nil, source, id, err
 	}
 	e.DataEncoded = data
 	e.DataBase64 = false
@@ -619,6 +631,52 @@ func (d *Decoder) finish(e *event.Event, bc *bodyCheck, extra []attr) (*ledger.E
 		Data:       v,
 		Raw:        raw,
 	}, source, id, nil
+}
+
+// compactData returns data, the JSON text of an event's data, compacted:
+// the event is stored in one form whichever mode it came in, JSON data
+// without whitespace, with datacontenttype application/json.
+func compactData(data []byte) ([]byte, error) {
+	if isCompact(data) {
+		return data, nil
+	}
+	compact := jsontext.Value(slices.Clone(data))
+	if err := compact.Compact(); err != nil {
+		return nil, ledger.Invalid(ledger.ReasonMalformed, "data", "not valid JSON")
+	}
+	return compact, nil
+}
+
+// isCompact reports whether data, valid JSON, has no whitespace outside its
+// strings: compacting it would change nothing. It jumps from quote to quote.
+func isCompact(data []byte) bool {
+	for {
+		// Outside a string, up to the next quote.
+		q := bytes.IndexByte(data, '"')
+		if q < 0 {
+			return !bytes.ContainsAny(data, " \t\r\n")
+		}
+		if bytes.ContainsAny(data[:q], " \t\r\n") {
+			return false
+		}
+		data = data[q+1:]
+		// In the string, up to the quote that ends it: one after an even
+		// number of backslashes.
+		for {
+			q = bytes.IndexByte(data, '"')
+			if q < 0 {
+				return false // not JSON: compacting it would tell
+			}
+			n := 0
+			for n < q && data[q-1-n] == '\\' {
+				n++
+			}
+			data = data[q+1:]
+			if n%2 == 0 {
+				break
+			}
+		}
+	}
 }
 
 // dataProblems returns every problem of data, the data of an event of

@@ -18,16 +18,23 @@
 // The context attributes are checked as CloudEvents 1.0 says before sdk-go
 // reads them (envelope.go): every problem listed, each naming its attribute;
 // a null attribute is absent; time is optional. The CloudEvents envelope is
-// then read by the CloudEvents Go SDK (sdk-go). The
+// then read by the CloudEvents Go SDK (sdk-go), unless the event is plain
+// (plain.go: only specversion, id, source, type, time, dataschema and
+// datacontenttype application/json, as sdk-go would read them): such an
+// event, the usual one, is finished without sdk-go's event.Event, to the
+// same outcome and the same Raw. The
 // event data is read once, by the JSON v2 decoder of go-json-experiment/json,
 // straight into the Go type from internal/ledger: that one pass refuses text
 // that is not UTF-8, a key twice in one object, a member the type does not
 // have (names are matched case-sensitively), a value of the wrong JSON type
-// and a null. validator/v10 rules on the type follow, whose custom tags check
-// vocabulary keys against internal/vocab. The Go types, their validate tags
-// and the vocabularies are the only rules the decoder applies; the JSON
-// Schemas in schemas/ publish the same contract, and tests hold the two in
-// agreement on every fixture and every golden input.
+// and a null. The validate tags on the type follow, whose custom tags check
+// vocabulary keys against internal/vocab: compiled once into plans of checks
+// (tagplan.go) that pass the usual valid value, with validator/v10 run, and
+// its errors made the problems, for every value a plan does not pass. The Go
+// types, their validate tags and the vocabularies are the only rules the
+// decoder applies; the JSON Schemas in schemas/ publish the same contract,
+// and tests hold the two in agreement on every fixture and every golden
+// input.
 //
 // Every refusal is a *ledger.InvalidError whose problems name a field and a
 // ledger.Reason. Problem details never quote a data-subject identifier, and an

@@ -51,11 +51,18 @@ type bodyCheck struct {
 	data     any
 	dataType string
 	dataText []byte
+	nullFree bool // the body holds no null (nullFree)
+	// plain is the event's attributes if they are plain (plain.go), with
+	// plainData the text of its data, an object; both are set when valid
+	// and object.
+	plain     plain
+	plainData []byte
 }
 
 // dataDecoder decodes the data of an event of type typ from dec, positioned
 // at the data member's value, into its Go type, or returns an error.
-type dataDecoder func(typ string, dec *jsontext.Decoder) (any, error)
+// nullFree says that the text holds no null.
+type dataDecoder func(typ string, dec *jsontext.Decoder, nullFree bool) (any, error)
 
 // errDataNotDecoded stops a read whose data could not be decoded in it.
 var errDataNotDecoded = errors.New("data not decoded")
@@ -120,7 +127,7 @@ func (r *objectReader) readObject(decode dataDecoder, bc *bodyCheck) error {
 		name := tok.String() // the token is valid until the next read
 		if name == "data" && decode != nil && bc.dataType != "" && dec.PeekKind() == '{' {
 			before := dec.InputOffset()
-			v, err := decode(bc.dataType, dec)
+			v, err := decode(bc.dataType, dec, bc.nullFree)
 			if err != nil {
 				return errDataNotDecoded
 			}
@@ -199,7 +206,7 @@ func checkBody(body []byte, decode dataDecoder) bodyCheck {
 	// One read with duplicates refused everywhere: the usual case.
 	r := getObjectReader(body)
 	defer func() { r.free() }()
-	var bc bodyCheck
+	bc := bodyCheck{nullFree: nullFree(body)}
 	err := r.readObject(decode, &bc)
 	if err == errDataNotDecoded {
 		// The data has a fault, which finish describes in its turn: read
@@ -215,6 +222,7 @@ func checkBody(body []byte, decode dataDecoder) bodyCheck {
 			bc.envDup = attributeTwice(r.members[j].name, r.members[i].name)
 		}
 		bc.env = envelopeProblems(body, r.members)
+		bc.plain, bc.plainData = plainMembers(body, r.members)
 		return bc
 	}
 

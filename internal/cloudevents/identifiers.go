@@ -77,8 +77,26 @@ func subjectIDs(v any) []string {
 	return ids
 }
 
-// identifiersInAttributes returns a problem for every context attribute,
-// extension (of e, if not nil) or extra attribute that contains one of ids.
+// eventAttrs lists the context attributes and extensions of e that
+// identifiersInAttributes looks in: id, source, type, dataschema, then the
+// extensions by name.
+func eventAttrs(e *event.Event) []attr {
+	exts := e.Extensions()
+	attrs := make([]attr, 0, 4+len(exts))
+	attrs = append(attrs, attr{"id", e.ID()}, attr{"source", e.Source()}, attr{"type", e.Type()}, attr{"dataschema", e.DataSchema()})
+	for _, name := range sortedKeys(exts) {
+		s, err := types.Format(exts[name])
+		if err != nil {
+			continue
+		}
+		attrs = append(attrs, attr{name, s})
+	}
+	return attrs
+}
+
+// identifiersInAttributes returns a problem for every context attribute or
+// extension (attrs, in order, as eventAttrs lists them) or extra attribute
+// (in the order of their names) that contains one of ids.
 // What the rule protects is a person's identifier travelling in headers,
 // subjects of NATS messages and logs, where it is not protected as data is;
 // so an identifier is found where it stands whole: its tokens (runs of
@@ -88,7 +106,7 @@ func subjectIDs(v any) []string {
 // "12345" is not found in "evt-123456". Identifiers with fewer than
 // minIdentifyingLen letters and digits are not looked for. Details name the
 // attribute, never the identifier.
-func identifiersInAttributes(ids []string, e *event.Event, extra []attr) []ledger.Problem {
+func identifiersInAttributes(ids []string, attrs, extra []attr) []ledger.Problem {
 	var wanted [][]string
 	for _, id := range ids {
 		if toks := tokens(id); alnumLen(toks) >= minIdentifyingLen {
@@ -98,25 +116,8 @@ func identifiersInAttributes(ids []string, e *event.Event, extra []attr) []ledge
 	if len(wanted) == 0 {
 		return nil
 	}
-	var exts map[string]any
-	if e != nil {
-		exts = e.Extensions()
-	}
-	attrs := make([]attr, 0, 4+len(exts)+len(extra))
-	if e != nil {
-		attrs = append(attrs, attr{"id", e.ID()}, attr{"source", e.Source()}, attr{"type", e.Type()}, attr{"dataschema", e.DataSchema()})
-		if len(exts) > 0 {
-			for _, name := range sortedKeys(exts) {
-				s, err := types.Format(exts[name])
-				if err != nil {
-					continue
-				}
-				attrs = append(attrs, attr{name, s})
-			}
-		}
-	}
 	n := len(attrs)
-	attrs = append(attrs, extra...)
+	attrs = append(attrs[:n:n], extra...)
 	slices.SortFunc(attrs[n:], func(a, b attr) int { return strings.Compare(a.name, b.name) })
 
 	var probs []ledger.Problem

@@ -53,7 +53,7 @@ func TestIdentifiersInAttributes(t *testing.T) {
 			for k, v := range tt.ext {
 				e.SetExtension(k, v)
 			}
-			probs := identifiersInAttributes([]string{tt.id}, &e, tt.extra)
+			probs := identifiersInAttributes([]string{tt.id}, eventAttrs(&e), tt.extra)
 			switch {
 			case tt.wantField == "" && len(probs) > 0:
 				t.Errorf("problems = %v, want none", probs)
