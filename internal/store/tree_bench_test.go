@@ -1,0 +1,73 @@
+package store
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// BenchmarkTreeAppend measures the Merkle tree's part of Batch.Append
+// alone: batches of leaves of 600-byte values (about an entry's size) added
+// with addLeaf and committed, one transaction and one sync per batch, as the
+// ingest loop does. One op is one leaf. It reports the process's CPU time
+// per leaf (the commits and Badger's background work included), and the
+// tree's keys and bytes (key and value) per leaf as they stand after the
+// run, read back from Badger ('h': one key per stored hash; 'T': tiles).
+func BenchmarkTreeAppend(b *testing.B) {
+	for _, size := range []int{1000, 10} {
+		b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) {
+			s := openTest(b, testConfig(b))
+			value := make([]byte, 600)
+			rand.Read(value)
+			var seq uint64
+			cpu := cpuTime(b)
+			b.ResetTimer()
+			for seq < uint64(b.N) {
+				bt := s.Begin()
+				for range size {
+					if seq == uint64(b.N) {
+						break
+					}
+					seq++
+					binary.BigEndian.PutUint64(value, seq) // every leaf differs
+					if err := bt.addLeaf(seq, value); err != nil {
+						b.Fatal(err)
+					}
+				}
+				bt.count = seq
+				if err := bt.Commit(seq); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			leaves := float64(b.N)
+			b.ReportMetric(float64(cpuTime(b)-cpu)/float64(time.Microsecond)/leaves, "cpu-µs/leaf")
+			keys, bytes := treeFootprint(b, s)
+			b.ReportMetric(float64(keys)/leaves, "keys/leaf")
+			b.ReportMetric(float64(bytes)/leaves, "B/leaf")
+		})
+	}
+}
+
+// treeFootprint counts the tree's keys and their key and value bytes.
+func treeFootprint(tb testing.TB, s *Store) (keys, bytes int64) {
+	err := s.db.View(func(txn *badger.Txn) error {
+		for _, p := range []byte{'h', 'T'} {
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{p}})
+			for it.Rewind(); it.Valid(); it.Next() {
+				keys++
+				bytes += int64(len(it.Item().Key())) + it.Item().ValueSize()
+			}
+			it.Close()
+		}
+		return nil
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return keys, bytes
+}
