@@ -16,7 +16,8 @@ import (
 // ingest loop does. One op is one leaf. It reports the process's CPU time
 // per leaf (the commits and Badger's background work included), and the
 // tree's keys and bytes (key and value) per leaf as they stand after the
-// run, read back from Badger ('h': one key per stored hash; 'T': tiles).
+// run, read back from Badger ('h': one key per stored hash; 'T': tiles),
+// and the bytes the commits wrote for the tree (tiles rewritten included).
 func BenchmarkTreeAppend(b *testing.B) {
 	for _, size := range []int{1000, 10} {
 		b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) {
@@ -24,6 +25,7 @@ func BenchmarkTreeAppend(b *testing.B) {
 			value := make([]byte, 600)
 			rand.Read(value)
 			var seq uint64
+			var written int64
 			cpu := cpuTime(b)
 			b.ResetTimer()
 			for seq < uint64(b.N) {
@@ -39,6 +41,9 @@ func BenchmarkTreeAppend(b *testing.B) {
 					}
 				}
 				bt.count = seq
+				for id := range bt.tree.dirty { // what the commit writes of the tree
+					written += int64(len(tileKey(id.level, id.n)) + len(bt.tree.cache[id]))
+				}
 				if err := bt.Commit(seq); err != nil {
 					b.Fatal(err)
 				}
@@ -49,6 +54,7 @@ func BenchmarkTreeAppend(b *testing.B) {
 			keys, bytes := treeFootprint(b, s)
 			b.ReportMetric(float64(keys)/leaves, "keys/leaf")
 			b.ReportMetric(float64(bytes)/leaves, "B/leaf")
+			b.ReportMetric(float64(written)/leaves, "written-B/leaf")
 		})
 	}
 }
