@@ -109,7 +109,7 @@ func (t *tiles) tile(id tileID) ([]byte, error) {
 			return nil, err
 		}
 		if len(data)%tlog.HashSize != 0 || len(data) > tileWidth*tlog.HashSize {
-			return nil, fmt.Errorf("store: tree tile %d/%d: %d bytes: %w", id.level, id.n, len(data), errCorrupt)
+			return nil, fmt.Errorf("tree tile %d/%d holds %d bytes, not whole hashes: %w", id.level, id.n, len(data), errCorrupt)
 		}
 	}
 	for k := len(data) / tlog.HashSize; k < tileWidth; k++ {
@@ -121,7 +121,7 @@ func (t *tiles) tile(id tileID) ([]byte, error) {
 			return nil, err
 		}
 		if item.ValueSize() != tlog.HashSize {
-			return nil, fmt.Errorf("store: tree hash of tile %d/%d: %w", id.level, id.n, errCorrupt)
+			return nil, fmt.Errorf("tree hash of tile %d/%d not a hash: %w", id.level, id.n, errCorrupt)
 		}
 		if err := item.Value(func(v []byte) error { data = append(data, v...); return nil }); err != nil {
 			return nil, err
@@ -150,7 +150,7 @@ func (t *tiles) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 		tile := tlog.TileForIndex(tileHeight, idx)
 		data, err := t.tile(tileID{tile.L, tile.N})
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("store: %w", err)
 		}
 		if len(data) < tile.W*tlog.HashSize {
 			return nil, fmt.Errorf("store: tree hash %d missing", idx)

@@ -259,6 +259,13 @@ func TestVerifyTiles(t *testing.T) {
 			want: "entry 357 modified", kind: TamperModified,
 		},
 		{
+			name: "tile not a whole number of hashes",
+			tamper: func(t *testing.T, txn *badger.Txn) error {
+				return txn.Set(tileKey(0, 1), get(t, txn, tileKey(0, 1))[:100])
+			},
+			want: "tree hash altered at entry 257: tree tile 0/1 holds 100 bytes, not whole hashes: corrupt value", kind: TamperTreeHash,
+		},
+		{
 			name:   "full tile deleted",
 			tamper: func(t *testing.T, txn *badger.Txn) error { return txn.Delete(tileKey(0, 1)) },
 			want:   "extra entry inserted at 257", kind: TamperInserted,

@@ -354,6 +354,9 @@ func (v *verifier) leaf(i int64, value []byte) error {
 			continue
 		}
 		got, ok, err := v.tree.stored(j, (i-1)>>j)
+		if errors.Is(err, errCorrupt) {
+			return &TamperError{Kind: TamperTreeHash, Seq: i, Detail: err.Error()}
+		}
 		if err != nil {
 			return fmt.Errorf("verify: entry %d: %w", i, err)
 		}
