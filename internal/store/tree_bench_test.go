@@ -1,9 +1,11 @@
 package store
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
+	mrand "math/rand/v2"
 	"testing"
 	"time"
 
@@ -76,4 +78,51 @@ func treeFootprint(tb testing.TB, s *Store) (keys, bytes int64) {
 		tb.Fatal(err)
 	}
 	return keys, bytes
+}
+
+// BenchmarkTreeReads times the reads of the tree over a ledger of 100,000
+// leaves (added as BenchmarkTreeAppend adds them): TreeHead, an inclusion
+// proof of a random leaf in the current tree, and a consistency proof from
+// a random size.
+func BenchmarkTreeReads(b *testing.B) {
+	s := openTest(b, testConfig(b))
+	value := make([]byte, 600)
+	const leaves = 100_000
+	for seq := uint64(0); seq < leaves; {
+		bt := s.Begin()
+		for range 1000 {
+			seq++
+			binary.BigEndian.PutUint64(value, seq)
+			if err := bt.addLeaf(seq, value); err != nil {
+				b.Fatal(err)
+			}
+		}
+		bt.count = seq
+		if err := bt.Commit(seq); err != nil {
+			b.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	rng := mrand.New(mrand.NewPCG(1, 2))
+	b.Run("TreeHead", func(b *testing.B) {
+		for range b.N {
+			if _, _, err := s.TreeHead(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("InclusionProof", func(b *testing.B) {
+		for range b.N {
+			if _, err := s.InclusionProof(ctx, 1+rng.Int64N(leaves), 0); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("ConsistencyProof", func(b *testing.B) {
+		for range b.N {
+			if _, err := s.ConsistencyProof(ctx, 1+rng.Int64N(leaves), 0); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
