@@ -368,7 +368,7 @@ func (r *replay) compare(count uint64) (int, error) {
 	defer it.Close()
 	for it.Rewind(); it.Valid(); {
 		switch k := it.Item().Key(); k[0] {
-		case prefixEntry, prefixTreeHash, prefixCheckpoint, prefixScrub, prefixSentinel,
+		case prefixEntry, prefixTile, prefixTreeHash, prefixCheckpoint, prefixScrub, prefixSentinel,
 			prefixDelivery, prefixRefused:
 			// Verified as the tree; scrub records are transient;
 			// deliveries and refusals are not derived from the entries
