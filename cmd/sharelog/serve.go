@@ -88,6 +88,9 @@ type Config struct {
 	OIDC string `help:"YAML file configuring the web console's sign-in with your OpenID Connect provider (deploy/oidc.example.yaml)." env:"SHARELOG_OIDC" name:"oidc" type:"path"`
 
 	MemoryLimit int `help:"Soft limit, in MiB, of the memory the Go runtime holds (the ledger's memtables and caches and the embedded NATS server live in it); the garbage collector works harder near it. GOMEMLIMIT, when set, takes precedence. 0: no limit." default:"768" env:"SHARELOG_MEMORY_LIMIT" name:"memory-limit"`
+
+	// StreamReplicas replicates sharelog's streams and buckets on a NATS cluster (replicas.go).
+	StreamReplicas int `help:"Copies JetStream keeps of each of sharelog's streams and key-value buckets (1 to 5); above 1 needs --nats, a cluster of at least that many JetStream servers. An existing stream is moved to it." default:"1" env:"SHARELOG_STREAM_REPLICAS" name:"stream-replicas"`
 }
 
 // defaultMemoryLimit is --memory-limit's default, in MiB.
@@ -225,6 +228,9 @@ func (m *Main) Open(ctx context.Context) error {
 	if err := m.openAccess(); err != nil {
 		return err
 	}
+	if err := cfg.checkStreamReplicas(); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
@@ -272,7 +278,7 @@ func (m *Main) Open(ctx context.Context) error {
 	if m.JetStream, err = jetstream.New(m.Conn); err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	atomic, err := nats.EnsureStreams(ctx, m.JetStream, nats.StreamConfig{Duplicates: cfg.Duplicates, RejectedMaxAge: cfg.RejectedMaxAge})
+	atomic, err := nats.EnsureStreams(ctx, m.JetStream, nats.StreamConfig{Duplicates: cfg.Duplicates, RejectedMaxAge: cfg.RejectedMaxAge, Replicas: cfg.streamReplicas()})
 	if err != nil {
 		return err
 	}
