@@ -21,7 +21,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Name is the NATS cluster's name.
+// Name is the NATS cluster's name (unless StartFrom's options give one).
 const Name = "sharelog-test"
 
 // Cluster is a NATS cluster of JetStream servers running in process.
@@ -43,6 +43,17 @@ type Node struct {
 // server is current, and shuts it down at the end of the test.
 func Start(t testing.TB, n int) *Cluster {
 	t.Helper()
+	return StartFrom(t, n, nil)
+}
+
+// StartFrom starts a cluster as Start does, each node i from the options
+// base(i) returns (say, a configuration file that server.ProcessConfigFile
+// read), with its addresses, routes and store directory replaced by the
+// cluster's own: loopback ports, routes to the other nodes (with the
+// options' route credentials), a directory under t.TempDir(). A nil base
+// starts from empty options; a node without a server name is named n<i+1>.
+func StartFrom(t testing.TB, n int, base func(i int) *server.Options) *Cluster {
+	t.Helper()
 	c := &Cluster{t: t}
 	clusterPorts := make([]int, n)
 	for i := range n {
@@ -50,28 +61,34 @@ func Start(t testing.TB, n int) *Cluster {
 	}
 	dir := t.TempDir()
 	for i := range n {
+		o := &server.Options{}
+		if base != nil {
+			o = base(i)
+		}
 		var routes []*url.URL
 		for j, p := range clusterPorts {
 			if j != i {
-				routes = append(routes, &url.URL{Scheme: "nats", Host: "127.0.0.1:" + strconv.Itoa(p)})
+				u := &url.URL{Scheme: "nats", Host: "127.0.0.1:" + strconv.Itoa(p)}
+				if o.Cluster.Username != "" {
+					u.User = url.UserPassword(o.Cluster.Username, o.Cluster.Password)
+				}
+				routes = append(routes, u)
 			}
 		}
-		name := "n" + strconv.Itoa(i+1)
-		c.nodes = append(c.nodes, &Node{Name: name, opts: &server.Options{
-			ServerName: name,
-			Host:       "127.0.0.1",
-			Port:       freePort(t),
-			JetStream:  true,
-			StoreDir:   filepath.Join(dir, name),
-			Cluster: server.ClusterOpts{
-				Name: Name,
-				Host: "127.0.0.1",
-				Port: clusterPorts[i],
-			},
-			Routes: routes,
-			NoLog:  true,
-			NoSigs: true,
-		}})
+		if o.ServerName == "" {
+			o.ServerName = "n" + strconv.Itoa(i+1)
+		}
+		if o.Cluster.Name == "" {
+			o.Cluster.Name = Name
+		}
+		o.Host, o.Port = "127.0.0.1", freePort(t)
+		o.HTTPHost, o.HTTPPort = "", 0 // no monitoring port
+		o.Cluster.Host, o.Cluster.Port = "127.0.0.1", clusterPorts[i]
+		o.Routes, o.RoutesStr = routes, ""
+		o.JetStream = true
+		o.StoreDir = filepath.Join(dir, o.ServerName)
+		o.NoLog, o.NoSigs = true, true
+		c.nodes = append(c.nodes, &Node{Name: o.ServerName, opts: o})
 	}
 	t.Cleanup(c.Shutdown)
 	for i := range c.nodes {
