@@ -58,7 +58,7 @@ func (m *Main) startCheckpoints(ctx context.Context) error {
 		m.Logger.Info("created checkpoint signing key", "path", keyPath, "public", vkey)
 	}
 	m.Checkpointer = checkpoint.NewCheckpointer(m.Store, signer, m.Logger)
-	kv, err := nats.EnsureCheckpointBucket(ctx, m.JetStream, 0)
+	kv, err := nats.EnsureCheckpointBucket(ctx, m.JetStream, m.Config.streamReplicas())
 	if err != nil {
 		return err
 	}

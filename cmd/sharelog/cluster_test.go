@@ -8,516 +8,406 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"slices"
+	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	natsserver "github.com/nats-io/nats-server/v2/test"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/sharelog/sharelog/internal/checkpoint"
+	"github.com/sharelog/sharelog/internal/clustertest"
+	slhttp "github.com/sharelog/sharelog/internal/http"
 	"github.com/sharelog/sharelog/internal/ledger"
 	"github.com/sharelog/sharelog/internal/nats"
 	"github.com/sharelog/sharelog/internal/notify"
-	"github.com/sharelog/sharelog/internal/retention"
 )
 
-// replicaTTL is the lease TTL of the replica tests.
-const replicaTTL = 2 * time.Second
+// The cluster harness: a three-node NATS cluster with JetStream in process
+// (internal/clustertest) and sharelog replicas on it, each the real serve
+// code (Main) with its own data directory and the same keys, as
+// "Growing to replicas" in README.md deploys them. startCluster returns it;
+// its methods kill and restart NATS nodes and stop and restart replicas.
 
-// externalNATS starts a nats-server with JetStream for replicas to share.
-func externalNATS(t *testing.T) string {
-	t.Helper()
-	opts := natsserver.DefaultTestOptions
-	opts.Port = -1
-	opts.JetStream = true
-	opts.StoreDir = t.TempDir()
-	ns := natsserver.RunServer(&opts)
-	t.Cleanup(ns.Shutdown)
-	return ns.ClientURL()
+// sharelogCluster is a NATS cluster and the sharelog replicas on it.
+type sharelogCluster struct {
+	t    *testing.T
+	NATS *clustertest.Cluster
+	// Replicas are the sharelog replicas in order; a stopped replica's
+	// Main is nil until RestartReplica.
+	Replicas []*replica
 }
 
-// replicaConfigs returns the configurations of n replicas r0, r1, ... on
-// the NATS server url, each with its own data directory but the same site
-// key (which keys subject hashes) and master key, as replicas must have.
-func replicaConfigs(t *testing.T, url string, n int) []Config {
+// replica is one sharelog replica: its configuration, and its running
+// Main (nil while stopped).
+type replica struct {
+	*testMain
+	Name   string
+	Config Config
+}
+
+// clusterOptions shapes startCluster's deployment.
+type clusterOptions struct {
+	// Replicas is how many sharelog replicas run (default 2).
+	Replicas int
+	// StreamReplicas is --stream-replicas (default 3).
+	StreamReplicas int
+	// Configure, when set, adjusts replica i's configuration before it
+	// first starts (the replica's name, data directory, keys and NATS URLs
+	// are set already).
+	Configure func(i int, cfg *Config)
+}
+
+// startCluster starts a three-node NATS cluster and the sharelog replicas
+// of opts on it, one after the other, and stops them all at the end of the
+// test. Every replica has its own data directory and checkpoint key, and
+// the same master key and site secret: the keyed hashes of subjects, and
+// what the master key wraps, must agree between replicas.
+func startCluster(t *testing.T, opts clusterOptions) *sharelogCluster {
 	t.Helper()
-	root := t.TempDir()
+	if opts.Replicas == 0 {
+		opts.Replicas = 2
+	}
+	if opts.StreamReplicas == 0 {
+		opts.StreamReplicas = 3
+	}
+	c := &sharelogCluster{t: t, NATS: clustertest.Start(t, 3)}
+	keys := t.TempDir() // the site's keys, kept apart from every data directory
+	master := filepath.Join(keys, "master.key")
 	site := make([]byte, 32)
+	writeKey(t, master)
 	rand.Read(site)
-	var cfgs []Config
-	for i := range n {
-		cfg := testConfig(filepath.Join(root, fmt.Sprintf("r%d", i)))
+	for i := range opts.Replicas {
+		name := "replica-" + strconv.Itoa(i+1)
+		cfg := testConfig(filepath.Join(t.TempDir(), name))
 		if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 			t.Fatal(err)
 		}
 		if err := os.WriteFile(filepath.Join(cfg.Data, "site.key"), site, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		cfg.MasterKeyFile = filepath.Join(root, "master.key") // made by the first to start
-		cfg.NATS = url
-		cfg.Replica = fmt.Sprintf("r%d", i)
-		cfg.LeaseTTL = replicaTTL
-		cfgs = append(cfgs, cfg)
-	}
-	return cfgs
-}
-
-// leadersOf returns the replicas that are leader now.
-func leadersOf(ms []*testMain) []*testMain {
-	var out []*testMain
-	for _, m := range ms {
-		if m.Lease.IsLeader() {
-			out = append(out, m)
+		cfg.NATS = c.NATS.URLs()
+		cfg.StreamReplicas = opts.StreamReplicas
+		cfg.MasterKeyFile = master
+		cfg.CheckpointKeyFile = filepath.Join(keys, name+"-checkpoint.key")
+		if opts.Configure != nil {
+			opts.Configure(i, &cfg)
 		}
+		c.Replicas = append(c.Replicas, &replica{Name: name, Config: cfg})
 	}
-	return out
+	t.Cleanup(func() {
+		for _, r := range c.Replicas {
+			if r.testMain != nil {
+				r.Close()
+			}
+		}
+	})
+	for i := range c.Replicas {
+		c.startReplica(i)
+	}
+	return c
 }
 
-// oneLeader waits until exactly one of ms leads, and returns it and when.
-func oneLeader(t *testing.T, ms []*testMain, within time.Duration) (*testMain, time.Time) {
+// writeKey writes 32 random bytes to path, mode 0600.
+func writeKey(t *testing.T, path string) {
 	t.Helper()
-	for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
-		if ls := leadersOf(ms); len(ls) == 1 {
-			return ls[0], time.Now()
-		}
+	key := make([]byte, 32)
+	rand.Read(key)
+	if err := os.WriteFile(path, key, 0o600); err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("no single leader among %d replicas within %s", len(ms), within)
-	return nil, time.Time{}
 }
 
-func without(ms []*testMain, not *testMain) []*testMain {
-	var out []*testMain
-	for _, m := range ms {
-		if m != not {
-			out = append(out, m)
-		}
+func (c *sharelogCluster) startReplica(i int) {
+	c.t.Helper()
+	r := c.Replicas[i]
+	logs := &syncBuffer{}
+	m := NewMain(r.Config, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})).With("replica", r.Name))
+	if err := m.Open(context.Background()); err != nil {
+		m.Close()
+		c.t.Fatalf("%s: open: %v\n%s", r.Name, err, logs)
 	}
-	return out
+	r.testMain = &testMain{Main: m, logs: logs}
 }
 
-func TestReplicaFlag(t *testing.T) {
-	url := externalNATS(t)
-	for _, tc := range []struct {
-		replica, nats, want string
+// StopReplica closes replica i, as a clean shutdown does.
+func (c *sharelogCluster) StopReplica(i int) {
+	c.t.Helper()
+	r := c.Replicas[i]
+	if r.testMain == nil {
+		c.t.Fatalf("%s is not running", r.Name)
+	}
+	if err := r.Close(); err != nil {
+		c.t.Errorf("%s: close: %v", r.Name, err)
+	}
+	r.testMain = nil
+}
+
+// RestartReplica starts replica i again on its data directory.
+func (c *sharelogCluster) RestartReplica(i int) {
+	c.t.Helper()
+	if c.Replicas[i].testMain != nil {
+		c.t.Fatalf("%s is running", c.Replicas[i].Name)
+	}
+	c.startReplica(i)
+}
+
+// WaitApplied waits until every running replica's ledger has applied
+// SHARELOG_IN up to seq.
+func (c *sharelogCluster) WaitApplied(seq uint64) {
+	c.t.Helper()
+	for _, r := range c.Replicas {
+		if r.testMain == nil {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		err := r.Store.WaitApplied(ctx, seq)
+		cancel()
+		if err != nil {
+			c.t.Fatalf("%s: applied %d, waiting for %d: %v", r.Name, r.Store.Applied(), seq, err)
+		}
+	}
+}
+
+// streamLeader returns the index of the NATS node leading stream.
+func (c *sharelogCluster) streamLeader(js jetstream.JetStream, stream string) int {
+	c.t.Helper()
+	info := c.NATS.WaitStream(js, stream, c.Replicas[0].Config.streamReplicas())
+	for i, nd := range c.NATS.Nodes() {
+		if nd.Name == info.Cluster.Leader {
+			return i
+		}
+	}
+	c.t.Fatalf("stream %s: leader %q is no node of the cluster", stream, info.Cluster.Leader)
+	return -1
+}
+
+// sharelogStreams are the streams (and the checkpoint bucket's stream) that
+// --stream-replicas replicates.
+var sharelogStreams = []string{nats.StreamIn, nats.StreamRejected, notify.StreamNotices, nats.StreamCheckpoints}
+
+// TestClusterStreamReplicas starts two replicas with --stream-replicas 3 on
+// a three-node cluster: each of sharelog's streams and its checkpoint
+// bucket has a leader and two current peers, and both replicas are ready.
+func TestClusterStreamReplicas(t *testing.T) {
+	c := startCluster(t, clusterOptions{})
+	_, js := c.NATS.Connect()
+	for _, name := range sharelogStreams {
+		info := c.NATS.WaitStream(js, name, 3)
+		if info.Config.Replicas != 3 {
+			t.Errorf("%s: %d replicas, want 3", name, info.Config.Replicas)
+		}
+	}
+	for _, r := range c.Replicas {
+		if body := get(t, r.HTTP.URL()+"/readyz"); !strings.Contains(body, "ready") {
+			t.Errorf("%s: /readyz %q", r.Name, body)
+		}
+	}
+}
+
+// TestStreamReplicasFlag refuses --stream-replicas values sharelog cannot
+// honour, before anything starts.
+func TestStreamReplicasFlag(t *testing.T) {
+	for _, tt := range []struct {
+		replicas int
+		nats     string
+		want     string
 	}{
-		{"r0", "", "--replica needs --nats"},
-		{"a.b", url, `--replica: replica name "a.b": use 1 to 64 letters, digits, '-' or '_'`},
-		{"a b", url, `replica name "a b"`},
+		{3, "", "--stream-replicas 3 needs --nats"},
+		{6, "nats://127.0.0.1:1", "JetStream keeps 1 to 5 copies"},
+		{-1, "", "JetStream keeps 1 to 5 copies"},
 	} {
 		cfg := testConfig(t.TempDir())
-		cfg.Replica, cfg.NATS, cfg.LeaseTTL = tc.replica, tc.nats, replicaTTL
-		m := NewMain(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		cfg.StreamReplicas, cfg.NATS = tt.replicas, tt.nats
+		m := NewMain(cfg, slog.New(slog.DiscardHandler))
 		err := m.Open(context.Background())
 		m.Close()
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("--replica %q --nats %q: %v, want %q", tc.replica, tc.nats, err, tc.want)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("--stream-replicas %d --nats %q: %v, want %q", tt.replicas, tt.nats, err, tt.want)
 		}
 	}
 }
 
-// slowHooks is the webhook endpoint of recipients (/hook/<id>) that takes a
-// while to answer, and tells first when the first notice arrives.
-type slowHooks struct {
-	t       *testing.T
-	secrets map[string][]byte
-	delay   time.Duration
-	first   chan struct{}
-	once    sync.Once
+// TestClusterNodeLoss publishes a steady load of disclosures over NATS, as
+// producers do, to two replicas on a three-node cluster at R3. Meanwhile it
+// kills the NATS node that leads SHARELOG_IN and restarts it, then stops
+// one replica and restarts it. Every event JetStream acknowledged is in
+// both ledgers exactly once, at the same ledger sequence in each.
+func TestClusterNodeLoss(t *testing.T) {
+	c := startCluster(t, clusterOptions{})
+	r1, r2 := c.Replicas[0], c.Replicas[1]
+	registerRecipient(t, r1.testMain, "acro")
+	_, js := c.NATS.Connect() // the producer's connection, to every node
+	subj := []ledger.Subject{{Scheme: "dbs-ref", ID: secretID}}
+	at := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
 
-	mu       sync.Mutex
-	received map[string][]string // recipient -> notice ids, every request
-}
-
-func (h *slowHooks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	id := strings.TrimPrefix(r.URL.Path, "/hook/")
-	body, _ := io.ReadAll(r.Body)
-	if err := notify.Verify(h.secrets[id], r.Header, body, time.Now(), 0); err != nil {
-		h.t.Errorf("webhook to %s: %v", id, err)
-		w.WriteHeader(http.StatusUnauthorized)
-		return
-	}
-	var ev struct{ ID string }
-	json.Unmarshal(body, &ev)
-	h.mu.Lock()
-	h.received[id] = append(h.received[id], ev.ID)
-	h.mu.Unlock()
-	h.once.Do(func() { close(h.first) })
-	select {
-	case <-time.After(h.delay):
-	case <-r.Context().Done():
-	}
-	w.WriteHeader(http.StatusOK)
-}
-
-func (h *slowHooks) got(id string) []string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return slices.Clone(h.received[id])
-}
-
-// TestReplicasHandOver runs three replicas of the real serve code on one
-// NATS server. Exactly one leads; /readyz and /metrics say which. An
-// erasure is told to 40 recipients (30 by webhook, 10 over NATS); the
-// leader crashes (its NATS connection closed, no resignation) while the
-// webhooks are in flight, and another replica takes over within the TTL
-// and a little, and delivers what was not recorded. Every recipient gets
-// its notice, every request it gets carries the one notice id its
-// obligation has on every replica, and no NATS recipient finds two. The
-// official checkpoint in SHARELOG_CHECKPOINTS is signed by a leader's key
-// only. Then the new leader shuts down cleanly and the third takes over at
-// once.
-func TestReplicasHandOver(t *testing.T) {
-	url := externalNATS(t)
-	cfgs := replicaConfigs(t, url, 3)
-	hooks := &slowHooks{t: t, secrets: map[string][]byte{}, delay: 300 * time.Millisecond, first: make(chan struct{}), received: map[string][]string{}}
-	hookSrv := httptest.NewServer(hooks)
-	defer hookSrv.Close()
-
-	var webhooks, natsRecipients []string
-	var events []map[string]any
-	var secretsYAML strings.Builder
-	secretsYAML.WriteString("recipients:\n")
-	for i := range 30 {
-		r := fmt.Sprintf("hook-%d", i)
-		webhooks = append(webhooks, r)
-		events = append(events, recipientEvent(r, map[string]any{"type": "webhook", "url": hookSrv.URL + "/hook/" + r}))
-		hooks.secrets[r] = []byte(fmt.Sprintf("secret-of-hook-%d-0123456789", i))
-		fmt.Fprintf(&secretsYAML, "  %s: {secret: %q}\n", r, hooks.secrets[r])
-	}
-	for i := range 10 {
-		r := fmt.Sprintf("nats-%d", i)
-		natsRecipients = append(natsRecipients, r)
-		events = append(events, recipientEvent(r, map[string]any{"type": "nats"}))
-	}
-	all := slices.Concat(webhooks, natsRecipients)
-	subject := ledger.Subject{Scheme: "dbs-ref", ID: secretID}
-	t0 := time.Now().UTC().Add(-90 * 24 * time.Hour).Truncate(time.Second)
-	for _, r := range all {
-		events = append(events, disclosure("casework", "d-"+r, []ledger.Subject{subject}, r, []string{"user.criminal_history"}, t0))
-	}
-	secretsFile := filepath.Join(t.TempDir(), "webhook-secrets.yaml")
-	if err := os.WriteFile(secretsFile, []byte(secretsYAML.String()), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var ms []*testMain
-	for _, cfg := range cfgs {
-		cfg.WebhookSecrets = secretsFile
-		ms = append(ms, startMain(t, cfg))
-	}
-	leader, _ := oneLeader(t, ms, 10*time.Second)
-	for _, m := range ms {
-		ready := get(t, m.HTTP.URL()+"/readyz")
-		metrics := get(t, m.HTTP.URL()+"/metrics")
-		want, gauge := "follower (replica "+m.Config.Replica+"; leader "+leader.Config.Replica+")", "sharelog_leader 0"
-		if m == leader {
-			want, gauge = "leader (replica "+m.Config.Replica+")", "sharelog_leader 1"
-		}
-		if ready != "ready\n"+want+"\n" {
-			t.Errorf("%s /readyz: %q, want ready and %q", m.Config.Replica, ready, want)
-		}
-		if !containsLine(metrics, gauge) {
-			t.Errorf("%s /metrics: no line %q", m.Config.Replica, gauge)
-		}
-	}
-
-	// The events go in through a follower: every replica folds them.
-	post := without(ms, leader)[0]
-	if resp, body := postEvents(t, post.HTTP.URL(), "application/cloudevents-batch+json", nil, mustJSON(t, events)); resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("events: %d %s", resp.StatusCode, body)
-	}
-	erasure := map[string]any{
-		"specversion": "1.0", "id": "erasure-1", "source": "dpo", "type": ledger.TypeErasure,
-		"time": time.Now().UTC().Format(time.RFC3339), "datacontenttype": "application/json",
-		"data": map[string]any{"request": "req-erase-1", "subject": subject, "ground": "art17-1-a",
-			"decidedAt": time.Now().UTC().Add(-time.Hour).Format(time.RFC3339), "decidedBy": "dpo", "regime": "dpa-part3"},
-	}
-	if resp, body := postEvents(t, post.HTTP.URL(), "application/cloudevents+json", nil, mustJSON(t, erasure)); resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("erasure: %d %s", resp.StatusCode, body)
-	}
-	ctx := context.Background()
-	nc, js := post.connect(t)
-	defer nc.Close()
-	// The official checkpoint, in SHARELOG_CHECKPOINTS, is the leader's.
-	checkFor(t, 10*time.Second, func() error { return keptBy(t, ctx, js, leader, without(ms, leader)...) })
-	obligations := func(m *testMain) map[string]ledger.Obligation {
-		st, err := m.Store.Status(ctx, "req-erase-1")
-		if err != nil {
-			return nil
-		}
-		out := map[string]ledger.Obligation{}
-		for _, o := range st.Obligations {
-			out[o.Recipient] = o
-		}
-		return out
-	}
-
-	// The leader crashes while its webhooks are in flight.
-	select {
-	case <-hooks.first:
-	case <-time.After(30 * time.Second):
-		t.Fatal("no notice reached a webhook")
-	}
-	crash := time.Now()
-	leader.Conn.Close()
-	rest := without(ms, leader)
-	next, at := oneLeader(t, rest, 3*replicaTTL)
-	t.Logf("crash: %s led %s after %s's NATS connection closed (TTL %s)", next.Config.Replica, at.Sub(crash), leader.Config.Replica, replicaTTL)
-	if took := at.Sub(crash); took > replicaTTL+time.Second {
-		t.Errorf("crash hand-over took %s, want at most the TTL %s and a second", took, replicaTTL)
-	}
-
-	// Every notice is delivered, by one leader or the other.
-	checkFor(t, 60*time.Second, func() error {
-		for _, m := range rest {
-			obs := obligations(m)
-			if len(obs) != len(all) {
-				return fmt.Errorf("%s: %d obligations, want %d", m.Config.Replica, len(obs), len(all))
-			}
-			for _, r := range all {
-				if o := obs[r]; o.State != ledger.StateDelivered {
-					return fmt.Errorf("%s: %s: %s (%d attempts, %s)", m.Config.Replica, r, o.State, o.Attempts, o.LastError)
+	const total = 600
+	var mu sync.Mutex
+	acked := map[string]uint64{} // event id -> its SHARELOG_IN sequence
+	progress := make(chan int, total)
+	done := make(chan error, 1)
+	go func() {
+		// One producer, one event every 5 ms; an event JetStream did not
+		// acknowledge is sent again, with the same Nats-Msg-Id and event
+		// id, until it is.
+		for n := range total {
+			id := fmt.Sprintf("load-%04d", n)
+			raw, _ := json.Marshal(disclosure("casework", id, subj, "acro", []string{"user.criminal_history"}, at))
+			deadline := time.Now().Add(60 * time.Second)
+			for {
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				ack, err := js.Publish(ctx, "sharelog.in.casework", raw, jetstream.WithMsgID(nats.MsgID("casework", id)))
+				cancel()
+				if err == nil {
+					mu.Lock()
+					acked[id] = ack.Sequence
+					mu.Unlock()
+					break
 				}
+				if time.Now().After(deadline) {
+					done <- fmt.Errorf("event %s not acknowledged in 60 s: %w", id, err)
+					return
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			progress <- n + 1
+			time.Sleep(5 * time.Millisecond)
+		}
+		done <- nil
+	}()
+	waitProgress := func(n int) {
+		t.Helper()
+		for {
+			select {
+			case got := <-progress:
+				if got >= n {
+					return
+				}
+			case err := <-done:
+				t.Fatalf("producer stopped before %d events: %v", n, err)
 			}
 		}
-		return nil
-	})
-	notices := obligations(rest[0])
-	for r, o := range obligations(rest[1]) {
-		if notices[r].Notice != o.Notice {
-			t.Errorf("%s: notice %s on %s, %s on %s", r, notices[r].Notice, rest[0].Config.Replica, o.Notice, rest[1].Config.Replica)
-		}
-	}
-	repeated := 0
-	for _, r := range webhooks {
-		all := hooks.got(r)
-		if ids := slices.Compact(slices.Clone(all)); len(ids) != 1 || ids[0] != notices[r].Notice {
-			t.Errorf("%s received notice ids %v, want only %s", r, all, notices[r].Notice)
-		}
-		if len(all) > 1 {
-			repeated++
-		}
-	}
-	t.Logf("%d of %d webhook recipients received their notice again after the hand-over (same id)", repeated, len(webhooks))
-	cons, err := js.OrderedConsumer(ctx, notify.StreamNotices, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	batch, err := cons.FetchNoWait(1000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	natsGot := map[string][]string{}
-	for msg := range batch.Messages() {
-		var ev struct{ ID string }
-		json.Unmarshal(msg.Data(), &ev)
-		r := strings.TrimPrefix(msg.Subject(), notify.SubjectNoticePrefix)
-		natsGot[r] = append(natsGot[r], ev.ID)
-	}
-	for _, r := range natsRecipients {
-		if got := natsGot[r]; len(got) != 1 || got[0] != notices[r].Notice {
-			t.Errorf("%s: notices %v in %s, want one, %s", r, got, notify.StreamNotices, notices[r].Notice)
-		}
 	}
 
-	// The official checkpoints are the leaders' only, the new one's too now.
-	follower := without(rest, next)[0]
-	checkFor(t, 10*time.Second, func() error { return keptBy(t, ctx, js, next, follower) })
-
-	// A clean shutdown hands over at once.
+	waitProgress(total / 4)
+	leader := c.streamLeader(js, nats.StreamIn)
 	start := time.Now()
-	if err := next.Close(); err != nil {
+	c.NATS.Kill(leader)
+	t.Logf("killed NATS node %s, the leader of %s, after %d events", c.NATS.Nodes()[leader].Name, nats.StreamIn, total/4)
+	waitProgress(total / 2) // the load goes on with two nodes
+	t.Logf("%d events acknowledged with the node down, %s after the kill", total/2-total/4, time.Since(start).Round(time.Millisecond))
+	c.NATS.Restart(leader)
+	waitProgress(3 * total / 4)
+	c.StopReplica(1)
+	time.Sleep(300 * time.Millisecond) // events arrive while replica 2 is down
+	c.RestartReplica(1)
+	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	third, at := oneLeader(t, []*testMain{follower}, replicaTTL)
-	t.Logf("clean shutdown: %s led %s after %s began closing (TTL %s)", third.Config.Replica, at.Sub(start), next.Config.Replica, replicaTTL)
-	if took := at.Sub(start); took > replicaTTL/2 {
-		t.Errorf("clean hand-over took %s, want well under the TTL %s", took, replicaTTL)
-	}
-	if !strings.Contains(get(t, third.HTTP.URL()+"/metrics"), "sharelog_leader_changes_total 1") {
-		t.Errorf("the third replica's metrics do not count one change of role")
-	}
-}
+	c.NATS.WaitStream(js, nats.StreamIn, 3)
 
-// keptBy returns an error unless SHARELOG_CHECKPOINTS keeps a checkpoint
-// signed by leader and none signed by any of followers.
-func keptBy(t *testing.T, ctx context.Context, js jetstream.JetStream, leader *testMain, followers ...*testMain) error {
-	t.Helper()
-	kept, err := nats.KeptCheckpoints(ctx, js)
-	if err != nil {
-		return err
+	var last uint64
+	for _, seq := range acked {
+		last = max(last, seq)
 	}
-	signedBy := func(m *testMain, signed []byte) bool {
-		vkey, err := checkpoint.PublicKey(checkpointKeyFile(m.Config))
-		if err != nil {
-			t.Fatal(err)
-		}
-		v, err := checkpoint.LoadVerifier(vkey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, err = checkpoint.Open(signed, v)
-		return err == nil
-	}
-	byLeader := 0
-	for _, k := range kept {
-		if signedBy(leader, k.Signed) {
-			byLeader++
-		}
-		for _, f := range followers {
-			if signedBy(f, k.Signed) {
-				t.Fatalf("checkpoint at revision %d published by the follower %s", k.Revision, f.Config.Replica)
-			}
-		}
-	}
-	if byLeader == 0 {
-		return fmt.Errorf("no checkpoint of the leader %s among %d kept", leader.Config.Replica, len(kept))
-	}
-	return nil
-}
-
-// TestReplicasForget: of two replicas, only the leader's forgetting job
-// forgets a person and scrubs the streams; the follower applies the
-// forgetting from the stream and compacts its own ledger once.
-func TestReplicasForget(t *testing.T) {
-	url := externalNATS(t)
-	var ms []*testMain
-	for _, cfg := range replicaConfigs(t, url, 2) {
-		ms = append(ms, startMain(t, cfg))
-	}
-	leader, _ := oneLeader(t, ms, 10*time.Second)
-	follower := without(ms, leader)[0]
+	c.WaitApplied(last)
 	ctx := context.Background()
-	p := ledger.Subject{Scheme: "dbs-ref", ID: "ZQ-REPLICA-4411"}
-	outcomes := publishAll(t, follower,
-		recipientEvent("police", map[string]any{"type": "nats"}),
-		ukDisclosure("f-1", p, "police", []string{"user.contact.email"}, time.Date(2025, 1, 2, 9, 0, 0, 0, time.UTC)),
-		ce("dpo", "erase-1", ledger.TypeErasure, map[string]any{"request": "E-1", "subject": p, "ground": "art17-1-a", "decidedAt": "2025-02-02T10:00:00Z"}),
-	)
-	if strings.Join(outcomes, " ") != "recorded recorded recorded" {
-		t.Fatalf("outcomes = %v", outcomes)
+	if len(acked) != total {
+		t.Fatalf("%d events acknowledged, want %d", len(acked), total)
 	}
-	var notice string
-	checkFor(t, 10*time.Second, func() error {
-		st, err := follower.Store.Status(ctx, "E-1")
-		if err != nil {
-			return err
+	for id := range acked {
+		e1, err1 := r1.Store.Lookup(ctx, "casework", id)
+		e2, err2 := r2.Store.Lookup(ctx, "casework", id)
+		switch {
+		case err1 != nil || err2 != nil:
+			t.Errorf("acknowledged event %s: replica 1: %v, replica 2: %v", id, err1, err2)
+		case e1.Seq != e2.Seq || e1.StreamSeq != e2.StreamSeq:
+			t.Errorf("event %s: ledger/stream sequence %d/%d on replica 1, %d/%d on replica 2", id, e1.Seq, e1.StreamSeq, e2.Seq, e2.StreamSeq)
 		}
-		if len(st.Obligations) != 1 || st.Obligations[0].State != ledger.StateDelivered {
-			return fmt.Errorf("E-1: %+v", st.Obligations)
+	}
+	for _, r := range c.Replicas {
+		if w := who(t, r.testMain, "dbs-ref:"+secretID); w.Disclosures != total || len(w.Recipients) != 1 || w.Recipients[0].Count != total {
+			t.Errorf("%s: who answers %d disclosures (%d recipients), want %d to acro", r.Name, w.Disclosures, len(w.Recipients), total)
 		}
-		notice = st.Obligations[0].Notice
-		return nil
-	})
-	_, js := follower.connect(t)
-	ack := mustJSON(t, ce("police/notices", "ack-1", ledger.TypeNoticeAck, map[string]any{"notice": notice, "outcome": "done"}))
-	if _, err := js.Publish(ctx, notify.SubjectAckPrefix+"police", ack); err != nil {
-		t.Fatal(err)
 	}
-	disclosures := func(m *testMain) int {
-		if err := m.Ingester.CatchUp(ctx); err != nil {
-			t.Fatal(err)
-		}
-		w, err := m.Store.Who(ctx, p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return w.Disclosures
-	}
-	if n := disclosures(leader) + disclosures(follower); n != 2 {
-		t.Fatalf("%d disclosures on the two replicas before forgetting, want 1 each", n)
-	}
-
-	// The follower's round forgets nothing and publishes nothing.
-	rep, err := follower.Retention.Round(ctx)
-	if err != nil || len(rep.Forgotten) != 0 || rep.ScrubbedMessages != 0 || rep.Compacted {
-		t.Fatalf("follower's round = %+v, %v; want nothing done", rep, err)
-	}
-	if n := disclosures(leader); n != 1 {
-		t.Fatalf("after the follower's round the leader has %d disclosures, want 1: the follower forgot", n)
-	}
-	// The leader's forgets and scrubs.
-	rep, err = leader.Retention.Round(ctx)
-	if err != nil || len(rep.Forgotten) != 1 || rep.ScrubbedMessages == 0 || !rep.Compacted {
-		t.Fatalf("leader's round = %+v, %v", rep, err)
-	}
-	// That the follower then forgets the person too needs the replicas'
-	// subject hashes to agree (issue 15 item 2: per-person salts from the
-	// stream); TestForgetNotLeader shows the follower's part on one ledger.
 }
 
-// TestForgetNotLeader: a forgetting job that is not the leader's publishes
-// no forgetting and scrubs nothing, but once the ledger has applied a
-// forgetting (the leader's, here published as the leader's job would) it
-// compacts the ledger, once, and keeps the scrub for a leader; as leader
-// it then scrubs the streams.
-func TestForgetNotLeader(t *testing.T) {
-	m := startMain(t, testConfig(t.TempDir()))
-	ctx := context.Background()
-	p := ledger.Subject{Scheme: "dbs-ref", ID: "ZQ-NOTLEADER-207"}
-	outcomes := publishAll(t, m,
-		manualRecipient("web", "", 0),
-		ukDisclosure("f-1", p, "web", []string{"user.contact.email"}, time.Date(2025, 1, 2, 9, 0, 0, 0, time.UTC)),
-		ce("dpo", "erase-1", ledger.TypeErasure, map[string]any{"request": "E-1", "subject": p, "ground": "art17-1-a", "decidedAt": "2025-02-02T10:00:00Z"}),
-	)
-	if strings.Join(outcomes, " ") != "recorded recorded recorded" {
-		t.Fatalf("outcomes = %v", outcomes)
+// TestClusterReadYourWrites writes through replica 1 and reads through
+// replica 2, as two requests behind one load balancer may land: a read with
+// the write's stream sequence in Sharelog-Applied sees the write, even from
+// a replica that was stopped when it was made; a sequence the stream has
+// not reached is answered 503 with Retry-After after the bound; a bad value
+// or a write with the header is refused with 400.
+func TestClusterReadYourWrites(t *testing.T) {
+	c := startCluster(t, clusterOptions{})
+	r1, r2 := c.Replicas[0], c.Replicas[1]
+	registerRecipient(t, r1.testMain, "acro")
+	subj := []ledger.Subject{{Scheme: "dbs-ref", ID: secretID}}
+	at := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	c.StopReplica(1) // replica 2 is behind: it misses the write
+	resp, body := postEvents(t, r1.HTTP.URL(), "application/cloudevents+json", nil,
+		mustJSON(t, disclosure("casework", "ryw-1", subj, "acro", []string{"user.criminal_history"}, at)))
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("write: %d %s", resp.StatusCode, body)
 	}
-	st, err := m.Store.Status(ctx, "E-1")
-	if err != nil || len(st.Obligations) != 1 {
-		t.Fatalf("E-1: %+v, %v", st, err)
+	var acc slhttp.Accepted
+	if err := json.Unmarshal(body, &acc); err != nil || len(acc.Accepted) != 1 || acc.Accepted[0].StreamSeq == 0 {
+		t.Fatalf("write answer %s: no stream sequence (%v)", body, err)
 	}
-	publishAll(t, m, ce("dpo", "exempt-1", ledger.TypeExemption, map[string]any{"notice": st.Obligations[0].Notice, "reason": "disproportionate-effort",
-		"justification": "archived offline", "decidedBy": "dpo"}))
-	var leading atomic.Bool
-	job := retention.New(m.Store, m.Publisher, m.JetStream, retention.Config{Leader: leading.Load}, m.Logger)
-	cands, err := m.Store.ForgetCandidates(ctx, time.Now(), ledger.ForgetPolicy{})
-	if err != nil || len(cands) != 1 {
-		t.Fatalf("forget candidates = %+v, %v; want the erased person", cands, err)
+	seq := acc.Accepted[0].StreamSeq
+	c.RestartReplica(1)
+
+	read := func(r *replica, method, path, applied, body string) (*http.Response, string) {
+		t.Helper()
+		req, err := http.NewRequest(method, r.HTTP.URL()+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set(slhttp.HeaderApplied, applied)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	whoBody := `{"subject":{"scheme":"dbs-ref","id":"` + secretID + `"}}`
+	resp2, got := read(r2, http.MethodPost, "/v1/who", strconv.FormatUint(seq, 10), whoBody)
+	var w ledger.Who
+	if resp2.StatusCode != http.StatusOK || json.Unmarshal([]byte(got), &w) != nil || w.Disclosures != 1 {
+		t.Fatalf("who on replica 2 with %s: %d: %s, want the disclosure written through replica 1", slhttp.HeaderApplied, resp2.StatusCode, got)
+	}
+	// The CLI sends it with --after-seq.
+	if out := r2.cli(t, "disclosure", "ryw-1", "--after-seq", strconv.FormatUint(seq, 10), "--json"); !strings.Contains(out, `"ryw-1"`) {
+		t.Errorf("sharelog disclosure --after-seq on replica 2: %s", out)
 	}
 
-	rep, err := job.Round(ctx)
-	if err != nil || len(rep.Forgotten) != 0 || rep.Compacted {
-		t.Fatalf("round not leader = %+v, %v; want nothing done", rep, err)
+	start := time.Now()
+	resp3, got := read(r2, http.MethodGet, "/v1/recipients", strconv.FormatUint(seq+1_000_000, 10), "")
+	waited := time.Since(start)
+	if resp3.StatusCode != http.StatusServiceUnavailable || resp3.Header.Get("Retry-After") == "" || !strings.Contains(got, "has not applied SHARELOG_IN up to sequence") {
+		t.Errorf("a sequence not yet in the stream: %d (Retry-After %q) %s, want 503 with Retry-After", resp3.StatusCode, resp3.Header.Get("Retry-After"), got)
 	}
-	if w, _ := m.Store.Who(ctx, p); w == nil || w.Disclosures != 1 {
-		t.Fatalf("who after a round not leader = %+v; want the disclosure kept", w)
+	if waited < slhttp.DefaultAppliedWait || waited > slhttp.DefaultAppliedWait+5*time.Second {
+		t.Errorf("answered after %s, want the bound, %s", waited, slhttp.DefaultAppliedWait)
 	}
-	// The leader's forgetting arrives through the stream.
-	ev, err := retention.Event(cands[0], time.Now())
-	if err != nil {
-		t.Fatal(err)
+	for _, tt := range []struct{ method, path, applied, want string }{
+		{http.MethodGet, "/v1/recipients", "x", "positive integer"},
+		{http.MethodGet, "/v1/recipients", "0", "positive integer"},
+		{http.MethodGet, "/v1/recipients", "-3", "positive integer"},
+		{http.MethodPost, "/v1/events", "1", "postEvents does not take the Sharelog-Applied header"},
+	} {
+		resp, got := read(r2, tt.method, tt.path, tt.applied, "[]")
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(got, tt.want) {
+			t.Errorf("%s %s with %s %q: %d %s, want 400 saying %q", tt.method, tt.path, slhttp.HeaderApplied, tt.applied, resp.StatusCode, got, tt.want)
+		}
 	}
-	if _, err := m.Publisher.Publish(ctx, nats.SubjectInNotify, []*ledger.Event{ev}); err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Ingester.CatchUp(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if w, _ := m.Store.Who(ctx, p); w == nil || w.Disclosures != 0 {
-		t.Fatalf("who after the forgetting = %+v", w)
-	}
-	rep, err = job.Round(ctx)
-	if err != nil || len(rep.Forgotten) != 0 || rep.ScrubbedMessages != 0 || !rep.Compacted {
-		t.Fatalf("round not leader after the forgetting = %+v, %v; want the ledger compacted only", rep, err)
-	}
-	if rep, err = job.Round(ctx); err != nil || rep.Compacted {
-		t.Errorf("next round not leader = %+v, %v; want nothing more", rep, err)
-	}
-	if scrubs, err := m.Store.PendingScrubs(ctx); err != nil || len(scrubs) != 1 {
-		t.Fatalf("pending scrubs = %+v, %v; want the forgetting's, kept for a leader", scrubs, err)
-	}
-	leading.Store(true)
-	if rep, err = job.Round(ctx); err != nil || rep.ScrubbedMessages == 0 || !rep.Compacted {
-		t.Errorf("round as leader = %+v, %v; want the streams scrubbed", rep, err)
-	}
-	if scrubs, err := m.Store.PendingScrubs(ctx); err != nil || len(scrubs) != 0 {
-		t.Errorf("pending scrubs after the leader's round = %+v, %v", scrubs, err)
+	var p slhttp.Problem
+	if _, got := read(r2, http.MethodGet, "/v1/recipients", "y", ""); json.Unmarshal([]byte(got), &p) != nil || p.Code != ledger.EINVALID {
+		t.Errorf("bad %s: problem %s", slhttp.HeaderApplied, got)
 	}
 }

@@ -93,11 +93,13 @@ type ClientFlags struct {
 	Token  string `help:"Bearer token of your principal in the server's access file (sharelog token makes one)." env:"SHARELOG_TOKEN"`
 	Reason string `help:"Why you look up a person's data; recorded in the consultation log (DPA 2018 s.62) and required by a server with --access." env:"SHARELOG_REASON"`
 	CA     caFlag `help:"PEM file of the CA that signed an https --server's certificate (a private CA)." env:"SHARELOG_CA" name:"ca" placeholder:"FILE"`
+	// AfterSeq is read-your-writes across replicas (applied.go in internal/http).
+	AfterSeq uint64 `help:"Reads only: answer once the server has applied SHARELOG_IN up to this stream sequence (the streamSeq a write's answer gives), so that a read from any replica sees that write; waits at most 5 s." env:"SHARELOG_AFTER_SEQ" name:"after-seq" placeholder:"SEQ"`
 }
 
 func (f ClientFlags) client() *slhttp.Client {
 	c := slhttp.NewClient(f.Server)
-	c.Token, c.Reason = f.Token, f.Reason
+	c.Token, c.Reason, c.Applied = f.Token, f.Reason, f.AfterSeq
 	if f.CA.pool != nil {
 		c.TrustCAs(f.CA.pool)
 	}

@@ -20,7 +20,7 @@ func (m *Main) startNotify(ctx context.Context) error {
 		}
 		m.Logger.Info("webhook secrets loaded", "file", cfg.WebhookSecrets, "recipients", len(secrets.Recipients()))
 	}
-	if err := notify.EnsureStream(ctx, m.JetStream, notify.StreamConfig{}); err != nil {
+	if err := notify.EnsureStream(ctx, m.JetStream, notify.StreamConfig{Replicas: cfg.streamReplicas()}); err != nil {
 		return err
 	}
 	if m.Access != nil {

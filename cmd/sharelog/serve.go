@@ -95,6 +95,9 @@ type Config struct {
 	WitnessKeys string        `help:"File of the replicas' checkpoint keys (lines: REPLICA VERIFIER-KEY); only these are accepted. Without it each replica's key is pinned on first sight. Needs --replica." env:"SHARELOG_WITNESS_KEYS" name:"witness-keys" type:"path"`
 
 	MemoryLimit int `help:"Soft limit, in MiB, of the memory the Go runtime holds (the ledger's memtables and caches and the embedded NATS server live in it); the garbage collector works harder near it. GOMEMLIMIT, when set, takes precedence. 0: no limit." default:"768" env:"SHARELOG_MEMORY_LIMIT" name:"memory-limit"`
+
+	// StreamReplicas replicates sharelog's streams and buckets on a NATS cluster (replicas.go).
+	StreamReplicas int `help:"Copies JetStream keeps of each of sharelog's streams and key-value buckets (1 to 5); above 1 needs --nats, a cluster of at least that many JetStream servers. An existing stream is moved to it." default:"1" env:"SHARELOG_STREAM_REPLICAS" name:"stream-replicas"`
 }
 
 // defaultMemoryLimit is --memory-limit's default, in MiB.
@@ -238,6 +241,9 @@ func (m *Main) Open(ctx context.Context) error {
 	if err := m.openAccess(); err != nil {
 		return err
 	}
+	if err := cfg.checkStreamReplicas(); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
@@ -288,7 +294,7 @@ func (m *Main) Open(ctx context.Context) error {
 	if err := m.startCluster(ctx); err != nil {
 		return err
 	}
-	atomic, err := nats.EnsureStreams(ctx, m.JetStream, nats.StreamConfig{Duplicates: cfg.Duplicates, RejectedMaxAge: cfg.RejectedMaxAge})
+	atomic, err := nats.EnsureStreams(ctx, m.JetStream, nats.StreamConfig{Duplicates: cfg.Duplicates, RejectedMaxAge: cfg.RejectedMaxAge, Replicas: cfg.streamReplicas()})
 	if err != nil {
 		return err
 	}

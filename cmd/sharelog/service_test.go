@@ -103,6 +103,9 @@ func TestNATSService(t *testing.T) {
 				var got []string
 				for _, a := range acc.Accepted {
 					got = append(got, a.Outcome)
+					if a.StreamSeq == 0 {
+						t.Errorf("event %s: no streamSeq in the answer %s", a.ID, reply.Data)
+					}
 					if a.Outcome == slhttp.OutcomeRecorded {
 						recorded++
 					}

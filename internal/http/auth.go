@@ -37,6 +37,9 @@ type Operation struct {
 	Personal bool
 	// Public operations (security: []) need no credential.
 	Public bool
+	// Applied marks a read that takes the Sharelog-Applied header
+	// (applied.go): it declares the parameter components/parameters/Applied.
+	Applied bool
 }
 
 // Operations returns the operations of the OpenAPI document doc by route
@@ -61,12 +64,18 @@ func Operations(doc []byte) (map[string]Operation, error) {
 				Roles       []ledger.Role `yaml:"x-sharelog-roles"`
 				Personal    bool          `yaml:"x-sharelog-personal"`
 				Security    *[]yaml.Node  `yaml:"security"`
+				Parameters  []struct {
+					Ref string `yaml:"$ref"`
+				} `yaml:"parameters"`
 			}
 			if err := node.Decode(&o); err != nil {
 				return nil, fmt.Errorf("openapi: %s %s: %w", m, path, err)
 			}
 			op := Operation{ID: o.OperationID, Roles: o.Roles, Personal: o.Personal,
 				Public: o.Security != nil && len(*o.Security) == 0}
+			for _, p := range o.Parameters {
+				op.Applied = op.Applied || p.Ref == appliedParameter
+			}
 			switch {
 			case op.ID == "":
 				return nil, fmt.Errorf("openapi: %s %s has no operationId", m, path)
@@ -165,6 +174,9 @@ func (s *Server) authorize(mux *http.ServeMux, lookups *lookupLimiter) http.Hand
 			ctx = access.WithPrincipal(ctx, p)
 		}
 		r2 := r.WithContext(ctx)
+		if !s.waitApplied(w, r2, op) {
+			return
+		}
 		mux.ServeHTTP(w, r2)
 		r.Pattern = r2.Pattern // for observe's logs and metrics
 	})

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -25,6 +26,10 @@ type Client struct {
 	// Reason, when set, is sent as the Sharelog-Reason header: the
 	// justification recorded when a request reads a person's data.
 	Reason string
+	// Applied, when set, is sent as the Sharelog-Applied header: a read is
+	// answered once the server's ledger has applied SHARELOG_IN up to this
+	// sequence (read-your-writes across replicas).
+	Applied uint64
 }
 
 // NewClient returns a client for the server at baseURL.
@@ -88,6 +93,9 @@ func (c *Client) send(req *http.Request) (*http.Response, error) {
 	}
 	if c.Reason != "" {
 		req.Header.Set(HeaderReason, c.Reason)
+	}
+	if c.Applied != 0 {
+		req.Header.Set(HeaderApplied, strconv.FormatUint(c.Applied, 10))
 	}
 	return c.HTTP.Do(req)
 }

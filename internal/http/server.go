@@ -92,6 +92,10 @@ type Server struct {
 	// ApplyWait bounds how long POST /v1/events waits to report whether each
 	// event was recorded (default 5s); the events are durable before it waits.
 	ApplyWait time.Duration
+	// AppliedWait bounds how long a read with the Sharelog-Applied header
+	// waits for the ledger to apply its sequence (default
+	// DefaultAppliedWait; applied.go).
+	AppliedWait time.Duration
 	// Access, when set, turns on authentication and authorisation (the
 	// --access file); nil serves everyone, as serve does on loopback only.
 	Access *access.Control
@@ -271,6 +275,10 @@ type AcceptedEvent struct {
 	ID      string `json:"id"`
 	Outcome string `json:"outcome"`
 	Seq     uint64 `json:"seq,omitempty"`
+	// StreamSeq is the event's SHARELOG_IN sequence (of its earlier copy
+	// when JetStream dropped it as a resend): a read on any replica with
+	// it in the Sharelog-Applied header sees this event (applied.go).
+	StreamSeq uint64 `json:"streamSeq"`
 }
 
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
@@ -475,7 +483,7 @@ func (s *Server) outcomes(ctx context.Context, events []*ledger.Event, acks []na
 	applied := s.Ledger.WaitApplied(wctx, maxSeq) == nil
 	out := make([]AcceptedEvent, len(events))
 	for i, ev := range events {
-		out[i] = AcceptedEvent{Source: ev.Source, ID: ev.ID, Outcome: OutcomePending}
+		out[i] = AcceptedEvent{Source: ev.Source, ID: ev.ID, Outcome: OutcomePending, StreamSeq: acks[i].Seq}
 		if !applied {
 			continue
 		}

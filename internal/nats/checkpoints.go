@@ -29,11 +29,15 @@ const (
 )
 
 // EnsureCheckpointBucket creates the key-value bucket BucketCheckpoints, or
-// updates it to the configuration sharelog needs. Safe to call from every
-// start.
+// updates it to the configuration sharelog needs, at replicas (0: 1). Safe
+// to call from every start.
 func EnsureCheckpointBucket(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.KeyValue, error) {
 	if replicas == 0 {
 		replicas = 1
+	}
+	have := 0
+	if s, err := js.Stream(ctx, StreamCheckpoints); err == nil {
+		have = s.CachedInfo().Config.Replicas
 	}
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      BucketCheckpoints,
@@ -43,7 +47,7 @@ func EnsureCheckpointBucket(ctx context.Context, js jetstream.JetStream, replica
 		Replicas:    replicas,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("key-value bucket %s: %w", BucketCheckpoints, err)
+		return nil, ReplicasError("key-value bucket "+BucketCheckpoints, have, replicas, err)
 	}
 	return kv, nil
 }

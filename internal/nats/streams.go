@@ -78,7 +78,8 @@ type StreamConfig struct {
 	// sharelog dedupes on (source, id) forever regardless; the window only
 	// saves work.
 	Duplicates time.Duration
-	// Replicas for clustered deployments (default 1).
+	// Replicas of each stream on a NATS cluster (default 1; --stream-replicas).
+	// An existing stream is moved to it.
 	Replicas int
 	// RejectedMaxAge is how long SHARELOG_REJECTED keeps a refused message
 	// (default DefaultRejectedMaxAge): a refused event may name a person,
@@ -125,9 +126,9 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg StreamConfig
 		Replicas:    cfg.Replicas,
 	}}
 	for _, sc := range streams {
-		s, err := js.CreateOrUpdateStream(ctx, sc)
+		s, err := ensureStream(ctx, js, sc)
 		if err != nil {
-			return false, fmt.Errorf("stream %s: %w", sc.Name, err)
+			return false, err
 		}
 		if sc.Name == StreamIn {
 			atomic = s.CachedInfo().Config.AllowAtomicPublish

@@ -2,7 +2,6 @@ package notify
 
 import (
 	"context"
-	"fmt"
 	"strconv"
 	"time"
 
@@ -31,7 +30,7 @@ type StreamConfig struct {
 	MaxAge time.Duration
 	// Duplicates is the Nats-Msg-Id window (default 2m).
 	Duplicates time.Duration
-	// Replicas for clustered deployments (default 1).
+	// Replicas on a NATS cluster (default 1; --stream-replicas).
 	Replicas int
 }
 
@@ -47,7 +46,7 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig)
 	if cfg.Replicas == 0 {
 		cfg.Replicas = 1
 	}
-	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	return nats.EnsureStream(ctx, js, jetstream.StreamConfig{
 		Name:        StreamNotices,
 		Description: "sharelog notices to recipients on the nats channel, one subject per recipient",
 		Subjects:    []string{SubjectNoticePrefix + ">"},
@@ -58,10 +57,6 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig)
 		Replicas:    cfg.Replicas,
 		Discard:     jetstream.DiscardOld,
 	})
-	if err != nil {
-		return fmt.Errorf("stream %s: %w", StreamNotices, err)
-	}
-	return nil
 }
 
 // NoticeMsgID returns the Nats-Msg-Id of a nats-channel notice: the notice id,
