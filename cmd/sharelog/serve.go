@@ -88,6 +88,8 @@ type Config struct {
 	OIDC string `help:"YAML file configuring the web console's sign-in with your OpenID Connect provider (deploy/oidc.example.yaml)." env:"SHARELOG_OIDC" name:"oidc" type:"path"`
 
 	MemoryLimit int `help:"Soft limit, in MiB, of the memory the Go runtime holds (the ledger's memtables and caches and the embedded NATS server live in it); the garbage collector works harder near it. GOMEMLIMIT, when set, takes precedence. 0: no limit." default:"768" env:"SHARELOG_MEMORY_LIMIT" name:"memory-limit"`
+
+	Replica string `help:"Run as a replica of a sharelog cluster under this name (requires --nats): replicas share their secrets in SHARELOG_KEYS and record identical ledgers." env:"SHARELOG_REPLICA" name:"replica"`
 }
 
 // defaultMemoryLimit is --memory-limit's default, in MiB.
@@ -144,6 +146,7 @@ type Main struct {
 	Metrics    *metrics.Metrics
 	Publisher  *nats.Publisher
 	Ingester   *nats.Ingester
+	Keys       *nats.Keys // secrets replicas share; nil unless --replica (determinism.go)
 	HTTP       *slhttp.Server
 	Service    *nats.Service // request-reply for producers on nats.SubjectService
 	// Notifier delivers notices (notify.go).
@@ -284,6 +287,10 @@ func (m *Main) Open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	secrets, err := m.openKeys(ctx) // determinism.go
+	if err != nil {
+		return err
+	}
 	m.Store, err = store.Open(store.Config{
 		Dir:           filepath.Join(cfg.Data, "ledger"),
 		KeyFile:       filepath.Join(cfg.Data, "site.key"),
@@ -291,6 +298,7 @@ func (m *Main) Open(ctx context.Context) error {
 		EncryptAtRest: !cfg.UnencryptedLedger,
 		Logger:        m.Logger,
 		Deadlines:     deadlines,
+		Secrets:       secrets,
 	})
 	if err != nil {
 		return ledgerAtRestError(err)
@@ -313,6 +321,7 @@ func (m *Main) Open(ctx context.Context) error {
 	m.Ingester = nats.NewIngester(m.JetStream, m.Store, m.Decoder, m.Metrics, m.Logger, nats.IngestConfig{Access: m.Access})
 
 	m.goLoop(loopIngest, m.Ingester.Run)
+	m.startShredder() // determinism.go
 
 	if cfg.Recipients != "" {
 		if err := m.loadRecipients(ctx, cfg.Recipients); err != nil {

@@ -111,6 +111,24 @@ func (s *Store) TreeHead(ctx context.Context) (size int64, root tlog.Hash, err e
 	return size, root, err
 }
 
+// RootAt returns the root hash of the ledger's Merkle tree at size, which
+// must not be above its size: replicas folding the same stream have the
+// same root at every size.
+func (s *Store) RootAt(ctx context.Context, size int64) (root tlog.Hash, err error) {
+	err = s.view(ctx, func(txn *badger.Txn) error {
+		n, err := treeSize(txn)
+		if err != nil {
+			return err
+		}
+		if size < 0 || size > n {
+			return ledger.Errorf(ledger.EINVALID, "tree size %d: the ledger holds %d entries", size, n)
+		}
+		root, err = tlog.TreeHash(size, txnHashes{txn})
+		return err
+	})
+	return root, err
+}
+
 // SaveCheckpoint stores the signed checkpoint of tree size size in its own
 // transaction. Its key is disjoint from every key a batch writes, so it does
 // not disturb the one writer (see package checkpoint).
