@@ -88,7 +88,9 @@ func (k *Keys) Secrets(ctx context.Context, names []string, fresh func(string) [
 			}
 			e, err := k.kv.Get(gctx, name)
 			switch {
-			case errors.Is(err, jetstream.ErrKeyDeleted):
+			case errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted):
+				// The update found a revision, the get no value: a delete
+				// marker, which sharelog never writes.
 				return fmt.Errorf("%s %s was deleted: %w", BucketKeys, name, store.ErrSecretDestroyed)
 			case err != nil:
 				return fmt.Errorf("%s %s: %w", BucketKeys, name, err)
@@ -118,22 +120,24 @@ func (k *Keys) Destroy(ctx context.Context, names []string) error {
 
 func (k *Keys) destroy(ctx context.Context, name string) error {
 	for {
-		var rev uint64
 		e, err := k.kv.Get(ctx, name)
 		switch {
-		case errors.Is(err, jetstream.ErrKeyNotFound):
-		case err != nil && !errors.Is(err, jetstream.ErrKeyDeleted):
+		case errors.Is(err, jetstream.ErrKeyNotFound): // never stored, or deleted
+			_, err = k.kv.Create(ctx, name, tombstone)
+			if errors.Is(err, jetstream.ErrKeyExists) {
+				continue // stored meanwhile: look again
+			}
 			return err
-		case err == nil && bytes.Equal(e.Value(), tombstone):
+		case err != nil:
+			return err
+		case bytes.Equal(e.Value(), tombstone):
 			return nil
-		default:
-			rev = e.Revision()
 		}
-		_, err = k.kv.Update(ctx, name, tombstone, rev)
+		_, err = k.kv.Update(ctx, name, tombstone, e.Revision())
 		if !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 			return err
 		}
-		// Made or destroyed meanwhile: look again.
+		// Changed meanwhile: look again.
 	}
 }
 

@@ -1,0 +1,124 @@
+package nats_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	natsio "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sharelog/sharelog/internal/nats"
+	"github.com/sharelog/sharelog/internal/store"
+)
+
+// TestKeysFirstWriterWins runs two replicas' Keys on one embedded server:
+// asked at once for the same secrets, each with values of its own, both
+// get the same value for each name, which is one of theirs. A destroyed
+// secret, a name destroyed before anyone stored it, and one deleted from
+// the bucket are never made again: asking for them is ErrSecretDestroyed.
+func TestKeysFirstWriterWins(t *testing.T) {
+	dir := t.TempDir()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ns, err := nats.StartServer(nats.ServerConfig{Listen: "127.0.0.1:0", StoreDir: filepath.Join(dir, "js")}, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.Shutdown)
+	ctx := context.Background()
+	var keys [2]*nats.Keys
+	var js jetstream.JetStream
+	for i := range keys {
+		nc, err := natsio.Connect("", natsio.InProcessServer(ns))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		if js, err = jetstream.New(nc); err != nil {
+			t.Fatal(err)
+		}
+		if keys[i], err = nats.EnsureKeys(ctx, js, 0, logger); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var names []string
+	for i := range 100 {
+		names = append(names, store.SaltName(uint64(i+1), 0), store.DataKeyName(uint64(i+1)))
+	}
+	var got [2][][]byte
+	var wg sync.WaitGroup
+	for i := range keys {
+		wg.Go(func() {
+			fresh := func(name string) []byte { return []byte(fmt.Sprintf("replica %d: %s", i, name)) }
+			var err error
+			if got[i], err = keys[i].Secrets(ctx, names, fresh); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	won := [2]int{}
+	for j, name := range names {
+		if !bytes.Equal(got[0][j], got[1][j]) {
+			t.Fatalf("%s: %q and %q", name, got[0][j], got[1][j])
+		}
+		for i := range keys {
+			if bytes.Equal(got[0][j], []byte(fmt.Sprintf("replica %d: %s", i, name))) {
+				won[i]++
+			}
+		}
+	}
+	if won[0]+won[1] != len(names) {
+		t.Fatalf("values won by replica 0 and 1: %v, want %d in all", won, len(names))
+	}
+
+	kv, err := js.KeyValue(ctx, nats.BucketKeys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	never := store.SaltName(999, 1)
+	if err := keys[0].Destroy(ctx, []string{names[0], names[1], never}); err != nil {
+		t.Fatal(err)
+	}
+	if err := keys[1].Destroy(ctx, []string{names[0]}); err != nil {
+		t.Fatalf("destroying again: %v", err)
+	}
+	if err := kv.Delete(ctx, names[2]); err != nil {
+		t.Fatal(err)
+	}
+	// A name deleted from the bucket, then destroyed, holds the tombstone.
+	if err := kv.Delete(ctx, names[4]); err != nil {
+		t.Fatal(err)
+	}
+	if err := keys[0].Destroy(ctx, names[4:5]); err != nil {
+		t.Fatal(err)
+	}
+	if e, err := kv.Get(ctx, names[4]); err != nil || !bytes.Equal(e.Value(), []byte("destroyed")) {
+		t.Errorf("%s after a delete and Destroy: %v", names[4], err)
+	}
+	fresh := func(string) []byte { return []byte("new") }
+	for _, name := range []string{names[0], names[1], never, names[2], names[4]} {
+		if _, err := keys[1].Secrets(ctx, []string{name, names[3]}, fresh); !errors.Is(err, store.ErrSecretDestroyed) {
+			t.Errorf("%s: %v, want store.ErrSecretDestroyed", name, err)
+		}
+	}
+	if v, err := keys[1].Secrets(ctx, names[3:4], fresh); err != nil || !bytes.Equal(v[0], got[0][3]) {
+		t.Errorf("a secret still there: %q, %v", v, err)
+	}
+	h, err := kv.History(ctx, names[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h) != 1 || bytes.Equal(h[0].Value(), got[0][0]) {
+		t.Errorf("the destroyed secret's history holds %d values, the secret among them: want the tombstone alone", len(h))
+	}
+}
