@@ -320,7 +320,7 @@ func (b *Batch) encodeEntry(seq, streamSeq uint64, ev *ledger.Event, subjects []
 			return nil, err
 		}
 	}
-	entry, err := encodeSealedEntry(seq, streamSeq, b.at, clear, personal, b.ref, b.key)
+	entry, err := encodeSealedEntry(seq, streamSeq, b.at, clear, personal, b.ref, b.key, b.s.secrets != nil)
 	if err != nil {
 		return nil, b.fail(err)
 	}

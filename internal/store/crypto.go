@@ -189,11 +189,11 @@ var (
 
 const compressMin = 512
 
-// sealData encrypts plain under a key, compressing it first if it is long,
-// with a synthetic nonce (sivNonce): the same key, aad and plain give the
-// same bytes, so that replicas folding the same stream with the same keys
-// write identical entries.
-func sealData(key, aad, plain []byte) ([]byte, error) {
+// sealData encrypts plain under a key, compressing it first if it is long.
+// Its nonce is random, or with synthetic a function of key, aad and plain
+// (sivNonce): replicas seal their entries so, to write identical ones.
+// The nonce costs an HMAC then, which a sharelog on its own does not pay.
+func sealData(key, aad, plain []byte, synthetic bool) ([]byte, error) {
 	a, err := newAEAD(key)
 	if err != nil {
 		return nil, err
@@ -201,8 +201,10 @@ func sealData(key, aad, plain []byte) ([]byte, error) {
 	if len(plain) > compressMin {
 		plain = sealEncoder.EncodeAll(plain, make([]byte, 0, len(plain)/2))
 	}
-	out := make([]byte, nonceLen, nonceLen+len(plain)+a.Overhead())
-	sivNonce(out[:0], key, aad, plain)
+	if !synthetic {
+		return sealWith(a, aad, plain), nil
+	}
+	out := sivNonce(make([]byte, 0, nonceLen+len(plain)+a.Overhead()), key, aad, plain)
 	return a.Seal(out, out[:nonceLen], plain, aad), nil
 }
 
@@ -211,11 +213,12 @@ func sealData(key, aad, plain []byte) ([]byte, error) {
 // SIV modes (RFC 5297). AES-GCM breaks if one nonce seals two different
 // messages under one key; here a nonce repeats only for the same aad and
 // plain (then the ciphertext repeats, revealing only that), or by a 96-bit
-// collision of HMAC outputs, as unlikely as one of random nonces. Every
-// sealed record's aad is its own key in the ledger (the entry e seq, the
-// notice n id), so under one key no two records share an aad, and nothing
-// sealed twice differs only by chance. Length-prefixing aad keeps (aad,
-// plain) pairs from running together.
+// collision of HMAC outputs, as unlikely as one of random nonces. An
+// entry's aad is its own key in the ledger (e seq), so under one key no two
+// entries share an aad: a nonce cannot come back for another entry, and
+// an entry sealed again (by another replica) is the same message, sealed
+// to the same bytes. Length-prefixing aad keeps (aad, plain) pairs from
+// running together.
 func sivNonce(dst, key, aad, plain []byte) []byte {
 	m := hmac.New(sha256.New, key)
 	var n [binary.MaxVarintLen64]byte

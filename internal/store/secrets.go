@@ -18,7 +18,9 @@ import (
 // master key, its key) and the data key of an entry naming several subjects
 // or sealed under a key of its own (Plan.Sealed).
 //
-// A sharelog on its own makes them with crypto/rand, as it always did. A
+// A sharelog on its own makes them with crypto/rand, as it always did, and
+// seals entries with random nonces. A replica seals them with synthetic
+// ones (sealData) so that the same entry is sealed to the same bytes. A
 // replica (sharelog serve --replica) takes them from Config.Secrets, which
 // every replica shares: the first replica to need a secret makes it, and
 // the others read the same value, so that N replicas folding SHARELOG_IN

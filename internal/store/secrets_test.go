@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -10,19 +11,19 @@ import (
 	"github.com/sharelog/sharelog/internal/ledger"
 )
 
-// TestSealDataSynthetic: sealing is a function of key, aad and plain text
-// (so replicas write identical entries), the nonce changes with any of
+// TestSealDataSynthetic: sealing with a synthetic nonce is a function of
+// key, aad and plain text (so replicas write identical entries), the nonce changes with any of
 // them (no nonce is reused for another message under a key), and what is
 // sealed opens, short and compressed alike.
 func TestSealDataSynthetic(t *testing.T) {
 	key := bytes.Repeat([]byte{7}, dataKeyLen)
 	long := []byte(strings.Repeat(`{"id":"A-1","justification":"x"}`, 40)) // over compressMin
 	for _, plain := range [][]byte{[]byte(`{"id":"A-1"}`), long} {
-		a, err := sealData(key, entryKey(1), plain)
+		a, err := sealData(key, entryKey(1), plain, true)
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, err := sealData(key, entryKey(1), plain)
+		b, err := sealData(key, entryKey(1), plain, true)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -30,13 +31,13 @@ func TestSealDataSynthetic(t *testing.T) {
 			t.Errorf("sealing %d bytes twice gave different bytes", len(plain))
 		}
 		others := map[string][]byte{}
-		if others["aad"], err = sealData(key, entryKey(2), plain); err != nil {
+		if others["aad"], err = sealData(key, entryKey(2), plain, true); err != nil {
 			t.Fatal(err)
 		}
-		if others["plain"], err = sealData(key, entryKey(1), append(bytes.Clone(plain), ' ')); err != nil {
+		if others["plain"], err = sealData(key, entryKey(1), append(bytes.Clone(plain), ' '), true); err != nil {
 			t.Fatal(err)
 		}
-		if others["key"], err = sealData(bytes.Repeat([]byte{8}, dataKeyLen), entryKey(1), plain); err != nil {
+		if others["key"], err = sealData(bytes.Repeat([]byte{8}, dataKeyLen), entryKey(1), plain, true); err != nil {
 			t.Fatal(err)
 		}
 		for what, o := range others {
@@ -51,6 +52,21 @@ func TestSealDataSynthetic(t *testing.T) {
 		if _, err := openData(key, entryKey(2), a); err == nil {
 			t.Error("opened with another entry's aad")
 		}
+	}
+	// A sharelog on its own seals with random nonces, as before.
+	r1, err := sealData(key, entryKey(1), long, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, err := sealData(key, entryKey(1), long, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Equal(r1[:nonceLen], r2[:nonceLen]) {
+		t.Error("random nonces: the same twice")
+	}
+	if got, err := openData(key, entryKey(1), r1); err != nil || !bytes.Equal(got, long) {
+		t.Errorf("open a randomly sealed part: %v", err)
 	}
 	// The aad's length is part of the nonce's input: (aad, plain) pairs
 	// that run together into the same bytes get different nonces.
@@ -128,4 +144,26 @@ func TestDefaultSecretsAreRandom(t *testing.T) {
 	if sh, err := stores[0].PendingShreds(ctx); err != nil || len(sh) != 0 {
 		t.Errorf("shreds on a sharelog on its own: %v %v", sh, err)
 	}
+}
+
+// BenchmarkSealData seals a typical personal part (a few hundred bytes,
+// under compressMin) as an entry's, with a random nonce and a synthetic one
+// (replicas): the cost of its nonce included.
+func BenchmarkSealData(b *testing.B) {
+	for _, synthetic := range []bool{false, true} {
+		b.Run(fmt.Sprintf("synthetic=%v", synthetic), func(b *testing.B) { benchSealData(b, synthetic) })
+	}
+}
+
+func benchSealData(b *testing.B, synthetic bool) {
+	key := bytes.Repeat([]byte{7}, dataKeyLen)
+	plain := []byte(strings.Repeat(`{"scheme":"dbs-ref","id":"A-123456"}`, 8))
+	b.SetBytes(int64(len(plain)))
+	cpu := cpuTime(b)
+	for i := 0; b.Loop(); i++ {
+		if _, err := sealData(key, entryKey(uint64(i)), plain, synthetic); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(cpuTime(b)-cpu)/float64(b.N), "cpu-ns/op")
 }
