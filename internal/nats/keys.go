@@ -76,8 +76,8 @@ func (k *Keys) Secrets(ctx context.Context, names []string, fresh func(string) [
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(keysParallel)
 	for i, name := range names {
+		v := fresh(name)
 		g.Go(func() error {
-			v := fresh(name)
 			_, err := k.kv.Update(gctx, name, v, 0)
 			if err == nil {
 				out[i] = v

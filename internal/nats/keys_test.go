@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/sharelog/sharelog/internal/bench"
 	"github.com/sharelog/sharelog/internal/cloudevents"
+	"github.com/sharelog/sharelog/internal/ledger"
 	"github.com/sharelog/sharelog/internal/metrics"
 	"github.com/sharelog/sharelog/internal/nats"
 	"github.com/sharelog/sharelog/internal/store"
@@ -215,4 +217,102 @@ func processCPU(tb testing.TB) time.Duration {
 		tb.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// countedSecrets counts the calls a store makes to the real Keys.
+type countedSecrets struct {
+	*nats.Keys
+	calls atomic.Int32
+}
+
+func (c *countedSecrets) Secrets(ctx context.Context, names []string, fresh func(string) []byte) ([][]byte, error) {
+	c.calls.Add(1)
+	return c.Keys.Secrets(ctx, names, fresh)
+}
+
+// TestPrefetchOneCallPerBatch: a batch of 500 disclosures, most naming
+// people new to the ledger, gets its secrets from SHARELOG_KEYS in one
+// call, made by Prefetch; a batch naming only people already known makes
+// none.
+func TestPrefetchOneCallPerBatch(t *testing.T) {
+	dir := t.TempDir()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ns, err := nats.StartServer(nats.ServerConfig{Listen: "127.0.0.1:0", StoreDir: filepath.Join(dir, "js")}, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.Shutdown)
+	nc, err := natsio.Connect("", natsio.InProcessServer(ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	keys, err := nats.EnsureKeys(ctx, js, 0, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counted := &countedSecrets{Keys: keys}
+	st, err := store.Open(store.Config{Dir: filepath.Join(dir, "ledger"), KeyFile: filepath.Join(dir, "site.key"), Logger: logger, Secrets: counted})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	voc, err := vocab.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec, err := cloudevents.NewDecoder(voc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &bench.Generator{Seed: 3}
+	seq := uint64(0)
+	apply := func(raws [][]byte) {
+		t.Helper()
+		var pending []store.Pending
+		for _, raw := range raws {
+			ev, err := dec.DecodeStructured(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			seq++
+			pending = append(pending, store.Pending{StreamSeq: seq, Event: ev})
+		}
+		b := st.Begin()
+		defer b.Discard()
+		if err := b.Prefetch(ctx, pending); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range pending {
+			if out, err := b.AppendAt(p.StreamSeq, p.Event, time.Unix(int64(p.StreamSeq), 0)); err != nil || out != ledger.Recorded {
+				t.Fatalf("stream seq %d: %v %v", p.StreamSeq, out, err)
+			}
+		}
+		if err := b.Commit(seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	apply(g.RecipientEvents())
+	if n := counted.calls.Load(); n != 0 {
+		t.Errorf("recipients: %d calls, want none", n)
+	}
+	events := g.Disclosures(0, 500, 1000)
+	apply(events)
+	if n := counted.calls.Load(); n != 1 {
+		t.Errorf("500 disclosures: %d calls, want 1", n)
+	}
+	// The same people again (other disclosure ids): all known.
+	again := make([][]byte, len(events))
+	for i, raw := range events {
+		again[i] = bytes.Replace(raw, []byte(`"id":"disc-`), []byte(`"id":"again-`), 1)
+	}
+	apply(again)
+	if n := counted.calls.Load(); n != 1 {
+		t.Errorf("500 disclosures of known people: %d calls in all, want still 1", n)
+	}
 }

@@ -53,7 +53,7 @@ type Secrets interface {
 	// has none it stores fresh(name) first; when several callers race, the
 	// first writer wins and every caller gets its value. A name whose value
 	// was destroyed gives an error wrapping ErrSecretDestroyed. fresh may
-	// be called concurrently, and for names that turn out to exist.
+	// be called for names that turn out to exist.
 	Secrets(ctx context.Context, names []string, fresh func(name string) []byte) ([][]byte, error)
 }
 
