@@ -69,8 +69,8 @@ const keysParallel = 64
 // fresh(name) if the bucket has no value for it (an update expecting no
 // revision: the first writer wins), and otherwise reads the value that
 // won. The cost of a batch is one or two round trips, whatever its size.
-// A name that was deleted (not by sharelog) counts as destroyed: a secret
-// is never made twice.
+// A secret is never made twice: a name deleted outside sharelog fails
+// until it is destroyed (Destroy) or restored.
 func (k *Keys) Secrets(ctx context.Context, names []string, fresh func(string) []byte) ([][]byte, error) {
 	out := make([][]byte, len(names))
 	g, gctx := errgroup.WithContext(ctx)
@@ -89,9 +89,11 @@ func (k *Keys) Secrets(ctx context.Context, names []string, fresh func(string) [
 			e, err := k.kv.Get(gctx, name)
 			switch {
 			case errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted):
-				// The update found a revision, the get no value: a delete
-				// marker, which sharelog never writes.
-				return fmt.Errorf("%s %s was deleted: %w", BucketKeys, name, store.ErrSecretDestroyed)
+				// The update found a revision, the get no value: a server
+				// of a replicated bucket that has not caught up yet, or a
+				// delete outside sharelog. Either way the batch fails and
+				// is retried, never folded with another value.
+				return fmt.Errorf("%s %s exists but could not be read (a server not caught up, or deleted outside sharelog)", BucketKeys, name)
 			case err != nil:
 				return fmt.Errorf("%s %s: %w", BucketKeys, name, err)
 			case bytes.Equal(e.Value(), tombstone):
@@ -118,6 +120,9 @@ func (k *Keys) Destroy(ctx context.Context, names []string) error {
 	return nil
 }
 
+// destroyRetry is the pause before Destroy looks at a name again.
+const destroyRetry = 50 * time.Millisecond
+
 func (k *Keys) destroy(ctx context.Context, name string) error {
 	for {
 		e, err := k.kv.Get(ctx, name)
@@ -125,7 +130,13 @@ func (k *Keys) destroy(ctx context.Context, name string) error {
 		case errors.Is(err, jetstream.ErrKeyNotFound): // never stored, or deleted
 			_, err = k.kv.Create(ctx, name, tombstone)
 			if errors.Is(err, jetstream.ErrKeyExists) {
-				continue // stored meanwhile: look again
+				// Stored meanwhile, or a server not caught up: look again.
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(destroyRetry):
+				}
+				continue
 			}
 			return err
 		case err != nil:

@@ -29,8 +29,9 @@ import (
 // TestKeysFirstWriterWins runs two replicas' Keys on one embedded server:
 // asked at once for the same secrets, each with values of its own, both
 // get the same value for each name, which is one of theirs. A destroyed
-// secret, a name destroyed before anyone stored it, and one deleted from
-// the bucket are never made again: asking for them is ErrSecretDestroyed.
+// secret and a name destroyed before anyone stored it are never made
+// again: asking for them is ErrSecretDestroyed; one deleted from the bucket
+// outside sharelog is an error too, not a new secret.
 func TestKeysFirstWriterWins(t *testing.T) {
 	dir := t.TempDir()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -114,10 +115,15 @@ func TestKeysFirstWriterWins(t *testing.T) {
 		t.Errorf("%s after a delete and Destroy: %v", names[4], err)
 	}
 	fresh := func(string) []byte { return []byte("new") }
-	for _, name := range []string{names[0], names[1], never, names[2], names[4]} {
+	for _, name := range []string{names[0], names[1], never, names[4]} {
 		if _, err := keys[1].Secrets(ctx, []string{name, names[3]}, fresh); !errors.Is(err, store.ErrSecretDestroyed) {
 			t.Errorf("%s: %v, want store.ErrSecretDestroyed", name, err)
 		}
+	}
+	// One deleted outside sharelog is not made again either: an error
+	// (the ingest loop retries), not a new value.
+	if v, err := keys[1].Secrets(ctx, names[2:3], fresh); err == nil || errors.Is(err, store.ErrSecretDestroyed) {
+		t.Errorf("%s deleted: %q, %v; want an error other than destroyed", names[2], v, err)
 	}
 	if v, err := keys[1].Secrets(ctx, names[3:4], fresh); err != nil || !bytes.Equal(v[0], got[0][3]) {
 		t.Errorf("a secret still there: %q, %v", v, err)
