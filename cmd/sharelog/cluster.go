@@ -41,7 +41,7 @@ func (m *Main) startCluster(ctx context.Context) error {
 	if err := cluster.ValidName(cfg.Replica); err != nil {
 		return fmt.Errorf("--replica: %w", err)
 	}
-	lease, err := cluster.Open(ctx, m.JetStream, cluster.Config{Name: cfg.Replica, TTL: cfg.LeaseTTL}, m.Logger)
+	lease, err := cluster.Open(ctx, m.JetStream, cluster.Config{Name: cfg.Replica, TTL: cfg.LeaseTTL, Replicas: cfg.streamReplicas()}, m.Logger)
 	if err != nil {
 		return fmt.Errorf("--replica %s: %w", cfg.Replica, err)
 	}

@@ -154,6 +154,7 @@ type Main struct {
 	Metrics    *metrics.Metrics
 	Publisher  *nats.Publisher
 	Ingester   *nats.Ingester
+	Keys       *nats.Keys // secrets replicas share; nil unless --replica (determinism.go)
 	HTTP       *slhttp.Server
 	Service    *nats.Service // request-reply for producers on nats.SubjectService
 	// Lease says whether this replica does the side effects; nil without
@@ -306,6 +307,10 @@ func (m *Main) Open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	secrets, err := m.openKeys(ctx) // determinism.go
+	if err != nil {
+		return err
+	}
 	m.Store, err = store.Open(store.Config{
 		Dir:           filepath.Join(cfg.Data, "ledger"),
 		KeyFile:       filepath.Join(cfg.Data, "site.key"),
@@ -313,6 +318,7 @@ func (m *Main) Open(ctx context.Context) error {
 		EncryptAtRest: !cfg.UnencryptedLedger,
 		Logger:        m.Logger,
 		Deadlines:     deadlines,
+		Secrets:       secrets,
 	})
 	if err != nil {
 		return ledgerAtRestError(err)
@@ -339,6 +345,7 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 
 	m.goLoop(loopIngest, m.Ingester.Run)
+	m.startShredder() // determinism.go
 
 	if cfg.Recipients != "" {
 		if err := m.loadRecipients(ctx, cfg.Recipients); err != nil {

@@ -40,7 +40,7 @@ func (m *Main) startWitness(ctx context.Context) error {
 		return err
 	}
 	// One copy: --stream-replicas (issue 15) sets how many at merge.
-	if err := witness.EnsureStream(ctx, m.JetStream, 0); err != nil {
+	if err := witness.EnsureStream(ctx, m.JetStream, cfg.streamReplicas()); err != nil {
 		return err
 	}
 	m.Witness, err = witness.New(witness.Config{

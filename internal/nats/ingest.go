@@ -124,6 +124,9 @@ func (in *Ingester) Run(ctx context.Context) error {
 		if time.Since(start) > retryMax {
 			b.Reset() // it ran for a while: this failure starts a new schedule
 		}
+		if errors.Is(err, store.ErrSecretDestroyed) {
+			return struct{}{}, backoff.Permanent(err) // a replica too far behind: retrying cannot help
+		}
 		return struct{}{}, err
 	}, backoff.WithBackOff(b), backoff.WithMaxElapsedTime(0), backoff.WithNotify(func(err error, next time.Duration) {
 		in.log.Error("ingest failed; resuming from the last committed batch", "err", err, "retry_in", next)
@@ -262,6 +265,9 @@ func (in *Ingester) apply(ctx context.Context, msgs []decoded) error {
 	b := in.store.Begin()
 	defer b.Discard()
 	applied := in.store.Applied()
+	if err := in.prefetch(ctx, b, msgs, applied); err != nil {
+		return err
+	}
 	var (
 		rejects             []rejection
 		last                uint64
@@ -283,7 +289,7 @@ func (in *Ingester) apply(ctx context.Context, msgs []decoded) error {
 			last = seq
 			continue
 		}
-		out, err := b.Append(seq, ev)
+		out, err := b.AppendAt(seq, ev, md.Timestamp) // the stream's time, the same on every replica
 		switch {
 		case errors.Is(err, store.ErrBatchTooBig) && last > 0:
 			if err := in.commit(ctx, b, last, rejects, recorded, duplicate, start); err != nil {
@@ -310,6 +316,28 @@ func (in *Ingester) apply(ctx context.Context, msgs []decoded) error {
 		return err
 	}
 	in.requestsRecorded(requests)
+	return nil
+}
+
+// prefetch gets the shared secrets the batch will need in one call, on a
+// replica (store.Batch.Prefetch).
+func (in *Ingester) prefetch(ctx context.Context, b *store.Batch, msgs []decoded, applied uint64) error {
+	if !in.store.SharedSecrets() {
+		return nil
+	}
+	pending := make([]store.Pending, 0, len(msgs))
+	for _, d := range msgs {
+		md, err := d.msg.Metadata()
+		if err != nil {
+			return fmt.Errorf("message metadata: %w", err)
+		}
+		if d.err == nil && md.Sequence.Stream > applied {
+			pending = append(pending, store.Pending{StreamSeq: md.Sequence.Stream, Event: d.ev})
+		}
+	}
+	if err := b.Prefetch(ctx, pending); err != nil {
+		return fmt.Errorf("prefetch secrets: %w", err)
+	}
 	return nil
 }
 

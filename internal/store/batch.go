@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
@@ -36,6 +37,15 @@ type Batch struct {
 	tree       *tiles                      // the Merkle tree's tiles this batch reads and changes (tree.go)
 	err        error                       // sticky fatal error
 	done       bool
+
+	// Shared secrets (secrets.go): the stream seq being appended and the
+	// index in Plan.Names of the subject being named, which name a new
+	// subject's salt; the secrets Prefetch got; the context of calls to
+	// Config.Secrets.
+	streamSeq uint64
+	nameAt    int
+	secrets   map[string][]byte
+	ctx       context.Context
 }
 
 // Begin starts a batch. The ledger has one writer: Begin blocks while another
@@ -72,6 +82,14 @@ func (b *Batch) Len() int { return b.n }
 // batch must be discarded. An error wrapping ErrBatchTooBig means the same
 // events fit in smaller batches.
 func (b *Batch) Append(streamSeq uint64, ev *ledger.Event) (ledger.Outcome, error) {
+	return b.AppendAt(streamSeq, ev, b.s.now())
+}
+
+// AppendAt is Append with the time the ledger records the event at (its
+// RecordedAt, from which deadlines run): the ingest loop gives the stream
+// message's timestamp, so that every replica folding the stream records
+// the same time. Append gives the store's clock.
+func (b *Batch) AppendAt(streamSeq uint64, ev *ledger.Event, at time.Time) (ledger.Outcome, error) {
 	if err := b.check(); err != nil {
 		return 0, err
 	}
@@ -93,7 +111,7 @@ func (b *Batch) Append(streamSeq uint64, ev *ledger.Event) (ledger.Outcome, erro
 	}
 
 	// The rules decide; nothing is written for a refused event.
-	b.at = b.s.now().UTC()
+	b.at, b.streamSeq = at.UTC(), streamSeq
 	plan, err := ledger.Decide(b.state(), ev, ledger.Sender{Internal: ev.Internal, Recipient: ev.From}, b.at, b.s.deadlines)
 	if err != nil {
 		return b.refuse(err)
@@ -152,7 +170,8 @@ func (b *Batch) refuse(err error) (ledger.Outcome, error) {
 // a new hold's subject.
 func (b *Batch) names(p *ledger.Plan) ([][]byte, error) {
 	var hashes [][]byte
-	for _, subj := range p.Names {
+	for i, subj := range p.Names {
+		b.nameAt = i // names the salt of a new subject (secrets.go)
 		h, err := b.subjectHash(subj, true)
 		if err != nil {
 			return nil, err
@@ -289,12 +308,20 @@ func (b *Batch) encodeEntry(seq, streamSeq uint64, ev *ledger.Event, subjects []
 		b.key = key
 	} else {
 		b.ref = keyRef{seq: seq}
-		b.key = randomBytes(dataKeyLen)
+		var name string
+		if b.s.secrets != nil {
+			name = DataKeyName(streamSeq)
+		}
+		key, err := b.secret(name) // secrets.go
+		if err != nil {
+			return nil, err
+		}
+		b.key = key
 		if err := b.set(dataKeyKey(seq), b.s.keys.wrap(seq, b.key)); err != nil {
 			return nil, err
 		}
 	}
-	entry, err := encodeSealedEntry(seq, streamSeq, b.at, clear, personal, b.ref, b.key)
+	entry, err := encodeSealedEntry(seq, streamSeq, b.at, clear, personal, b.ref, b.key, b.s.secrets != nil)
 	if err != nil {
 		return nil, b.fail(err)
 	}

@@ -38,9 +38,10 @@ func encodeEntry(dst []byte, streamSeq uint64, recordedAt time.Time, raw []byte)
 // encodeSealedEntry builds a sealed entry value for entry seq: format byte,
 // uvarint stream seq, varint recorded-at, uvarint length and clear part,
 // the key reference, then nonce(12) and the AES-256-GCM ciphertext of the
-// personal part under key, bound to the entry key.
-func encodeSealedEntry(seq, streamSeq uint64, recordedAt time.Time, clear, personal []byte, ref keyRef, key []byte) ([]byte, error) {
-	sealed, err := sealData(key, entryKey(seq), personal)
+// personal part under key, bound to the entry key. With synthetic the nonce
+// is derived from the rest (sealData), as replicas need.
+func encodeSealedEntry(seq, streamSeq uint64, recordedAt time.Time, clear, personal []byte, ref keyRef, key []byte, synthetic bool) ([]byte, error) {
+	sealed, err := sealData(key, entryKey(seq), personal, synthetic)
 	if err != nil {
 		return nil, err
 	}

@@ -161,6 +161,8 @@ func txnValue(txn *badger.Txn, key []byte) ([]byte, error) {
 }
 
 // sealWith encrypts plain with a: random nonce, then ciphertext with tag.
+// It wraps keys under the master key; sealData seals what enters the
+// ledger's records.
 func sealWith(a cipher.AEAD, aad, plain []byte) []byte {
 	out := make([]byte, nonceLen, nonceLen+len(plain)+a.Overhead())
 	if _, err := rand.Read(out); err != nil {
@@ -188,7 +190,10 @@ var (
 const compressMin = 512
 
 // sealData encrypts plain under a key, compressing it first if it is long.
-func sealData(key, aad, plain []byte) ([]byte, error) {
+// Its nonce is random, or with synthetic a function of key, aad and plain
+// (sivNonce): replicas seal their entries so, to write identical ones.
+// The nonce costs an HMAC then, which a sharelog on its own does not pay.
+func sealData(key, aad, plain []byte, synthetic bool) ([]byte, error) {
 	a, err := newAEAD(key)
 	if err != nil {
 		return nil, err
@@ -196,7 +201,32 @@ func sealData(key, aad, plain []byte) ([]byte, error) {
 	if len(plain) > compressMin {
 		plain = sealEncoder.EncodeAll(plain, make([]byte, 0, len(plain)/2))
 	}
-	return sealWith(a, aad, plain), nil
+	if !synthetic {
+		return sealWith(a, aad, plain), nil
+	}
+	out := sivNonce(make([]byte, 0, nonceLen+len(plain)+a.Overhead()), key, aad, plain)
+	return a.Seal(out, out[:nonceLen], plain, aad), nil
+}
+
+// sivNonce appends the synthetic nonce of (aad, plain) under key to dst:
+// the first 12 bytes of HMAC-SHA256(key, len(aad) aad plain), the idea of
+// SIV modes (RFC 5297). AES-GCM breaks if one nonce seals two different
+// messages under one key; here a nonce repeats only for the same aad and
+// plain (then the ciphertext repeats, revealing only that), or by a 96-bit
+// collision of HMAC outputs, as unlikely as one of random nonces. An
+// entry's aad is its own key in the ledger (e seq), so under one key no two
+// entries share an aad: a nonce cannot come back for another entry, and
+// an entry sealed again (by another replica) is the same message, sealed
+// to the same bytes. Length-prefixing aad keeps (aad, plain) pairs from
+// running together.
+func sivNonce(dst, key, aad, plain []byte) []byte {
+	m := hmac.New(sha256.New, key)
+	var n [binary.MaxVarintLen64]byte
+	m.Write(n[:binary.PutUvarint(n[:], uint64(len(aad)))])
+	m.Write(aad)
+	m.Write(plain)
+	var sum [sha256.Size]byte
+	return append(dst, m.Sum(sum[:0])[:nonceLen]...)
 }
 
 // openData reverses sealData. Data sealed without compression (which never
@@ -277,8 +307,10 @@ func (s *Store) subjectHash(txn *badger.Txn, subj ledger.Subject) ([]byte, error
 
 // subjectHash returns the subject's keyed hash in the batch's view, and
 // keeps the subject's key for sealing. With create, a subject the ledger
-// does not know gets a new random salt (and its locator record) in the
-// batch; without, it returns nil for one.
+// does not know gets a new salt (and its locator record) in the batch: a
+// random one, or on a replica the shared one named after the stream message
+// and the subject's place among those it names (secrets.go); without, it
+// returns nil for one.
 func (b *Batch) subjectHash(subj ledger.Subject, create bool) ([]byte, error) {
 	id := subj.Scheme + "\x00" + subj.ID
 	if h, ok := b.hashes[id]; ok {
@@ -290,13 +322,24 @@ func (b *Batch) subjectHash(subj ledger.Subject, create bool) ([]byte, error) {
 	}
 	if h == nil && create {
 		loc := append([]byte(nil), b.hasher.hash(subj)...)
-		salt = randomBytes(saltLen)
+		var name string
+		if b.s.secrets != nil {
+			name = SaltName(b.streamSeq, b.nameAt)
+		}
+		if salt, err = b.secret(name); err != nil { // secrets.go
+			return nil, err
+		}
 		h = saltedHash(salt, subj)
 		if err := b.set(saltKey(loc), salt); err != nil {
 			return nil, err
 		}
 		if err := b.set(subjectLocKey(h), loc); err != nil {
 			return nil, err
+		}
+		if b.s.secrets != nil {
+			if err := b.set(secretNameKey(h), []byte(name)); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if h != nil {

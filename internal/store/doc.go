@@ -47,6 +47,8 @@
 //	i seq(8)                           -> JSON      JetStream messages to scrub after forgetting entry seq (forget.go)
 //	U seq(8) streamSeq(8)              -> (empty)   a later delivery of entry seq's event in SHARELOG_IN, scrubbed with it (replay.go)
 //	R L16(subject) streamSeq(8)        -> seq(8)    a refused message naming the subject: its SHARELOG_IN and SHARELOG_REJECTED sequences (replay.go)
+//	S K16(subject)                     -> name      the name of the subject's salt in the secrets replicas share (secrets.go; replicas only)
+//	D seq(8)                           -> JSON      shared secrets forgetting entry seq destroyed, to destroy in SHARELOG_KEYS (secrets.go; replicas only)
 //	!                                  -> (empty)   sentinel written and dropped by Compact
 //
 // H16 is the first 16 bytes of SHA-256, which bounds key sizes (ids may be
@@ -76,7 +78,8 @@
 // secret, scheme 0x00 id): it finds the subject's salt. K16, the subject's
 // keyed hash used by every index, is the first 16 bytes of
 // HMAC-SHA256(salt, scheme 0x00 id). The salt is made (32 random bytes)
-// when a disclosure, request or hold first names the subject. Forgetting
+// when a disclosure, request or hold first names the subject; on a replica
+// it is the one every replica shares (secrets.go). Forgetting
 // the subject deletes a and z: afterwards no identifier leads to K16, and
 // the K16 left in request records and forgettings links to no one.
 //

@@ -64,6 +64,7 @@ func (b *Batch) forget(seq uint64, f *ledger.ForgetEffect) error {
 		return b.fail(err)
 	}
 	var scrub scrubRecord
+	var ownKeys []uint64 // stream seqs of the entries sealed under their own data key
 	// The entries sealed for the subject: their stream messages to scrub,
 	// and the data keys of those naming others too.
 	keys, err := b.keysWithPrefix(sealedForPrefix(h))
@@ -85,6 +86,7 @@ func (b *Batch) forget(seq uint64, f *ledger.ForgetEffect) error {
 			if err := b.del(dataKeyKey(s)); err != nil {
 				return err
 			}
+			ownKeys = append(ownKeys, eh.streamSeq)
 		}
 		// The y key stays: it links the keyed hash, which nothing can link
 		// to the person once the salt is gone, to the entries that named
@@ -165,6 +167,20 @@ func (b *Batch) forget(seq uint64, f *ledger.ForgetEffect) error {
 	}
 	if err := b.scrubRefused(&scrub, loc); err != nil { // replay.go
 		return err
+	}
+	if b.s.secrets != nil {
+		// A replica: the shared secrets hold them too (secrets.go).
+		names, err := b.shredNames(h, ownKeys)
+		if err != nil {
+			return err
+		}
+		v, err := json.Marshal(names)
+		if err != nil {
+			return b.fail(err)
+		}
+		if err := b.set(shredKey(seq), v); err != nil {
+			return err
+		}
 	}
 	for _, k := range [][]byte{erasureKey(h), subjectLocKey(h), saltKey(loc)} {
 		if err := b.del(k); err != nil {

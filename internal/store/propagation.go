@@ -232,7 +232,7 @@ func sealNotice(n *ledger.Notice, ref keyRef, key []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: encode notice: %w", err)
 	}
-	ct, err := sealData(key, noticeKey(n.Notice), j)
+	ct, err := sealData(key, noticeKey(n.Notice), j, false) // outside the tree: a random nonce
 	if err != nil {
 		return nil, err
 	}

@@ -54,6 +54,10 @@ type Config struct {
 	// Config asks for it, and ErrLedgerEncrypted for an encrypted one opened
 	// without its key.
 	EncryptAtRest bool
+	// Secrets, when set, gives the salts and data keys that enter entries
+	// instead of crypto/rand: the store shared by replicas, so that they
+	// record identical entries (secrets.go). nil for a sharelog on its own.
+	Secrets Secrets
 }
 
 // AtRestKey derives the key of Badger's encryption at rest from the master
@@ -85,6 +89,8 @@ type Store struct {
 	secret []byte
 	log    *slog.Logger
 	now    func() time.Time
+	// secrets is Config.Secrets, nil for a sharelog on its own.
+	secrets Secrets
 
 	deadlines ledger.Deadlines
 
@@ -157,6 +163,7 @@ func Open(cfg Config) (*Store, error) {
 	s := &Store{
 		db:        db,
 		keys:      keys,
+		secrets:   cfg.Secrets,
 		secret:    secret,
 		log:       logger,
 		now:       time.Now,

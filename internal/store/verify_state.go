@@ -369,8 +369,9 @@ func (r *replay) compare(count uint64) (int, error) {
 	for it.Rewind(); it.Valid(); {
 		switch k := it.Item().Key(); k[0] {
 		case prefixEntry, prefixTile, prefixTreeHash, prefixCheckpoint, prefixScrub, prefixSentinel,
-			prefixDelivery, prefixRefused:
-			// Verified as the tree; scrub records are transient;
+			prefixDelivery, prefixRefused, prefixSecretName, prefixShred:
+			// Verified as the tree; scrub and shred records are transient;
+			// the names of shared secrets are a replica's (secrets.go);
 			// deliveries and refusals are not derived from the entries
 			// (replay.go): skip the whole kind.
 			it.Seek([]byte{k[0] + 1})
