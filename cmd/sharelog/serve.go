@@ -30,6 +30,7 @@ import (
 	"github.com/sharelog/sharelog/internal/policy"
 	"github.com/sharelog/sharelog/internal/recipients"
 	"github.com/sharelog/sharelog/internal/retention"
+	"github.com/sharelog/sharelog/internal/snapshot"
 	"github.com/sharelog/sharelog/internal/store"
 	"github.com/sharelog/sharelog/internal/vocab"
 	"github.com/sharelog/sharelog/schemas"
@@ -86,6 +87,10 @@ type Config struct {
 
 	// OIDC is the web console's OpenID Connect sign-in (console.OIDC).
 	OIDC string `help:"YAML file configuring the web console's sign-in with your OpenID Connect provider (deploy/oidc.example.yaml)." env:"SHARELOG_OIDC" name:"oidc" type:"path"`
+
+	// Replica mode and snapshots (snapshot.go).
+	Replica       string        `help:"Run as the replica of this name, one of several sharelog processes on one NATS cluster (requires --nats)." env:"SHARELOG_REPLICA" name:"replica"`
+	SnapshotEvery time.Duration `help:"Replica mode: the leader snapshots the ledger into the NATS object store this often, for replicas to rebuild from (0: never)." default:"1h" env:"SHARELOG_SNAPSHOT_EVERY" name:"snapshot-every"`
 
 	MemoryLimit int `help:"Soft limit, in MiB, of the memory the Go runtime holds (the ledger's memtables and caches and the embedded NATS server live in it); the garbage collector works harder near it. GOMEMLIMIT, when set, takes precedence. 0: no limit." default:"768" env:"SHARELOG_MEMORY_LIMIT" name:"memory-limit"`
 }
@@ -153,6 +158,10 @@ type Main struct {
 	Checkpointer *checkpoint.Checkpointer
 	// Retention is the forgetting job (retention.go).
 	Retention *retention.Job
+	// Snapshots keeps the ledger's snapshots in NATS; nil outside replica
+	// mode (snapshot.go).
+	Snapshots *snapshot.Snapshots
+
 	// Consultations records the consultation log (DPA 2018 s.62); the HTTP
 	// API calls its Consult before answering a lookup.
 	Consultations *consultation.Log
@@ -184,6 +193,7 @@ const (
 	loopCheckpoint = "checkpoint"
 	loopService    = "service"
 	loopConsult    = "consultation"
+	loopSnapshot   = "snapshot"
 )
 
 // goLoop runs a background loop in Main's group. run must follow the loops'
@@ -284,7 +294,7 @@ func (m *Main) Open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	m.Store, err = store.Open(store.Config{
+	m.Store, err = m.openLedger(ctx, store.Config{
 		Dir:           filepath.Join(cfg.Data, "ledger"),
 		KeyFile:       filepath.Join(cfg.Data, "site.key"),
 		MasterKeyFile: cfg.MasterKeyFile,
@@ -310,7 +320,7 @@ func (m *Main) Open(ctx context.Context) error {
 	st := m.Store
 	m.Metrics.ObserveObligations(func() (int, int, error) { return st.ObligationCounts(context.Background()) })
 	m.Publisher = nats.NewPublisher(m.JetStream, atomic)
-	m.Ingester = nats.NewIngester(m.JetStream, m.Store, m.Decoder, m.Metrics, m.Logger, nats.IngestConfig{Access: m.Access})
+	m.Ingester = nats.NewIngester(m.JetStream, m.Store, m.Decoder, m.Metrics, m.Logger, nats.IngestConfig{Access: m.Access, Gapless: cfg.Replica != ""})
 
 	m.goLoop(loopIngest, m.Ingester.Run)
 
@@ -323,6 +333,7 @@ func (m *Main) Open(ctx context.Context) error {
 		return err
 	}
 	m.startRetention(pol)
+	m.startSnapshots()
 	openapi, err := schemas.FS.ReadFile("openapi.yaml")
 	if err != nil {
 		return err
