@@ -30,6 +30,7 @@
 package snapshot
 
 import (
+	"bufio"
 	"context"
 	"crypto/hkdf"
 	"crypto/sha256"
@@ -67,6 +68,9 @@ const (
 	metaFormat   = "format"
 	formatV1     = "badger-backup+age-scrypt/1"
 )
+
+// chunkSize is the size of the object store's messages (its default).
+const chunkSize = 128 << 10
 
 // scryptWorkFactor is the log2 of scrypt's work factor. The passphrase is
 // a 256-bit key, not a password: it needs no stretching, only the format.
@@ -156,16 +160,22 @@ func (s *Snapshots) Take(ctx context.Context, st *store.Store) (Info, error) {
 	var pos store.Position
 	go func() {
 		defer close(done)
-		enc, err := age.Encrypt(pw, rec)
+		// Whole chunks into the pipe: the object store makes a message
+		// of each Read.
+		buf := bufio.NewWriterSize(pw, chunkSize)
+		enc, err := age.Encrypt(buf, rec)
 		if err == nil {
 			pos, err = st.Backup(ctx, enc)
 			if cerr := enc.Close(); err == nil {
 				err = cerr
 			}
 		}
+		if err == nil {
+			err = buf.Flush()
+		}
 		pw.CloseWithError(err) // nil: EOF
 	}()
-	obj, err := s.obs.Put(ctx, jetstream.ObjectMeta{Name: pending}, pr)
+	obj, err := s.obs.Put(ctx, jetstream.ObjectMeta{Name: pending, Opts: &jetstream.ObjectMetaOptions{ChunkSize: chunkSize}}, pr)
 	pr.CloseWithError(errors.New("snapshot: object store stopped reading")) // unblocks the backup if Put failed
 	<-done
 	if err != nil {
