@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -376,4 +377,48 @@ func filesContaining(t *testing.T, dir, needle string) []string {
 		t.Fatal(err)
 	}
 	return hits
+}
+
+// TestRunLeaderOnly: the schedule takes snapshots only while leader says
+// so, and none when nothing was applied since the newest.
+func TestRunLeaderOnly(t *testing.T) {
+	js, _ := startJS(t)
+	keyDir := t.TempDir()
+	src := open(t, ledgerConfig(t, keyDir))
+	apply(t, src, 5)
+	snaps := newSnapshots(t, js, keyDir, snapshot.Config{Keep: 100})
+	var leading atomic.Bool
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- snaps.Run(ctx, src, 20*time.Millisecond, leading.Load) }()
+	defer func() { cancel(); <-done }()
+
+	time.Sleep(200 * time.Millisecond)
+	if list, err := snaps.List(ctx); err != nil || len(list) != 0 {
+		t.Fatalf("not leading: snapshots %+v, %v", list, err)
+	}
+	leading.Store(true)
+	waitFor(t, func() bool { list, _ := snaps.List(ctx); return len(list) == 1 })
+	time.Sleep(200 * time.Millisecond) // ticks with nothing new
+	if list, _ := snaps.List(ctx); len(list) != 1 {
+		t.Fatalf("nothing applied, yet %d snapshots", len(list))
+	}
+	apply(t, src, 1)
+	waitFor(t, func() bool { list, _ := snaps.List(ctx); return len(list) == 2 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run = %v after its context ended", err)
+	}
+	done <- nil
+}
+
+func waitFor(t *testing.T, f func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !f() {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
