@@ -87,6 +87,9 @@ type Config struct {
 	// Verify, when set, checks a restored ledger's tree root at its size
 	// against others' checkpoints (the witness) before Restore accepts it.
 	Verify func(ctx context.Context, size int64, root tlog.Hash) error
+	// RestoreTimeout bounds a restore's read of a snapshot when its
+	// context has no deadline (default 1h).
+	RestoreTimeout time.Duration
 	// Logger receives the logs; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -123,6 +126,9 @@ func New(ctx context.Context, js jetstream.JetStream, master []byte, cfg Config)
 	}
 	if cfg.Keep <= 0 {
 		cfg.Keep = 1
+	}
+	if cfg.RestoreTimeout <= 0 {
+		cfg.RestoreTimeout = time.Hour
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -362,6 +368,13 @@ func replaceDir(dir, final string) error {
 // load reads, decrypts and loads the snapshot into cfg.Dir, and verifies
 // the ledger it gives.
 func (s *Snapshots) load(ctx context.Context, info Info, cfg store.Config) (*store.Store, error) {
+	// Without a deadline the object store gives the whole read its
+	// default timeout (5 s): too short for a large ledger.
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.cfg.RestoreTimeout)
+		defer cancel()
+	}
 	obj, err := s.obs.Get(ctx, info.Name)
 	if err != nil {
 		return nil, fmt.Errorf("get: %w", err)

@@ -34,7 +34,7 @@ const personID = "SNAP-PERSON-77031"
 // startJS starts an embedded NATS server with JetStream unencrypted at rest
 // (so that its files can be searched) and returns a JetStream context and
 // the store directory.
-func startJS(t *testing.T) (jetstream.JetStream, string) {
+func startJS(t testing.TB) (jetstream.JetStream, string) {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "js")
 	ns, err := nats.StartServer(nats.ServerConfig{Listen: "127.0.0.1:0", StoreDir: dir}, quiet)
@@ -56,7 +56,7 @@ func startJS(t *testing.T) (jetstream.JetStream, string) {
 
 // keys returns a ledger config in a new directory, whose keys are those of
 // the files in keyDir (made on first use).
-func ledgerConfig(t *testing.T, keyDir string) store.Config {
+func ledgerConfig(t testing.TB, keyDir string) store.Config {
 	return store.Config{
 		Dir:           filepath.Join(t.TempDir(), "ledger"),
 		KeyFile:       filepath.Join(keyDir, "site.key"),
@@ -66,7 +66,7 @@ func ledgerConfig(t *testing.T, keyDir string) store.Config {
 	}
 }
 
-func event(t *testing.T, typ, source, id string, data any) *ledger.Event {
+func event(t testing.TB, typ, source, id string, data any) *ledger.Event {
 	ts := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 	raw, err := json.Marshal(map[string]any{
 		"specversion": "1.0", "id": id, "source": source, "type": typ, "time": ts,
@@ -80,7 +80,7 @@ func event(t *testing.T, typ, source, id string, data any) *ledger.Event {
 
 // apply appends n disclosures (the first recipient's definition first, if
 // the ledger is empty) naming personID and others, in one batch.
-func apply(t *testing.T, st *store.Store, n int) {
+func apply(t testing.TB, st *store.Store, n int) {
 	t.Helper()
 	b := st.Begin()
 	defer b.Discard()
@@ -110,7 +110,7 @@ func apply(t *testing.T, st *store.Store, n int) {
 	}
 }
 
-func open(t *testing.T, cfg store.Config) *store.Store {
+func open(t testing.TB, cfg store.Config) *store.Store {
 	t.Helper()
 	st, err := store.Open(cfg)
 	if err != nil {
@@ -120,7 +120,7 @@ func open(t *testing.T, cfg store.Config) *store.Store {
 	return st
 }
 
-func newSnapshots(t *testing.T, js jetstream.JetStream, keyDir string, cfg snapshot.Config) *snapshot.Snapshots {
+func newSnapshots(t testing.TB, js jetstream.JetStream, keyDir string, cfg snapshot.Config) *snapshot.Snapshots {
 	t.Helper()
 	master, err := store.LoadMasterKey(filepath.Join(keyDir, "master.key"))
 	if err != nil {
