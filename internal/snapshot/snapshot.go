@@ -3,7 +3,8 @@
 // (DESIGN.md principle 1; issue 15 item 5).
 //
 // A snapshot is a Badger backup of the ledger at a committed position
-// (store.Backup), encrypted by sharelog before it leaves the process, and
+// (store.Backup), compressed (zstd) and encrypted by sharelog before it
+// leaves the process, and
 // stored as one object of the JetStream object store bucket
 // SHARELOG_SNAPSHOTS. The encryption is age's (filippo.io/age: a
 // ChaCha20-Poly1305 STREAM of 64 KiB chunks, each authenticated, the end
@@ -46,6 +47,7 @@ import (
 	"time"
 
 	"filippo.io/age"
+	"github.com/klauspost/compress/zstd"
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/mod/sumdb/tlog"
 
@@ -66,7 +68,7 @@ const (
 	metaReplica  = "replica"
 	metaKeyCheck = "site-key-check"
 	metaFormat   = "format"
-	formatV1     = "badger-backup+age-scrypt/1"
+	formatV1     = "badger-backup+zstd+age-scrypt/1"
 )
 
 // chunkSize is the size of the object store's messages (its default).
@@ -171,7 +173,7 @@ func (s *Snapshots) Take(ctx context.Context, st *store.Store) (Info, error) {
 		buf := bufio.NewWriterSize(pw, chunkSize)
 		enc, err := age.Encrypt(buf, rec)
 		if err == nil {
-			pos, err = st.Backup(ctx, enc)
+			pos, err = backup(ctx, st, enc)
 			if cerr := enc.Close(); err == nil {
 				err = cerr
 			}
@@ -209,6 +211,20 @@ func (s *Snapshots) Take(ctx context.Context, st *store.Store) (Info, error) {
 	s.log.Info("snapshot taken", "name", info.Name, "applied", pos.Applied, "entries", pos.Count,
 		"bytes", info.Size, "took", time.Since(start).Round(time.Millisecond))
 	return info, s.prune(ctx)
+}
+
+// backup writes st's backup to w compressed with zstd: the ledger's clear
+// parts compress (its sealed parts, ciphertext, do not).
+func backup(ctx context.Context, st *store.Store, w io.Writer) (store.Position, error) {
+	z, err := zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
+	if err != nil {
+		return store.Position{}, err
+	}
+	pos, err := st.Backup(ctx, z)
+	if cerr := z.Close(); err == nil {
+		err = cerr
+	}
+	return pos, err
 }
 
 // name is a complete snapshot's object name: the applied stream sequence,
@@ -388,7 +404,12 @@ func (s *Snapshots) load(ctx context.Context, info Info, cfg store.Config) (*sto
 	if err != nil {
 		return nil, fmt.Errorf("decrypt (is the master key the one of the replica that took it?): %w", err)
 	}
-	st, err := store.Restore(cfg, plain)
+	z, err := zstd.NewReader(plain, zstd.WithDecoderConcurrency(1))
+	if err != nil {
+		return nil, err
+	}
+	defer z.Close()
+	st, err := store.Restore(cfg, z)
 	if err != nil {
 		return nil, fmt.Errorf("decrypt and load: %w", err)
 	}
