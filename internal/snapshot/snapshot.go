@@ -441,6 +441,10 @@ func (s *Snapshots) verify(ctx context.Context, info Info, st *store.Store) erro
 	if size != int64(want.Count) || root != want.Root {
 		return fmt.Errorf("restored ledger's tree root at size %d is %s, the snapshot's is %s at %d", size, root, want.Root, want.Count)
 	}
+	// The root alone is read from the stored hashes: each entry must give them.
+	if err := st.CheckTree(ctx); err != nil {
+		return err
+	}
 	if kc := st.KeyCheck(); info.KeyCheck != "" && kc != info.KeyCheck {
 		return fmt.Errorf("this replica's site secret is not the one of the replica that took it (site secret check %s, snapshot's %s): copy its site.key", kc, info.KeyCheck)
 	}
