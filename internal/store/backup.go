@@ -12,7 +12,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"slices"
 
 	"github.com/dgraph-io/badger/v4"
 	"golang.org/x/mod/sumdb/tlog"
@@ -138,51 +137,65 @@ func (s *Store) KeyCheck() string {
 }
 
 // CheckTree recomputes, entry by entry, the tree hashes each entry value
-// gives with the hashes stored before it (tlog.StoredHashes, as Append
-// does) and compares them with the stored ones. It fails on an entry
-// missing, out of place or changed, and on a stored hash the entries do not
-// give. With TreeHead's root equal to a root trusted otherwise (a
-// snapshot's, another replica's checkpoint), it shows that the ledger holds
-// exactly the entries of that root. It reads the ledger once, in one read.
+// gives with the hashes before it (tlog.StoredHashes, as Append does) and
+// compares them with the stored ones. It fails on an entry missing, out of
+// place or changed, and on a stored hash the entries do not give. With
+// TreeHead's root equal to a root trusted otherwise (a snapshot's, another
+// replica's checkpoint), it shows that the ledger holds exactly the entries
+// of that root. It reads the entries and the hashes once each, side by side,
+// in one read.
 func (s *Store) CheckTree(ctx context.Context) error {
 	return s.view(ctx, func(txn *badger.Txn) error {
 		count, err := treeSize(txn)
 		if err != nil {
 			return err
 		}
-		hr := txnHashes{txn}
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixEntry}, PrefetchValues: true, PrefetchSize: 100})
-		defer it.Close()
+		opts := badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 100}
+		opts.Prefix = []byte{prefixEntry}
+		entries := txn.NewIterator(opts)
+		defer entries.Close()
+		opts.Prefix = []byte{prefixTreeHash}
+		hashes := txn.NewIterator(opts)
+		defer hashes.Close()
+		hashes.Rewind()
+		// The newest hash of each level: the ones StoredHashes reads.
+		var f frontier
 		var n int64
-		for it.Rewind(); it.Valid(); it.Next() {
+		for entries.Rewind(); entries.Valid(); entries.Next() {
 			if n%ctxCheckEvery == 0 {
 				if err := ctx.Err(); err != nil {
 					return err
 				}
 			}
-			key := it.Item().Key()
+			key := entries.Item().Key()
 			if len(key) != 9 || int64(binary.BigEndian.Uint64(key[1:])) != n+1 {
 				return fmt.Errorf("store: tree check: entry %d missing", n+1)
 			}
-			value, err := it.Item().ValueCopy(nil)
+			value, err := entries.Item().ValueCopy(nil)
 			if err != nil {
 				return err
 			}
-			want, err := tlog.StoredHashes(n, value, hr)
+			want, err := tlog.StoredHashes(n, value, &f)
 			if err != nil {
 				return fmt.Errorf("store: tree check: entry %d: %w", n+1, err)
 			}
 			base := tlog.StoredHashIndex(0, n)
-			indexes := make([]int64, len(want))
-			for i := range indexes {
-				indexes[i] = base + int64(i)
-			}
-			got, err := hr.ReadHashes(indexes)
-			if err != nil {
-				return fmt.Errorf("store: tree check: entry %d: %w", n+1, err)
-			}
-			if !slices.Equal(got, want) {
-				return fmt.Errorf("store: tree check: entry %d does not give the tree's stored hashes", n+1)
+			for i, h := range want {
+				idx := base + int64(i)
+				if !hashes.Valid() || !bytes.Equal(hashes.Item().Key(), treeHashKey(idx)) {
+					return fmt.Errorf("store: tree check: entry %d: tree hash %d missing", n+1, idx)
+				}
+				err := hashes.Item().Value(func(v []byte) error {
+					if !bytes.Equal(v, h[:]) {
+						return fmt.Errorf("store: tree check: entry %d does not give the tree's stored hashes", n+1)
+					}
+					return nil
+				})
+				if err != nil {
+					return err
+				}
+				hashes.Next()
+				f.set(i, idx, h)
 			}
 			n++
 		}
@@ -191,4 +204,37 @@ func (s *Store) CheckTree(ctx context.Context) error {
 		}
 		return nil
 	})
+}
+
+// frontier holds the newest stored hash of each level of the tree, which
+// are the only ones tlog.StoredHashes reads when the next leaf is added.
+type frontier []struct {
+	index int64
+	hash  tlog.Hash
+}
+
+func (f *frontier) set(level int, index int64, h tlog.Hash) {
+	for len(*f) <= level {
+		*f = append(*f, struct {
+			index int64
+			hash  tlog.Hash
+		}{index: -1})
+	}
+	(*f)[level].index, (*f)[level].hash = index, h
+}
+
+// ReadHashes implements tlog.HashReader.
+func (f *frontier) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
+	out := make([]tlog.Hash, len(indexes))
+next:
+	for i, idx := range indexes {
+		for _, l := range *f {
+			if l.index == idx {
+				out[i] = l.hash
+				continue next
+			}
+		}
+		return nil, fmt.Errorf("tree hash %d is not the newest of its level", idx)
+	}
+	return out, nil
 }
