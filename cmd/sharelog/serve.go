@@ -31,6 +31,7 @@ import (
 	"github.com/sharelog/sharelog/internal/policy"
 	"github.com/sharelog/sharelog/internal/recipients"
 	"github.com/sharelog/sharelog/internal/retention"
+	"github.com/sharelog/sharelog/internal/snapshot"
 	"github.com/sharelog/sharelog/internal/store"
 	"github.com/sharelog/sharelog/internal/vocab"
 	"github.com/sharelog/sharelog/internal/witness"
@@ -90,9 +91,10 @@ type Config struct {
 	OIDC string `help:"YAML file configuring the web console's sign-in with your OpenID Connect provider (deploy/oidc.example.yaml)." env:"SHARELOG_OIDC" name:"oidc" type:"path"`
 
 	// Replicas on one NATS cluster (cluster.go) and their witness (witness.go).
-	Replica     string        `help:"This process's replica name (letters, digits, '-', '_'): one of several sharelog processes on one NATS cluster (--nats), each folding the same stream and answering queries; the holder of a lease in NATS alone delivers notices, runs the forgetting job and publishes the official checkpoint." env:"SHARELOG_REPLICA" name:"replica"`
-	LeaseTTL    time.Duration `help:"With --replica: how long the leader's lease lasts unrenewed, the longest side effects pause when the leader is lost; the same on every replica." default:"10s" env:"SHARELOG_LEASE_TTL" name:"lease-ttl"`
-	WitnessKeys string        `help:"File of the replicas' checkpoint keys (lines: REPLICA VERIFIER-KEY); only these are accepted. Without it each replica's key is pinned on first sight. Needs --replica." env:"SHARELOG_WITNESS_KEYS" name:"witness-keys" type:"path"`
+	Replica       string        `help:"This process's replica name (letters, digits, '-', '_'): one of several sharelog processes on one NATS cluster (--nats), each folding the same stream and answering queries; the holder of a lease in NATS alone delivers notices, runs the forgetting job and publishes the official checkpoint." env:"SHARELOG_REPLICA" name:"replica"`
+	LeaseTTL      time.Duration `help:"With --replica: how long the leader's lease lasts unrenewed, the longest side effects pause when the leader is lost; the same on every replica." default:"10s" env:"SHARELOG_LEASE_TTL" name:"lease-ttl"`
+	WitnessKeys   string        `help:"File of the replicas' checkpoint keys (lines: REPLICA VERIFIER-KEY); only these are accepted. Without it each replica's key is pinned on first sight. Needs --replica." env:"SHARELOG_WITNESS_KEYS" name:"witness-keys" type:"path"`
+	SnapshotEvery time.Duration `help:"With --replica: the leader snapshots the ledger into the NATS object store this often, for replicas to rebuild from (0: never)." default:"1h" env:"SHARELOG_SNAPSHOT_EVERY" name:"snapshot-every"`
 
 	MemoryLimit int `help:"Soft limit, in MiB, of the memory the Go runtime holds (the ledger's memtables and caches and the embedded NATS server live in it); the garbage collector works harder near it. GOMEMLIMIT, when set, takes precedence. 0: no limit." default:"768" env:"SHARELOG_MEMORY_LIMIT" name:"memory-limit"`
 
@@ -170,6 +172,13 @@ type Main struct {
 	Witness *witness.Witness
 	// Retention is the forgetting job (retention.go).
 	Retention *retention.Job
+	// Snapshots keeps the ledger's snapshots in NATS; nil outside replica
+	// mode (snapshot.go).
+	Snapshots *snapshot.Snapshots
+	// restored says the ledger was rebuilt from a snapshot at this start:
+	// it is checked against the other replicas before serving (snapshot.go).
+	restored bool
+
 	// Consultations records the consultation log (DPA 2018 s.62); the HTTP
 	// API calls its Consult before answering a lookup.
 	Consultations *consultation.Log
@@ -201,6 +210,7 @@ const (
 	loopCheckpoint = "checkpoint"
 	loopService    = "service"
 	loopConsult    = "consultation"
+	loopSnapshot   = "snapshot"
 )
 
 // goLoop runs a background loop in Main's group. run must follow the loops'
@@ -311,7 +321,7 @@ func (m *Main) Open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	m.Store, err = store.Open(store.Config{
+	m.Store, err = m.openLedger(ctx, store.Config{
 		Dir:           filepath.Join(cfg.Data, "ledger"),
 		KeyFile:       filepath.Join(cfg.Data, "site.key"),
 		MasterKeyFile: cfg.MasterKeyFile,
@@ -339,13 +349,16 @@ func (m *Main) Open(ctx context.Context) error {
 	st := m.Store
 	m.Metrics.ObserveObligations(func() (int, int, error) { return st.ObligationCounts(context.Background()) })
 	m.Publisher = nats.NewPublisher(m.JetStream, atomic)
-	m.Ingester = nats.NewIngester(m.JetStream, m.Store, m.Decoder, m.Metrics, m.Logger, nats.IngestConfig{Access: m.Access})
+	m.Ingester = nats.NewIngester(m.JetStream, m.Store, m.Decoder, m.Metrics, m.Logger, nats.IngestConfig{Access: m.Access, Gapless: cfg.Replica != ""})
 	if err := m.startWitness(ctx); err != nil {
 		return err
 	}
 
 	m.goLoop(loopIngest, m.Ingester.Run)
-	m.startShredder() // determinism.go
+	m.startShredder()                             // determinism.go
+	if err := m.verifyRestored(ctx); err != nil { // snapshot.go
+		return err
+	}
 
 	if cfg.Recipients != "" {
 		if err := m.loadRecipients(ctx, cfg.Recipients); err != nil {
@@ -356,6 +369,7 @@ func (m *Main) Open(ctx context.Context) error {
 		return err
 	}
 	m.startRetention(pol)
+	m.startSnapshots()
 	openapi, err := schemas.FS.ReadFile("openapi.yaml")
 	if err != nil {
 		return err

@@ -14,7 +14,9 @@
 // reason and by the producer's source; kept StreamConfig.RejectedMaxAge)
 // before the batch that skips it commits, so nothing is dropped silently. A failed batch is retried, with
 // backoff, from the last committed one; a SHARELOG_IN that is gone or ends
-// before the ledger's position stops the loop with an error (Ingester.Run).
+// before the ledger's position stops the loop with an error (Ingester.Run);
+// in replica mode so does one that starts after it (ErrStreamGap): the
+// ledger is then rebuilt from a snapshot (package snapshot) at the next start.
 //
 // Each signed checkpoint of the ledger's tree is published where others keep
 // it (checkpoints.go): on the subject sharelog.checkpoint and in the

@@ -38,7 +38,16 @@ type IngestConfig struct {
 	// Access, when set, makes the loop vouch each event's publisher by the
 	// subject it arrived on (vouch, permissions.go); nil trusts every subject.
 	Access *access.Control
+	// Gapless (replica mode) makes a stream whose first message is past
+	// the ledger's next one fatal (ErrStreamGap), instead of consuming from
+	// its first message: the messages in between are gone, and the ledger
+	// must be rebuilt from a snapshot (package snapshot) at the next start.
+	Gapless bool
 }
+
+// ErrStreamGap says that SHARELOG_IN no longer holds the messages after the
+// ledger's position: a ledger that has applied up to sequence n needs n+1.
+var ErrStreamGap = errors.New("the stream no longer holds the messages after the ledger's position")
 
 // Ingester is the ledger's one writer: it applies SHARELOG_IN to the store in
 // stream order, in batches, one transaction and one sync per batch.
@@ -150,6 +159,16 @@ func (in *Ingester) checkStream(ctx context.Context) error {
 	}
 	if applied := in.store.Applied(); last < applied {
 		return backoff.Permanent(fmt.Errorf("stream %s ends at sequence %d but the ledger has applied up to %d: the stream was deleted or replaced; restore it or start from a new data directory", StreamIn, last, applied))
+	}
+	if !in.cfg.Gapless {
+		return nil
+	}
+	first, err := FirstSeq(ctx, in.js)
+	if err != nil {
+		return err
+	}
+	if applied := in.store.Applied(); first > applied+1 {
+		return backoff.Permanent(fmt.Errorf("%w: stream %s starts at sequence %d, the ledger has applied up to %d; restart to rebuild it from a snapshot", ErrStreamGap, StreamIn, first, applied))
 	}
 	return nil
 }

@@ -149,3 +149,17 @@ func LastSeq(ctx context.Context, js jetstream.JetStream) (uint64, error) {
 	}
 	return info.State.LastSeq, nil
 }
+
+// FirstSeq returns the first sequence SHARELOG_IN holds; for an empty stream,
+// the one after its last.
+func FirstSeq(ctx context.Context, js jetstream.JetStream) (uint64, error) {
+	s, err := js.Stream(ctx, StreamIn)
+	if err != nil {
+		return 0, fmt.Errorf("stream %s: %w", StreamIn, err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("stream %s: %w", StreamIn, err)
+	}
+	return info.State.FirstSeq, nil
+}

@@ -1,0 +1,182 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+
+	"github.com/dgraph-io/badger/v4"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// Position is a committed position of the ledger: the last stream sequence
+// applied, the entry count (the Merkle tree's size) and the tree's root at
+// that size.
+type Position struct {
+	Applied uint64
+	Count   uint64
+	Root    tlog.Hash
+}
+
+// Backup writes the committed ledger to w in Badger's backup format
+// (badger.Stream.Backup, which db.Load reads back) and returns the position
+// it holds. The whole backup is one consistent read: Badger's stream runs
+// one reader (one transaction), and the position is the meta record that
+// read saw, so the batches the one writer commits meanwhile are not in it.
+// Keys deleted before the read (a forgotten subject's salt, say) are in it
+// as deletion markers, without their values. The backup holds the ledger's
+// values as the store reads them, not encrypted at rest: the caller encrypts
+// it before it leaves the process (package snapshot). It is written as it is
+// read, never held whole in memory.
+func (s *Store) Backup(ctx context.Context, w io.Writer) (Position, error) {
+	s.side.RLock() // Compact waits
+	defer s.side.RUnlock()
+	var (
+		pos     Position
+		metaErr error
+	)
+	stream := s.db.NewStream()
+	stream.LogPrefix = "store.Backup"
+	stream.NumGo = 1 // one reader, one transaction: one consistent read
+	stream.ChooseKey = func(item *badger.Item) bool {
+		if bytes.Equal(item.Key(), metaKey) && !item.IsDeletedOrExpired() {
+			metaErr = item.Value(func(v []byte) error {
+				var err error
+				pos.Applied, pos.Count, err = decodeMeta(v)
+				return err
+			})
+		}
+		return true
+	}
+	if _, err := stream.Backup(ctxWriter{ctx, w}, 0); err != nil {
+		return Position{}, fmt.Errorf("store: backup: %w", err)
+	}
+	if metaErr != nil {
+		return Position{}, fmt.Errorf("store: backup: meta record: %w", metaErr)
+	}
+	// The tree's hashes below a size never change once the entries up to
+	// it are committed, so the root at the backup's size read now is the
+	// root at the time of the backup's read.
+	err := s.view(ctx, func(txn *badger.Txn) error {
+		var err error
+		pos.Root, err = tlog.TreeHash(int64(pos.Count), newTiles(txn))
+		return err
+	})
+	if err != nil {
+		return Position{}, fmt.Errorf("store: backup: tree root at %d: %w", pos.Count, err)
+	}
+	return pos, nil
+}
+
+// ctxWriter fails writes once ctx is done, which stops a backup.
+type ctxWriter struct {
+	ctx context.Context
+	w   io.Writer
+}
+
+func (c ctxWriter) Write(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.w.Write(p)
+}
+
+// ErrNotEmpty is returned by Restore for a directory that already holds files.
+var ErrNotEmpty = errors.New("store: restore needs an empty directory")
+
+// Restore creates a ledger in cfg.Dir, which must be empty or absent, from a
+// backup written by Backup, and returns it open. The keys are cfg's (site
+// secret, master key, encryption at rest), as Open takes them: they are not
+// in a backup, and must be those of the ledger the backup was taken from
+// (KeyCheck tells). A backup that ends early or cannot be read gives an
+// error, and the directory then holds a partial ledger: restore into a
+// directory of its own and move it into place only once the restored ledger
+// has been verified (package snapshot does).
+func Restore(cfg Config, r io.Reader) (*Store, error) {
+	entries, err := os.ReadDir(cfg.Dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return nil, fmt.Errorf("store: restore: %w", err)
+	case len(entries) > 0:
+		return nil, fmt.Errorf("%w: %s holds %d files", ErrNotEmpty, cfg.Dir, len(entries))
+	}
+	s, err := Open(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.db.Load(r, 256); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("store: restore: %w", err)
+	}
+	if err := s.load(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.log.Info("ledger restored from a backup", "applied", s.Applied(), "entries", s.Count())
+	return s, nil
+}
+
+// KeyCheck returns a value that is equal for two ledgers if and only if
+// they have the same site secret (with overwhelming probability), and says
+// nothing of the secret: the first 8 bytes of HMAC-SHA256(secret, a label),
+// in hex. A ledger restored with another site secret than its source's
+// would find no subject by its identifier.
+func (s *Store) KeyCheck() string {
+	m := hmac.New(sha256.New, s.secret)
+	m.Write([]byte("sharelog site secret check"))
+	return hex.EncodeToString(m.Sum(nil)[:8])
+}
+
+// CheckTree recomputes the tree from the entries, entry by entry, and
+// compares it with the stored tiles, as Verify does (verify.go) without its
+// checkpoints and replay. It fails with a *TamperError on an entry missing,
+// out of place or changed, and on a stored hash the entries do not give.
+// With TreeHead's root equal to a root trusted otherwise (a snapshot's,
+// another replica's checkpoint), it shows that the ledger holds exactly the
+// entries of that root.
+func (s *Store) CheckTree(ctx context.Context) error {
+	return s.view(ctx, func(txn *badger.Txn) error {
+		meta, err := treeSize(txn)
+		if err != nil {
+			return err
+		}
+		v := &verifier{ctx: ctx, txn: txn, meta: meta, tree: newTiles(txn)}
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixEntry}, PrefetchValues: true, PrefetchSize: 256})
+		defer it.Close()
+		var n int64
+		for it.Rewind(); it.Valid(); it.Next() {
+			i := n + 1
+			if seq := int64(binary.BigEndian.Uint64(it.Item().Key()[1:])); seq != i {
+				return &TamperError{Kind: TamperDeleted, Seq: i}
+			}
+			value, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return fmt.Errorf("store: tree check: entry %d: %w", i, err)
+			}
+			if err := v.leaf(i, value); err != nil {
+				return err
+			}
+			n = i
+			if n%ctxCheckEvery == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+		}
+		if longer, err := v.treeBeyond(n); err != nil {
+			return err
+		} else if longer || meta > n {
+			return &TamperError{Kind: TamperDeleted, Seq: n + 1}
+		}
+		return nil
+	})
+}
