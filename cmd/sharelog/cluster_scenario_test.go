@@ -40,14 +40,16 @@ type scenarioProducer struct {
 	done    chan error
 	sent    atomic.Int64
 
-	mu    sync.Mutex
-	acked map[string]uint64 // event id -> its SHARELOG_IN sequence
+	mu     sync.Mutex
+	acked  map[string]uint64 // event id -> its SHARELOG_IN sequence
+	maxGap time.Duration     // the longest time between two acknowledgements
 }
 
 func startProducer(js jetstream.JetStream, subject []ledger.Subject, recipient string) *scenarioProducer {
 	p := &scenarioProducer{js: js, subject: subject, stop: make(chan struct{}), done: make(chan error, 1), acked: map[string]uint64{}}
 	at := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
 	go func() {
+		lastAck := time.Now()
 		for n := 0; ; n++ {
 			select {
 			case <-p.stop:
@@ -65,7 +67,9 @@ func startProducer(js jetstream.JetStream, subject []ledger.Subject, recipient s
 				if err == nil {
 					p.mu.Lock()
 					p.acked[id] = ack.Sequence
+					p.maxGap = max(p.maxGap, time.Since(lastAck))
 					p.mu.Unlock()
+					lastAck = time.Now()
 					break
 				}
 				if time.Now().After(deadline) {
@@ -99,8 +103,9 @@ func (p *scenarioProducer) waitMore(t *testing.T, n int64) {
 	}
 }
 
-// Stop stops the producer and returns what was acknowledged.
-func (p *scenarioProducer) Stop(t *testing.T) map[string]uint64 {
+// Stop stops the producer and returns what was acknowledged, and the
+// longest wait between two acknowledgements.
+func (p *scenarioProducer) Stop(t *testing.T) (map[string]uint64, time.Duration) {
 	t.Helper()
 	close(p.stop)
 	if err := <-p.done; err != nil {
@@ -108,7 +113,7 @@ func (p *scenarioProducer) Stop(t *testing.T) map[string]uint64 {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return maps.Clone(p.acked)
+	return maps.Clone(p.acked), p.maxGap
 }
 
 // running returns the running replicas' Mains.
@@ -278,6 +283,7 @@ func TestClusterScenario(t *testing.T) {
 		return nil
 	}
 	checkFor(t, 60*time.Second, allDelivered)
+	t.Logf("all %d notices recorded delivered %s after the crash (the NATS node loss included)", scenarioRecipients, time.Since(crash).Round(time.Millisecond))
 	c.NATS.Restart(nodeLeader)
 	producer.waitMore(t, 100)
 	t.Logf("NATS node %s back after %s", c.NATS.Nodes()[nodeLeader].Name, time.Since(killed).Round(time.Millisecond))
@@ -293,7 +299,7 @@ func TestClusterScenario(t *testing.T) {
 		c.RestartReplica(i)
 	}
 	producer.waitMore(t, 100)
-	acked := producer.Stop(t)
+	acked, maxGap := producer.Stop(t)
 	c.NATS.WaitStream(js, nats.StreamIn, 3)
 	ms := c.running()
 	oneLeader(t, ms, 3*replicaTTL)
@@ -330,7 +336,7 @@ func TestClusterScenario(t *testing.T) {
 			t.Errorf("%s: %d disclosures of the load's person, %d acknowledged", m.Config.Replica, w.Disclosures, len(acked))
 		}
 	}
-	t.Logf("%d events acknowledged (last at stream sequence %d), each found once in all 3 ledgers", len(acked), last)
+	t.Logf("%d events acknowledged (last at stream sequence %d), each found once in all 3 ledgers; the producer waited at most %s for an acknowledgement", len(acked), last, maxGap.Round(time.Millisecond))
 
 	// Every recipient has one notice id in SHARELOG_NOTICES, the one its
 	// obligation has on every replica.
