@@ -145,10 +145,39 @@ func New(ctx context.Context, js jetstream.JetStream, master []byte, cfg Config)
 		Storage:     jetstream.FileStorage,
 		Replicas:    cfg.Replicas,
 	})
+	if err == nil {
+		obs, err = leaderReads(ctx, js)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: bucket %s: %w", Bucket, err)
 	}
 	return &Snapshots{obs: obs, pass: hex.EncodeToString(key), cfg: cfg, log: cfg.Logger.With("system", "snapshot")}, nil
+}
+
+// leaderReads turns off direct gets on the bucket's stream, which nats.go
+// turns on for every object store, and returns the bucket opened again to
+// read through the stream's leader. On a replicated bucket
+// (--stream-replicas) any server holding it answers a direct get, a
+// follower that has not yet applied what the leader acknowledged included,
+// and that one says "not found" of an object stored a moment ago. Take
+// renames the object it has just stored, Restore reads the snapshot List
+// has just listed, and List asks first whether there is any object: each
+// must see the bucket as its leader does (TestTakeWithStaleReplica). A
+// replica starting later turns direct gets on again for a moment
+// (CreateOrUpdateObjectStore), which changes nothing for the buckets
+// opened already: they read through the leader.
+func leaderReads(ctx context.Context, js jetstream.JetStream) (jetstream.ObjectStore, error) {
+	stream, err := js.Stream(ctx, "OBJ_"+Bucket)
+	if err != nil {
+		return nil, err
+	}
+	if cfg := stream.CachedInfo().Config; cfg.AllowDirect {
+		cfg.AllowDirect = false
+		if _, err := js.UpdateStream(ctx, cfg); err != nil {
+			return nil, err
+		}
+	}
+	return js.ObjectStore(ctx, Bucket)
 }
 
 // Take takes a snapshot of st, stores it and deletes the older ones.
