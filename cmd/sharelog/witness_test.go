@@ -63,7 +63,7 @@ func deleteCheckpoints(txn *badger.Txn) error {
 }
 
 // rewriteEntry changes entry seq of a stopped ledger as an insider would,
-// recomputes the Merkle tree's tiles over it and deletes the signed
+// recomputes the Merkle tree's stored hashes over it and deletes the signed
 // checkpoints, so that the replica signs the rewritten tree at its start.
 func rewriteEntry(t *testing.T, dir string, seq uint64) {
 	t.Helper()
@@ -83,18 +83,18 @@ func rewriteEntry(t *testing.T, dir string, seq uint64) {
 		if err := txn.Set(binaryKey('e', seq), v); err != nil {
 			return err
 		}
-		// The whole tree again, in memory, then written as the store keeps
-		// it: tiles of height 8, key 'T' level(1) n(8) (internal/store/tree.go).
-		var stored []tlog.Hash
 		hashes := tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
 			out := make([]tlog.Hash, len(idx))
 			for i, x := range idx {
-				out[i] = stored[x]
+				h, err := value('h', uint64(x))
+				if err != nil {
+					return nil, err
+				}
+				copy(out[i][:], h)
 			}
 			return out, nil
 		})
-		var n int64
-		for ; ; n++ {
+		for n := int64(0); ; n++ {
 			entry, err := value('e', uint64(n+1))
 			if errors.Is(err, badger.ErrKeyNotFound) {
 				break
@@ -106,15 +106,10 @@ func rewriteEntry(t *testing.T, dir string, seq uint64) {
 			if err != nil {
 				return err
 			}
-			stored = append(stored, hs...)
-		}
-		for _, tile := range tlog.NewTiles(8, 0, n) {
-			data, err := tlog.ReadTileData(tile, hashes)
-			if err != nil {
-				return err
-			}
-			if err := txn.Set(binary.BigEndian.AppendUint64([]byte{'T', byte(tile.L)}, uint64(tile.N)), data); err != nil {
-				return err
+			for j, h := range hs {
+				if err := txn.Set(binaryKey('h', uint64(tlog.StoredHashIndex(0, n)+int64(j))), h[:]); err != nil {
+					return err
+				}
 			}
 		}
 		return deleteCheckpoints(txn)

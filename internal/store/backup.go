@@ -67,7 +67,7 @@ func (s *Store) Backup(ctx context.Context, w io.Writer) (Position, error) {
 	// root at the time of the backup's read.
 	err := s.view(ctx, func(txn *badger.Txn) error {
 		var err error
-		pos.Root, err = tlog.TreeHash(int64(pos.Count), newTiles(txn))
+		pos.Root, err = tlog.TreeHash(int64(pos.Count), txnHashes{txn})
 		return err
 	})
 	if err != nil {
@@ -136,47 +136,105 @@ func (s *Store) KeyCheck() string {
 	return hex.EncodeToString(m.Sum(nil)[:8])
 }
 
-// CheckTree recomputes the tree from the entries, entry by entry, and
-// compares it with the stored tiles, as Verify does (verify.go) without its
-// checkpoints and replay. It fails with a *TamperError on an entry missing,
-// out of place or changed, and on a stored hash the entries do not give.
-// With TreeHead's root equal to a root trusted otherwise (a snapshot's,
-// another replica's checkpoint), it shows that the ledger holds exactly the
-// entries of that root.
+// CheckTree recomputes, entry by entry, the tree hashes each entry value
+// gives with the hashes before it (tlog.StoredHashes, as Append does) and
+// compares them with the stored ones. It fails on an entry missing, out of
+// place or changed, and on a stored hash the entries do not give. With
+// TreeHead's root equal to a root trusted otherwise (a snapshot's, another
+// replica's checkpoint), it shows that the ledger holds exactly the entries
+// of that root. It reads the entries and the hashes once each, side by side,
+// in one read.
 func (s *Store) CheckTree(ctx context.Context) error {
 	return s.view(ctx, func(txn *badger.Txn) error {
-		meta, err := treeSize(txn)
+		count, err := treeSize(txn)
 		if err != nil {
 			return err
 		}
-		v := &verifier{ctx: ctx, txn: txn, meta: meta, tree: newTiles(txn)}
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixEntry}, PrefetchValues: true, PrefetchSize: 256})
-		defer it.Close()
+		opts := badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 100}
+		opts.Prefix = []byte{prefixEntry}
+		entries := txn.NewIterator(opts)
+		defer entries.Close()
+		opts.Prefix = []byte{prefixTreeHash}
+		hashes := txn.NewIterator(opts)
+		defer hashes.Close()
+		hashes.Rewind()
+		// The newest hash of each level: the ones StoredHashes reads.
+		var f frontier
 		var n int64
-		for it.Rewind(); it.Valid(); it.Next() {
-			i := n + 1
-			if seq := int64(binary.BigEndian.Uint64(it.Item().Key()[1:])); seq != i {
-				return &TamperError{Kind: TamperDeleted, Seq: i}
-			}
-			value, err := it.Item().ValueCopy(nil)
-			if err != nil {
-				return fmt.Errorf("store: tree check: entry %d: %w", i, err)
-			}
-			if err := v.leaf(i, value); err != nil {
-				return err
-			}
-			n = i
+		for entries.Rewind(); entries.Valid(); entries.Next() {
 			if n%ctxCheckEvery == 0 {
 				if err := ctx.Err(); err != nil {
 					return err
 				}
 			}
+			key := entries.Item().Key()
+			if len(key) != 9 || int64(binary.BigEndian.Uint64(key[1:])) != n+1 {
+				return fmt.Errorf("store: tree check: entry %d missing", n+1)
+			}
+			value, err := entries.Item().ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			want, err := tlog.StoredHashes(n, value, &f)
+			if err != nil {
+				return fmt.Errorf("store: tree check: entry %d: %w", n+1, err)
+			}
+			base := tlog.StoredHashIndex(0, n)
+			for i, h := range want {
+				idx := base + int64(i)
+				if !hashes.Valid() || !bytes.Equal(hashes.Item().Key(), treeHashKey(idx)) {
+					return fmt.Errorf("store: tree check: entry %d: tree hash %d missing", n+1, idx)
+				}
+				err := hashes.Item().Value(func(v []byte) error {
+					if !bytes.Equal(v, h[:]) {
+						return fmt.Errorf("store: tree check: entry %d does not give the tree's stored hashes", n+1)
+					}
+					return nil
+				})
+				if err != nil {
+					return err
+				}
+				hashes.Next()
+				f.set(i, idx, h)
+			}
+			n++
 		}
-		if longer, err := v.treeBeyond(n); err != nil {
-			return err
-		} else if longer || meta > n {
-			return &TamperError{Kind: TamperDeleted, Seq: n + 1}
+		if n != count {
+			return fmt.Errorf("store: tree check: %d entries, the ledger counts %d", n, count)
 		}
 		return nil
 	})
+}
+
+// frontier holds the newest stored hash of each level of the tree, which
+// are the only ones tlog.StoredHashes reads when the next leaf is added.
+type frontier []struct {
+	index int64
+	hash  tlog.Hash
+}
+
+func (f *frontier) set(level int, index int64, h tlog.Hash) {
+	for len(*f) <= level {
+		*f = append(*f, struct {
+			index int64
+			hash  tlog.Hash
+		}{index: -1})
+	}
+	(*f)[level].index, (*f)[level].hash = index, h
+}
+
+// ReadHashes implements tlog.HashReader.
+func (f *frontier) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
+	out := make([]tlog.Hash, len(indexes))
+next:
+	for i, idx := range indexes {
+		for _, l := range *f {
+			if l.index == idx {
+				out[i] = l.hash
+				continue next
+			}
+		}
+		return nil, fmt.Errorf("tree hash %d is not the newest of its level", idx)
+	}
+	return out, nil
 }

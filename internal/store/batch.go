@@ -34,7 +34,6 @@ type Batch struct {
 	ref        keyRef                      // reference to key
 	salts      map[string][]byte           // salts of the subjects read or made in this batch, by keyed hash
 	hashes     map[string][]byte           // keyed hashes of the subjects read or made in this batch, by scheme 0x00 id (memory only)
-	tree       *tiles                      // the Merkle tree's tiles this batch reads and changes (tree.go)
 	err        error                       // sticky fatal error
 	done       bool
 
@@ -420,9 +419,6 @@ func (b *Batch) Commit(lastStreamSeq uint64) error {
 	defer b.Discard()
 	if lastStreamSeq < b.last {
 		return fmt.Errorf("store: commit: stream seq %d is below %d, already applied or appended", lastStreamSeq, b.last)
-	}
-	if err := b.flushTree(); err != nil { // tree.go
-		return err
 	}
 	if err := b.set(metaKey, encodeMeta(lastStreamSeq, b.count)); err != nil {
 		return err

@@ -31,8 +31,7 @@
 //	p recipient 0x00 at(8) seq(8)      -> (empty)   disclosures by recipient and time
 //	t at(8) seq(8)                     -> (empty)   disclosures by time
 //	r recipient                        -> JSON      recipient registry, latest definition wins
-//	T level(1) n(8)                    -> hashes    Merkle tree: tile n of that tile level, up to 256 hashes of 32 bytes (tree.go)
-//	h index(8)                         -> hash(32)  Merkle tree of ledgers written before tiles: tlog stored hash number index, read only (tree.go)
+//	h index(8)                         -> hash(32)  Merkle tree: tlog stored hash number index (tree.go)
 //	c size(8)                          -> note      signed checkpoint of that tree size (tree.go)
 //	C t|p H16(principal)|s K16 at(8) seq(8) -> (empty) the consultation log by time, principal, person (consultations.go)
 //
@@ -59,15 +58,10 @@
 // strings), so Who is one prefix scan.
 //
 // Every entry is a leaf of an RFC 6962 Merkle tree over the entry values,
-// which are immutable once written. The tree is stored in tiles of height 8,
-// as the Go checksum database and Tessera store theirs (tlog.Tile): a tile
-// holds 256 consecutive hashes of tree level 0, 8, 16...; the levels between
-// are hashed again from them when read. Append adds each leaf to the tiles
-// in memory and the batch's commit writes the tiles it changed (full ones
-// once, the partial one at the right edge of each level again until full) in
-// the batch's transaction, so the tree always covers exactly the committed
-// entries: about 32 bytes per entry, in one key per 256. Ledgers written
-// before tiles keep one 'h' key per stored hash, read as tiles (tree.go). Signed checkpoints are written by the Checkpointer in their own
+// which are immutable once written: Append writes the tree hashes a new leaf
+// completes (package tlog's "stored hashes", about two per entry) in the
+// batch's transaction, so the tree always covers exactly the committed
+// entries. Signed checkpoints are written by the Checkpointer in their own
 // transactions, under keys no batch writes. Verify recomputes it all offline.
 // Package checkpoint describes the tree and the checkpoints.
 //

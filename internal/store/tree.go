@@ -16,41 +16,11 @@ import (
 // Key kinds of the Merkle tree over the entries (see doc.go and package
 // checkpoint).
 const (
-	prefixTile       = 'T' // T level(1) n(8) -> hashes(32 each): tile n of that tile level (tileHeight)
-	prefixTreeHash   = 'h' // h index(8)      -> hash(32): tlog stored hash number index, as ledgers kept it before tiles
-	prefixCheckpoint = 'c' // c size(8)       -> signed checkpoint note of that tree size
+	prefixTreeHash   = 'h' // h index(8)  -> hash(32): tlog stored hash number index
+	prefixCheckpoint = 'c' // c size(8)   -> signed checkpoint note of that tree size
 )
 
-// The tree is stored in tiles, as the Go checksum database and Tessera
-// store theirs (tlog.Tile): tile n of tile level L holds, in order, the up to
-// 256 hashes of tree level 8L from number 256n; the levels between are hashed
-// again from them when read. A batch writes the tiles it changed: full tiles
-// once, the partial tile at the right edge of each level again until it is
-// full (its value grows; its width is its length / 32).
-//
-// Ledgers written before kept one 'h' key per stored hash. Their tree is
-// read as it is, never rewritten (Verify opens ledgers read-only): a tile
-// is read as its 'T' value followed by the 'h' hashes of its level and
-// positions after it, so that their full tiles are read from 'h' keys, and
-// the first batch that extends their partial tiles writes them as 'T' keys.
-// Their 'h' hashes of the levels between tile levels are no longer read.
-const (
-	tileHeight = 8
-	tileWidth  = 1 << tileHeight // hashes in a full tile
-	tileCache  = 64              // tiles a tiles reader keeps before dropping those it has not changed
-)
-
-// tileKey is the key of tile n of tile level level.
-func tileKey(level int, n int64) []byte {
-	k := make([]byte, 10)
-	k[0] = prefixTile
-	k[1] = byte(level)
-	binary.BigEndian.PutUint64(k[2:], uint64(n))
-	return k
-}
-
-// treeHashKey is the key of tlog's stored hash number index in ledgers
-// written before tiles.
+// treeHashKey is the key of tlog's stored hash number index.
 func treeHashKey(index int64) []byte {
 	k := make([]byte, 9)
 	k[0] = prefixTreeHash
@@ -65,177 +35,49 @@ func checkpointKey(size int64) []byte {
 	return k
 }
 
-// tileID names a tile: its tile level and number.
-type tileID struct {
-	level int
-	n     int64
-}
-
-// tiles reads the tree's stored hashes from its tiles in a Badger
-// transaction (a tlog.HashReader), and in a batch adds leaves to them. It
-// keeps the tiles it read or changed, and the last hash it added at each
-// tree level: the only ones tlog reads to add the next leaf or to hash the
-// tree, so that a batch reads tiles only for its first leaf.
-type tiles struct {
-	txn   *badger.Txn
-	cache map[tileID][]byte // tile data read or changed in txn
-	dirty map[tileID]bool   // changed, to write by flush
-	last  [64]struct {      // the last hash added at each tree level
-		index int64 // its stored hash index
-		hash  tlog.Hash
-		ok    bool
-	}
-}
-
-func newTiles(txn *badger.Txn) *tiles {
-	return &tiles{txn: txn, cache: make(map[tileID][]byte), dirty: make(map[tileID]bool)}
-}
-
-// tile returns the data of tile id as stored: its 'T' value, followed by
-// the 'h' hashes a ledger written before tiles holds after it. The data is
-// shorter than a full tile's at the right edge, and empty beyond it.
-func (t *tiles) tile(id tileID) ([]byte, error) {
-	if data, ok := t.cache[id]; ok {
-		return data, nil
-	}
-	var data []byte
-	item, err := t.txn.Get(tileKey(id.level, id.n))
-	switch {
-	case errors.Is(err, badger.ErrKeyNotFound):
-	case err != nil:
-		return nil, err
-	default:
-		if data, err = item.ValueCopy(make([]byte, 0, tileWidth*tlog.HashSize)); err != nil {
-			return nil, err
-		}
-		if len(data)%tlog.HashSize != 0 || len(data) > tileWidth*tlog.HashSize {
-			return nil, fmt.Errorf("tree tile %d/%d holds %d bytes, not whole hashes: %w", id.level, id.n, len(data), errCorrupt)
-		}
-	}
-	for k := len(data) / tlog.HashSize; k < tileWidth; k++ {
-		item, err := t.txn.Get(treeHashKey(tlog.StoredHashIndex(id.level*tileHeight, id.n*tileWidth+int64(k))))
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
-		if item.ValueSize() != tlog.HashSize {
-			return nil, fmt.Errorf("tree hash of tile %d/%d not a hash: %w", id.level, id.n, errCorrupt)
-		}
-		if err := item.Value(func(v []byte) error { data = append(data, v...); return nil }); err != nil {
-			return nil, err
-		}
-	}
-	if len(t.cache) >= tileCache {
-		for k := range t.cache {
-			if !t.dirty[k] {
-				delete(t.cache, k)
-			}
-		}
-	}
-	t.cache[id] = data
-	return data, nil
-}
+// txnHashes reads stored tree hashes in a Badger transaction; in a batch it
+// sees the batch's own pending hashes.
+type txnHashes struct{ txn *badger.Txn }
 
 // ReadHashes implements tlog.HashReader.
-func (t *tiles) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
+func (r txnHashes) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 	out := make([]tlog.Hash, len(indexes))
 	for i, idx := range indexes {
-		level, _ := tlog.SplitStoredHashIndex(idx)
-		if l := &t.last[level]; l.ok && l.index == idx {
-			out[i] = l.hash
-			continue
-		}
-		tile := tlog.TileForIndex(tileHeight, idx)
-		data, err := t.tile(tileID{tile.L, tile.N})
+		item, err := r.txn.Get(treeHashKey(idx))
 		if err != nil {
-			return nil, fmt.Errorf("store: %w", err)
+			if errors.Is(err, badger.ErrKeyNotFound) {
+				return nil, fmt.Errorf("store: tree hash %d missing", idx)
+			}
+			return nil, err
 		}
-		if len(data) < tile.W*tlog.HashSize {
-			return nil, fmt.Errorf("store: tree hash %d missing", idx)
-		}
-		tile.W = len(data) / tlog.HashSize
-		if out[i], err = tlog.HashFromTile(tile, data, idx); err != nil {
-			return nil, fmt.Errorf("store: tree hash %d: %w", idx, err)
+		if err := item.Value(func(v []byte) error {
+			if len(v) != tlog.HashSize {
+				return fmt.Errorf("store: tree hash %d: %w", idx, errCorrupt)
+			}
+			copy(out[i][:], v)
+			return nil
+		}); err != nil {
+			return nil, err
 		}
 	}
 	return out, nil
 }
 
-// stored returns the stored hash number n of tree level level, a multiple
-// of tileHeight, and whether it is stored.
-func (t *tiles) stored(level int, n int64) (tlog.Hash, bool, error) {
-	var h tlog.Hash
-	data, err := t.tile(tileID{level / tileHeight, n / tileWidth})
-	if err != nil {
-		return h, false, err
-	}
-	off := int(n%tileWidth) * tlog.HashSize
-	if len(data) < off+tlog.HashSize {
-		return h, false, nil
-	}
-	copy(h[:], data[off:])
-	return h, true, nil
-}
-
-// add adds leaf n, of record hash leaf, to the tree: it computes the hashes
-// the leaf completes and appends those of tile levels to their tiles, which
-// flush writes.
-func (t *tiles) add(n int64, leaf tlog.Hash) error {
-	hashes, err := tlog.StoredHashesForRecordHash(n, leaf, t)
-	if err != nil {
-		return err
-	}
-	for level, h := range hashes {
-		t.last[level].index, t.last[level].hash, t.last[level].ok = tlog.StoredHashIndex(level, n>>level), h, true
-		if level%tileHeight != 0 {
-			continue
-		}
-		p := n >> level // the hash's number in its level
-		id := tileID{level / tileHeight, p / tileWidth}
-		data, err := t.tile(id)
-		if err != nil {
-			return err
-		}
-		if len(data) != int(p%tileWidth)*tlog.HashSize {
-			return fmt.Errorf("tile %d/%d holds %d hashes, want %d before leaf %d: %w", id.level, id.n, len(data)/tlog.HashSize, p%tileWidth, n, errCorrupt)
-		}
-		t.cache[id] = append(data, h[:]...)
-		t.dirty[id] = true
-	}
-	return nil
-}
-
-// flush writes the tiles changed since the last flush with set.
-func (t *tiles) flush(set func(key, value []byte) error) error {
-	for id := range t.dirty {
-		if err := set(tileKey(id.level, id.n), t.cache[id]); err != nil {
-			return err
-		}
-		delete(t.dirty, id)
-	}
-	return nil
-}
-
-// addLeaf adds the entry value of entry seq to the tree (leaf seq-1); the
-// tiles it changes are written by flushTree when the batch commits.
+// addLeaf adds the entry value of entry seq to the tree: it writes the tree
+// hashes that become known with leaf seq-1 (about two on average).
 func (b *Batch) addLeaf(seq uint64, value []byte) error {
-	if b.tree == nil {
-		b.tree = newTiles(b.txn)
-	}
-	if err := b.tree.add(int64(seq-1), tlog.RecordHash(value)); err != nil {
+	n := int64(seq - 1)
+	hashes, err := tlog.StoredHashes(n, value, txnHashes{b.txn})
+	if err != nil {
 		return b.fail(fmt.Errorf("store: tree: %w", err))
 	}
-	return nil
-}
-
-// flushTree writes the tiles the batch changed, in its transaction.
-func (b *Batch) flushTree() error {
-	if b.tree == nil {
-		return nil
+	base := tlog.StoredHashIndex(0, n)
+	for i := range hashes {
+		if err := b.set(treeHashKey(base+int64(i)), hashes[i][:]); err != nil {
+			return err
+		}
 	}
-	return b.tree.flush(b.set)
+	return nil
 }
 
 // treeSize returns the number of entries as committed in txn.
@@ -263,7 +105,7 @@ func (s *Store) TreeHead(ctx context.Context) (size int64, root tlog.Hash, err e
 		if size, err = treeSize(txn); err != nil {
 			return err
 		}
-		root, err = tlog.TreeHash(size, newTiles(txn))
+		root, err = tlog.TreeHash(size, txnHashes{txn})
 		return err
 	})
 	return size, root, err
@@ -283,7 +125,7 @@ func (s *Store) RootAt(ctx context.Context, size int64) (tlog.Hash, error) {
 		if size < 0 || size > count {
 			return ledger.Errorf(ledger.EINVALID, "need 0 <= size <= %d (the ledger's size), got %d", count, size)
 		}
-		root, err = tlog.TreeHash(size, newTiles(txn))
+		root, err = tlog.TreeHash(size, txnHashes{txn})
 		return err
 	})
 	return root, err
@@ -390,7 +232,7 @@ func (s *Store) InclusionProof(ctx context.Context, seq, size int64) (*checkpoin
 		if seq < 1 || seq > size || size > count {
 			return ledger.Errorf(ledger.EINVALID, "need 1 <= seq <= size <= %d (the ledger's size), got seq %d, size %d", count, seq, size)
 		}
-		r := newTiles(txn)
+		r := txnHashes{txn}
 		leaf, err := r.ReadHashes([]int64{tlog.StoredHashIndex(0, seq-1)})
 		if err != nil {
 			return err
@@ -424,7 +266,7 @@ func (s *Store) ConsistencyProof(ctx context.Context, from, to int64) (*checkpoi
 		if from < 1 || from > to || to > count {
 			return ledger.Errorf(ledger.EINVALID, "need 1 <= from <= to <= %d (the ledger's size), got from %d, to %d", count, from, to)
 		}
-		proof, err := tlog.ProveTree(to, from, newTiles(txn))
+		proof, err := tlog.ProveTree(to, from, txnHashes{txn})
 		if err != nil {
 			return err
 		}

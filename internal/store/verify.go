@@ -221,11 +221,16 @@ type verifier struct {
 	ctx    context.Context
 	txn    *badger.Txn
 	cfg    VerifyConfig
-	meta   int64  // entry count in the meta record
-	tree   *tiles // the stored tiles; its last hashes are the ones recomputed
+	meta   int64 // entry count in the meta record
+	hashes *badger.Iterator
 	cps    *cpCursor
 	replay *replay // nil with TreeOnly
 
+	frontier [64]struct {
+		index int64
+		hash  tlog.Hash
+		ok    bool
+	}
 	leafIndex map[tlog.Hash]int64 // stored leaf hash -> seq, built on the first mismatch
 	checked   int
 	latest    int64
@@ -245,11 +250,13 @@ func newVerifier(ctx context.Context, txn *badger.Txn, cfg VerifyConfig) (*verif
 	if err != nil {
 		return nil, err
 	}
-	v.tree = newTiles(txn)
+	v.hashes = txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixTreeHash}, PrefetchValues: true, PrefetchSize: 1000})
+	v.hashes.Rewind()
 	return v, nil
 }
 
 func (v *verifier) close() {
+	v.hashes.Close()
 	v.cps.close()
 }
 
@@ -257,7 +264,20 @@ func (v *verifier) close() {
 // the latest at each level (all that tlog needs to extend the tree or hash
 // it), else stored hashes already checked against recomputed ones.
 func (v *verifier) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
-	return v.tree.ReadHashes(indexes)
+	out := make([]tlog.Hash, len(indexes))
+	for i, idx := range indexes {
+		level, _ := tlog.SplitStoredHashIndex(idx)
+		if f := &v.frontier[level]; f.ok && f.index == idx {
+			out[i] = f.hash
+			continue
+		}
+		h, err := txnHashes{v.txn}.ReadHashes([]int64{idx})
+		if err != nil {
+			return nil, err
+		}
+		out[i] = h[0]
+	}
+	return out, nil
 }
 
 func (v *verifier) run() (*VerifyResult, error) {
@@ -300,9 +320,7 @@ func (v *verifier) run() (*VerifyResult, error) {
 		}
 	}
 	// Nothing may remain of a longer ledger.
-	if longer, err := v.treeBeyond(n); err != nil {
-		return nil, err
-	} else if longer {
+	if v.nextHashIndex() == tlog.StoredHashIndex(0, n) {
 		return nil, &TamperError{Kind: TamperDeleted, Seq: n + 1}
 	}
 	if size, err := v.cps.largest(v.cfg.Verifier); err != nil {
@@ -334,8 +352,7 @@ func (v *verifier) run() (*VerifyResult, error) {
 }
 
 // leaf recomputes the tree hashes that entry i's value adds and compares
-// those of tile levels with the stored ones (the others are hashed from
-// them when read).
+// them with the stored ones.
 func (v *verifier) leaf(i int64, value []byte) error {
 	if i > v.meta {
 		return &TamperError{Kind: TamperInserted, Seq: i}
@@ -348,18 +365,7 @@ func (v *verifier) leaf(i int64, value []byte) error {
 	base := tlog.StoredHashIndex(0, i-1)
 	for j, want := range computed {
 		idx := base + int64(j)
-		last := &v.tree.last[j]
-		last.index, last.hash, last.ok = idx, want, true
-		if j%tileHeight != 0 {
-			continue
-		}
-		got, ok, err := v.tree.stored(j, (i-1)>>j)
-		if errors.Is(err, errCorrupt) {
-			return &TamperError{Kind: TamperTreeHash, Seq: i, Detail: err.Error()}
-		}
-		if err != nil {
-			return fmt.Errorf("verify: entry %d: %w", i, err)
-		}
+		got, ok := v.nextHash(idx)
 		switch {
 		case !ok && j == 0:
 			// An entry without a leaf: it was never appended by the writer.
@@ -371,31 +377,35 @@ func (v *verifier) leaf(i int64, value []byte) error {
 		case got != want:
 			return &TamperError{Kind: TamperTreeHash, Seq: i, Detail: fmt.Sprintf("tree hash %d differs from the one recomputed", idx)}
 		}
+		level, _ := tlog.SplitStoredHashIndex(idx)
+		v.frontier[level].index, v.frontier[level].hash, v.frontier[level].ok = idx, want, true
 	}
 	return nil
 }
 
-// treeBeyond reports whether the stored tree holds a hash beyond the tree
-// of n leaves: at any tile level, its edge tile longer than the tree's, or
-// a tile after it.
-func (v *verifier) treeBeyond(n int64) (bool, error) {
-	it := v.txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixTile}})
-	defer it.Close()
-	for level := 0; level < 64; level += tileHeight {
-		count := n >> level // hashes of the tree level
-		data, err := v.tree.tile(tileID{level / tileHeight, count / tileWidth})
-		if err != nil {
-			return false, fmt.Errorf("verify: %w", err)
-		}
-		if len(data) > int(count%tileWidth)*tlog.HashSize {
-			return true, nil
-		}
-		it.Seek(tileKey(level/tileHeight, count/tileWidth+1))
-		if it.Valid() && int(it.Item().Key()[1]) == level/tileHeight {
-			return true, nil
-		}
+// nextHashIndex returns the index of the next stored hash, -1 if none.
+func (v *verifier) nextHashIndex() int64 {
+	if !v.hashes.Valid() {
+		return -1
 	}
-	return false, nil
+	return int64(binary.BigEndian.Uint64(v.hashes.Item().Key()[1:]))
+}
+
+// nextHash returns the stored hash number idx if it is the next one.
+func (v *verifier) nextHash(idx int64) (tlog.Hash, bool) {
+	var h tlog.Hash
+	if v.nextHashIndex() != idx {
+		return h, false
+	}
+	err := v.hashes.Item().Value(func(b []byte) error {
+		if len(b) != tlog.HashSize {
+			return errCorrupt
+		}
+		copy(h[:], b)
+		return nil
+	})
+	v.hashes.Next()
+	return h, err == nil
 }
 
 // diagnose names what happened at entry i, whose leaf hash is not the one
@@ -404,18 +414,18 @@ func (v *verifier) treeBeyond(n int64) (bool, error) {
 func (v *verifier) diagnose(i int64, leaf tlog.Hash) error {
 	if v.leafIndex == nil {
 		v.leafIndex = make(map[tlog.Hash]int64)
-		for t := int64(0); ; t++ {
-			data, err := v.tree.tile(tileID{0, t})
-			if err != nil {
-				return fmt.Errorf("verify: %w", err)
+		it := v.txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixTreeHash}, PrefetchValues: true})
+		for it.Rewind(); it.Valid(); it.Next() {
+			level, n := tlog.SplitStoredHashIndex(int64(binary.BigEndian.Uint64(it.Item().Key()[1:])))
+			if level != 0 {
+				continue
 			}
-			for k := 0; k+tlog.HashSize <= len(data); k += tlog.HashSize {
-				v.leafIndex[tlog.Hash(data[k:])] = t*tileWidth + int64(k/tlog.HashSize) + 1
-			}
-			if len(data) < tileWidth*tlog.HashSize {
-				break
+			var h tlog.Hash
+			if err := it.Item().Value(func(b []byte) error { copy(h[:], b); return nil }); err == nil {
+				v.leafIndex[h] = n + 1
 			}
 		}
+		it.Close()
 	}
 	at, found := v.leafIndex[leaf]
 	next := int64(-1)

@@ -55,7 +55,7 @@ func ReadKept(ctx context.Context, cfg VerifyConfig, size int64) (*KeptView, err
 		if kv.Size, err = treeSize(txn); err != nil {
 			return fmt.Errorf("verify: meta record: %w", err)
 		}
-		hashes := newTiles(txn)
+		hashes := txnHashes{txn}
 		if kv.Root, err = tlog.TreeHash(kv.Size, hashes); err != nil {
 			return fmt.Errorf("verify: tree of size %d: %w", kv.Size, err)
 		}

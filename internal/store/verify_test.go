@@ -245,27 +245,31 @@ func TestVerifyDetectsTampering(t *testing.T) {
 				if err := txn.Set(entryKey(3), v); err != nil {
 					return err
 				}
-				return rewriteTree(t, txn, 10)
+				for n := int64(0); n < 10; n++ {
+					hs, err := tlog.StoredHashes(n, get(t, txn, entryKey(uint64(n+1))), txnHashes{txn})
+					if err != nil {
+						return err
+					}
+					for j, h := range hs {
+						if err := txn.Set(treeHashKey(tlog.StoredHashIndex(0, n)+int64(j)), h[:]); err != nil {
+							return err
+						}
+					}
+				}
+				return nil
 			},
 			want: "checkpoint size 5 does not match the ledger: an entry from 1 to 5 was changed and the tree hashes rewritten to hide it",
 			kind: TamperCheckpoint,
 		},
 		{
-			name: "leaf hash altered",
+			name: "interior tree hash altered",
 			tamper: func(t *testing.T, txn *badger.Txn) error {
-				k := tileKey(0, 0)
+				k := treeHashKey(tlog.StoredHashIndex(1, 0)) // hash of leaves 0 and 1
 				v := get(t, txn, k)
-				v[2*tlog.HashSize] ^= 1 // leaf 2: entry 3
+				v[0] ^= 1
 				return txn.Set(k, v)
 			},
-			want: "entry 3 modified", kind: TamperModified,
-		},
-		{
-			name: "tile cut short",
-			tamper: func(t *testing.T, txn *badger.Txn) error {
-				return txn.Set(tileKey(0, 0), get(t, txn, tileKey(0, 0))[:6*tlog.HashSize])
-			},
-			want: "extra entry inserted at 7", kind: TamperInserted,
+			want: "tree hash altered at entry 2: tree hash 2 differs from the one recomputed", kind: TamperTreeHash,
 		},
 		{
 			name: "forged checkpoint",
@@ -313,29 +317,6 @@ func TestVerifyDetectsTampering(t *testing.T) {
 	}
 }
 
-// rewriteTree writes the tiles of the tree of the first count entries
-// anew, from the entries, as the writer would.
-func rewriteTree(t *testing.T, txn *badger.Txn, count int64) error {
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixTile}})
-	var old [][]byte
-	for it.Rewind(); it.Valid(); it.Next() {
-		old = append(old, it.Item().KeyCopy(nil))
-	}
-	it.Close()
-	for _, k := range old {
-		if err := txn.Delete(k); err != nil {
-			return err
-		}
-	}
-	tree := newTiles(txn)
-	for n := range count {
-		if err := tree.add(n, tlog.RecordHash(get(t, txn, entryKey(uint64(n+1))))); err != nil {
-			return err
-		}
-	}
-	return tree.flush(txn.Set)
-}
-
 // rollBack deletes entries 8 to 10 and their tree hashes and sets the entry
 // count to 7, as a consistent rollback would; with checkpoints, it deletes
 // the stored checkpoints beyond 7 too.
@@ -346,8 +327,10 @@ func rollBack(checkpoints bool) func(t *testing.T, txn *badger.Txn) error {
 				return err
 			}
 		}
-		if err := txn.Set(tileKey(0, 0), get(t, txn, tileKey(0, 0))[:7*tlog.HashSize]); err != nil {
-			return err
+		for i := tlog.StoredHashIndex(0, 7); i < tlog.StoredHashCount(10); i++ {
+			if err := txn.Delete(treeHashKey(i)); err != nil {
+				return err
+			}
 		}
 		if checkpoints {
 			if err := txn.Delete(checkpointKey(10)); err != nil {
@@ -476,7 +459,7 @@ func TestLeafIsEntryValue(t *testing.T) {
 	err := s.db.View(func(txn *badger.Txn) error {
 		for seq := uint64(1); seq <= 2; seq++ {
 			want := checkpoint.LeafHash(get(t, txn, entryKey(seq)))
-			got := get(t, txn, tileKey(0, 0))[(seq-1)*tlog.HashSize:][:tlog.HashSize]
+			got := get(t, txn, treeHashKey(tlog.StoredHashIndex(0, int64(seq-1))))
 			if string(got) != string(want[:]) {
 				t.Errorf("leaf %d = %x, want SHA-256(0x00 || entry value) %x", seq, got, want)
 			}
