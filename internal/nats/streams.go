@@ -139,27 +139,26 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg StreamConfig
 
 // LastSeq returns the last sequence stored in SHARELOG_IN.
 func LastSeq(ctx context.Context, js jetstream.JetStream) (uint64, error) {
-	s, err := js.Stream(ctx, StreamIn)
-	if err != nil {
-		return 0, fmt.Errorf("stream %s: %w", StreamIn, err)
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("stream %s: %w", StreamIn, err)
-	}
-	return info.State.LastSeq, nil
+	st, err := inState(ctx, js)
+	return st.LastSeq, err
 }
 
 // FirstSeq returns the first sequence SHARELOG_IN holds; for an empty stream,
 // the one after its last.
 func FirstSeq(ctx context.Context, js jetstream.JetStream) (uint64, error) {
+	st, err := inState(ctx, js)
+	return st.FirstSeq, err
+}
+
+// inState returns SHARELOG_IN's state.
+func inState(ctx context.Context, js jetstream.JetStream) (jetstream.StreamState, error) {
 	s, err := js.Stream(ctx, StreamIn)
 	if err != nil {
-		return 0, fmt.Errorf("stream %s: %w", StreamIn, err)
+		return jetstream.StreamState{}, fmt.Errorf("stream %s: %w", StreamIn, err)
 	}
 	info, err := s.Info(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("stream %s: %w", StreamIn, err)
+		return jetstream.StreamState{}, fmt.Errorf("stream %s: %w", StreamIn, err)
 	}
-	return info.State.FirstSeq, nil
+	return info.State, nil
 }
