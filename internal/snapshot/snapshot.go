@@ -24,10 +24,11 @@
 //
 // Restore reads a snapshot into a directory of its own, checks that it
 // holds exactly the position its metadata records (entry count, applied
-// sequence, and the tree root recomputed from the restored ledger), then
-// asks Config.Verify (the others' checkpoints, when the witness is wired),
-// and only then moves it into place: a snapshot that fails to decrypt or
-// to verify is refused with an error naming it, never half loaded.
+// sequence, and the tree root recomputed from the restored ledger), and
+// only then moves it into place: a snapshot that fails to decrypt or to
+// verify is refused with an error naming it, never half loaded. The
+// replica then checks itself against the other replicas' checkpoints once
+// its ingest runs (package witness; cmd/sharelog verifyRestored).
 package snapshot
 
 import (
@@ -86,9 +87,6 @@ type Config struct {
 	Keep int
 	// Replica names the replica taking snapshots, recorded in each.
 	Replica string
-	// Verify, when set, checks a restored ledger's tree root at its size
-	// against others' checkpoints (the witness) before Restore accepts it.
-	Verify func(ctx context.Context, size int64, root tlog.Hash) error
 	// RestoreTimeout bounds a restore's read of a snapshot when its
 	// context has no deadline (default 1h).
 	RestoreTimeout time.Duration
@@ -455,8 +453,8 @@ func (s *Snapshots) load(ctx context.Context, info Info, cfg store.Config) (*sto
 	return st, nil
 }
 
-// verify checks a restored ledger against the snapshot's metadata, its
-// site secret against the snapshot's, and asks Config.Verify.
+// verify checks a restored ledger against the snapshot's metadata, and its
+// site secret against the snapshot's.
 func (s *Snapshots) verify(ctx context.Context, info Info, st *store.Store) error {
 	want := info.Position
 	if st.Applied() != want.Applied || st.Count() != want.Count {
@@ -476,11 +474,6 @@ func (s *Snapshots) verify(ctx context.Context, info Info, st *store.Store) erro
 	}
 	if kc := st.KeyCheck(); info.KeyCheck != "" && kc != info.KeyCheck {
 		return fmt.Errorf("this replica's site secret is not the one of the replica that took it (site secret check %s, snapshot's %s): copy its site.key", kc, info.KeyCheck)
-	}
-	if s.cfg.Verify != nil {
-		if err := s.cfg.Verify(ctx, size, root); err != nil {
-			return fmt.Errorf("checked against the other replicas: %w", err)
-		}
 	}
 	return nil
 }
