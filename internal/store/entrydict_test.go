@@ -2,9 +2,14 @@ package store
 
 import (
 	"bytes"
+	"context"
 	"encoding/hex"
+	"errors"
 	"flag"
+	"io"
+	"log/slog"
 	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -12,8 +17,11 @@ import (
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
+	"github.com/klauspost/compress/zstd"
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/sharelog/sharelog/internal/ledger"
+	"github.com/sharelog/sharelog/internal/ledger/ledgertest"
 	"github.com/sharelog/sharelog/internal/vocab"
 )
 
@@ -228,4 +236,140 @@ func getEntry(t *testing.T, txn *badger.Txn, seq uint64) []byte {
 		t.Fatalf("entry %d: %v", seq, err)
 	}
 	return v
+}
+
+// TestLedgerWrittenBeforeCompression opens testdata/ledger-v0, the ledger
+// of fullLedger as written by the code before entries were compressed
+// (commit 1c49efd: entries in the LSM tree, formats 1 and 3), with its keys
+// and the verifier of its checkpoint. It verifies as it was signed, answers,
+// and takes compressed entries after the old ones, verifying again.
+func TestLedgerWrittenBeforeCompression(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	if err := os.CopyFS(root, os.DirFS("testdata/ledger-v0")); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"site.key", "master.key"} { // git keeps no 0600
+		if err := os.Chmod(filepath.Join(root, f), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	vkey, err := os.ReadFile(filepath.Join(root, "checkpoint.vkey"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifier, err := note.NewVerifier(string(vkey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{
+		Dir:       filepath.Join(root, "ledger"),
+		KeyFile:   filepath.Join(root, "site.key"),
+		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Deadlines: ledger.Deadlines{Regimes: map[string]ledger.Deadline{ledger.RegimeDPAPart3: {Days: 14}}, Calendar: ledgertest.London().Calendar},
+	}
+	verify := func(size int64) {
+		t.Helper()
+		res, err := Verify(ctx, VerifyConfig{Dir: cfg.Dir, Verifier: verifier, Logger: cfg.Logger, Deadlines: cfg.Deadlines})
+		if err != nil {
+			t.Fatalf("Verify: %v", err)
+		}
+		// The checkpoint the old code signed at 48 holds the root the
+		// entries give now.
+		if res.Size != size || res.Checkpoints != 1 || res.Latest != 48 || res.Records < 100 {
+			t.Fatalf("Verify = size %d, %d checkpoints up to %d, %d records; want %d entries, the checkpoint at 48, over 100 records", res.Size, res.Checkpoints, res.Latest, res.Records, size)
+		}
+	}
+	verify(48)
+
+	s := openTest(t, cfg)
+	formats := func() map[byte]int {
+		t.Helper()
+		n := map[byte]int{}
+		err := s.db.View(func(txn *badger.Txn) error {
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixEntry}})
+			defer it.Close()
+			for it.Rewind(); it.Valid(); it.Next() {
+				if err := it.Item().Value(func(v []byte) error { n[v[0]]++; return nil }); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if f := formats(); f[entryZstd] != 0 || f[entryPlain] == 0 || f[entrySealed] == 0 {
+		t.Fatalf("entry formats in the old ledger = %v, want plain (1) and sealed (3) only", f)
+	}
+	b2 := ledgertest.Subject("B2")
+	before, err := s.Who(ctx, b2)
+	if err != nil || before.Disclosures == 0 {
+		t.Fatalf("Who(B2) in the old ledger = %+v, %v", before, err)
+	}
+	for seq := uint64(1); seq <= 48; seq++ {
+		if _, err := s.Entry(ctx, seq); err != nil {
+			t.Fatalf("Entry(%d) of the old ledger: %v", seq, err)
+		}
+	}
+
+	applyBatch(t, s, ledgertest.Disclosure("d-new", "police", b2, ledger.RegimeUKGDPR, "user.name"))
+	if f := formats(); f[entryZstd] != 1 {
+		t.Fatalf("entry formats after one new disclosure = %v, want one compressed (4)", f)
+	}
+	after, err := s.Who(ctx, b2)
+	if err != nil || after.Disclosures != before.Disclosures+1 {
+		t.Fatalf("Who(B2) after a new disclosure = %d disclosures, %v; want %d", after.Disclosures, err, before.Disclosures+1)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	verify(49)
+}
+
+// TestPackEntry: entries come back byte for byte, stored smaller; values
+// of the formats before compression are read as they are; compressed bytes
+// that were changed, or name another dictionary, are refused.
+func TestPackEntry(t *testing.T) {
+	vals := storedEntryValues(t, 1)
+	var n, packed int
+	for _, v := range vals {
+		if v[0] != entryPlain && v[0] != entrySealed {
+			t.Fatalf("entry value format %d", v[0])
+		}
+		p := packEntry(v)
+		if p[0] != entryZstd {
+			t.Fatalf("stored format %d, want %d", p[0], entryZstd)
+		}
+		got, err := unpackEntry(p)
+		if err != nil || !bytes.Equal(got, v) {
+			t.Fatalf("unpackEntry(packEntry(v)) = %q, %v; want %q", got, err, v)
+		}
+		if old, err := unpackEntry(v); err != nil || !bytes.Equal(old, v) {
+			t.Fatalf("unpackEntry of an uncompressed value = %q, %v", old, err)
+		}
+		n, packed = n+len(v), packed+len(p)
+	}
+	if packed*10 > n*7 {
+		t.Errorf("%d entries: %d bytes stored for %d, want under 70%%", len(vals), packed, n)
+	}
+
+	p := packEntry(vals[len(vals)-1])
+	bad := bytes.Clone(p)
+	bad[len(bad)/2] ^= 0x55
+	if got, err := unpackEntry(bad); err == nil && bytes.Equal(got, vals[len(vals)-1]) {
+		t.Error("changed compressed bytes give the entry back")
+	}
+	if _, err := unpackEntry(p[:len(p)-5]); !errors.Is(err, errCorrupt) {
+		t.Errorf("truncated: %v, want errCorrupt", err)
+	}
+	other, err := zstd.NewWriter(nil, zstd.WithEncoderDictRaw(entryDictID+1, entryDict1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := unpackEntry(other.EncodeAll(vals[0], []byte{entryZstd})); !errors.Is(err, errCorrupt) {
+		t.Errorf("a value naming dictionary %d: %v, want errCorrupt", entryDictID+1, err)
+	}
 }
