@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"flag"
@@ -17,7 +18,6 @@ import (
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
-	"github.com/klauspost/compress/zstd"
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/sharelog/sharelog/internal/ledger"
@@ -25,11 +25,11 @@ import (
 	"github.com/sharelog/sharelog/internal/vocab"
 )
 
-var writeEntryDict = flag.Bool("entrydict.write", false, "write entry1.dict from the event vocabulary (only for a new dictionary, under a new id)")
+var writeEntryDict = flag.Bool("entrydict.write", false, "write entry1.dict from the event vocabulary (only for a new dictionary, under a new file name and format byte)")
 
 // entryDict1SHA256 pins entry1.dict. Values in every ledger written since
-// were compressed with it and open only with it: changing the file needs a
-// new dictionary id and file, never a new hash here.
+// were compressed with it and open only with it: changing it needs a new
+// dictionary file and format byte, never a new hash here.
 const entryDict1SHA256 = "ae749807564bc7ffd9e3bcc78e1fba353499d863cce673a4d55a25281174ad6d"
 
 func TestEntryDictionary(t *testing.T) {
@@ -40,12 +40,12 @@ func TestEntryDictionary(t *testing.T) {
 	}
 	sum := entryDictHash(entryDict1)
 	if got := hex.EncodeToString(sum[:]); got != entryDict1SHA256 {
-		t.Fatalf("entry1.dict has SHA-256 %s, pinned %s: values compressed with dictionary %d would no longer open; a new dictionary needs a new id and file", got, entryDict1SHA256, entryDictID)
+		t.Fatalf("entry1.dict has SHA-256 %s, pinned %s: values compressed with it would no longer open; a new dictionary needs a new file and format byte", got, entryDict1SHA256)
 	}
 }
 
-// buildEntryDict makes a raw zstd dictionary from the event vocabulary: the
-// vocabularies' values, then for each event type (disclosures last, zstd
+// buildEntryDict makes a raw dictionary from the event vocabulary: the
+// vocabularies' values, then for each event type (disclosures last, S2
 // reaching the end of a dictionary most cheaply) an event in the envelope
 // the ingest records (cloudevents' plain path writes what sdk-go's
 // event.WriteJson would) whose data names every field of the type.
@@ -307,7 +307,7 @@ func TestLedgerWrittenBeforeCompression(t *testing.T) {
 		}
 		return n
 	}
-	if f := formats(); f[entryZstd] != 0 || f[entryPlain] == 0 || f[entrySealed] == 0 {
+	if f := formats(); f[entryS2Dict1] != 0 || f[entryPlain] == 0 || f[entrySealed] == 0 {
 		t.Fatalf("entry formats in the old ledger = %v, want plain (1) and sealed (3) only", f)
 	}
 	b2 := ledgertest.Subject("B2")
@@ -322,7 +322,7 @@ func TestLedgerWrittenBeforeCompression(t *testing.T) {
 	}
 
 	applyBatch(t, s, ledgertest.Disclosure("d-new", "police", b2, ledger.RegimeUKGDPR, "user.name"))
-	if f := formats(); f[entryZstd] != 1 {
+	if f := formats(); f[entryS2Dict1] != 1 {
 		t.Fatalf("entry formats after one new disclosure = %v, want one compressed (4)", f)
 	}
 	after, err := s.Who(ctx, b2)
@@ -337,7 +337,7 @@ func TestLedgerWrittenBeforeCompression(t *testing.T) {
 
 // TestPackEntry: entries come back byte for byte, stored smaller; values
 // of the formats before compression are read as they are; compressed bytes
-// that were changed, or name another dictionary, are refused.
+// that were changed or cut short, or claim an oversized entry, are refused.
 func TestPackEntry(t *testing.T) {
 	vals := storedEntryValues(t, 1)
 	var n, packed int
@@ -346,8 +346,8 @@ func TestPackEntry(t *testing.T) {
 			t.Fatalf("entry value format %d", v[0])
 		}
 		p := packEntry(v)
-		if p[0] != entryZstd {
-			t.Fatalf("stored format %d, want %d", p[0], entryZstd)
+		if p[0] != entryS2Dict1 {
+			t.Fatalf("stored format %d, want %d", p[0], entryS2Dict1)
 		}
 		got, err := unpackEntry(p)
 		if err != nil || !bytes.Equal(got, v) {
@@ -371,11 +371,9 @@ func TestPackEntry(t *testing.T) {
 	if _, err := unpackEntry(p[:len(p)-5]); !errors.Is(err, errCorrupt) {
 		t.Errorf("truncated: %v, want errCorrupt", err)
 	}
-	other, err := zstd.NewWriter(nil, zstd.WithEncoderDictRaw(entryDictID+1, entryDict1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := unpackEntry(other.EncodeAll(vals[0], []byte{entryZstd})); !errors.Is(err, errCorrupt) {
-		t.Errorf("a value naming dictionary %d: %v, want errCorrupt", entryDictID+1, err)
+	_, hl := binary.Uvarint(p[1:]) // the S2 block's length header
+	bomb := binary.AppendUvarint([]byte{entryS2Dict1}, maxEntryLen+1)
+	if _, err := unpackEntry(append(bomb, p[1+hl:]...)); !errors.Is(err, errCorrupt) {
+		t.Errorf("a value claiming %d bytes: %v, want errCorrupt", maxEntryLen+1, err)
 	}
 }
