@@ -101,3 +101,12 @@ func entryValue(item *badger.Item) (v []byte, err error) {
 	})
 	return v, err
 }
+
+// EntryValue returns the entry value that stored, the value Badger keeps
+// under an entry's key, holds; StoredEntry is its reverse. They are for
+// tests and tools that read or change a ledger's Badger files behind
+// sharelog's back.
+func EntryValue(stored []byte) ([]byte, error) { return unpackEntry(stored) }
+
+// StoredEntry returns the value Badger keeps for the entry value v.
+func StoredEntry(v []byte) []byte { return packEntry(v) }
