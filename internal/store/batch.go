@@ -23,10 +23,11 @@ type Batch struct {
 	txn    *badger.Txn
 	hasher *subjectHasher
 
-	applied uint64 // the store's Applied() at Begin
-	last    uint64 // highest stream seq given to Append
-	count   uint64 // Seq of the last entry, pending ones included
-	n       int    // entries recorded in this batch
+	applied uint64    // the store's Applied() at Begin
+	last    uint64    // highest stream seq given to Append
+	count   uint64    // Seq of the last entry, pending ones included
+	n       int       // entries recorded in this batch
+	edge    *treeEdge // the tree's right edge with the batch's entries; nil until the first (tree.go)
 
 	recipients map[string]ledger.Recipient // registered in this batch
 	at         time.Time                   // RecordedAt of the event being appended
@@ -424,7 +425,11 @@ func (b *Batch) Commit(lastStreamSeq uint64) error {
 		return err
 	}
 	if err := b.txn.Commit(); err != nil {
+		b.s.edge = nil // whether Badger holds the batch is unknown: read the edge again
 		return fmt.Errorf("store: commit: %w", err)
+	}
+	if b.edge != nil {
+		b.s.edge = b.edge
 	}
 	var reg *map[string]ledger.Recipient
 	if len(b.recipients) > 0 {
