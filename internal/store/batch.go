@@ -34,7 +34,7 @@ type Batch struct {
 	key        []byte                      // key sealing the entry being appended; nil for a plain entry
 	ref        keyRef                      // reference to key
 	salts      map[string][]byte           // salts of the subjects read or made in this batch, by keyed hash
-	hashes     map[string][]byte           // keyed hashes of the subjects read or made in this batch, by scheme 0x00 id (memory only)
+	hashes     map[ledger.Subject][]byte   // keyed hashes of the subjects read or made in this batch (memory only)
 	err        error                       // sticky fatal error
 	done       bool
 

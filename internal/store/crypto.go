@@ -312,8 +312,7 @@ func (s *Store) subjectHash(txn *badger.Txn, subj ledger.Subject) ([]byte, error
 // and the subject's place among those it names (secrets.go); without, it
 // returns nil for one.
 func (b *Batch) subjectHash(subj ledger.Subject, create bool) ([]byte, error) {
-	id := subj.Scheme + "\x00" + subj.ID
-	if h, ok := b.hashes[id]; ok {
+	if h, ok := b.hashes[subj]; ok {
 		return h, nil // read or made earlier in the batch; its key is kept
 	}
 	h, salt, err := lookupSubject(b.txn, b.hasher, subj)
@@ -345,9 +344,9 @@ func (b *Batch) subjectHash(subj ledger.Subject, create bool) ([]byte, error) {
 	if h != nil {
 		b.keepSubjectKey(h, salt)
 		if b.hashes == nil {
-			b.hashes = make(map[string][]byte)
+			b.hashes = make(map[ledger.Subject][]byte)
 		}
-		b.hashes[id] = h
+		b.hashes[subj] = h
 	}
 	return h, nil
 }
