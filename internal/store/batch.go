@@ -365,7 +365,8 @@ func (b *Batch) subjectKey(h []byte) ([]byte, error) {
 func (b *Batch) indexDisclosure(seq uint64, eff *ledger.DisclosureEffect, hashes [][]byte) error {
 	d := eff.Disclosure
 	for i, h := range hashes {
-		sum := encodeSummary(make([]byte, 0, 64+len(eff.ID)), eff.Summary(i))
+		s := eff.Summary(i)
+		sum := encodeSummary(make([]byte, 0, summarySize(&s)), s)
 		if err := b.set(appendPos(subjectPrefix(h), d.DisclosedAt, seq), sum); err != nil {
 			return err
 		}
@@ -384,7 +385,19 @@ func (b *Batch) indexDisclosure(seq uint64, eff *ledger.DisclosureEffect, hashes
 	if err := b.set(appendPos(byRecipientPrefix(d.Recipient), d.DisclosedAt, seq), nil); err != nil {
 		return err
 	}
-	return b.set(appendPos(append([]byte(nil), byTimePrefix...), d.DisclosedAt, seq), nil)
+	return b.set(byTimeKey(d.DisclosedAt, seq), nil)
+}
+
+// summarySize is room enough for the encoded summary s (encodeSummary), so
+// that it is made in one allocation: its strings, with a length of at most
+// two bytes each (the longest are ids of a few hundred bytes), the count of
+// its categories and its flags; a longer one only costs a reallocation.
+func summarySize(s *ledger.DisclosureSummary) int {
+	n := 1 + 2*7 + len(s.ID) + len(s.Recipient) + len(s.Purpose) + len(s.LawfulBasis) + len(s.Regime) + len(s.ReceivedFrom)
+	for _, c := range s.Categories {
+		n += 2 + len(c)
+	}
+	return n
 }
 
 // set writes key and value in the batch's transaction. Badger keeps both

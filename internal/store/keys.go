@@ -94,9 +94,12 @@ func (h *subjectHasher) hash(s ledger.Subject) []byte {
 	return h.sum[:subjectHashLen]
 }
 
-// subjectPrefix is the prefix of every subject index key of the subject.
+// subjectPrefix is the prefix of every subject index key of the subject,
+// with room for the position that ends a key.
 func subjectPrefix(hash []byte) []byte {
-	return append([]byte{prefixSubject}, hash...)
+	k := make([]byte, 0, 1+len(hash)+posLen)
+	k = append(k, prefixSubject)
+	return append(k, hash...)
 }
 
 // byRecipientPrefix is the prefix of every recipient-time index key of the
@@ -110,6 +113,11 @@ func byRecipientPrefix(recipient string) []byte {
 }
 
 var byTimePrefix = []byte{prefixByTime}
+
+// byTimeKey is the time index key of the disclosure at position (at, seq).
+func byTimeKey(at time.Time, seq uint64) []byte {
+	return appendPos(append(make([]byte, 0, 1+posLen), prefixByTime), at, seq)
+}
 
 // The range of instants a position can express: what time.UnixNano can.
 var (
