@@ -347,7 +347,7 @@ func (b *Batch) keepSubjectKey(h, salt []byte) {
 // subjectKey returns the key of the subject with keyed hash h.
 func (b *Batch) subjectKey(h []byte) ([]byte, error) {
 	if salt, ok := b.salts[string(h)]; ok {
-		return b.s.keys.subjectKey(salt), nil
+		return b.s.keys.subjectKey(b.hasher.macer(), salt), nil
 	}
 	key, err := b.s.keys.key(b.txn, keyRef{subject: h})
 	if err != nil {
