@@ -35,6 +35,7 @@ type Batch struct {
 	ref        keyRef                      // reference to key
 	salts      map[string][]byte           // salts of the subjects read or made in this batch, by keyed hash
 	hashes     map[ledger.Subject][]byte   // keyed hashes of the subjects read or made in this batch (memory only)
+	st         ledger.State                // the rules' view of the batch (state.go); nil until the first
 	err        error                       // sticky fatal error
 	done       bool
 
@@ -334,13 +335,14 @@ func (b *Batch) encodeEntry(seq, streamSeq uint64, ev *ledger.Event, subjects []
 }
 
 // keepSubjectKey remembers a subject's salt, read or made in this batch,
-// so that its key is derived without reading the salt again.
+// so that its key is derived without reading the salt again. The salt is
+// kept, not copied: a salt read or made is never changed.
 func (b *Batch) keepSubjectKey(h, salt []byte) {
 	if b.salts == nil {
 		b.salts = make(map[string][]byte)
 	}
 	if _, ok := b.salts[string(h)]; !ok {
-		b.salts[string(h)] = append([]byte(nil), salt...)
+		b.salts[string(h)] = salt
 	}
 }
 
