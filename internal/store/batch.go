@@ -36,6 +36,7 @@ type Batch struct {
 	salts      map[string][]byte           // salts of the subjects read or made in this batch, by keyed hash
 	hashes     map[ledger.Subject][]byte   // keyed hashes of the subjects read or made in this batch (memory only)
 	st         ledger.State                // the rules' view of the batch (state.go); nil until the first
+	seen       []saltSlot                  // salts read from Badger or made in this batch, for the store's cache (saltcache.go)
 	err        error                       // sticky fatal error
 	done       bool
 
@@ -446,6 +447,7 @@ func (b *Batch) Commit(lastStreamSeq uint64) error {
 	if b.edge != nil {
 		b.s.edge = b.edge
 	}
+	b.cacheSalts()
 	var reg *map[string]ledger.Recipient
 	if len(b.recipients) > 0 {
 		m := maps.Clone(*b.s.recipients.Load())

@@ -312,16 +312,27 @@ func (b *Batch) subjectHash(subj ledger.Subject, create bool) ([]byte, error) {
 	if h, ok := b.hashes[subj]; ok {
 		return h, nil // read or made earlier in the batch; its key is kept
 	}
-	h, salt, err := lookupSubject(b.txn, b.hasher, subj)
-	if err != nil {
-		return nil, b.fail(fmt.Errorf("store: read salt: %w", err))
+	loc := b.hasher.hash(subj)
+	salt := b.s.salts.get(loc) // saltcache.go
+	if salt == nil {
+		var err error
+		if salt, err = txnValue(b.txn, saltKey(loc)); err != nil {
+			return nil, b.fail(fmt.Errorf("store: read salt: %w", err))
+		}
+		if salt != nil {
+			b.saw(loc, salt)
+		}
 	}
-	if h == nil && create {
+	var h []byte
+	if salt != nil {
+		h = b.hasher.salted(salt, subj)
+	} else if create {
 		loc := append([]byte(nil), b.hasher.hash(subj)...)
 		var name string
 		if b.s.secrets != nil {
 			name = SaltName(b.streamSeq, b.nameAt)
 		}
+		var err error
 		if salt, err = b.secret(name); err != nil { // secrets.go
 			return nil, err
 		}
@@ -337,6 +348,7 @@ func (b *Batch) subjectHash(subj ledger.Subject, create bool) ([]byte, error) {
 				return nil, err
 			}
 		}
+		b.saw(loc, salt)
 	}
 	if h != nil {
 		b.keepSubjectKey(h, salt)

@@ -187,6 +187,7 @@ func (b *Batch) forget(seq uint64, f *ledger.ForgetEffect) error {
 			return err
 		}
 	}
+	b.dropSalt(loc)            // nor reads it from the store's cache (saltcache.go)
 	delete(b.salts, string(h)) // nothing later in the batch seals under it
 	for subj, known := range b.hashes {
 		if string(known) == string(h) {
