@@ -34,7 +34,7 @@ type Batch struct {
 	key        []byte                      // key sealing the entry being appended; nil for a plain entry
 	ref        keyRef                      // reference to key
 	salts      map[string][]byte           // salts of the subjects read or made in this batch, by keyed hash
-	hashes     map[ledger.Subject][]byte   // keyed hashes of the subjects read or made in this batch (memory only)
+	hashes     map[ledger.Subject][]byte   // keyed hashes of the subjects looked up or made in this batch, nil for one not known (memory only)
 	st         ledger.State                // the rules' view of the batch (state.go); nil until the first
 	seen       []saltSlot                  // salts read from Badger or made in this batch, for the store's cache (saltcache.go)
 	err        error                       // sticky fatal error

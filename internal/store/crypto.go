@@ -309,21 +309,25 @@ func (s *Store) subjectHash(txn *badger.Txn, subj ledger.Subject) ([]byte, error
 // and the subject's place among those it names (secrets.go); without, it
 // returns nil for one.
 func (b *Batch) subjectHash(subj ledger.Subject, create bool) ([]byte, error) {
-	if h, ok := b.hashes[subj]; ok {
-		return h, nil // read or made earlier in the batch; its key is kept
+	h, looked := b.hashes[subj]
+	if looked && (h != nil || !create) {
+		// Read or made earlier in the batch (its key is kept), or not
+		// known to the ledger as of the batch's writes.
+		return h, nil
 	}
-	loc := b.hasher.hash(subj)
-	salt := b.s.salts.get(loc) // saltcache.go
-	if salt == nil {
-		var err error
-		if salt, err = txnValue(b.txn, saltKey(loc)); err != nil {
-			return nil, b.fail(fmt.Errorf("store: read salt: %w", err))
-		}
-		if salt != nil {
-			b.saw(loc, salt)
+	var salt []byte
+	if !looked {
+		loc := b.hasher.hash(subj)
+		if salt = b.s.salts.get(loc); salt == nil { // saltcache.go
+			var err error
+			if salt, err = txnValue(b.txn, saltKey(loc)); err != nil {
+				return nil, b.fail(fmt.Errorf("store: read salt: %w", err))
+			}
+			if salt != nil {
+				b.saw(loc, salt)
+			}
 		}
 	}
-	var h []byte
 	if salt != nil {
 		h = b.hasher.salted(salt, subj)
 	} else if create {
@@ -352,10 +356,10 @@ func (b *Batch) subjectHash(subj ledger.Subject, create bool) ([]byte, error) {
 	}
 	if h != nil {
 		b.keepSubjectKey(h, salt)
-		if b.hashes == nil {
-			b.hashes = make(map[ledger.Subject][]byte)
-		}
-		b.hashes[subj] = h
 	}
+	if b.hashes == nil {
+		b.hashes = make(map[ledger.Subject][]byte)
+	}
+	b.hashes[subj] = h // nil: not known to the ledger; only this function makes one known
 	return h, nil
 }
