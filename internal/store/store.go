@@ -95,6 +95,12 @@ type Store struct {
 	deadlines ledger.Deadlines
 
 	writer sync.Mutex // held from Begin to Commit or Discard
+	// edge is the Merkle tree's right edge as of the last commit of a
+	// batch that added entries, nil until then; guarded by writer (tree.go).
+	edge *treeEdge
+	// salts holds committed subjects' salts for the writer; guarded by
+	// writer (saltcache.go).
+	salts saltCache
 	// side is held for reading by the writes made beside the one writer
 	// (checkpoints, scrub records) and for writing by Compact, during
 	// which Badger refuses writes.
