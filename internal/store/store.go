@@ -312,6 +312,9 @@ func (s *Store) published(applied, count uint64, reg *map[string]ledger.Recipien
 	if reg != nil {
 		s.recipients.Store(reg)
 	}
+	// Count before Applied: a reader that loads Applied and then Count
+	// (the stream-keep job, cmd/sharelog/streamkeep.go) never sees an
+	// applied stream sequence whose entries the count leaves out.
 	s.count.Store(count)
 	s.applied.Store(applied)
 	s.mu.Lock()
