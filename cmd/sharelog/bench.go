@@ -38,6 +38,7 @@ type BenchCmd struct {
 	Consult     bool          `help:"Time who with the consultation log too: every other who query first records its consultation, as the API does before answering (DPA 2018 s.62); both figures are reported side by side." name:"consult"`
 	Phases      []string      `help:"Phases to run, comma-separated: raw-jetstream, raw-badger, full (the full ingest, then the queries and publish-to-queryable latency on its ledger)." default:"raw-jetstream,raw-badger,full" sep:","`
 	InProcess   bool          `help:"Run every phase in this process instead of each in a new one; memory figures then include what earlier phases left." name:"in-process"`
+	StreamKeep  time.Duration `help:"The full phase's --stream-keep: how long SHARELOG_IN keeps a message the ledger has applied and checkpointed (0: forever). With the default, a run shorter than it purges nothing, so the JetStream bytes per event are those of a stream that keeps everything." default:"2m" name:"stream-keep"`
 	Dir         string        `help:"Scratch directory (default: a new temporary directory, removed afterwards)." type:"path"`
 	Out         string        `help:"Write the report as JSON to this file." default:"bench-results.json"`
 	CPUProfile  string        `help:"Write a CPU profile of the full phase to this file (with --in-process, of the whole run); other phases' go to FILE.<phase>." name:"cpuprofile" type:"path"`
@@ -69,7 +70,7 @@ func (c *BenchCmd) config(stderr io.Writer) bench.Config {
 func (c *BenchCmd) childArgs(dir, phase, result string) []string {
 	args := []string{"bench", "--phase-child", phase, "--phase-result", result, "--dir", dir,
 		"--events", strconv.Itoa(c.Events), "--queries", strconv.Itoa(c.Queries), "--latency", c.Latency.String(),
-		"--latency-rate", strconv.FormatFloat(c.LatencyRate, 'f', -1, 64)}
+		"--latency-rate", strconv.FormatFloat(c.LatencyRate, 'f', -1, 64), "--stream-keep", c.StreamKeep.String()}
 	if c.SyncAlways {
 		args = append(args, "--sync-always")
 	}
@@ -123,7 +124,7 @@ func (c *BenchCmd) Run(env *Env) error {
 			return err
 		}
 		defer stop()
-		runner = &bench.InProcess{Config: cfg, Start: startForBench}
+		runner = &bench.InProcess{Config: cfg, Start: c.start(cfg.Logf)}
 	} else {
 		exe, err := os.Executable()
 		if err != nil {
@@ -162,7 +163,7 @@ func (c *BenchCmd) runChild(env *Env, cfg bench.Config) error {
 	if err != nil {
 		return err
 	}
-	rep, err := bench.RunPhase(env.Ctx, cfg, c.PhaseChild, startForBench)
+	rep, err := bench.RunPhase(env.Ctx, cfg, c.PhaseChild, c.start(cfg.Logf))
 	stop()
 	if err != nil {
 		return err
@@ -217,10 +218,19 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
-// startForBench runs the real serve code on dataDir, on free ports.
-func startForBench(ctx context.Context, dataDir string, syncAlways bool) (*bench.Target, error) {
+// start returns the full phase's StartFunc: startForBench with --stream-keep.
+func (c *BenchCmd) start(logf func(format string, args ...any)) bench.StartFunc {
+	return func(ctx context.Context, dataDir string, syncAlways bool) (*bench.Target, error) {
+		logf("stream keep %v: SHARELOG_IN purges what the ledger applied and checkpointed that long ago (0: never)", c.StreamKeep)
+		return startForBench(ctx, dataDir, syncAlways, c.StreamKeep)
+	}
+}
+
+// startForBench runs the real serve code on dataDir, on free ports, with
+// --stream-keep keep.
+func startForBench(ctx context.Context, dataDir string, syncAlways bool, keep time.Duration) (*bench.Target, error) {
 	cfg := Config{Data: dataDir, HTTP: "127.0.0.1:0", NATSListen: "127.0.0.1:0", SyncAlways: syncAlways, Duplicates: 2 * time.Minute,
-		LookupRate: -1, MemoryLimit: defaultMemoryLimit} // the bench measures queries, not --lookup-rate
+		StreamKeep: keep, LookupRate: -1, MemoryLimit: defaultMemoryLimit} // the bench measures queries, not --lookup-rate
 	m := NewMain(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	m.consultOff = new(atomic.Bool)
 	if err := m.Open(ctx); err != nil {

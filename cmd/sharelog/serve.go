@@ -52,6 +52,12 @@ type Config struct {
 	Recipients string        `help:"YAML file of recipients to register at start." env:"SHARELOG_RECIPIENTS" type:"path"`
 	SyncAlways bool          `help:"Embedded NATS: fsync every write before acknowledging it (survives power loss, slower)." env:"SHARELOG_SYNC_ALWAYS" name:"sync-always"`
 	Duplicates time.Duration `help:"JetStream duplicate window on SHARELOG_IN (sharelog dedupes forever regardless)." default:"2m" env:"SHARELOG_DUPLICATES"`
+	// StreamKeep's default is the default duplicate window: JetStream's own
+	// Nats-Msg-Id dedupe, which a restart rebuilds from the messages the
+	// stream still holds, sees every message of its window; and it is short,
+	// so that the stream holds minutes of input rather than a second copy of
+	// the ledger (streamkeep.go).
+	StreamKeep time.Duration `help:"How long SHARELOG_IN keeps a message once the ledger has applied it and a signed checkpoint covers it; then it is purged, so that each event is kept once, in the ledger. The default is the default --duplicates window, so JetStream's own duplicate detection sees every message of its window even across a restart. With --replica the leader alone purges, and only up to the newest snapshot. 0: keep every message forever." default:"2m" env:"SHARELOG_STREAM_KEEP" name:"stream-keep"`
 	LogLevel   slog.Level    `help:"Log level: debug, info, warn, error." default:"info" env:"SHARELOG_LOG_LEVEL"`
 	Policy     string        `help:"YAML policy file: when notices to recipients are due, and retention (deploy/policy.example.yaml is an example)." env:"SHARELOG_POLICY" type:"path"`
 	Access     string        `help:"Access file: the principals, their roles and token hashes (deploy/access.example.yaml); turns on authentication for HTTP and NATS. Without it sharelog listens on loopback addresses only." env:"SHARELOG_ACCESS" type:"path"`
@@ -211,6 +217,7 @@ const (
 	loopService    = "service"
 	loopConsult    = "consultation"
 	loopSnapshot   = "snapshot"
+	loopStreamKeep = "stream-keep"
 )
 
 // goLoop runs a background loop in Main's group. run must follow the loops'
@@ -370,6 +377,7 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 	m.startRetention(pol)
 	m.startSnapshots()
+	m.startStreamKeep() // streamkeep.go
 	openapi, err := schemas.FS.ReadFile("openapi.yaml")
 	if err != nil {
 		return err

@@ -677,9 +677,6 @@ func fullIngest(ctx context.Context, cfg *Config, start StartFunc) (*FullPhase, 
 	if cfg.LatencyRate > 0 {
 		pubRate = cfg.LatencyRate
 	}
-	if os.Getenv("ZZSETTLE") != "" {
-		time.Sleep(30 * time.Second)
-	}
 	cfg.Logf("publish to queryable at %.0f events/s for %v", pubRate, cfg.Latency)
 	full.PubRate = pubRate
 	if full.PubToQuery, err = pubToQueryable(ctx, js, t, cfg, pubRate); err != nil {

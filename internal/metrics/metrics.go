@@ -22,6 +22,15 @@ type Metrics struct {
 	BatchSize prometheus.Histogram
 	// BatchSeconds observes how long applying and committing a batch took.
 	BatchSeconds prometheus.Histogram
+	// CommitSeconds observes the store commit of each batch alone: Badger's
+	// write and the sync of its logs.
+	CommitSeconds prometheus.Histogram
+	// DeliveryLagSeconds observes, for each batch, how long its first
+	// message waited between JetStream storing it and the ingest loop
+	// taking it: a stall before the ledger (the stream's delivery, or a
+	// process short of CPU) rather than in it. It compares the stream's
+	// clock with this host's, so in a cluster it includes their skew.
+	DeliveryLagSeconds prometheus.Histogram
 	// Entries is the number of ledger entries.
 	Entries prometheus.Gauge
 	// AppliedSeq is the last SHARELOG_IN stream sequence applied.
@@ -53,6 +62,16 @@ func New() *Metrics {
 			Help:    "Time to apply and commit one ingest batch.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}),
+		CommitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "sharelog_ingest_commit_seconds",
+			Help:    "Time to commit one ingest batch to the store (write and sync).",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}),
+		DeliveryLagSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "sharelog_ingest_delivery_lag_seconds",
+			Help:    "Time from JetStream storing a batch's first message to the ingest loop taking it.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}),
 		Entries: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "sharelog_ledger_entries",
 			Help: "Entries in the ledger.",
@@ -69,7 +88,7 @@ func New() *Metrics {
 	m.Registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.Events, m.Rejected, m.BatchSize, m.BatchSeconds, m.Entries, m.AppliedSeq, m.HTTPRequests,
+		m.Events, m.Rejected, m.BatchSize, m.BatchSeconds, m.CommitSeconds, m.DeliveryLagSeconds, m.Entries, m.AppliedSeq, m.HTTPRequests,
 	)
 	return m
 }

@@ -223,6 +223,7 @@ func (in *Ingester) consume(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+		in.observeLag(batch[0].msg)
 		size := len(batch[0].msg.Data())
 	fill:
 		for len(batch) < in.cfg.BatchSize && size < in.cfg.BatchBytes {
@@ -237,6 +238,14 @@ func (in *Ingester) consume(ctx context.Context) error {
 		if err := in.apply(ctx, batch); err != nil {
 			return err
 		}
+	}
+}
+
+// observeLag records how long m waited between JetStream storing it and
+// the ingest loop taking it (metrics.DeliveryLagSeconds), once per batch.
+func (in *Ingester) observeLag(m jetstream.Msg) {
+	if md, err := m.Metadata(); err == nil {
+		in.metrics.DeliveryLagSeconds.Observe(max(time.Since(md.Timestamp), 0).Seconds())
 	}
 }
 
@@ -372,10 +381,12 @@ func (in *Ingester) commit(ctx context.Context, b *store.Batch, last uint64, rej
 	if err := in.reject(ctx, b, rejects); err != nil {
 		return err
 	}
+	committing := time.Now()
 	if err := b.Commit(last); err != nil {
 		return fmt.Errorf("commit batch ending at stream sequence %d: %w", last, err)
 	}
 	m := in.metrics
+	m.CommitSeconds.Observe(time.Since(committing).Seconds())
 	m.Events.WithLabelValues(ledger.Recorded.String()).Add(float64(recorded))
 	m.Events.WithLabelValues(ledger.Duplicate.String()).Add(float64(duplicate))
 	m.Events.WithLabelValues(ledger.Rejected.String()).Add(float64(len(rejects)))

@@ -25,6 +25,7 @@ type pipeline struct {
 	store *store.Store
 	in    *nats.Ingester
 	dec   *cloudevents.Decoder
+	m     *metrics.Metrics
 }
 
 func startPipeline(tb testing.TB) *pipeline { return startPipelineWith(tb, false) }
@@ -65,12 +66,13 @@ func startPipelineWith(tb testing.TB, syncAlways bool) *pipeline {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	in := nats.NewIngester(js, st, dec, metrics.New(), logger, nats.IngestConfig{})
+	m := metrics.New()
+	in := nats.NewIngester(js, st, dec, m, logger, nats.IngestConfig{})
 	runCtx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { in.Run(runCtx); close(done) }()
 	tb.Cleanup(func() { cancel(); <-done; st.Close() })
-	return &pipeline{js: js, store: st, in: in, dec: dec}
+	return &pipeline{js: js, store: st, in: in, dec: dec, m: m}
 }
 
 // publishAll publishes messages asynchronously and returns the last stream sequence.

@@ -38,7 +38,9 @@
 //     keyed hash), and every SHARELOG_NOTICES message of its notices, is
 //     deleted with
 //     SecureDeleteMsg, which overwrites the message's bytes in the stream's
-//     block file. The ledger is then no longer reproducible from
+//     block file. A message already purged from SHARELOG_IN (serve
+//     --stream-keep purges what the ledger has applied and checkpointed)
+//     is gone and skipped. The ledger is then no longer reproducible from
 //     SHARELOG_IN for those entries: that is the deliberate price of
 //     forgetting. The ledger, with its Merkle tree, is the record; the
 //     entries and their leaves are unchanged, so verification still passes.

@@ -236,10 +236,27 @@ func (j *Job) scrub(ctx context.Context, scrubs []store.Scrub, rep *Report) erro
 	if err != nil {
 		return fmt.Errorf("retention: %w", err)
 	}
+	// A message before the stream's first was purged (serve --stream-keep:
+	// the ledger had applied and checkpointed it): it is gone already, and
+	// a delete of it fails with a generic error, so the first sequence is
+	// read before the deletes, and again after a failed one (a purge may
+	// have run meanwhile).
+	first, err := firstSeq(ctx, in)
+	if err != nil {
+		return err
+	}
 	notices := map[string]bool{}
 	for _, s := range scrubs {
 		for _, seq := range s.StreamSeqs {
+			if seq < first {
+				continue
+			}
 			err := in.SecureDeleteMsg(ctx, seq)
+			if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) && !isNotFound(err) {
+				if first, _ = firstSeq(ctx, in); seq < first {
+					continue
+				}
+			}
 			switch {
 			case err == nil:
 				rep.ScrubbedMessages++
@@ -290,6 +307,15 @@ func (j *Job) scrub(ctx context.Context, scrubs []store.Scrub, rep *Report) erro
 		rep.ScrubbedNotices++
 	}
 	return nil
+}
+
+// firstSeq returns the first sequence the stream s holds.
+func firstSeq(ctx context.Context, s jetstream.Stream) (uint64, error) {
+	info, err := s.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("retention: %w", err)
+	}
+	return info.State.FirstSeq, nil
 }
 
 // scrubRejected overwrites the SHARELOG_REJECTED messages the forgettings

@@ -23,17 +23,20 @@ type Batch struct {
 	txn    *badger.Txn
 	hasher *subjectHasher
 
-	applied uint64 // the store's Applied() at Begin
-	last    uint64 // highest stream seq given to Append
-	count   uint64 // Seq of the last entry, pending ones included
-	n       int    // entries recorded in this batch
+	applied uint64    // the store's Applied() at Begin
+	last    uint64    // highest stream seq given to Append
+	count   uint64    // Seq of the last entry, pending ones included
+	n       int       // entries recorded in this batch
+	edge    *treeEdge // the tree's right edge with the batch's entries; nil until the first (tree.go)
 
 	recipients map[string]ledger.Recipient // registered in this batch
 	at         time.Time                   // RecordedAt of the event being appended
 	key        []byte                      // key sealing the entry being appended; nil for a plain entry
 	ref        keyRef                      // reference to key
 	salts      map[string][]byte           // salts of the subjects read or made in this batch, by keyed hash
-	hashes     map[string][]byte           // keyed hashes of the subjects read or made in this batch, by scheme 0x00 id (memory only)
+	hashes     map[ledger.Subject][]byte   // keyed hashes of the subjects looked up or made in this batch, nil for one not known (memory only)
+	st         ledger.State                // the rules' view of the batch (state.go); nil until the first
+	seen       []saltSlot                  // salts read from Badger or made in this batch, for the store's cache (saltcache.go)
 	err        error                       // sticky fatal error
 	done       bool
 
@@ -333,20 +336,21 @@ func (b *Batch) encodeEntry(seq, streamSeq uint64, ev *ledger.Event, subjects []
 }
 
 // keepSubjectKey remembers a subject's salt, read or made in this batch,
-// so that its key is derived without reading the salt again.
+// so that its key is derived without reading the salt again. The salt is
+// kept, not copied: a salt read or made is never changed.
 func (b *Batch) keepSubjectKey(h, salt []byte) {
 	if b.salts == nil {
 		b.salts = make(map[string][]byte)
 	}
 	if _, ok := b.salts[string(h)]; !ok {
-		b.salts[string(h)] = append([]byte(nil), salt...)
+		b.salts[string(h)] = salt
 	}
 }
 
 // subjectKey returns the key of the subject with keyed hash h.
 func (b *Batch) subjectKey(h []byte) ([]byte, error) {
 	if salt, ok := b.salts[string(h)]; ok {
-		return b.s.keys.subjectKey(salt), nil
+		return b.s.keys.subjectKey(b.hasher.macer(), salt), nil
 	}
 	key, err := b.s.keys.key(b.txn, keyRef{subject: h})
 	if err != nil {
@@ -364,7 +368,8 @@ func (b *Batch) subjectKey(h []byte) ([]byte, error) {
 func (b *Batch) indexDisclosure(seq uint64, eff *ledger.DisclosureEffect, hashes [][]byte) error {
 	d := eff.Disclosure
 	for i, h := range hashes {
-		sum := encodeSummary(make([]byte, 0, 64+len(eff.ID)), eff.Summary(i))
+		s := eff.Summary(i)
+		sum := encodeSummary(make([]byte, 0, summarySize(&s)), s)
 		if err := b.set(appendPos(subjectPrefix(h), d.DisclosedAt, seq), sum); err != nil {
 			return err
 		}
@@ -383,7 +388,19 @@ func (b *Batch) indexDisclosure(seq uint64, eff *ledger.DisclosureEffect, hashes
 	if err := b.set(appendPos(byRecipientPrefix(d.Recipient), d.DisclosedAt, seq), nil); err != nil {
 		return err
 	}
-	return b.set(appendPos(append([]byte(nil), byTimePrefix...), d.DisclosedAt, seq), nil)
+	return b.set(byTimeKey(d.DisclosedAt, seq), nil)
+}
+
+// summarySize is room enough for the encoded summary s (encodeSummary), so
+// that it is made in one allocation: its strings, with a length of at most
+// two bytes each (the longest are ids of a few hundred bytes), the count of
+// its categories and its flags; a longer one only costs a reallocation.
+func summarySize(s *ledger.DisclosureSummary) int {
+	n := 1 + 2*7 + len(s.ID) + len(s.Recipient) + len(s.Purpose) + len(s.LawfulBasis) + len(s.Regime) + len(s.ReceivedFrom)
+	for _, c := range s.Categories {
+		n += 2 + len(c)
+	}
+	return n
 }
 
 // set writes key and value in the batch's transaction. Badger keeps both
@@ -424,8 +441,13 @@ func (b *Batch) Commit(lastStreamSeq uint64) error {
 		return err
 	}
 	if err := b.txn.Commit(); err != nil {
+		b.s.edge = nil // whether Badger holds the batch is unknown: read the edge again
 		return fmt.Errorf("store: commit: %w", err)
 	}
+	if b.edge != nil {
+		b.s.edge = b.edge
+	}
+	b.cacheSalts()
 	var reg *map[string]ledger.Recipient
 	if len(b.recipients) > 0 {
 		m := maps.Clone(*b.s.recipients.Load())

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
-	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -75,16 +74,24 @@ func (k *keyring) unwrap(seq uint64, w []byte) ([]byte, error) {
 	return openWith(k.master, dataKeyKey(seq), w)
 }
 
-// subjectKey derives a subject's key from its salt: HKDF-SHA256 of the
-// master key. Forgetting the subject deletes the salt, and with it the key;
-// without the master key the salt alone opens nothing.
-func (k *keyring) subjectKey(salt []byte) []byte {
-	key, err := hkdf.Key(sha256.New, k.secret, salt, "sharelog subject key", dataKeyLen)
-	if err != nil {
-		panic(err) // only for lengths HKDF cannot give
+// subjectKey derives a subject's key from its salt: HKDF-SHA256 (RFC
+// 5869) of the master key, with m's HMACs (nil: a macer of its own).
+// Forgetting the subject deletes the salt, and with it the key; without the
+// master key the salt alone opens nothing.
+func (k *keyring) subjectKey(m *macer, salt []byte) []byte {
+	if m == nil {
+		m = newMacer()
 	}
-	return key
+	var prk [sha256.Size]byte
+	copy(prk[:], m.mac(salt, k.secret)) // extract
+	// expand: the key is dataKeyLen bytes, no more than one hash (T(1)).
+	t1 := m.mac(prk[:], subjectKeyInfo)
+	return append(make([]byte, 0, dataKeyLen), t1[:dataKeyLen]...)
 }
+
+// subjectKeyInfo is HKDF's info for a subject's key, with the counter of
+// the first block of output.
+var subjectKeyInfo = []byte("sharelog subject key\x01")
 
 // keyRef names the key that seals an entry's or a notice's personal part:
 // the key of the one subject it names, or for an entry naming several the
@@ -132,7 +139,7 @@ func (k *keyring) key(txn *badger.Txn, ref keyRef) ([]byte, error) {
 	if salt == nil || err != nil {
 		return nil, err
 	}
-	return k.subjectKey(salt), nil
+	return k.subjectKey(nil, salt), nil
 }
 
 // dataKey returns entry seq's own data key, or nil when it was destroyed.
@@ -276,16 +283,6 @@ func scrubKey(seq uint64) []byte {
 	return binary.BigEndian.AppendUint64([]byte{prefixScrub}, seq)
 }
 
-// saltedHash returns the subject's keyed hash under its salt: the first
-// subjectHashLen bytes of HMAC-SHA256(salt, scheme 0x00 id).
-func saltedHash(salt []byte, s ledger.Subject) []byte {
-	m := hmac.New(sha256.New, salt)
-	m.Write([]byte(s.Scheme))
-	m.Write([]byte{0})
-	m.Write([]byte(s.ID))
-	return m.Sum(nil)[:subjectHashLen]
-}
-
 // lookupSubject returns the subject's keyed hash within txn and its salt,
 // or nils when the ledger does not know the subject (never seen, or
 // forgotten). hasher gives the locator: the site-secret HMAC of the
@@ -295,7 +292,7 @@ func lookupSubject(txn *badger.Txn, hasher *subjectHasher, s ledger.Subject) (h,
 	if salt == nil || err != nil {
 		return nil, nil, err
 	}
-	return saltedHash(salt, s), salt, nil
+	return hasher.salted(salt, s), salt, nil
 }
 
 // subjectHash returns the subject's keyed hash in a query: nil when the
@@ -312,24 +309,38 @@ func (s *Store) subjectHash(txn *badger.Txn, subj ledger.Subject) ([]byte, error
 // and the subject's place among those it names (secrets.go); without, it
 // returns nil for one.
 func (b *Batch) subjectHash(subj ledger.Subject, create bool) ([]byte, error) {
-	id := subj.Scheme + "\x00" + subj.ID
-	if h, ok := b.hashes[id]; ok {
-		return h, nil // read or made earlier in the batch; its key is kept
+	h, looked := b.hashes[subj]
+	if looked && (h != nil || !create) {
+		// Read or made earlier in the batch (its key is kept), or not
+		// known to the ledger as of the batch's writes.
+		return h, nil
 	}
-	h, salt, err := lookupSubject(b.txn, b.hasher, subj)
-	if err != nil {
-		return nil, b.fail(fmt.Errorf("store: read salt: %w", err))
+	var salt []byte
+	if !looked {
+		loc := b.hasher.hash(subj)
+		if salt = b.s.salts.get(loc); salt == nil { // saltcache.go
+			var err error
+			if salt, err = txnValue(b.txn, saltKey(loc)); err != nil {
+				return nil, b.fail(fmt.Errorf("store: read salt: %w", err))
+			}
+			if salt != nil {
+				b.saw(loc, salt)
+			}
+		}
 	}
-	if h == nil && create {
+	if salt != nil {
+		h = b.hasher.salted(salt, subj)
+	} else if create {
 		loc := append([]byte(nil), b.hasher.hash(subj)...)
 		var name string
 		if b.s.secrets != nil {
 			name = SaltName(b.streamSeq, b.nameAt)
 		}
+		var err error
 		if salt, err = b.secret(name); err != nil { // secrets.go
 			return nil, err
 		}
-		h = saltedHash(salt, subj)
+		h = b.hasher.salted(salt, subj)
 		if err := b.set(saltKey(loc), salt); err != nil {
 			return nil, err
 		}
@@ -341,13 +352,14 @@ func (b *Batch) subjectHash(subj ledger.Subject, create bool) ([]byte, error) {
 				return nil, err
 			}
 		}
+		b.saw(loc, salt)
 	}
 	if h != nil {
 		b.keepSubjectKey(h, salt)
-		if b.hashes == nil {
-			b.hashes = make(map[string][]byte)
-		}
-		b.hashes[id] = h
 	}
+	if b.hashes == nil {
+		b.hashes = make(map[ledger.Subject][]byte)
+	}
+	b.hashes[subj] = h // nil: not known to the ledger; only this function makes one known
 	return h, nil
 }

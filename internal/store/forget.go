@@ -187,10 +187,11 @@ func (b *Batch) forget(seq uint64, f *ledger.ForgetEffect) error {
 			return err
 		}
 	}
+	b.dropSalt(loc)            // nor reads it from the store's cache (saltcache.go)
 	delete(b.salts, string(h)) // nothing later in the batch seals under it
-	for id, known := range b.hashes {
+	for subj, known := range b.hashes {
 		if string(known) == string(h) {
-			delete(b.hashes, id) // nor finds it by its identifier
+			delete(b.hashes, subj) // nor finds it by its identifier
 		}
 	}
 	// A conflicting delivery is both a later delivery and a refused

@@ -73,9 +73,10 @@ func recipientKey(id string) []byte {
 // subjectHasher computes keyed hashes of subject identifiers. It is not safe
 // for concurrent use; each batch and each query has its own.
 type subjectHasher struct {
-	mac hash.Hash
-	buf []byte
-	sum []byte
+	mac   hash.Hash
+	buf   []byte
+	sum   []byte
+	keyed *macer // HMACs under subjects' salts; nil until the first
 }
 
 func newSubjectHasher(secret []byte) *subjectHasher {
@@ -94,9 +95,68 @@ func (h *subjectHasher) hash(s ledger.Subject) []byte {
 	return h.sum[:subjectHashLen]
 }
 
-// subjectPrefix is the prefix of every subject index key of the subject.
+// macer returns h's macer for HMACs under keys other than the site secret.
+func (h *subjectHasher) macer() *macer {
+	if h.keyed == nil {
+		h.keyed = newMacer()
+	}
+	return h.keyed
+}
+
+// salted returns the subject's keyed hash under its salt: the first
+// subjectHashLen bytes of HMAC-SHA256(salt, scheme 0x00 id), in a new slice.
+func (h *subjectHasher) salted(salt []byte, s ledger.Subject) []byte {
+	h.buf = append(h.buf[:0], s.Scheme...)
+	h.buf = append(h.buf, 0)
+	h.buf = append(h.buf, s.ID...)
+	return append(make([]byte, 0, subjectHashLen), h.macer().mac(salt, h.buf)[:subjectHashLen]...)
+}
+
+// macer computes HMAC-SHA256 (RFC 2104) under a key that changes from one
+// message to the next, as crypto/hmac does (TestMacer) but reusing its two
+// SHA-256 states rather than allocating them for each key: the writer keys
+// one HMAC per subject it looks up, with the subject's salt. It is not safe
+// for concurrent use.
+type macer struct {
+	inner, outer hash.Hash
+	pad          [sha256.BlockSize]byte
+	sum          [sha256.Size]byte
+}
+
+func newMacer() *macer { return &macer{inner: sha256.New(), outer: sha256.New()} }
+
+// mac returns HMAC-SHA256(key, the parts of the message in order). The
+// result is valid until the next call.
+func (m *macer) mac(key []byte, msg ...[]byte) []byte {
+	if len(key) > sha256.BlockSize {
+		sum := sha256.Sum256(key)
+		key = sum[:]
+	}
+	m.inner.Reset()
+	m.outer.Reset()
+	clear(m.pad[:])
+	copy(m.pad[:], key)
+	for i := range m.pad {
+		m.pad[i] ^= 0x36
+	}
+	m.inner.Write(m.pad[:])
+	for i := range m.pad {
+		m.pad[i] ^= 0x36 ^ 0x5c
+	}
+	m.outer.Write(m.pad[:])
+	for _, p := range msg {
+		m.inner.Write(p)
+	}
+	m.outer.Write(m.inner.Sum(m.sum[:0]))
+	return m.outer.Sum(m.sum[:0])
+}
+
+// subjectPrefix is the prefix of every subject index key of the subject,
+// with room for the position that ends a key.
 func subjectPrefix(hash []byte) []byte {
-	return append([]byte{prefixSubject}, hash...)
+	k := make([]byte, 0, 1+len(hash)+posLen)
+	k = append(k, prefixSubject)
+	return append(k, hash...)
 }
 
 // byRecipientPrefix is the prefix of every recipient-time index key of the
@@ -110,6 +170,11 @@ func byRecipientPrefix(recipient string) []byte {
 }
 
 var byTimePrefix = []byte{prefixByTime}
+
+// byTimeKey is the time index key of the disclosure at position (at, seq).
+func byTimeKey(at time.Time, seq uint64) []byte {
+	return appendPos(append(make([]byte, 0, 1+posLen), prefixByTime), at, seq)
+}
 
 // The range of instants a position can express: what time.UnixNano can.
 var (

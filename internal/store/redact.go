@@ -50,6 +50,7 @@ func splitPersonal(ev *ledger.Event) (clear, patch []byte, err error) {
 	}
 	type span struct{ start, end int }
 	spans := make([]span, 0, len(fields))
+	size := 1 + binary.MaxVarintLen64 // the patch's: version, count, then per value
 	for _, f := range fields {
 		r := gjson.GetBytes(ev.Raw, f.Path)
 		if !r.Exists() || r.Index <= 0 || r.Index+len(r.Raw) > len(ev.Raw) ||
@@ -60,11 +61,13 @@ func splitPersonal(ev *ledger.Event) (clear, patch []byte, err error) {
 			return nil, nil, unsealable(f.Path)
 		}
 		spans = append(spans, span{r.Index, r.Index + len(r.Raw)})
+		size += 2*binary.MaxVarintLen64 + 1 + len(r.Raw)
 	}
 	slices.SortFunc(spans, func(a, b span) int { return a.start - b.start })
 
 	clear = make([]byte, 0, len(ev.Raw))
-	patch = binary.AppendUvarint([]byte{patchVersion}, uint64(len(spans)))
+	patch = append(make([]byte, 0, size), patchVersion)
+	patch = binary.AppendUvarint(patch, uint64(len(spans)))
 	prev := 0
 	for _, s := range spans {
 		if s.start < prev {
@@ -79,7 +82,8 @@ func splitPersonal(ev *ledger.Event) (clear, patch []byte, err error) {
 			patch = append(patch, 1)
 			clear = append(clear, placeholderValue...)
 		}
-		patch = appendString(patch, string(ev.Raw[s.start:s.end]))
+		patch = binary.AppendUvarint(patch, uint64(s.end-s.start)) // as appendString
+		patch = append(patch, ev.Raw[s.start:s.end]...)
 		prev = s.end
 	}
 	return append(clear, ev.Raw[prev:]...), patch, nil

@@ -144,14 +144,18 @@ func (s *Store) state(txn *badger.Txn) txnState {
 }
 
 // state returns the rules' view of the batch: the ledger with the batch's
-// own writes.
-func (b *Batch) state() txnState {
+// own writes. It is made once per batch.
+func (b *Batch) state() ledger.State {
+	if b.st != nil {
+		return b.st
+	}
 	lookup := func(s ledger.Subject) ([]byte, error) { return b.subjectHash(s, false) }
-	return txnState{txn: b.txn, hasher: b.hasher, lookup: lookup, recipients: func(id string) (ledger.Recipient, bool) {
+	b.st = txnState{txn: b.txn, hasher: b.hasher, lookup: lookup, recipients: func(id string) (ledger.Recipient, bool) {
 		if r, ok := b.recipients[id]; ok {
 			return r, true
 		}
 		r, ok := (*b.s.recipients.Load())[id]
 		return r, ok
 	}}
+	return b.st
 }

@@ -95,6 +95,12 @@ type Store struct {
 	deadlines ledger.Deadlines
 
 	writer sync.Mutex // held from Begin to Commit or Discard
+	// edge is the Merkle tree's right edge as of the last commit of a
+	// batch that added entries, nil until then; guarded by writer (tree.go).
+	edge *treeEdge
+	// salts holds committed subjects' salts for the writer; guarded by
+	// writer (saltcache.go).
+	salts saltCache
 	// side is held for reading by the writes made beside the one writer
 	// (checkpoints, scrub records) and for writing by Compact, during
 	// which Badger refuses writes.
@@ -316,6 +322,9 @@ func (s *Store) published(applied, count uint64, reg *map[string]ledger.Recipien
 	if reg != nil {
 		s.recipients.Store(reg)
 	}
+	// Count before Applied: a reader that loads Applied and then Count
+	// (the stream-keep job, cmd/sharelog/streamkeep.go) never sees an
+	// applied stream sequence whose entries the count leaves out.
 	s.count.Store(count)
 	s.applied.Store(applied)
 	s.mu.Lock()

@@ -63,11 +63,58 @@ func (r txnHashes) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 	return out, nil
 }
 
+// treeEdge is the right edge of the Merkle tree at size entries: the newest
+// stored hash of each level, the only hashes tlog.StoredHashes reads when
+// leaf size is added. The writer keeps it in memory so that appending reads
+// no tree hash from Badger: the store holds the edge of its last commit
+// (Store.edge), and a batch works on a copy of its own, which the store takes
+// at Commit, so that a discarded batch leaves no trace in it.
+type treeEdge struct {
+	size int64
+	f    frontier
+}
+
+// loadTreeEdge reads the right edge of the tree of size entries in txn:
+// one stored hash per level.
+func loadTreeEdge(txn *badger.Txn, size int64) (*treeEdge, error) {
+	e := &treeEdge{size: size}
+	for level := 0; size>>level > 0; level++ {
+		idx := tlog.StoredHashIndex(level, size>>level-1)
+		h, err := txnHashes{txn}.ReadHashes([]int64{idx})
+		if err != nil {
+			return nil, err
+		}
+		e.f.set(level, idx, h[0])
+	}
+	return e, nil
+}
+
+// clone returns a copy of e that can be changed without changing e.
+func (e *treeEdge) clone() *treeEdge {
+	return &treeEdge{size: e.size, f: append(frontier(nil), e.f...)}
+}
+
 // addLeaf adds the entry value of entry seq to the tree: it writes the tree
-// hashes that become known with leaf seq-1 (about two on average).
+// hashes that become known with leaf seq-1 (about two on average), reading
+// the ones it combines them with from the batch's edge of the tree.
 func (b *Batch) addLeaf(seq uint64, value []byte) error {
 	n := int64(seq - 1)
-	hashes, err := tlog.StoredHashes(n, value, txnHashes{b.txn})
+	if b.edge == nil {
+		e := b.s.edge
+		if e == nil || e.size != n {
+			// First batch since Open, or a commit whose outcome is
+			// unknown: the edge is read from what Badger holds.
+			var err error
+			if e, err = loadTreeEdge(b.txn, n); err != nil {
+				return b.fail(fmt.Errorf("store: tree: %w", err))
+			}
+		}
+		b.edge = e.clone()
+	}
+	if b.edge.size != n {
+		return b.fail(fmt.Errorf("store: tree: leaf %d added to a tree of size %d", n, b.edge.size))
+	}
+	hashes, err := tlog.StoredHashes(n, value, &b.edge.f)
 	if err != nil {
 		return b.fail(fmt.Errorf("store: tree: %w", err))
 	}
@@ -76,7 +123,9 @@ func (b *Batch) addLeaf(seq uint64, value []byte) error {
 		if err := b.set(treeHashKey(base+int64(i)), hashes[i][:]); err != nil {
 			return err
 		}
+		b.edge.f.set(i, base+int64(i), hashes[i])
 	}
+	b.edge.size = n + 1
 	return nil
 }
 

@@ -3,7 +3,9 @@ package store
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"golang.org/x/mod/sumdb/tlog"
@@ -41,4 +43,82 @@ func TestRootAt(t *testing.T) {
 			t.Errorf("RootAt(%d) = %v, want EINVALID", bad, err)
 		}
 	}
+}
+
+// TestTreeEdge: the tree's right edge, which the writer keeps in memory,
+// stays the tree's through batches of every size, discarded batches, a
+// batch that outgrew its transaction and was applied again in smaller ones,
+// and a reopen: CheckTree recomputes every stored hash from the entries.
+func TestTreeEdge(t *testing.T) {
+	cfg := testConfig(t)
+	s := openTest(t, cfg)
+	ctx := context.Background()
+	n := 0
+	events := func(k int, reason string) []*ledger.Event {
+		evs := make([]*ledger.Event, k)
+		for i := range evs {
+			n++
+			id := fmt.Sprint("h", n)
+			evs[i] = newEvent(t, ledger.TypeHold, "dpo", id, &ledger.Hold{Hold: id, Reason: reason})
+		}
+		return evs
+	}
+	check := func(when string, want uint64) {
+		t.Helper()
+		if err := s.CheckTree(ctx); err != nil {
+			t.Fatalf("%s: %v", when, err)
+		}
+		if size, _, err := s.TreeHead(ctx); err != nil || size != int64(want) {
+			t.Fatalf("%s: TreeHead size %d, %v; want %d", when, size, err, want)
+		}
+	}
+	// discard appends evs in a batch and discards it.
+	discard := func(evs []*ledger.Event) {
+		b := s.Begin()
+		defer b.Discard()
+		seq := s.Applied()
+		for _, ev := range evs {
+			seq++
+			if o, err := b.Append(seq, ev); o != ledger.Recorded || err != nil {
+				t.Fatalf("Append: %v %v", o, err)
+			}
+		}
+	}
+
+	for _, k := range []int{1, 2, 3, 5, 8, 13} { // sizes 1 to 32
+		applyBatch(t, s, events(k, "r")...)
+	}
+	check("batches of growing size", 32)
+
+	discard(events(7, "discarded"))
+	applyBatch(t, s) // a commit without entries
+	applyBatch(t, s, events(3, "after a discard")...)
+	check("after a discarded batch", 35)
+
+	// A batch that outgrows its transaction (as in TestBatchTooBig),
+	// applied again in batches of 50.
+	big := events(2000, strings.Repeat("x", 30<<10))
+	b := s.Begin()
+	seq := s.Applied()
+	var err error
+	for i := 0; i < len(big) && err == nil; i++ {
+		seq++
+		_, err = b.Append(seq, big[i])
+	}
+	b.Discard()
+	if !errors.Is(err, ErrBatchTooBig) {
+		t.Fatalf("error = %v, want ErrBatchTooBig", err)
+	}
+	for i := 0; i < 150; i += 50 {
+		applyBatch(t, s, big[i:i+50]...)
+	}
+	check("after ErrBatchTooBig and smaller batches", 185)
+
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openTest(t, cfg)
+	discard(events(2, "discarded after reopen"))
+	applyBatch(t, s, events(4, "after reopen")...)
+	check("after a reopen", 189)
 }

@@ -191,7 +191,7 @@ func (r *replay) entry(seq uint64, value []byte) error {
 			r.expectFor(hs, appendPos(subjectPrefix(hs), d.Disclosure.DisclosedAt, seq), string(sum))
 		}
 		r.expect(prefixByRecip, appendPos(byRecipientPrefix(d.Disclosure.Recipient), d.Disclosure.DisclosedAt, seq), "")
-		r.expect(prefixByTime, appendPos(append([]byte(nil), byTimePrefix...), d.Disclosure.DisclosedAt, seq), "")
+		r.expect(prefixByTime, byTimeKey(d.Disclosure.DisclosedAt, seq), "")
 		if f := d.Flagged(); f != "" {
 			r.expect(prefixAfterErasure, afterErasureKey(seq), f)
 		}
