@@ -18,6 +18,7 @@ import (
 	"github.com/sharelog/sharelog/internal/checkpoint"
 	slhttp "github.com/sharelog/sharelog/internal/http"
 	"github.com/sharelog/sharelog/internal/ledger"
+	"github.com/sharelog/sharelog/internal/store"
 )
 
 // runCLI runs a command that takes no --server and returns stdout, stderr and
@@ -167,7 +168,11 @@ func TestCheckpointsProofsAndVerify(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		v, err := item.ValueCopy(nil)
+		stored, err := item.ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		v, err := store.EntryValue(stored) // entries are kept compressed
 		if err != nil {
 			return err
 		}
@@ -176,7 +181,7 @@ func TestCheckpointsProofsAndVerify(t *testing.T) {
 		if bytes.Equal(altered, v) {
 			t.Errorf("entry 7 does not name recipient acro in clear: %q", v)
 		}
-		return txn.Set(key, altered)
+		return txn.Set(key, store.StoredEntry(altered))
 	})
 	if cerr := db.Close(); err == nil {
 		err = cerr

@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/sharelog/sharelog/internal/store"
 	"github.com/sharelog/sharelog/internal/witness"
 )
 
@@ -75,12 +76,20 @@ func rewriteEntry(t *testing.T, dir string, seq uint64) {
 			}
 			return item.ValueCopy(nil)
 		}
-		v, err := value('e', seq)
+		// Entries are kept compressed; the tree is over their values.
+		entryValue := func(n uint64) ([]byte, error) {
+			stored, err := value('e', n)
+			if err != nil {
+				return nil, err
+			}
+			return store.EntryValue(stored)
+		}
+		v, err := entryValue(seq)
 		if err != nil {
 			return err
 		}
 		v[len(v)-3] ^= 1
-		if err := txn.Set(binaryKey('e', seq), v); err != nil {
+		if err := txn.Set(binaryKey('e', seq), store.StoredEntry(v)); err != nil {
 			return err
 		}
 		hashes := tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
@@ -95,7 +104,7 @@ func rewriteEntry(t *testing.T, dir string, seq uint64) {
 			return out, nil
 		})
 		for n := int64(0); ; n++ {
-			entry, err := value('e', uint64(n+1))
+			entry, err := entryValue(uint64(n + 1))
 			if errors.Is(err, badger.ErrKeyNotFound) {
 				break
 			}

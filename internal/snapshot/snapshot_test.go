@@ -198,21 +198,22 @@ func TestTakeRestore(t *testing.T) {
 	}
 
 	// The bucket's files hold neither the identifier nor what the ledger
-	// keeps in clear (an event id): the same search finds the event id in
-	// an unencrypted backup, so it can tell.
+	// keeps in clear (the recipient registry's record; entries are kept
+	// compressed): the same search finds the record in an unencrypted
+	// backup, so it can tell.
 	var clear bytes.Buffer
 	if _, err := src.Backup(ctx, &clear); err != nil {
 		t.Fatal(err)
 	}
-	const eventID = "rcp-web" // the recipient event's id: an entry in clear
-	if !bytes.Contains(clear.Bytes(), []byte(eventID)) {
-		t.Fatalf("an unencrypted backup does not hold %q: the search cannot tell", eventID)
+	const inClear = `{"id":"web","name":"Web"`
+	if !bytes.Contains(clear.Bytes(), []byte(inClear)) {
+		t.Fatalf("an unencrypted backup does not hold %q: the search cannot tell", inClear)
 	}
 	objDir := filepath.Join(jsDir, "jetstream", "$G", "streams", "OBJ_"+snapshot.Bucket)
 	if _, err := os.Stat(objDir); err != nil {
 		t.Fatalf("no bucket directory: %v", err)
 	}
-	for _, needle := range []string{personID, eventID} {
+	for _, needle := range []string{personID, inClear} {
 		if hits := filesContaining(t, objDir, needle); len(hits) != 0 {
 			t.Errorf("the snapshot bucket's files hold %q in clear: %v", needle, hits)
 		}

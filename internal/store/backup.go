@@ -171,9 +171,9 @@ func (s *Store) CheckTree(ctx context.Context) error {
 			if len(key) != 9 || int64(binary.BigEndian.Uint64(key[1:])) != n+1 {
 				return fmt.Errorf("store: tree check: entry %d missing", n+1)
 			}
-			value, err := entries.Item().ValueCopy(nil)
+			value, err := entryValue(entries.Item())
 			if err != nil {
-				return err
+				return fmt.Errorf("store: tree check: entry %d: %w", n+1, err)
 			}
 			want, err := tlog.StoredHashes(n, value, &f)
 			if err != nil {

@@ -137,14 +137,19 @@ func TestCheckTree(t *testing.T) {
 	}{
 		{"intact", nil, ""},
 		{"entry changed", func(txn *badger.Txn) error {
-			v, err := txnValue(txn, entryKey(3))
+			v := getEntry(t, txn, 3)
+			v[len(v)-1] ^= 1
+			return txn.Set(entryKey(3), packEntry(v))
+		}, "entry 3 does not give the tree's stored hashes"},
+		{"entry's stored bytes changed", func(txn *badger.Txn) error {
+			v, err := txnValue(txn, entryKey(3)) // compressed
 			if err != nil {
 				return err
 			}
 			v = bytes.Clone(v)
-			v[len(v)-1] ^= 1
+			v[len(v)/2] ^= 0x55
 			return txn.Set(entryKey(3), v)
-		}, "entry 3 does not give the tree's stored hashes"},
+		}, "entry 3"},
 		{"entry deleted", func(txn *badger.Txn) error { return txn.Delete(entryKey(4)) }, "entry 4 missing"},
 		{"leaf hash changed", func(txn *badger.Txn) error {
 			return txn.Set(treeHashKey(tlog.StoredHashIndex(0, 1)), make([]byte, tlog.HashSize))

@@ -142,7 +142,7 @@ func (b *Batch) AppendAt(streamSeq uint64, ev *ledger.Event, at time.Time) (ledg
 	if err != nil {
 		return 0, err
 	}
-	if err := b.set(entryKey(seq), entry); err != nil {
+	if err := b.set(entryKey(seq), packEntry(entry)); err != nil { // compressed, entrydict.go
 		return 0, err
 	}
 	if err := b.addLeaf(seq, entry); err != nil { // Merkle tree, tree.go
@@ -491,7 +491,7 @@ func getEntryHeader(txn *badger.Txn, kr *keyring, seq uint64) (entryHeader, erro
 	if err != nil {
 		return entryHeader{}, err
 	}
-	v, err := item.ValueCopy(nil)
+	v, err := entryValue(item)
 	if err != nil {
 		return entryHeader{}, err
 	}

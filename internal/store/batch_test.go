@@ -367,12 +367,12 @@ func TestBatchTooBig(t *testing.T) {
 	s := openTest(t, testConfig(t))
 	b := s.Begin()
 	defer b.Discard()
-	// Under the value threshold, so the values count towards the
-	// transaction's size (15% of a 64 MiB memtable).
-	big := strings.Repeat("x", 30<<10)
+	// Values under the value threshold count whole towards the
+	// transaction's size (15% of a 32 MiB memtable), those over it (the
+	// entries, in the value log) by their pointer: enough holds outgrow it.
 	var err error
-	for i := uint64(1); i < 2000 && err == nil; i++ {
-		ev := newEvent(t, ledger.TypeHold, "dpo", fmt.Sprint("h", i), &ledger.Hold{Hold: fmt.Sprint("h", i), Reason: big})
+	for i := uint64(1); i < 100_000 && err == nil; i++ {
+		ev := newEvent(t, ledger.TypeHold, "dpo", fmt.Sprint("h", i), &ledger.Hold{Hold: fmt.Sprint("h", i), Reason: "litigation"})
 		_, err = b.Append(i, ev)
 	}
 	if !errors.Is(err, ErrBatchTooBig) {

@@ -22,6 +22,11 @@ const (
 	// cut out, redact.go), the keyRef of the key that seals the personal
 	// part, then the personal part sealed (AES-256-GCM).
 	entrySealed byte = 3
+	// entryS2Dict1 is not an entry value's format but that of the value
+	// Badger keeps for it: the entry value (plain or sealed) compressed
+	// against dictionary 1 (packEntry, entrydict.go). Values written before
+	// it are entry values as they are, and start with 1 or 3.
+	entryS2Dict1 byte = 4
 )
 
 var errCorrupt = errors.New("corrupt value")

@@ -65,6 +65,7 @@ func ids(pg *ledger.ConsultationPage) []uint64 {
 
 func TestConsultations(t *testing.T) {
 	ctx := context.Background()
+	plainFiles(t) // the search of the files below
 	cfg := testConfig(t)
 	s := consultationLedger(t, cfg)
 	jo := ledger.Subject{Scheme: "dbs-ref", ID: consultedID}
@@ -129,7 +130,11 @@ func TestConsultations(t *testing.T) {
 	// clear, whether the entry names the person or no one.
 	if err := s.db.View(func(txn *badger.Txn) error {
 		for seq := uint64(3); seq <= 7; seq++ {
-			v := string(get(t, txn, entryKey(seq)))
+			stored, err := unpackEntry(get(t, txn, entryKey(seq)))
+			if err != nil {
+				return err
+			}
+			v := string(stored)
 			for _, secret := range []string{consultedID, consultedReason, queueReason, "follow-up"} {
 				if strings.Contains(v, secret) {
 					t.Errorf("entry %d holds %q in clear", seq, secret)

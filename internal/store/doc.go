@@ -27,6 +27,7 @@
 //	d H16(id) H16(source)              -> seq(8)    dedupe record and lookup by id
 //	e seq(8)                           -> entry     plain:  1 streamSeq(uvarint) recordedAt(varint ns) Raw
 //	                                                sealed: 3 streamSeq(uvarint) recordedAt(varint ns) len+clear keyref sealed-personal
+//	                                                kept as: 4 S2-block(entry, against dictionary 1), in the value log (entrydict.go); 1 and 3 as written before it
 //	s K16(subject) at(8) seq(8)        -> summary   subject index, one key per subject of a disclosure
 //	p recipient 0x00 at(8) seq(8)      -> (empty)   disclosures by recipient and time
 //	t at(8) seq(8)                     -> (empty)   disclosures by time
@@ -56,6 +57,12 @@
 // against the recorded event. The summary is compact binary (flags,
 // recipient, purpose, lawful basis, regime, categories as length-prefixed
 // strings), so Who is one prefix scan.
+//
+// Badger keeps each entry compressed on its own (S2) against a dictionary
+// of the event vocabulary, in its value log (written once, not rewritten
+// by compactions); everything above reading and writing entries sees the
+// entry value, uncompressed (entrydict.go). Entries written before are
+// kept as they were and read as they are.
 //
 // Every entry is a leaf of an RFC 6962 Merkle tree over the entry values,
 // which are immutable once written: Append writes the tree hashes a new leaf

@@ -290,7 +290,7 @@ type CompactStats struct {
 //  3. flattens the LSM tree into one level (Badger's Flatten), which
 //     merges every key's versions and drops the deleted ones,
 //  4. runs value-log GC until there is nothing to rewrite (values over
-//     the 32 KiB threshold).
+//     valueThreshold: entries, and larger index values).
 //
 // Its cost grows with the size of the ledger (Flatten rewrites the tables
 // above the last level); ingest waits while it runs.

@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dgraph-io/badger/v4/options"
-
 	"github.com/sharelog/sharelog/internal/ledger"
 )
 
@@ -20,8 +18,7 @@ func TestCompactAtScale(t *testing.T) {
 	if os.Getenv("SHARELOG_SCALE_TEST") == "" {
 		t.Skip("set SHARELOG_SCALE_TEST=1 to run")
 	}
-	tableCompression = options.None
-	t.Cleanup(func() { tableCompression = options.ZSTD })
+	plainFiles(t)
 	n := 200_000
 	s := openTest(t, testConfig(t))
 	applyBatch(t, s, rcp(t, "web", "nats", "", 0))

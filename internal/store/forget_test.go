@@ -105,11 +105,16 @@ func fileContains(path string, b []byte) (bool, error) {
 	}
 }
 
+// plainFiles writes uncompressed tables and entries until t ends, so that
+// a search of the files finds every key and every value.
+func plainFiles(t *testing.T) {
+	tableCompression, entryCompression = options.None, false
+	t.Cleanup(func() { tableCompression, entryCompression = options.ZSTD, true })
+}
+
 func TestForgetSubject(t *testing.T) {
 	ctx := context.Background()
-	// Uncompressed tables, so that a search of the files finds every key.
-	tableCompression = options.None
-	t.Cleanup(func() { tableCompression = options.ZSTD })
+	plainFiles(t)
 	s := propFixture(t)
 	cfg := s.db.Opts()
 	// A disclosure naming A1 and B2 together.

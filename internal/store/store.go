@@ -190,12 +190,22 @@ func Open(cfg Config) (*Store, error) {
 // for deleted bytes turn it off, so that compression cannot hide them.
 var tableCompression = options.ZSTD
 
+// valueThreshold sends entries to Badger's value log, written once, while
+// the index values stay in the LSM tree. Entries are stored compressed
+// (packEntry): 100,000 disclosures of the test workload, 650-810 bytes,
+// keep 384-447 (1st percentile to maximum), while the index values are far
+// smaller (subject summaries 75-171 bytes, recipients about 110, keys,
+// salts and hashes 8-60). In the LSM tree every compaction rewrote and
+// compressed the entries again. The value log is never rewritten but by
+// RunValueLogGC (Compact): entries are written once and never deleted, so
+// it holds little garbage.
+const valueThreshold = 256
+
 // badgerOptions tunes Badger for this workload on a small machine: every
 // commit synced, one version per key, no conflict detection (one writer),
-// events up to 32 KiB kept in the LSM tree where they are compressed with
-// ZSTD in 16 KiB blocks (the clear parts of neighbouring entries compress
-// together: 711 -> 585 bytes per event on disk against 4 KiB blocks, with
-// BenchmarkWho's p99 unchanged), modest memtables and caches. Memory goes
+// values of valueThreshold bytes or more in the value log, the rest in
+// the LSM tree compressed with ZSTD in 16 KiB blocks, modest memtables and
+// caches. Memory goes
 // mostly to table builders (memtable flushes and compactions hold whole
 // tables), so memtables are 32 MiB and tables stay 2 MiB at every level:
 // at 1M events the store's anonymous memory was 1,094 MiB against 1,791
@@ -211,7 +221,7 @@ func badgerOptions(dir string, logger *slog.Logger) badger.Options {
 		WithCompression(tableCompression).
 		WithZSTDCompressionLevel(1).
 		WithBlockSize(16 << 10).
-		WithValueThreshold(32 << 10).
+		WithValueThreshold(valueThreshold).
 		WithMemTableSize(32 << 20).
 		WithNumMemtables(3).
 		WithNumLevelZeroTables(4).

@@ -294,7 +294,11 @@ func (v *verifier) run() (*VerifyResult, error) {
 		if seq != i {
 			return nil, &TamperError{Kind: TamperDeleted, Seq: i}
 		}
-		value, err := it.Item().ValueCopy(nil)
+		value, err := entryValue(it.Item())
+		if errors.Is(err, errCorrupt) {
+			// Compressed bytes that do not decompress were changed.
+			return nil, &TamperError{Kind: TamperModified, Seq: i}
+		}
 		if err != nil {
 			return nil, fmt.Errorf("verify: read entry %d: %w", i, err)
 		}
@@ -430,7 +434,7 @@ func (v *verifier) diagnose(i int64, leaf tlog.Hash) error {
 	at, found := v.leafIndex[leaf]
 	next := int64(-1)
 	if item, err := v.txn.Get(entryKey(uint64(i + 1))); err == nil {
-		if value, err := item.ValueCopy(nil); err == nil {
+		if value, err := entryValue(item); err == nil {
 			if s, ok := v.leafIndex[tlog.RecordHash(value)]; ok {
 				next = s
 			}

@@ -142,8 +142,17 @@ func TestVerifyDetectsTampering(t *testing.T) {
 		{
 			name: "modified",
 			tamper: func(t *testing.T, txn *badger.Txn) error {
-				v := get(t, txn, entryKey(3))
+				v := getEntry(t, txn, 3)
 				v[len(v)-3] ^= 1
+				return txn.Set(entryKey(3), packEntry(v))
+			},
+			want: "entry 3 modified", kind: TamperModified,
+		},
+		{
+			name: "stored bytes changed",
+			tamper: func(t *testing.T, txn *badger.Txn) error {
+				v := get(t, txn, entryKey(3)) // compressed
+				v[len(v)/2] ^= 0x55
 				return txn.Set(entryKey(3), v)
 			},
 			want: "entry 3 modified", kind: TamperModified,
@@ -240,13 +249,13 @@ func TestVerifyDetectsTampering(t *testing.T) {
 		{
 			name: "modified and tree rewritten",
 			tamper: func(t *testing.T, txn *badger.Txn) error {
-				v := get(t, txn, entryKey(3))
+				v := getEntry(t, txn, 3)
 				v[len(v)-3] ^= 1
-				if err := txn.Set(entryKey(3), v); err != nil {
+				if err := txn.Set(entryKey(3), packEntry(v)); err != nil {
 					return err
 				}
 				for n := int64(0); n < 10; n++ {
-					hs, err := tlog.StoredHashes(n, get(t, txn, entryKey(uint64(n+1))), txnHashes{txn})
+					hs, err := tlog.StoredHashes(n, getEntry(t, txn, uint64(n+1)), txnHashes{txn})
 					if err != nil {
 						return err
 					}
@@ -458,7 +467,11 @@ func TestLeafIsEntryValue(t *testing.T) {
 	applyBatch(t, s, recipientEvent(t, "a", "A"), recipientEvent(t, "b", "B"))
 	err := s.db.View(func(txn *badger.Txn) error {
 		for seq := uint64(1); seq <= 2; seq++ {
-			want := checkpoint.LeafHash(get(t, txn, entryKey(seq)))
+			value, err := unpackEntry(get(t, txn, entryKey(seq)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := checkpoint.LeafHash(value)
 			got := get(t, txn, treeHashKey(tlog.StoredHashIndex(0, int64(seq-1))))
 			if string(got) != string(want[:]) {
 				t.Errorf("leaf %d = %x, want SHA-256(0x00 || entry value) %x", seq, got, want)

@@ -247,10 +247,18 @@ func tamper(t *testing.T, root string, seq uint64) {
 		v, _ := item.ValueCopy(nil)
 		return v
 	}
+	// Entries are kept compressed; the tree is over their values.
+	entry := func(txn *badger.Txn, n uint64) []byte {
+		v, err := store.EntryValue(get(txn, key('e', n)))
+		if err != nil {
+			t.Fatalf("entry %d: %v", n, err)
+		}
+		return v
+	}
 	err = db.Update(func(txn *badger.Txn) error {
-		v := get(txn, key('e', seq))
+		v := entry(txn, seq)
 		v[len(v)-3] ^= 1
-		if err := txn.Set(key('e', seq), v); err != nil {
+		if err := txn.Set(key('e', seq), store.StoredEntry(v)); err != nil {
 			return err
 		}
 		hashes := tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
@@ -264,7 +272,7 @@ func tamper(t *testing.T, root string, seq uint64) {
 			if _, err := txn.Get(key('e', uint64(n+1))); errors.Is(err, badger.ErrKeyNotFound) {
 				break
 			}
-			hs, err := tlog.StoredHashes(n, get(txn, key('e', uint64(n+1))), hashes)
+			hs, err := tlog.StoredHashes(n, entry(txn, uint64(n+1)), hashes)
 			if err != nil {
 				return err
 			}
