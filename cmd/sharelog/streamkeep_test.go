@@ -277,28 +277,7 @@ func TestStreamKeepReplicas(t *testing.T) {
 // publishing is not timed.
 func BenchmarkStreamPurge(b *testing.B) {
 	ctx := context.Background()
-	key := nats.AtRestKey(make([]byte, store.MasterKeyLen))
-	ns, err := nats.StartServer(nats.ServerConfig{Listen: "127.0.0.1:0", StoreDir: b.TempDir(), EncryptionKey: key}, slog.New(slog.DiscardHandler))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ns.Shutdown()
-	nc, err := natsio.Connect(ns.ClientURL())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4000))
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := nats.EnsureStreams(ctx, js, nats.StreamConfig{}); err != nil {
-		b.Fatal(err)
-	}
-	in, err := js.Stream(ctx, nats.StreamIn)
-	if err != nil {
-		b.Fatal(err)
-	}
+	js, in := benchStreamIn(b, jetstream.WithPublishAsyncMaxPending(4000))
 	const n, steps = 20000, 4
 	payload := make([]byte, 700)
 	var last uint64
@@ -331,28 +310,7 @@ func BenchmarkPublishWhilePurging(b *testing.B) {
 	for _, purging := range []bool{false, true} {
 		b.Run(fmt.Sprintf("purging=%v", purging), func(b *testing.B) {
 			ctx := context.Background()
-			key := nats.AtRestKey(make([]byte, store.MasterKeyLen))
-			ns, err := nats.StartServer(nats.ServerConfig{Listen: "127.0.0.1:0", StoreDir: b.TempDir(), EncryptionKey: key}, slog.New(slog.DiscardHandler))
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer ns.Shutdown()
-			nc, err := natsio.Connect(ns.ClientURL())
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer nc.Close()
-			js, err := jetstream.New(nc)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if _, err := nats.EnsureStreams(ctx, js, nats.StreamConfig{}); err != nil {
-				b.Fatal(err)
-			}
-			in, err := js.Stream(ctx, nats.StreamIn)
-			if err != nil {
-				b.Fatal(err)
-			}
+			js, in := benchStreamIn(b)
 			payload := make([]byte, 700)
 			// A stream of some size first, as in serve.
 			for range 50000 {
@@ -400,4 +358,35 @@ func BenchmarkPublishWhilePurging(b *testing.B) {
 			b.ReportMetric(float64(durs[len(durs)-1].Microseconds()), "max-µs")
 		})
 	}
+}
+
+// benchStreamIn starts an embedded server encrypted at rest, as serve runs
+// it, and makes sharelog's streams as EnsureStreams does; it returns the
+// JetStream context (with opts) and SHARELOG_IN. All is closed when b ends.
+func benchStreamIn(b *testing.B, opts ...jetstream.JetStreamOpt) (jetstream.JetStream, jetstream.Stream) {
+	b.Helper()
+	ctx := context.Background()
+	key := nats.AtRestKey(make([]byte, store.MasterKeyLen))
+	ns, err := nats.StartServer(nats.ServerConfig{Listen: "127.0.0.1:0", StoreDir: b.TempDir(), EncryptionKey: key}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(ns.Shutdown)
+	nc, err := natsio.Connect(ns.ClientURL())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(nc.Close)
+	js, err := jetstream.New(nc, opts...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := nats.EnsureStreams(ctx, js, nats.StreamConfig{}); err != nil {
+		b.Fatal(err)
+	}
+	in, err := js.Stream(ctx, nats.StreamIn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return js, in
 }
