@@ -112,17 +112,27 @@ func freePort(t testing.TB) int {
 func (c *Cluster) startNode(i int) {
 	c.t.Helper()
 	nd := c.nodes[i]
-	opts := *nd.opts // nats-server fills in the options it is given
-	srv, err := server.NewServer(&opts)
-	if err != nil {
-		c.t.Fatalf("nats node %s: %v", nd.Name, err)
-	}
-	srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
+	// The node's ports were free when the cluster was made, but the other
+	// nodes' route connections to it, made before it listens, take
+	// ephemeral ports that may be its own for a moment: a node that is not
+	// ready is started again (it failed to listen, under a loaded test run).
+	for attempt := 1; ; attempt++ {
+		opts := *nd.opts // nats-server fills in the options it is given
+		srv, err := server.NewServer(&opts)
+		if err != nil {
+			c.t.Fatalf("nats node %s: %v", nd.Name, err)
+		}
+		srv.Start()
+		if srv.ReadyForConnections(20 * time.Second) {
+			nd.srv = srv
+			return
+		}
 		srv.Shutdown()
-		c.t.Fatalf("nats node %s: not ready for connections", nd.Name)
+		if attempt == 3 {
+			c.t.Fatalf("nats node %s: not ready for connections after %d starts", nd.Name, attempt)
+		}
+		time.Sleep(500 * time.Millisecond)
 	}
-	nd.srv = srv
 }
 
 // Nodes returns the cluster's servers, in order (n1 first).
