@@ -102,18 +102,28 @@ func registerBenchRecipients(tb testing.TB, s *Store) {
 
 // appendAll applies evs in one batch, failing tb on anything but Recorded.
 func appendAll(tb testing.TB, s *Store, evs []*ledger.Event) {
-	b := s.Begin()
+	b, seq := appendOpen(tb, s, evs)
 	defer b.Discard()
+	if err := b.Commit(seq); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// appendOpen appends evs, one after the other from the next stream
+// sequence, to a new batch it leaves open, failing tb on anything but
+// Recorded; it returns the batch and the last stream sequence used.
+func appendOpen(tb testing.TB, s *Store, evs []*ledger.Event) (*Batch, uint64) {
+	tb.Helper()
+	b := s.Begin()
 	seq := s.Applied()
 	for _, ev := range evs {
 		seq++
 		if o, err := b.Append(seq, ev); o != ledger.Recorded || err != nil {
+			b.Discard()
 			tb.Fatalf("Append: %v %v", o, err)
 		}
 	}
-	if err := b.Commit(seq); err != nil {
-		tb.Fatal(err)
-	}
+	return b, seq
 }
 
 // BenchmarkAppendBatch applies batches of 1000 disclosures, one

@@ -73,15 +73,8 @@ func TestTreeEdge(t *testing.T) {
 	}
 	// discard appends evs in a batch and discards it.
 	discard := func(evs []*ledger.Event) {
-		b := s.Begin()
-		defer b.Discard()
-		seq := s.Applied()
-		for _, ev := range evs {
-			seq++
-			if o, err := b.Append(seq, ev); o != ledger.Recorded || err != nil {
-				t.Fatalf("Append: %v %v", o, err)
-			}
-		}
+		b, _ := appendOpen(t, s, evs)
+		b.Discard()
 	}
 
 	for _, k := range []int{1, 2, 3, 5, 8, 13} { // sizes 1 to 32
