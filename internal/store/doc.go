@@ -32,7 +32,7 @@
 //	p recipient 0x00 at(8) seq(8)      -> (empty)   disclosures by recipient and time
 //	t at(8) seq(8)                     -> (empty)   disclosures by time
 //	r recipient                        -> JSON      recipient registry, latest definition wins
-//	T level(1) n(8)                    -> 256 hashes(32 each)  Merkle tree: full tile n of tile level level (tlog.Tile, height 8), written once (tree.go)
+//	T level(1) n(8)                    -> hashes    Merkle tree: full tile n of tile level level (tlog.Tile, height 8): 256 hashes of 32 bytes, written once, by the batch that fills it (tree.go)
 //	h index(8)                         -> hash(32)  Merkle tree of ledgers written before tiles: tlog stored hash number index, read, never written (tree.go)
 //	c size(8)                          -> note      signed checkpoint of that tree size (tree.go)
 //	C t|p H16(principal)|s K16 at(8) seq(8) -> (empty) the consultation log by time, principal, person (consultations.go)
