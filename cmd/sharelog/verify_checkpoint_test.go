@@ -24,6 +24,7 @@ import (
 	"github.com/sharelog/sharelog/internal/checkpoint"
 	"github.com/sharelog/sharelog/internal/ledger"
 	"github.com/sharelog/sharelog/internal/nats"
+	"github.com/sharelog/sharelog/internal/store"
 )
 
 const keyInDataWarning = "the checkpoint signing key is inside the data directory"
@@ -410,24 +411,40 @@ func setCheckpoint(t *testing.T, dir string, size int64, signed []byte) {
 	})
 }
 
-// signTree signs the ledger's stored tree of size with s.
+// signTree signs the ledger's tree of size with s.
 func signTree(t *testing.T, dir string, size int64, s note.Signer) []byte {
 	t.Helper()
 	var signed []byte
 	updateLedger(t, dir, func(txn *badger.Txn) error {
+		// The tree over the entry values, recomputed in memory (the ledger
+		// stores only its full tiles, internal/store/tree.go).
+		var stored []tlog.Hash
 		r := tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
 			out := make([]tlog.Hash, len(idx))
 			for i, x := range idx {
-				item, err := txn.Get(binary.BigEndian.AppendUint64([]byte{'h'}, uint64(x)))
-				if err != nil {
-					return nil, err
-				}
-				if _, err := item.ValueCopy(out[i][:0]); err != nil {
-					return nil, err
-				}
+				out[i] = stored[x]
 			}
 			return out, nil
 		})
+		for n := int64(0); n < size; n++ {
+			item, err := txn.Get(binary.BigEndian.AppendUint64([]byte{'e'}, uint64(n+1)))
+			if err != nil {
+				return err
+			}
+			raw, err := item.ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			v, err := store.EntryValue(raw)
+			if err != nil {
+				return err
+			}
+			hs, err := tlog.StoredHashes(n, v, r)
+			if err != nil {
+				return err
+			}
+			stored = append(stored, hs...)
+		}
 		root, err := tlog.TreeHash(size, r)
 		if err != nil {
 			return err

@@ -17,10 +17,12 @@
 // working.
 //
 // The tree itself is computed by golang.org/x/mod/sumdb/tlog, not by
-// sharelog: package store keeps tlog's "stored hashes" (every complete
-// subtree's hash, about two per entry) in Badger, written in the same
-// transaction as the entries they cover, which makes tree roots and proofs a
-// handful of reads.
+// sharelog: package store keeps it in tlog's tiles of height 8 (as the Go
+// checksum database does), each written once, in the transaction of the
+// entries that fill it; the hashes of the partial tiles at the right edge
+// (fewer than 256 per tile level) are held in memory by the writer and
+// recomputed from the last entries by anyone else, which makes tree roots
+// and proofs a handful of reads.
 //
 // # Checkpoints
 //
@@ -77,7 +79,8 @@
 // stopped or DIR must be a copy (a copy taken while the server ran is
 // recovered in a scratch directory first). It recomputes every leaf from the
 // entry values and every tree hash from the leaves, compares them with the
-// stored tree hashes, checks every stored checkpoint (and any the auditor
+// stored tiles (and the one key per hash of ledgers written before tiles),
+// checks every stored checkpoint (and any the auditor
 // passes with --checkpoint) for a valid signature and for a root equal to
 // the recomputed tree of its size, and refuses a ledger shorter than a
 // signed checkpoint. Since every checkpoint is matched against one
@@ -85,11 +88,12 @@
 // one. It prints "intact: size N root R", or names the first entry that was
 // modified, deleted, inserted or moved, or the rollback.
 //
-// The stored tree hashes are what let verify name the exact entry: they are
-// the ledger's own record of each leaf. Someone who rewrites an entry and
-// recomputes the tree hashes to match is caught by the signed checkpoints
+// The stored tiles are what let verify name the exact entry: they are the
+// ledger's own record of each leaf. Someone who rewrites an entry and
+// recomputes the tiles to match is caught by the signed checkpoints
 // instead, which narrows the change to the entries since the last matching
-// checkpoint.
+// checkpoint; so is a change to the last entries, of the partial tile, whose
+// leaves are not stored.
 //
 // # Proofs over HTTP
 //

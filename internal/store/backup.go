@@ -66,8 +66,14 @@ func (s *Store) Backup(ctx context.Context, w io.Writer) (Position, error) {
 	// it are committed, so the root at the backup's size read now is the
 	// root at the time of the backup's read.
 	err := s.view(ctx, func(txn *badger.Txn) error {
-		var err error
-		pos.Root, err = tlog.TreeHash(int64(pos.Count), txnHashes{txn})
+		r, size, err := s.txnTree(txn)
+		if err != nil {
+			return err
+		}
+		if size < int64(pos.Count) {
+			return fmt.Errorf("the ledger holds %d entries, fewer than the backup", size)
+		}
+		pos.Root, err = tlog.TreeHash(int64(pos.Count), r)
 		return err
 	})
 	if err != nil {
@@ -138,12 +144,14 @@ func (s *Store) KeyCheck() string {
 
 // CheckTree recomputes, entry by entry, the tree hashes each entry value
 // gives with the hashes before it (tlog.StoredHashes, as Append does) and
-// compares them with the stored ones. It fails on an entry missing, out of
-// place or changed, and on a stored hash the entries do not give. With
-// TreeHead's root equal to a root trusted otherwise (a snapshot's, another
-// replica's checkpoint), it shows that the ledger holds exactly the entries
-// of that root. It reads the entries and the hashes once each, side by side,
-// in one read.
+// compares the full tiles with the stored ones (and the hashes of a ledger
+// written before tiles with its 'h' keys). It fails on an entry missing,
+// out of place or changed, and on a stored tile the entries do not give. The
+// partial tiles are not stored: TreeHead recomputes them from the entries.
+// With TreeHead's root equal to a root trusted otherwise (a snapshot's,
+// another replica's checkpoint), it shows that the ledger holds exactly the
+// entries of that root. It reads the entries and the tiles once each, side by
+// side, in one read.
 func (s *Store) CheckTree(ctx context.Context) error {
 	return s.view(ctx, func(txn *badger.Txn) error {
 		count, err := treeSize(txn)
@@ -160,6 +168,7 @@ func (s *Store) CheckTree(ctx context.Context) error {
 		hashes.Rewind()
 		// The newest hash of each level: the ones StoredHashes reads.
 		var f frontier
+		var partial [][]byte // the hashes of each tile level since its last full tile
 		var n int64
 		for entries.Rewind(); entries.Valid(); entries.Next() {
 			if n%ctxCheckEvery == 0 {
@@ -182,25 +191,55 @@ func (s *Store) CheckTree(ctx context.Context) error {
 			base := tlog.StoredHashIndex(0, n)
 			for i, h := range want {
 				idx := base + int64(i)
-				if !hashes.Valid() || !bytes.Equal(hashes.Item().Key(), treeHashKey(idx)) {
-					return fmt.Errorf("store: tree check: entry %d: tree hash %d missing", n+1, idx)
-				}
-				err := hashes.Item().Value(func(v []byte) error {
-					if !bytes.Equal(v, h[:]) {
-						return fmt.Errorf("store: tree check: entry %d does not give the tree's stored hashes", n+1)
+				// A ledger written before tiles holds its hashes as 'h' keys,
+				// in the order they are recomputed.
+				if hashes.Valid() && bytes.Equal(hashes.Item().Key(), treeHashKey(idx)) {
+					err := hashes.Item().Value(func(v []byte) error {
+						if !bytes.Equal(v, h[:]) {
+							return fmt.Errorf("store: tree check: entry %d does not give the tree's stored hashes", n+1)
+						}
+						return nil
+					})
+					if err != nil {
+						return err
 					}
-					return nil
-				})
-				if err != nil {
-					return err
+					hashes.Next()
 				}
-				hashes.Next()
 				f.set(i, idx, h)
+				if i%tileHeight != 0 {
+					continue
+				}
+				level := i / tileHeight
+				if level == len(partial) {
+					partial = append(partial, make([]byte, 0, tileBytes))
+				}
+				partial[level] = append(partial[level], h[:]...)
+				if len(partial[level]) == tileBytes {
+					tile := (n >> i) / tileWidth
+					stored, err := readTile(txn, level, tile)
+					if err != nil {
+						return fmt.Errorf("store: tree check: entry %d: %w", n+1, err)
+					}
+					if !bytes.Equal(stored, partial[level]) {
+						if level == 0 {
+							for k := 0; ; k += tlog.HashSize {
+								if !bytes.Equal(stored[k:k+tlog.HashSize], partial[0][k:k+tlog.HashSize]) {
+									return fmt.Errorf("store: tree check: entry %d does not give its leaf hash in tree tile 0/%d", tile*tileWidth+int64(k/tlog.HashSize)+1, tile)
+								}
+							}
+						}
+						return fmt.Errorf("store: tree check: entry %d: tree tile %d/%d is not the one the entries give", n+1, level, tile)
+					}
+					partial[level] = partial[level][:0]
+				}
 			}
 			n++
 		}
 		if n != count {
 			return fmt.Errorf("store: tree check: %d entries, the ledger counts %d", n, count)
+		}
+		if hashes.Valid() {
+			return fmt.Errorf("store: tree check: tree hash %d stored beyond the %d entries", binary.BigEndian.Uint64(hashes.Item().Key()[1:]), n)
 		}
 		return nil
 	})

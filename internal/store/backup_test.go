@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -125,9 +126,10 @@ func TestRestoreRefuses(t *testing.T) {
 	}
 }
 
-// TestCheckTree: an intact ledger passes; an entry changed, an entry
-// deleted, and a stored leaf hash changed (the root, read from higher
-// stored hashes, stays the same for that one) each fail, naming the entry.
+// TestCheckTree: an intact ledger of a full tile and a partial one passes;
+// an entry of the full tile changed, an entry deleted, and a leaf hash of the
+// stored tile changed (the root, read from the hashes above, stays the same
+// for that one) each fail, naming the entry or the tile.
 func TestCheckTree(t *testing.T) {
 	ctx := context.Background()
 	for _, c := range []struct {
@@ -140,7 +142,7 @@ func TestCheckTree(t *testing.T) {
 			v := getEntry(t, txn, 3)
 			v[len(v)-1] ^= 1
 			return txn.Set(entryKey(3), packEntry(v))
-		}, "entry 3 does not give the tree's stored hashes"},
+		}, "entry 3 does not give its leaf hash in tree tile 0/0"},
 		{"entry's stored bytes changed", func(txn *badger.Txn) error {
 			v, err := txnValue(txn, entryKey(3)) // compressed
 			if err != nil {
@@ -152,11 +154,22 @@ func TestCheckTree(t *testing.T) {
 		}, "entry 3"},
 		{"entry deleted", func(txn *badger.Txn) error { return txn.Delete(entryKey(4)) }, "entry 4 missing"},
 		{"leaf hash changed", func(txn *badger.Txn) error {
-			return txn.Set(treeHashKey(tlog.StoredHashIndex(0, 1)), make([]byte, tlog.HashSize))
-		}, "entry 2 does not give the tree's stored hashes"},
+			v, err := txnValue(txn, tileKey(0, 0))
+			if err != nil {
+				return err
+			}
+			v = bytes.Clone(v)
+			v[tlog.HashSize] ^= 1
+			return txn.Set(tileKey(0, 0), v)
+		}, "entry 2 does not give its leaf hash in tree tile 0/0"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s := propFixture(t)
+			var evs []*ledger.Event
+			for i := range tileWidth {
+				evs = append(evs, recipientEvent(t, fmt.Sprint("more", i), "More"))
+			}
+			applyBatch(t, s, evs...)
 			_, before, err := s.TreeHead(ctx)
 			if err != nil {
 				t.Fatal(err)

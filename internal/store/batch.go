@@ -27,7 +27,7 @@ type Batch struct {
 	last    uint64    // highest stream seq given to Append
 	count   uint64    // Seq of the last entry, pending ones included
 	n       int       // entries recorded in this batch
-	edge    *treeEdge // the tree's right edge with the batch's entries; nil until the first (tree.go)
+	tail    *treeTail // the tree's tail with the batch's entries; nil until the first (tree.go)
 
 	recipients map[string]ledger.Recipient // registered in this batch
 	at         time.Time                   // RecordedAt of the event being appended
@@ -441,11 +441,11 @@ func (b *Batch) Commit(lastStreamSeq uint64) error {
 		return err
 	}
 	if err := b.txn.Commit(); err != nil {
-		b.s.edge = nil // whether Badger holds the batch is unknown: read the edge again
+		b.s.tail.Store(nil) // whether Badger holds the batch is unknown: read the tail again
 		return fmt.Errorf("store: commit: %w", err)
 	}
-	if b.edge != nil {
-		b.s.edge = b.edge
+	if b.tail != nil {
+		b.s.tail.Store(b.tail)
 	}
 	b.cacheSalts()
 	var reg *map[string]ledger.Recipient

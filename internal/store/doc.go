@@ -32,7 +32,8 @@
 //	p recipient 0x00 at(8) seq(8)      -> (empty)   disclosures by recipient and time
 //	t at(8) seq(8)                     -> (empty)   disclosures by time
 //	r recipient                        -> JSON      recipient registry, latest definition wins
-//	h index(8)                         -> hash(32)  Merkle tree: tlog stored hash number index (tree.go)
+//	T level(1) n(8)                    -> hashes    Merkle tree: full tile n of tile level level (tlog.Tile, height 8): 256 hashes of 32 bytes, written once, by the batch that fills it (tree.go)
+//	h index(8)                         -> hash(32)  Merkle tree of ledgers written before tiles: tlog stored hash number index, read, never written (tree.go)
 //	c size(8)                          -> note      signed checkpoint of that tree size (tree.go)
 //	C t|p H16(principal)|s K16 at(8) seq(8) -> (empty) the consultation log by time, principal, person (consultations.go)
 //
@@ -65,10 +66,14 @@
 // kept as they were and read as they are.
 //
 // Every entry is a leaf of an RFC 6962 Merkle tree over the entry values,
-// which are immutable once written: Append writes the tree hashes a new leaf
-// completes (package tlog's "stored hashes", about two per entry) in the
-// batch's transaction, so the tree always covers exactly the committed
-// entries. Signed checkpoints are written by the Checkpointer in their own
+// which are immutable once written. The tree is stored in tlog tiles of
+// height 8, as the Go checksum database keeps its own: a tile is written
+// once, in the transaction of the batch whose entries fill it, so the
+// stored tree always covers exactly the committed entries; the hashes of
+// the partial tiles at the right edge (at most 255 per tile level) are not
+// stored: the writer keeps them in memory, and readers and Verify recompute
+// them from the last entries' values and the full tiles (tree.go). A commit
+// writes a tree key once every 256 entries. Signed checkpoints are written by the Checkpointer in their own
 // transactions, under keys no batch writes. Verify recomputes it all offline.
 // Package checkpoint describes the tree and the checkpoints.
 //

@@ -81,7 +81,7 @@ func subjectRequestKey(subjectHash []byte, request string) []byte {
 var _ = func(k byte) bool {
 	switch k {
 	case prefixMeta, prefixDedupe, prefixEntry, prefixSubject, prefixRecipient, prefixByRecip, prefixByTime,
-		prefixTreeHash, prefixCheckpoint,
+		prefixTreeHash, prefixTile, prefixCheckpoint,
 		prefixRequest, prefixObligation, prefixNotice, prefixByDue, prefixRecipientDue, prefixOpen,
 		prefixSubjectOblig, prefixSubjectReq, prefixErasure, prefixAfterErasure, prefixRestricted,
 		prefixSalt, prefixSubjectLoc, prefixDataKey, prefixSealedFor, prefixHold, prefixScrub, prefixSentinel:

@@ -293,7 +293,7 @@ func TestNoPlaintextIdentifiers(t *testing.T) {
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
 			item := it.Item()
-			if k := item.Key()[0]; k == prefixTreeHash || k == prefixCheckpoint {
+			if k := item.Key()[0]; k == prefixTreeHash || k == prefixTile || k == prefixCheckpoint {
 				continue // hashes and signed checkpoints of the Merkle tree (tree.go)
 			}
 			keys++

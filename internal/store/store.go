@@ -95,9 +95,10 @@ type Store struct {
 	deadlines ledger.Deadlines
 
 	writer sync.Mutex // held from Begin to Commit or Discard
-	// edge is the Merkle tree's right edge as of the last commit of a
-	// batch that added entries, nil until then; guarded by writer (tree.go).
-	edge *treeEdge
+	// tail is the Merkle tree's partial tiles and right edge as of the
+	// last commit of a batch that added entries, nil until then (tree.go):
+	// set by the writer, read by anyone, never changed once set.
+	tail atomic.Pointer[treeTail]
 	// salts holds committed subjects' salts for the writer; guarded by
 	// writer (saltcache.go).
 	salts saltCache

@@ -16,11 +16,47 @@ import (
 // Key kinds of the Merkle tree over the entries (see doc.go and package
 // checkpoint).
 const (
-	prefixTreeHash   = 'h' // h index(8)  -> hash(32): tlog stored hash number index
-	prefixCheckpoint = 'c' // c size(8)   -> signed checkpoint note of that tree size
+	prefixTile       = 'T' // T level(1) n(8) -> 256 hashes(32 each): full tile n of tile level (tileHeight)
+	prefixTreeHash   = 'h' // h index(8)      -> hash(32): tlog stored hash number index, as ledgers kept it before tiles
+	prefixCheckpoint = 'c' // c size(8)       -> signed checkpoint note of that tree size
 )
 
-// treeHashKey is the key of tlog's stored hash number index.
+// The tree is stored in tiles, as the Go checksum database and Tessera store
+// theirs (tlog.Tile of height tileHeight): tile n of tile level L holds, in
+// order, the 256 hashes of tree level 8L numbered from 256n; the hashes of
+// the levels between are hashed again from them when read. A tile is written
+// once, by the batch that fills it, and never rewritten. The hashes of the
+// partial tile at the right edge of each tile level (at most 255 per level)
+// are not stored: the writer keeps them in memory (treeTail), and anyone
+// else recomputes them from the last entries' values (leaf hashes) and from
+// the full tiles of the level below (the root of each), see loadTail. So a
+// commit writes no tree key, except once every 256 entries.
+//
+// Ledgers written before tiles kept one 'h' key per stored hash. They are
+// read as they are, never converted (Verify opens ledgers read-only): a full
+// tile with no 'T' key is read from the 'h' keys of its 256 hashes, and the
+// ledger grows in tiles; its 'h' hashes of the levels between tile levels
+// are no longer read (Verify still compares them).
+const (
+	tileHeight = 8
+	tileWidth  = 1 << tileHeight           // hashes in a full tile
+	tileBytes  = tileWidth * tlog.HashSize // bytes of a full tile
+)
+
+// errTileMissing is a full tile that is not stored.
+var errTileMissing = errors.New("missing")
+
+// tileKey is the key of full tile n of tile level level.
+func tileKey(level int, n int64) []byte {
+	k := make([]byte, 10)
+	k[0] = prefixTile
+	k[1] = byte(level)
+	binary.BigEndian.PutUint64(k[2:], uint64(n))
+	return k
+}
+
+// treeHashKey is the key of tlog's stored hash number index in ledgers
+// written before tiles.
 func treeHashKey(index int64) []byte {
 	k := make([]byte, 9)
 	k[0] = prefixTreeHash
@@ -35,97 +71,273 @@ func checkpointKey(size int64) []byte {
 	return k
 }
 
-// txnHashes reads stored tree hashes in a Badger transaction; in a batch it
-// sees the batch's own pending hashes.
-type txnHashes struct{ txn *badger.Txn }
+// tileFull reports whether tile n of tile level level is full in the tree
+// of size entries, so stored.
+func tileFull(size int64, level int, n int64) bool {
+	return (n+1)*tileWidth <= size>>(tileHeight*level)
+}
+
+// readTile reads full tile n of tile level level in txn: its 'T' value, or
+// in a ledger written before tiles the 'h' keys of its hashes.
+func readTile(txn *badger.Txn, level int, n int64) ([]byte, error) {
+	item, err := txn.Get(tileKey(level, n))
+	if err == nil {
+		data, err := item.ValueCopy(nil)
+		if err != nil {
+			return nil, err
+		}
+		if len(data) != tileBytes {
+			return nil, fmt.Errorf("tree tile %d/%d holds %d bytes, not %d hashes: %w", level, n, len(data), tileWidth, errCorrupt)
+		}
+		return data, nil
+	}
+	if !errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, err
+	}
+	data := make([]byte, 0, tileBytes)
+	for k := range int64(tileWidth) {
+		item, err := txn.Get(treeHashKey(tlog.StoredHashIndex(level*tileHeight, n*tileWidth+k)))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil, fmt.Errorf("tree tile %d/%d %w", level, n, errTileMissing)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if item.ValueSize() != tlog.HashSize {
+			return nil, fmt.Errorf("tree tile %d/%d: hash %d is not a hash: %w", level, n, k, errCorrupt)
+		}
+		if err := item.Value(func(v []byte) error { data = append(data, v...); return nil }); err != nil {
+			return nil, err
+		}
+	}
+	return data, nil
+}
+
+// tileRoot returns the hash of the subtree whose leaves are the hashes of a
+// full tile: the hash of the next tile level that the tile gives.
+func tileRoot(data []byte) tlog.Hash {
+	hs := make([]tlog.Hash, tileWidth)
+	for i := range hs {
+		copy(hs[i][:], data[i*tlog.HashSize:])
+	}
+	for len(hs) > 1 {
+		for i := range len(hs) / 2 {
+			hs[i] = tlog.NodeHash(hs[2*i], hs[2*i+1])
+		}
+		hs = hs[:len(hs)/2]
+	}
+	return hs[0]
+}
+
+// treeTail is the tree of size entries as far as it is not stored: the
+// partial tile at the right edge of each tile level (partial[L] holds the
+// (size>>8L)%256 hashes of tree level 8L after the level's full tiles), and
+// the newest stored hash of each tree level (f, the only hashes
+// tlog.StoredHashes reads when the next leaf is added; nil in a reader's).
+//
+// The writer keeps the tail of its last commit (Store.tail); a batch works
+// on a copy of it, which the store takes at Commit, so that a discarded
+// batch leaves no trace in it. A tail is never changed once the store holds
+// it: a batch's copy shares its partial tiles' arrays (capacity 256 hashes)
+// and appends to them past their length, which no reader of the store's
+// tail reads, and a full tile's array is handed to Badger and replaced.
+type treeTail struct {
+	size    int64
+	f       frontier
+	partial [][]byte
+}
+
+// clone returns a copy of t that its batch can extend without changing t.
+func (t *treeTail) clone() *treeTail {
+	return &treeTail{size: t.size, f: append(frontier(nil), t.f...), partial: append([][]byte(nil), t.partial...)}
+}
+
+// loadTail returns the tail of the tree of size entries as committed in
+// txn: the partial tiles' hashes are taken from hint (another tail of the
+// same ledger, of any size, or nil) as far as it has them, and recomputed
+// for the rest: tree level 0 from the entry values, the levels above from
+// the roots of the full tiles below. With frontier, it reads the newest
+// hash of each level too, which the writer needs.
+func loadTail(txn *badger.Txn, size int64, hint *treeTail, frontier bool) (*treeTail, error) {
+	t := &treeTail{size: size}
+	for level := 0; size>>(tileHeight*level) > 0; level++ {
+		c := size >> (tileHeight * level)
+		start := c / tileWidth * tileWidth
+		p := make([]byte, 0, tileBytes)
+		k := start
+		if hint != nil && level < len(hint.partial) && (hint.size>>(tileHeight*level))/tileWidth*tileWidth == start {
+			m := min(int64(len(hint.partial[level])/tlog.HashSize), c-start)
+			p = append(p, hint.partial[level][:m*tlog.HashSize]...)
+			k += m
+		}
+		for ; k < c; k++ {
+			var h tlog.Hash
+			if level == 0 {
+				item, err := txn.Get(entryKey(uint64(k + 1)))
+				if errors.Is(err, badger.ErrKeyNotFound) {
+					return nil, fmt.Errorf("entry %d missing", k+1)
+				}
+				if err != nil {
+					return nil, err
+				}
+				v, err := entryValue(item)
+				if err != nil {
+					return nil, fmt.Errorf("entry %d: %w", k+1, err)
+				}
+				h = tlog.RecordHash(v)
+			} else {
+				data, err := readTile(txn, level-1, k)
+				if err != nil {
+					return nil, err
+				}
+				h = tileRoot(data)
+			}
+			p = append(p, h[:]...)
+		}
+		t.partial = append(t.partial, p)
+	}
+	if frontier {
+		r := &treeReader{txn: txn, tail: t}
+		for level := 0; size>>level > 0; level++ {
+			idx := tlog.StoredHashIndex(level, size>>level-1)
+			h, err := r.ReadHashes([]int64{idx})
+			if err != nil {
+				return nil, err
+			}
+			t.f.set(level, idx, h[0])
+		}
+	}
+	return t, nil
+}
+
+// treeReader reads the stored hashes of the tree up to tail's size (a
+// tlog.HashReader for any size up to it): from the full tiles in txn, which
+// must hold every entry of the tail, and from the tail's partial tiles.
+type treeReader struct {
+	txn  *badger.Txn
+	tail *treeTail
+	// the last full tile read
+	last struct {
+		level int
+		n     int64
+		data  []byte
+	}
+}
 
 // ReadHashes implements tlog.HashReader.
-func (r txnHashes) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
+func (r *treeReader) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 	out := make([]tlog.Hash, len(indexes))
 	for i, idx := range indexes {
-		item, err := r.txn.Get(treeHashKey(idx))
+		tile := tlog.TileForIndex(tileHeight, idx)
+		var data []byte
+		switch {
+		case tileFull(r.tail.size, tile.L, tile.N):
+			if r.last.data == nil || r.last.level != tile.L || r.last.n != tile.N {
+				d, err := readTile(r.txn, tile.L, tile.N)
+				if err != nil {
+					return nil, fmt.Errorf("store: %w", err)
+				}
+				r.last.level, r.last.n, r.last.data = tile.L, tile.N, d
+			}
+			data = r.last.data
+		case tile.L < len(r.tail.partial) && (r.tail.size>>(tileHeight*tile.L))/tileWidth == tile.N:
+			data = r.tail.partial[tile.L]
+		}
+		if len(data) < tile.W*tlog.HashSize {
+			return nil, fmt.Errorf("store: tree hash %d missing in a tree of size %d", idx, r.tail.size)
+		}
+		h, err := tlog.HashFromTile(tile, data, idx)
 		if err != nil {
-			if errors.Is(err, badger.ErrKeyNotFound) {
-				return nil, fmt.Errorf("store: tree hash %d missing", idx)
-			}
-			return nil, err
+			return nil, fmt.Errorf("store: tree hash %d: %w", idx, err)
 		}
-		if err := item.Value(func(v []byte) error {
-			if len(v) != tlog.HashSize {
-				return fmt.Errorf("store: tree hash %d: %w", idx, errCorrupt)
-			}
-			copy(out[i][:], v)
-			return nil
-		}); err != nil {
-			return nil, err
-		}
+		out[i] = h
 	}
 	return out, nil
 }
 
-// treeEdge is the right edge of the Merkle tree at size entries: the newest
-// stored hash of each level, the only hashes tlog.StoredHashes reads when
-// leaf size is added. The writer keeps it in memory so that appending reads
-// no tree hash from Badger: the store holds the edge of its last commit
-// (Store.edge), and a batch works on a copy of its own, which the store takes
-// at Commit, so that a discarded batch leaves no trace in it.
-type treeEdge struct {
-	size int64
-	f    frontier
-}
-
-// loadTreeEdge reads the right edge of the tree of size entries in txn:
-// one stored hash per level.
-func loadTreeEdge(txn *badger.Txn, size int64) (*treeEdge, error) {
-	e := &treeEdge{size: size}
-	for level := 0; size>>level > 0; level++ {
-		idx := tlog.StoredHashIndex(level, size>>level-1)
-		h, err := txnHashes{txn}.ReadHashes([]int64{idx})
-		if err != nil {
-			return nil, err
-		}
-		e.f.set(level, idx, h[0])
+// txnTree returns a reader of the tree as committed in txn, and its size.
+// The partial tiles are the writer's when it has committed that size, else
+// recomputed with the writer's as a hint (loadTail).
+func (s *Store) txnTree(txn *badger.Txn) (*treeReader, int64, error) {
+	size, err := treeSize(txn)
+	if err != nil {
+		return nil, 0, err
 	}
-	return e, nil
+	tail := s.tail.Load()
+	if tail == nil || tail.size != size {
+		if tail, err = loadTail(txn, size, tail, false); err != nil {
+			return nil, 0, fmt.Errorf("store: tree: %w", err)
+		}
+	}
+	return &treeReader{txn: txn, tail: tail}, size, nil
 }
 
-// clone returns a copy of e that can be changed without changing e.
-func (e *treeEdge) clone() *treeEdge {
-	return &treeEdge{size: e.size, f: append(frontier(nil), e.f...)}
+// readTree returns a reader of the tree as committed in txn, without a
+// store (Verify, ReadKept), and its size.
+func readTree(txn *badger.Txn) (*treeReader, int64, error) {
+	size, err := treeSize(txn)
+	if err != nil {
+		return nil, 0, err
+	}
+	tail, err := loadTail(txn, size, nil, false)
+	if err != nil {
+		return nil, 0, fmt.Errorf("store: tree: %w", err)
+	}
+	return &treeReader{txn: txn, tail: tail}, size, nil
 }
 
-// addLeaf adds the entry value of entry seq to the tree: it writes the tree
-// hashes that become known with leaf seq-1 (about two on average), reading
-// the ones it combines them with from the batch's edge of the tree.
+// addLeaf adds the entry value of entry seq to the tree (leaf seq-1): the
+// hashes it completes go to the batch's tail, and a tile they fill is
+// written in the batch.
 func (b *Batch) addLeaf(seq uint64, value []byte) error {
 	n := int64(seq - 1)
-	if b.edge == nil {
-		e := b.s.edge
-		if e == nil || e.size != n {
+	if b.tail == nil {
+		t := b.s.tail.Load()
+		if t == nil || t.size != n {
 			// First batch since Open, or a commit whose outcome is
-			// unknown: the edge is read from what Badger holds.
+			// unknown: the tail is read from what Badger holds.
 			var err error
-			if e, err = loadTreeEdge(b.txn, n); err != nil {
+			if t, err = loadTail(b.txn, n, nil, true); err != nil {
 				return b.fail(fmt.Errorf("store: tree: %w", err))
 			}
 		}
-		b.edge = e.clone()
+		b.tail = t.clone()
 	}
-	if b.edge.size != n {
-		return b.fail(fmt.Errorf("store: tree: leaf %d added to a tree of size %d", n, b.edge.size))
-	}
-	hashes, err := tlog.StoredHashes(n, value, &b.edge.f)
-	if err != nil {
+	if err := b.tail.add(n, tlog.RecordHash(value), b.set); err != nil {
 		return b.fail(fmt.Errorf("store: tree: %w", err))
+	}
+	return nil
+}
+
+// add adds leaf n, of record hash leaf, to the tail of the tree of size n,
+// and writes with set the tile it fills, if any.
+func (t *treeTail) add(n int64, leaf tlog.Hash, set func(key, value []byte) error) error {
+	if t.size != n {
+		return fmt.Errorf("leaf %d added to a tree of size %d", n, t.size)
+	}
+	hashes, err := tlog.StoredHashesForRecordHash(n, leaf, &t.f)
+	if err != nil {
+		return err
 	}
 	base := tlog.StoredHashIndex(0, n)
 	for i := range hashes {
-		if err := b.set(treeHashKey(base+int64(i)), hashes[i][:]); err != nil {
-			return err
+		t.f.set(i, base+int64(i), hashes[i])
+		if i%tileHeight != 0 {
+			continue
 		}
-		b.edge.f.set(i, base+int64(i), hashes[i])
+		level := i / tileHeight
+		if level == len(t.partial) {
+			t.partial = append(t.partial, make([]byte, 0, tileBytes))
+		}
+		t.partial[level] = append(t.partial[level], hashes[i][:]...)
+		if len(t.partial[level]) == tileBytes {
+			if err := set(tileKey(level, (n>>i)/tileWidth), t.partial[level]); err != nil {
+				return err
+			}
+			t.partial[level] = make([]byte, 0, tileBytes)
+		}
 	}
-	b.edge.size = n + 1
+	t.size = n + 1
 	return nil
 }
 
@@ -154,7 +366,12 @@ func (s *Store) TreeHead(ctx context.Context) (size int64, root tlog.Hash, err e
 		if size, err = treeSize(txn); err != nil {
 			return err
 		}
-		root, err = tlog.TreeHash(size, txnHashes{txn})
+		r, n, err := s.txnTree(txn)
+		if err != nil {
+			return err
+		}
+		size = n
+		root, err = tlog.TreeHash(size, r)
 		return err
 	})
 	return size, root, err
@@ -167,14 +384,14 @@ func (s *Store) TreeHead(ctx context.Context) (size int64, root tlog.Hash, err e
 func (s *Store) RootAt(ctx context.Context, size int64) (tlog.Hash, error) {
 	var root tlog.Hash
 	err := s.view(ctx, func(txn *badger.Txn) error {
-		count, err := treeSize(txn)
+		r, count, err := s.txnTree(txn)
 		if err != nil {
 			return err
 		}
 		if size < 0 || size > count {
 			return ledger.Errorf(ledger.EINVALID, "need 0 <= size <= %d (the ledger's size), got %d", count, size)
 		}
-		root, err = tlog.TreeHash(size, txnHashes{txn})
+		root, err = tlog.TreeHash(size, r)
 		return err
 	})
 	return root, err
@@ -271,7 +488,7 @@ func (s *Store) Checkpoint(ctx context.Context, size int64) ([]byte, error) {
 func (s *Store) InclusionProof(ctx context.Context, seq, size int64) (*checkpoint.InclusionProof, error) {
 	var p *checkpoint.InclusionProof
 	err := s.view(ctx, func(txn *badger.Txn) error {
-		count, err := treeSize(txn)
+		r, count, err := s.txnTree(txn)
 		if err != nil {
 			return err
 		}
@@ -281,7 +498,6 @@ func (s *Store) InclusionProof(ctx context.Context, seq, size int64) (*checkpoin
 		if seq < 1 || seq > size || size > count {
 			return ledger.Errorf(ledger.EINVALID, "need 1 <= seq <= size <= %d (the ledger's size), got seq %d, size %d", count, seq, size)
 		}
-		r := txnHashes{txn}
 		leaf, err := r.ReadHashes([]int64{tlog.StoredHashIndex(0, seq-1)})
 		if err != nil {
 			return err
@@ -305,7 +521,7 @@ func (s *Store) InclusionProof(ctx context.Context, seq, size int64) (*checkpoin
 func (s *Store) ConsistencyProof(ctx context.Context, from, to int64) (*checkpoint.ConsistencyProof, error) {
 	var p *checkpoint.ConsistencyProof
 	err := s.view(ctx, func(txn *badger.Txn) error {
-		count, err := treeSize(txn)
+		r, count, err := s.txnTree(txn)
 		if err != nil {
 			return err
 		}
@@ -315,7 +531,7 @@ func (s *Store) ConsistencyProof(ctx context.Context, from, to int64) (*checkpoi
 		if from < 1 || from > to || to > count {
 			return ledger.Errorf(ledger.EINVALID, "need 1 <= from <= to <= %d (the ledger's size), got from %d, to %d", count, from, to)
 		}
-		proof, err := tlog.ProveTree(to, from, txnHashes{txn})
+		proof, err := tlog.ProveTree(to, from, r)
 		if err != nil {
 			return err
 		}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/binary"
@@ -221,9 +222,14 @@ type verifier struct {
 	ctx    context.Context
 	txn    *badger.Txn
 	cfg    VerifyConfig
-	meta   int64 // entry count in the meta record
-	hashes *badger.Iterator
+	meta   int64            // entry count in the meta record
+	hashes *badger.Iterator // 'h' keys of a ledger written before tiles
 	cps    *cpCursor
+	absent []int64    // the tile of each tile level last found not stored
+	tile   []struct { // the full tile of each tile level read last
+		n    int64
+		data []byte
+	}
 	replay *replay // nil with TreeOnly
 
 	frontier [64]struct {
@@ -261,8 +267,8 @@ func (v *verifier) close() {
 }
 
 // ReadHashes implements tlog.HashReader over the hashes recomputed so far:
-// the latest at each level (all that tlog needs to extend the tree or hash
-// it), else stored hashes already checked against recomputed ones.
+// the latest at each level, all that tlog needs to extend the tree or hash
+// it.
 func (v *verifier) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 	out := make([]tlog.Hash, len(indexes))
 	for i, idx := range indexes {
@@ -271,11 +277,7 @@ func (v *verifier) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 			out[i] = f.hash
 			continue
 		}
-		h, err := txnHashes{v.txn}.ReadHashes([]int64{idx})
-		if err != nil {
-			return nil, err
-		}
-		out[i] = h[0]
+		return nil, fmt.Errorf("tree hash %d is not the newest of its level", idx)
 	}
 	return out, nil
 }
@@ -323,9 +325,15 @@ func (v *verifier) run() (*VerifyResult, error) {
 			}
 		}
 	}
-	// Nothing may remain of a longer ledger.
+	// Nothing may remain of a longer ledger: no leaf hash of entry n+1, no
+	// tile beyond the full ones.
 	if v.nextHashIndex() == tlog.StoredHashIndex(0, n) {
 		return nil, &TamperError{Kind: TamperDeleted, Seq: n + 1}
+	}
+	if _, err := v.txn.Get(tileKey(0, n/tileWidth)); err == nil {
+		return nil, &TamperError{Kind: TamperDeleted, Seq: n + 1}
+	} else if !errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, fmt.Errorf("verify: %w", err)
 	}
 	if size, err := v.cps.largest(v.cfg.Verifier); err != nil {
 		return nil, err
@@ -356,7 +364,8 @@ func (v *verifier) run() (*VerifyResult, error) {
 }
 
 // leaf recomputes the tree hashes that entry i's value adds and compares
-// them with the stored ones.
+// them with the stored ones: those of full tiles, and the 'h' keys of a
+// ledger written before tiles.
 func (v *verifier) leaf(i int64, value []byte) error {
 	if i > v.meta {
 		return &TamperError{Kind: TamperInserted, Seq: i}
@@ -369,22 +378,83 @@ func (v *verifier) leaf(i int64, value []byte) error {
 	base := tlog.StoredHashIndex(0, i-1)
 	for j, want := range computed {
 		idx := base + int64(j)
-		got, ok := v.nextHash(idx)
-		switch {
-		case !ok && j == 0:
-			// An entry without a leaf: it was never appended by the writer.
-			return &TamperError{Kind: TamperInserted, Seq: i}
-		case !ok:
-			return &TamperError{Kind: TamperTreeHash, Seq: i, Detail: fmt.Sprintf("tree hash %d missing", idx)}
-		case got != want && j == 0:
-			return v.diagnose(i, leaf)
-		case got != want:
-			return &TamperError{Kind: TamperTreeHash, Seq: i, Detail: fmt.Sprintf("tree hash %d differs from the one recomputed", idx)}
+		if got, ok := v.nextHash(idx); ok {
+			switch {
+			case got != want && j == 0:
+				return v.diagnose(i, leaf)
+			case got != want:
+				return &TamperError{Kind: TamperTreeHash, Seq: i, Detail: fmt.Sprintf("tree hash %d differs from the one recomputed", idx)}
+			}
 		}
-		level, _ := tlog.SplitStoredHashIndex(idx)
-		v.frontier[level].index, v.frontier[level].hash, v.frontier[level].ok = idx, want, true
+		if j%tileHeight == 0 {
+			if err := v.tileHash(i, j/tileHeight, (i-1)>>j, want, leaf); err != nil {
+				return err
+			}
+		}
+		v.frontier[j].index, v.frontier[j].hash, v.frontier[j].ok = idx, want, true
 	}
 	return nil
+}
+
+// tileHash compares hash number k of tile level level, recomputed as want
+// when entry i (of leaf hash leaf) was added, with the stored one if its
+// tile is full in the ledger's tree.
+func (v *verifier) tileHash(i int64, level int, k int64, want, leaf tlog.Hash) error {
+	n := k / tileWidth
+	if !tileFull(v.meta, level, n) {
+		// In the partial tile, not stored; unless the ledger was longer
+		// (and its entry count lowered): then its tile is compared.
+		if ok, err := v.tileStored(level, n); err != nil || !ok {
+			return err
+		}
+	}
+	for len(v.tile) <= level {
+		v.tile = append(v.tile, struct {
+			n    int64
+			data []byte
+		}{n: -1})
+	}
+	t := &v.tile[level]
+	if t.n != n {
+		data, err := readTile(v.txn, level, n)
+		switch {
+		case errors.Is(err, errCorrupt):
+			return &TamperError{Kind: TamperTreeHash, Seq: i, Detail: strings.TrimPrefix(err.Error(), "store: ")}
+		case errors.Is(err, errTileMissing):
+			return &TamperError{Kind: TamperTreeHash, Seq: i, Detail: fmt.Sprintf("tree tile %d/%d missing", level, n)}
+		case err != nil:
+			return fmt.Errorf("verify: entry %d: %w", i, err)
+		}
+		t.n, t.data = n, data
+	}
+	off := int(k%tileWidth) * tlog.HashSize
+	if bytes.Equal(t.data[off:off+tlog.HashSize], want[:]) {
+		return nil
+	}
+	if level == 0 {
+		return v.diagnose(i, leaf)
+	}
+	return &TamperError{Kind: TamperTreeHash, Seq: i, Detail: fmt.Sprintf("tree tile %d/%d differs from the one recomputed", level, n)}
+}
+
+// tileStored reports whether tile n of tile level level has a 'T' key; it
+// remembers the last answer of each level.
+func (v *verifier) tileStored(level int, n int64) (bool, error) {
+	for len(v.absent) <= level {
+		v.absent = append(v.absent, -1)
+	}
+	if v.absent[level] == n {
+		return false, nil
+	}
+	_, err := v.txn.Get(tileKey(level, n))
+	switch {
+	case errors.Is(err, badger.ErrKeyNotFound):
+		v.absent[level] = n
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("verify: %w", err)
+	}
+	return true, nil
 }
 
 // nextHashIndex returns the index of the next stored hash, -1 if none.
@@ -395,21 +465,21 @@ func (v *verifier) nextHashIndex() int64 {
 	return int64(binary.BigEndian.Uint64(v.hashes.Item().Key()[1:]))
 }
 
-// nextHash returns the stored hash number idx if it is the next one.
+// nextHash returns the stored hash number idx if it is the next one (a
+// value that is not a hash is returned as the zero hash, which differs).
 func (v *verifier) nextHash(idx int64) (tlog.Hash, bool) {
 	var h tlog.Hash
 	if v.nextHashIndex() != idx {
 		return h, false
 	}
-	err := v.hashes.Item().Value(func(b []byte) error {
-		if len(b) != tlog.HashSize {
-			return errCorrupt
+	v.hashes.Item().Value(func(b []byte) error {
+		if len(b) == tlog.HashSize {
+			copy(h[:], b)
 		}
-		copy(h[:], b)
 		return nil
 	})
 	v.hashes.Next()
-	return h, err == nil
+	return h, true
 }
 
 // diagnose names what happened at entry i, whose leaf hash is not the one
@@ -428,6 +498,17 @@ func (v *verifier) diagnose(i int64, leaf tlog.Hash) error {
 			if err := it.Item().Value(func(b []byte) error { copy(h[:], b); return nil }); err == nil {
 				v.leafIndex[h] = n + 1
 			}
+		}
+		it.Close()
+		it = v.txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixTile, 0}, PrefetchValues: true})
+		for it.Rewind(); it.Valid(); it.Next() {
+			n := int64(binary.BigEndian.Uint64(it.Item().Key()[2:]))
+			it.Item().Value(func(b []byte) error {
+				for k := 0; k+tlog.HashSize <= len(b); k += tlog.HashSize {
+					v.leafIndex[tlog.Hash(b[k:k+tlog.HashSize])] = n*tileWidth + int64(k/tlog.HashSize) + 1
+				}
+				return nil
+			})
 		}
 		it.Close()
 	}

@@ -52,10 +52,11 @@ func ReadKept(ctx context.Context, cfg VerifyConfig, size int64) (*KeptView, err
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if kv.Size, err = treeSize(txn); err != nil {
-			return fmt.Errorf("verify: meta record: %w", err)
+		hashes, n, err := readTree(txn)
+		if err != nil {
+			return fmt.Errorf("verify: %w", err)
 		}
-		hashes := txnHashes{txn}
+		kv.Size = n
 		if kv.Root, err = tlog.TreeHash(kv.Size, hashes); err != nil {
 			return fmt.Errorf("verify: tree of size %d: %w", kv.Size, err)
 		}

@@ -8,7 +8,7 @@ import (
 )
 
 func TestReadKept(t *testing.T) {
-	l := newSignedLedger(t) // checkpoints of sizes 5 and 10
+	l := newSignedLedger(t) // checkpoints of sizes 5, 10 and signedSize
 	ctx := context.Background()
 	cfg := VerifyConfig{Dir: l.cfg.Dir, Logger: l.cfg.Logger}
 	five, err := checkpoint.Open(l.cps[0], l.verifier)
@@ -19,7 +19,7 @@ func TestReadKept(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if kv.Size != 10 || kv.Root != l.root || string(kv.Stored) != string(l.cps[0]) || kv.Proof == nil {
+	if kv.Size != signedSize || kv.Root != l.root || string(kv.Stored) != string(l.cps[0]) || kv.Proof == nil {
 		t.Fatalf("ReadKept(5) = size %d, root match %v, stored %q, proof %v", kv.Size, kv.Root == l.root, kv.Stored, kv.Proof)
 	}
 	head := checkpoint.Checkpoint{Origin: five.Origin, Size: kv.Size, Root: kv.Root}
@@ -36,7 +36,7 @@ func TestReadKept(t *testing.T) {
 		t.Errorf("ReadKept(7) = %+v, %v; want a proof and no stored checkpoint", kv, err)
 	}
 	// A kept size larger than the ledger: no proof.
-	if kv, err := ReadKept(ctx, cfg, 12); err != nil || kv.Size != 10 || kv.Proof != nil || kv.Stored != nil {
-		t.Errorf("ReadKept(12) = %+v, %v; want size 10, no proof", kv, err)
+	if kv, err := ReadKept(ctx, cfg, signedSize+2); err != nil || kv.Size != signedSize || kv.Proof != nil || kv.Stored != nil {
+		t.Errorf("ReadKept(%d) = %+v, %v; want size %d, no proof", signedSize+2, kv, err, signedSize)
 	}
 }
