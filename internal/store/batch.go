@@ -35,6 +35,7 @@ type Batch struct {
 	// writes it.
 	indexedBy     uint64
 	markIndexedBy bool
+	profiles      map[string][]byte // written in this batch, by H8 (profiles.go)
 
 	recipients map[string]ledger.Recipient // registered in this batch
 	at         time.Time                   // RecordedAt of the event being appended
@@ -389,7 +390,16 @@ func (b *Batch) indexDisclosure(seq uint64, eff *ledger.DisclosureEffect, hashes
 	d := eff.Disclosure
 	for i, h := range hashes {
 		s := eff.Summary(i)
-		sum := encodeSummary(make([]byte, 0, summarySize(&s)), s)
+		ref, err := b.profileRef(&s) // profiles.go
+		if err != nil {
+			return err
+		}
+		var sum []byte
+		if ref != nil {
+			sum = encodeSummaryRef(make([]byte, 0, summarySize(&s)), s, ref)
+		} else {
+			sum = encodeSummary(make([]byte, 0, summarySize(&s)), s)
+		}
 		if err := b.set(appendPos(subjectPrefix(h), d.DisclosedAt, seq), sum); err != nil {
 			return err
 		}
@@ -475,6 +485,9 @@ func (b *Batch) Commit(lastStreamSeq uint64) error {
 	b.cacheSalts()
 	if b.markIndexedBy {
 		b.s.indexedBy.Store(b.indexedBy)
+	}
+	for h, p := range b.profiles {
+		b.s.profiles.put([]byte(h), p)
 	}
 	var reg *map[string]ledger.Recipient
 	if len(b.recipients) > 0 {

@@ -30,6 +30,7 @@
 //	                                                sealed: 3 streamSeq(uvarint) recordedAt(varint ns) len+clear keyref sealed-personal
 //	                                                kept as: 4 S2-block(entry, against dictionary 1), in the value log (entrydict.go); 1 and 3 as written before it
 //	s K16(subject) at(8) seq(8)        -> summary   subject index, one key per subject of a disclosure
+//	P H8(profile)                      -> profile   a summary's purpose, lawful basis, regime and categories, written once, named by summaries (profiles.go)
 //	p recipient 0x00 at(8) seq(8)      -> (empty)   disclosures by recipient and time
 //	t at(8) seq(8)                     -> (empty)   disclosures by time
 //	r recipient                        -> JSON      recipient registry, latest definition wins
@@ -59,7 +60,10 @@
 // disclosure up by id alone is one prefix scan, and a dedupe hit is confirmed
 // against the recorded event. The summary is compact binary (flags,
 // recipient, purpose, lawful basis, regime, categories as length-prefixed
-// strings), so Who is one prefix scan.
+// strings), so Who is one prefix scan. The part many disclosures share, the
+// profile (purpose, lawful basis, regime, categories), is written once
+// under P and named in the summary by its 8-byte hash (flag 8; summaries
+// written before hold it inline, and are read as they are).
 //
 // Badger keeps each entry compressed on its own (S2) against a dictionary
 // of the event vocabulary, in its value log (written once, not rewritten

@@ -109,6 +109,7 @@ type Store struct {
 	applied    atomic.Uint64
 	count      atomic.Uint64
 	indexedBy  atomic.Uint64                               // the indexedByKey record; 0 while the ledger has none
+	profiles   profileCache                                // the summaries' profiles the ledger holds (profiles.go)
 	legacyY    bool                                        // tests: write y keys for disclosures and no indexedByKey record, as ledgers written before did
 	recipients atomic.Pointer[map[string]ledger.Recipient] // committed registry; never mutated
 

@@ -71,6 +71,7 @@ type replay struct {
 	// the subjects forgotten since, if they name several people (noY).
 	indexedBy uint64
 	noY       map[uint64]bool
+	profiles  *profiles // expands the summaries compared (profiles.go)
 
 	phantoms map[string]bool // subjects no entry can identify any more
 	sizeHint int             // entries the ledger claims: the size of the per-entry maps
@@ -86,7 +87,7 @@ func newReplay(txn *badger.Txn, deadlines ledger.Deadlines, entries int64) *repl
 		txn: txn, deadlines: deadlines, mem: ledger.NewMemState(), sizeHint: int(min(entries, 1<<24)),
 		perEntry: map[byte]map[string]string{}, bySubject: map[string]map[string]string{},
 		multi: map[uint64][]string{}, phantoms: map[string]bool{},
-		indexedBy: math.MaxUint64, noY: map[uint64]bool{},
+		indexedBy: math.MaxUint64, noY: map[uint64]bool{}, profiles: newProfiles(txn, nil),
 	}
 	if item, err := txn.Get(indexedByKey); err == nil {
 		// A record that cannot be read is reported by compareItem; the
@@ -448,6 +449,15 @@ func (r *replay) compareItem(item *badger.Item, exp map[string]string, count uin
 	case prefixSalt:
 		r.salts++
 		return
+	case prefixProfile:
+		// Named by the summaries, compared expanded; one that no summary
+		// names is harmless, but each must be what its key says.
+		r.compared++
+		v, err := item.ValueCopy(nil)
+		if err != nil || !bytes.Equal(k[1:], profileHash(v)) {
+			r.differ("profile %x of disclosure summaries: its value does not hash to its key", k[1:])
+		}
+		return
 	case prefixSubjectLoc:
 		r.locators++
 	}
@@ -464,6 +474,12 @@ func (r *replay) compareItem(item *badger.Item, exp map[string]string, count uin
 	if err != nil {
 		r.differ("%s: cannot be read: %v", r.describe(k), err)
 		return
+	}
+	if k[0] == prefixSubject {
+		if v, err = r.profiles.expand(v); err != nil {
+			r.differ("%s: cannot be read: %v", r.describe(k), err)
+			return
+		}
 	}
 	v, want = maskPersonal(k[0], v), string(maskPersonal(k[0], []byte(want)))
 	if string(v) != want {

@@ -252,6 +252,14 @@ func TestVerifyStateDetectsTampering(t *testing.T) {
 			k := of(t, txn, subjectPrefix(b2), "d-b2")
 			return txn.Set(sealedForKey(b2, binary.BigEndian.Uint64(k[len(k)-8:])), nil)
 		}, "sealed for subject " + hex.EncodeToString(b2) + ": not derived from any entry"},
+		{"a disclosure profile rewritten", func(t *testing.T, txn *badger.Txn) error {
+			k := first(txn, []byte{prefixProfile})
+			v := strings.Replace(string(get(t, txn, k)), "user.", "usr.x", 1)
+			return txn.Set(k, []byte(v))
+		}, "its value does not hash to its key"},
+		{"a disclosure profile deleted", func(t *testing.T, txn *badger.Txn) error {
+			return txn.Delete(first(txn, []byte{prefixProfile}))
+		}, "cannot be read: store: profile"},
 		{"the first disclosure without y keys moved on", func(t *testing.T, txn *badger.Txn) error {
 			return txn.Set(indexedByKey, binary.BigEndian.AppendUint64(nil, 5))
 		}, "sealed for subject"},
