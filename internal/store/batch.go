@@ -36,6 +36,7 @@ type Batch struct {
 	indexedBy     uint64
 	markIndexedBy bool
 	profiles      map[string][]byte // written in this batch, by H8 (profiles.go)
+	scratch       []byte            // a profile being looked up (profiles.go)
 
 	recipients map[string]ledger.Recipient // registered in this batch
 	at         time.Time                   // RecordedAt of the event being appended

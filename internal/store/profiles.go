@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 
 	"github.com/dgraph-io/badger/v4"
 
@@ -58,26 +57,41 @@ func profileHash(profile []byte) []byte {
 }
 
 // profileCache remembers the profiles the ledger holds, committed: those
-// the writer committed or found in Badger.
+// the writer committed or found in Badger, by H8 and, for the writer, the
+// H8 naming each (so that a known profile is not hashed again).
 type profileCache struct {
-	m sync.Map // string(H8) -> profile
-	n atomic.Int64
+	mu     sync.RWMutex
+	byHash map[string][]byte
+	named  map[string][]byte // string(profile) -> H8
 }
 
 func (c *profileCache) get(h []byte) ([]byte, bool) {
-	v, ok := c.m.Load(string(h))
-	if !ok {
-		return nil, false
-	}
-	return v.([]byte), true
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	v, ok := c.byHash[string(h)]
+	return v, ok
+}
+
+// ref returns the H8 naming profile, when the ledger holds it under it.
+func (c *profileCache) ref(profile []byte) ([]byte, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	h, ok := c.named[string(profile)]
+	return h, ok
 }
 
 func (c *profileCache) put(h, profile []byte) {
-	if c.n.Load() >= maxCachedProfiles {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.byHash) >= maxCachedProfiles {
 		return
 	}
-	if _, loaded := c.m.LoadOrStore(string(h), profile); !loaded {
-		c.n.Add(1)
+	if c.byHash == nil {
+		c.byHash, c.named = make(map[string][]byte), make(map[string][]byte)
+	}
+	c.byHash[string(h)] = profile
+	if bytes.Equal(profileHash(profile), h) {
+		c.named[string(profile)] = h
 	}
 }
 
@@ -85,7 +99,11 @@ func (c *profileCache) put(h, profile []byte) {
 // writing the profile if the ledger does not hold it yet; nil when another
 // profile has that H8.
 func (b *Batch) profileRef(d *ledger.DisclosureSummary) ([]byte, error) {
-	profile := appendProfile(nil, d)
+	b.scratch = appendProfile(b.scratch[:0], d)
+	if h, ok := b.s.profiles.ref(b.scratch); ok {
+		return h, nil
+	}
+	profile := bytes.Clone(b.scratch)
 	h := profileHash(profile)
 	have, ok := b.profiles[string(h)]
 	if !ok {
