@@ -15,7 +15,7 @@ import (
 
 // This file interns the part of a disclosure summary that many disclosures
 // share: its purpose, lawful basis, regime and categories, the profile. A
-// workload has few of them (a 300k-event bench ledger: 800 for 320,000
+// workload has few of them (a 300k-event bench ledger: 4 for 320,000
 // summaries, 83 of a summary's 117 bytes). Each is written once, under
 // P H8(profile), and a summary names it by H8 (flag summaryProfile) instead
 // of holding it. Every key costs in the write-ahead log, the memtable, the
