@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -28,6 +29,14 @@ type Batch struct {
 	count   uint64    // Seq of the last entry, pending ones included
 	n       int       // entries recorded in this batch
 	tail    *treeTail // the tree's tail with the batch's entries; nil until the first (tree.go)
+
+	// Disclosures from entry indexedBy on get no y keys (indexedByKey);
+	// markIndexedBy when the ledger has no record of it yet and Commit
+	// writes it.
+	indexedBy     uint64
+	markIndexedBy bool
+	profiles      map[string][]byte // written in this batch, by H8 (profiles.go)
+	scratch       []byte            // a profile being looked up (profiles.go)
 
 	recipients map[string]ledger.Recipient // registered in this batch
 	at         time.Time                   // RecordedAt of the event being appended
@@ -55,14 +64,22 @@ type Batch struct {
 // with Commit or Discard.
 func (s *Store) Begin() *Batch {
 	s.writer.Lock()
-	return &Batch{
-		s:       s,
-		txn:     s.db.NewTransaction(true),
-		hasher:  newSubjectHasher(s.secret),
-		applied: s.Applied(),
-		last:    s.Applied(),
-		count:   s.Count(),
+	b := &Batch{
+		s:         s,
+		txn:       s.db.NewTransaction(true),
+		hasher:    newSubjectHasher(s.secret),
+		applied:   s.Applied(),
+		last:      s.Applied(),
+		count:     s.Count(),
+		indexedBy: s.indexedBy.Load(),
 	}
+	switch {
+	case s.legacyY:
+		b.indexedBy = math.MaxUint64
+	case b.indexedBy == 0:
+		b.indexedBy, b.markIndexedBy = b.count+1, true
+	}
+	return b
 }
 
 // Len returns the number of events recorded in the batch so far.
@@ -138,7 +155,7 @@ func (b *Batch) AppendAt(streamSeq uint64, ev *ledger.Event, at time.Time) (ledg
 	if err != nil {
 		return 0, b.fail(err)
 	}
-	entry, err := b.encodeEntry(seq, streamSeq, ev, subjects, plan.Sealed, clear, personal)
+	entry, err := b.encodeEntry(seq, streamSeq, ev, subjects, plan.Sealed, plan.Disclosure != nil, clear, personal)
 	if err != nil {
 		return 0, err
 	}
@@ -295,8 +312,10 @@ func (b *Batch) register(r *ledger.Recipient) error {
 // the entry is indexed under each subject's keyed hash, for forgetting. It
 // leaves the key and its reference in b.key and b.ref for the entry's
 // notices. With sealed, an entry naming no subject is sealed too, under a
-// data key of its own (ledger.Plan.Sealed).
-func (b *Batch) encodeEntry(seq, streamSeq uint64, ev *ledger.Event, subjects [][]byte, sealed bool, clear, personal []byte) ([]byte, error) {
+// data key of its own (ledger.Plan.Sealed). A disclosure's subjects are
+// listed by its subject index keys (s K16 at seq, indexDisclosure): it gets
+// no y keys, but in ledgers written before (indexedByKey).
+func (b *Batch) encodeEntry(seq, streamSeq uint64, ev *ledger.Event, subjects [][]byte, sealed, disclosure bool, clear, personal []byte) ([]byte, error) {
 	b.key, b.ref = nil, keyRef{}
 	if len(subjects) == 0 && !sealed {
 		return encodeEntry(make([]byte, 0, len(ev.Raw)+24), streamSeq, b.at, ev.Raw), nil
@@ -326,6 +345,9 @@ func (b *Batch) encodeEntry(seq, streamSeq uint64, ev *ledger.Event, subjects []
 	entry, err := encodeSealedEntry(seq, streamSeq, b.at, clear, personal, b.ref, b.key, b.s.secrets != nil)
 	if err != nil {
 		return nil, b.fail(err)
+	}
+	if disclosure && seq >= b.indexedBy {
+		return entry, nil
 	}
 	for _, h := range subjects {
 		if err := b.set(sealedForKey(h, seq), nil); err != nil {
@@ -369,7 +391,16 @@ func (b *Batch) indexDisclosure(seq uint64, eff *ledger.DisclosureEffect, hashes
 	d := eff.Disclosure
 	for i, h := range hashes {
 		s := eff.Summary(i)
-		sum := encodeSummary(make([]byte, 0, summarySize(&s)), s)
+		ref, err := b.profileRef(&s) // profiles.go
+		if err != nil {
+			return err
+		}
+		var sum []byte
+		if ref != nil {
+			sum = encodeSummaryRef(make([]byte, 0, summarySize(&s)), s, ref)
+		} else {
+			sum = encodeSummary(make([]byte, 0, summarySize(&s)), s)
+		}
 		if err := b.set(appendPos(subjectPrefix(h), d.DisclosedAt, seq), sum); err != nil {
 			return err
 		}
@@ -440,6 +471,11 @@ func (b *Batch) Commit(lastStreamSeq uint64) error {
 	if err := b.set(metaKey, encodeMeta(lastStreamSeq, b.count)); err != nil {
 		return err
 	}
+	if b.markIndexedBy {
+		if err := b.set(indexedByKey, binary.BigEndian.AppendUint64(nil, b.indexedBy)); err != nil {
+			return err
+		}
+	}
 	if err := b.txn.Commit(); err != nil {
 		b.s.tail.Store(nil) // whether Badger holds the batch is unknown: read the tail again
 		return fmt.Errorf("store: commit: %w", err)
@@ -448,6 +484,12 @@ func (b *Batch) Commit(lastStreamSeq uint64) error {
 		b.s.tail.Store(b.tail)
 	}
 	b.cacheSalts()
+	if b.markIndexedBy {
+		b.s.indexedBy.Store(b.indexedBy)
+	}
+	for h, p := range b.profiles {
+		b.s.profiles.put([]byte(h), p)
+	}
 	var reg *map[string]ledger.Recipient
 	if len(b.recipients) > 0 {
 		m := maps.Clone(*b.s.recipients.Load())

@@ -178,6 +178,7 @@ const (
 	summaryInquiry      = 1
 	summaryAfterErasure = 2 // disclosed after an erasure of this subject's data in these categories
 	summaryRestricted   = 4 // disclosed while a restriction of this subject's data in these categories was in force
+	summaryProfile      = 8 // the profile (purpose, lawful basis, regime, categories) is named by its H8 (profiles.go)
 )
 
 // encodeSummary appends the compact binary form: flags byte, then recipient,
@@ -185,6 +186,23 @@ const (
 // of categories and each category likewise, then the disclosure's event id.
 // The flags are the summary's Inquiry, AfterErasure and WhileRestricted.
 func encodeSummary(dst []byte, d ledger.DisclosureSummary) []byte {
+	dst = append(dst, summaryFlags(&d))
+	dst = appendString(dst, d.Recipient)
+	dst = appendProfile(dst, &d) // profiles.go
+	return appendSummaryEnd(dst, &d)
+}
+
+// encodeSummaryRef is encodeSummary with the profile named by its H8
+// (profiles.go): flags|summaryProfile, recipient, H8, and the rest as
+// encodeSummary ends.
+func encodeSummaryRef(dst []byte, d ledger.DisclosureSummary, profile []byte) []byte {
+	dst = append(dst, summaryFlags(&d)|summaryProfile)
+	dst = appendString(dst, d.Recipient)
+	dst = append(dst, profile...)
+	return appendSummaryEnd(dst, &d)
+}
+
+func summaryFlags(d *ledger.DisclosureSummary) byte {
 	var flags byte
 	if d.Inquiry {
 		flags |= summaryInquiry
@@ -195,15 +213,12 @@ func encodeSummary(dst []byte, d ledger.DisclosureSummary) []byte {
 	if d.WhileRestricted {
 		flags |= summaryRestricted
 	}
-	dst = append(dst, flags)
-	dst = appendString(dst, d.Recipient)
-	dst = appendString(dst, d.Purpose)
-	dst = appendString(dst, d.LawfulBasis)
-	dst = appendString(dst, d.Regime)
-	dst = binary.AppendUvarint(dst, uint64(len(d.Categories)))
-	for _, c := range d.Categories {
-		dst = appendString(dst, c)
-	}
+	return flags
+}
+
+// appendSummaryEnd appends what a summary ends with: the disclosure's event
+// id, then the origin when there is one.
+func appendSummaryEnd(dst []byte, d *ledger.DisclosureSummary) []byte {
 	dst = appendString(dst, d.ID)
 	if d.ReceivedFrom != "" {
 		// After the id, only when set: summaries written before it was kept

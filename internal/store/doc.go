@@ -24,11 +24,13 @@
 // the content of a page cursor.
 //
 //	m                                  -> applied stream seq(8) entry count(8)
+//	Y                                  -> seq(8)    disclosures from entry seq on have no y keys (written by the first batch a ledger without it commits)
 //	d H16(id) H16(source)              -> seq(8)    dedupe record and lookup by id
 //	e seq(8)                           -> entry     plain:  1 streamSeq(uvarint) recordedAt(varint ns) Raw
 //	                                                sealed: 3 streamSeq(uvarint) recordedAt(varint ns) len+clear keyref sealed-personal
 //	                                                kept as: 4 S2-block(entry, against dictionary 1), in the value log (entrydict.go); 1 and 3 as written before it
 //	s K16(subject) at(8) seq(8)        -> summary   subject index, one key per subject of a disclosure
+//	P H8(profile)                      -> profile   a summary's purpose, lawful basis, regime and categories, written once, named by summaries (profiles.go)
 //	p recipient 0x00 at(8) seq(8)      -> (empty)   disclosures by recipient and time
 //	t at(8) seq(8)                     -> (empty)   disclosures by time
 //	r recipient                        -> JSON      recipient registry, latest definition wins
@@ -43,7 +45,9 @@
 //	a L16(subject)                     -> salt(32)  the subject's random salt; with the master key it gives the subject's key
 //	z K16(subject)                     -> L16       the locator of the subject's salt
 //	k seq(8)                           -> wrapped   data key of entry seq, which names several subjects: nonce(12) AES-256-GCM(master key, key, aad "k" seq)
-//	y K16(subject) seq(8)              -> (empty)   entry seq is sealed under a key this subject's forgetting destroys (kept after it: the hash then links to no one)
+//	y K16(subject) seq(8)              -> (empty)   entry seq is sealed under a key this subject's forgetting destroys (kept after it: the hash then links to no one);
+//	                                                not written for a disclosure from entry Y on, whose s keys say the same; forgetting writes it
+//	                                                then for a disclosure naming several people, for verify
 //	l hold                             -> JSON      legal hold (holds.go)
 //	i seq(8)                           -> JSON      JetStream messages to scrub after forgetting entry seq (forget.go)
 //	U seq(8) streamSeq(8)              -> (empty)   a later delivery of entry seq's event in SHARELOG_IN, scrubbed with it (replay.go)
@@ -57,7 +61,10 @@
 // disclosure up by id alone is one prefix scan, and a dedupe hit is confirmed
 // against the recorded event. The summary is compact binary (flags,
 // recipient, purpose, lawful basis, regime, categories as length-prefixed
-// strings), so Who is one prefix scan.
+// strings), so Who is one prefix scan. The part many disclosures share, the
+// profile (purpose, lawful basis, regime, categories), is written once
+// under P and named in the summary by its 8-byte hash (flag 8; summaries
+// written before hold it inline, and are read as they are).
 //
 // Badger keeps each entry compressed on its own (S2) against a dictionary
 // of the event vocabulary, in its value log (written once, not rewritten
@@ -105,7 +112,9 @@
 // MasterKeyFile, 32 bytes, made on first start) with the subject's salt,
 // never stored. An entry naming several subjects has a random data key of
 // its own, kept in the keystore (k seq) wrapped by the master key. Either
-// way the entry is indexed under each subject it names (y). Entries that
+// way the entry is indexed under each subject it names: a disclosure by
+// its subject index keys (s), other entries by y (and disclosures too in
+// ledgers written before Y). Entries that
 // name no one (recipients, deliveries, forgettings) stay plain. Entry
 // values are never rewritten, so every Merkle leaf stays valid whatever is
 // forgotten.

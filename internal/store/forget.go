@@ -22,8 +22,9 @@ import (
 //
 //   - the subject's salt (a L16) and locator (z K16): with the salt goes
 //     the subject's key, which seals the personal part of every entry
-//     naming only this subject (y K16 seq lists them, and stays: disclosures,
-//     requests, answers, holds), and no identifier hashes to the keyed
+//     naming only this subject (requests, answers and holds are listed by
+//     y K16 seq, disclosures by their subject index keys s K16 at seq,
+//     and in ledgers written before indexedByKey by y too), and no identifier hashes to the keyed
 //     hash any more, so the pseudonymous records left cannot be linked to
 //     the person. The clear part of each entry stays, and so does every
 //     Merkle leaf, since entry values are never rewritten;
@@ -71,6 +72,21 @@ func (b *Batch) forget(seq uint64, f *ledger.ForgetEffect) error {
 	if err != nil {
 		return err
 	}
+	// Disclosures are listed by the subject index; those written before
+	// indexedByKey by y as well: each entry is handled once.
+	sums, err := b.keysWithPrefix(subjectPrefix(h))
+	if err != nil {
+		return err
+	}
+	sealedFor := make(map[uint64]bool, len(keys))
+	for _, k := range keys {
+		sealedFor[binary.BigEndian.Uint64(k[len(k)-8:])] = true
+	}
+	for _, k := range sums {
+		if s := binary.BigEndian.Uint64(k[len(k)-8:]); !sealedFor[s] {
+			keys = append(keys, sealedForKey(h, s)) // written below for one naming others
+		}
+	}
 	for _, k := range keys {
 		s := binary.BigEndian.Uint64(k[len(k)-8:])
 		eh, err := getEntryHeader(b.txn, nil, s)
@@ -87,17 +103,21 @@ func (b *Batch) forget(seq uint64, f *ledger.ForgetEffect) error {
 				return err
 			}
 			ownKeys = append(ownKeys, eh.streamSeq)
+			// The y key stays, or is written now for a disclosure that
+			// had only its subject index key: it links the keyed hash,
+			// which nothing can link to the person once the salt is
+			// gone, to the entries that named it, so that verify can
+			// still replay an entry naming several people after one of
+			// them was forgotten.
+			if !sealedFor[s] {
+				if err := b.set(k, nil); err != nil {
+					return err
+				}
+			}
 		}
-		// The y key stays: it links the keyed hash, which nothing can link
-		// to the person once the salt is gone, to the entries that named
-		// it, so that verify can still replay an entry naming several
-		// people after one of them was forgotten.
 	}
+	slices.Sort(ownKeys) // in stream order, as the y keys gave them
 	// Subject index.
-	sums, err := b.keysWithPrefix(subjectPrefix(h))
-	if err != nil {
-		return err
-	}
 	for _, k := range sums {
 		if err := b.del(k); err != nil {
 			return err

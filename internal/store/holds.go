@@ -50,14 +50,17 @@ func (s *Store) holdsCovering(txn *badger.Txn, subjectHash []byte) ([]string, er
 // disclosure time of each summary.
 func subjectSummaries(txn *badger.Txn, subjectHash []byte) ([]summary, error) {
 	var out []summary
+	pr := newProfiles(txn, nil) // profiles.go
 	it := txn.NewIterator(badger.IteratorOptions{Prefix: subjectPrefix(subjectHash), PrefetchValues: true, PrefetchSize: 64})
 	defer it.Close()
 	for it.Rewind(); it.Valid(); it.Next() {
 		at, _ := splitPos(it.Item().Key())
 		var s summary
 		err := it.Item().Value(func(v []byte) error {
-			var err error
-			s, err = decodeSummary(v)
+			v, err := pr.expand(v)
+			if err == nil {
+				s, err = decodeSummary(v)
+			}
 			return err
 		})
 		if err != nil {

@@ -22,6 +22,7 @@ const (
 	prefixRecipient = 'r' // r recipient-id             -> recipient JSON
 	prefixByRecip   = 'p' // p recipient-id 0x00 at(8) seq(8) -> (empty)
 	prefixByTime    = 't' // t at(8) seq(8)             -> (empty)
+	prefixIndexedBy = 'Y' // Y                          -> seq(8): disclosures from entry seq on have no y keys
 )
 
 // Sizes of the hashed parts of keys.
@@ -32,6 +33,22 @@ const (
 )
 
 var metaKey = []byte{prefixMeta}
+
+// indexedByKey records the first entry whose subjects, if it is a
+// disclosure, are listed by the subject index alone: the store writes no
+// sealed-for keys (y) for such disclosures, whose subject index keys (s
+// K16 at seq) say the same. Ledgers written before have y keys for every
+// disclosure up to it; the first batch a store commits without the record
+// writes it (Batch.Commit).
+var indexedByKey = []byte{prefixIndexedBy}
+
+// decodeIndexedBy decodes the value of indexedByKey.
+func decodeIndexedBy(v []byte) (uint64, error) {
+	if len(v) != 8 {
+		return 0, errCorrupt
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
 
 // idHash returns the first idHashLen bytes of SHA-256(s).
 func idHash(s string) [idHashLen]byte {

@@ -65,6 +65,7 @@ func (s *Store) Who(ctx context.Context, subj ledger.Subject) (*ledger.Who, erro
 			return err
 		}
 		prefix := subjectPrefix(hash)
+		pr := newProfiles(txn, &s.profiles)
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 64})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
@@ -75,7 +76,13 @@ func (s *Store) Who(ctx context.Context, subj ledger.Subject) (*ledger.Who, erro
 			}
 			item := it.Item()
 			at, _ := splitPos(item.Key())
-			if err := item.Value(func(v []byte) error { return addWho(aggs, at, v) }); err != nil {
+			if err := item.Value(func(v []byte) error {
+				v, err := pr.expand(v)
+				if err != nil {
+					return err
+				}
+				return addWho(aggs, at, v)
+			}); err != nil {
 				return err
 			}
 			total++

@@ -327,7 +327,9 @@ func TestNoPlaintextIdentifiers(t *testing.T) {
 	// by-due, 1 recipient-due, 1 open, 1 subject-obligation; keystore: 2
 	// salts, 2 locators, 1 data key (the disclosure names two subjects; the
 	// erasure is sealed under its subject's key and the recipient names
-	// nobody), 3 sealed-for (2 subjects of the disclosure, 1 of the erasure).
+	// nobody), 1 sealed-for (the erasure's subject: the disclosure's are in
+	// its subject index), the record of the first disclosure without, and
+	// the disclosure's profile.
 	if keys != 29 {
 		t.Errorf("scanned %d keys, want 29", keys)
 	}

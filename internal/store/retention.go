@@ -71,6 +71,7 @@ func (s *Store) ForgetCandidates(ctx context.Context, now time.Time, p ledger.Fo
 		}
 		// Retention: the subject index, one subject's run of keys at a time.
 		if len(p.Retention) > 0 {
+			pr := newProfiles(txn, &s.profiles) // profiles.go
 			it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixSubject}, PrefetchValues: true, PrefetchSize: 256})
 			defer it.Close()
 			var cur []byte
@@ -105,8 +106,10 @@ func (s *Store) ForgetCandidates(ctx context.Context, now time.Time, p ledger.Fo
 				at, _ := splitPos(k)
 				var sum summary
 				if err := it.Item().Value(func(v []byte) error {
-					var err error
-					sum, err = decodeSummary(v)
+					v, err := pr.expand(v)
+					if err == nil {
+						sum, err = decodeSummary(v)
+					}
 					return err
 				}); err != nil {
 					return fmt.Errorf("store: subject index: %w", err)

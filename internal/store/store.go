@@ -109,6 +109,9 @@ type Store struct {
 
 	applied    atomic.Uint64
 	count      atomic.Uint64
+	indexedBy  atomic.Uint64                               // the indexedByKey record; 0 while the ledger has none
+	profiles   profileCache                                // the summaries' profiles the ledger holds (profiles.go)
+	legacyY    bool                                        // tests: write y keys for disclosures and no indexedByKey record, as ledgers written before did
 	recipients atomic.Pointer[map[string]ledger.Recipient] // committed registry; never mutated
 
 	mu     sync.Mutex
@@ -249,6 +252,21 @@ func (s *Store) load() error {
 				applied, count, err := decodeMeta(v)
 				s.applied.Store(applied)
 				s.count.Store(count)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+		}
+		s.indexedBy.Store(0)
+		switch item, err := txn.Get(indexedByKey); {
+		case errors.Is(err, badger.ErrKeyNotFound):
+		case err != nil:
+			return err
+		default:
+			err = item.Value(func(v []byte) error {
+				n, err := decodeIndexedBy(v)
+				s.indexedBy.Store(n)
 				return err
 			})
 			if err != nil {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"sort"
 	"strings"
@@ -22,8 +23,9 @@ import (
 // replaying every entry through the ledger's rules (ledger.Decide, folded
 // into a ledger.MemState) and compared record by record with what the
 // ledger holds. The replay never learns an identifier: a sealed entry names
-// its subjects by their keyed hashes (its key reference, or the y index for
-// an entry naming several people), and the rules only compare them.
+// its subjects by their keyed hashes (its key reference, or for an entry
+// naming several people the y index and the subject index), and the rules
+// only compare them.
 
 // StateError reports derived records that do not match the entries.
 // Differences lists the first MaxDifferences of them, in key order within
@@ -61,9 +63,16 @@ type replay struct {
 	bySubject map[string]map[string]string
 	// Entries sealed under their own data key: seq -> the subjects named.
 	multi map[uint64][]string
-	// yIndex is the y index read back by entry, for entries naming several
-	// subjects (loaded on first need).
-	yIndex   map[uint64][][]byte
+	// yIndex is the y index and the subject index read back by entry, for
+	// entries naming several subjects (loaded on first need).
+	yIndex map[uint64][][]byte
+	// indexedBy is the ledger's indexedByKey record (MaxUint64 when it
+	// has none): disclosures from that entry on have no y keys but for
+	// the subjects forgotten since, if they name several people (noY).
+	indexedBy uint64
+	noY       map[uint64]bool
+	profiles  *profiles // expands the summaries compared (profiles.go)
+
 	phantoms map[string]bool // subjects no entry can identify any more
 	sizeHint int             // entries the ledger claims: the size of the per-entry maps
 	diffs    []string
@@ -78,6 +87,18 @@ func newReplay(txn *badger.Txn, deadlines ledger.Deadlines, entries int64) *repl
 		txn: txn, deadlines: deadlines, mem: ledger.NewMemState(), sizeHint: int(min(entries, 1<<24)),
 		perEntry: map[byte]map[string]string{}, bySubject: map[string]map[string]string{},
 		multi: map[uint64][]string{}, phantoms: map[string]bool{},
+		indexedBy: math.MaxUint64, noY: map[uint64]bool{}, profiles: newProfiles(txn, nil),
+	}
+	if item, err := txn.Get(indexedByKey); err == nil {
+		// A record that cannot be read is reported by compareItem; the
+		// replay then expects the y keys of ledgers written before it.
+		_ = item.Value(func(v []byte) error {
+			n, err := decodeIndexedBy(v)
+			if err == nil {
+				r.indexedBy = n
+			}
+			return err
+		})
 	}
 	// Subjects are known to the replay by a token holding their keyed hash.
 	r.mem.Hash = func(s ledger.Subject) []byte { return []byte(strings.TrimPrefix(s.ID, "\x00")) }
@@ -133,8 +154,14 @@ func (r *replay) entry(seq uint64, value []byte) error {
 			return err
 		}
 	}
+	// A disclosure from indexedBy on is listed under its subjects by its
+	// subject index keys alone (indexedByKey).
+	_, disclosure := ev.Data.(*ledger.Disclosure)
+	noY := disclosure && seq >= r.indexedBy
 	for _, n := range names {
-		r.expect(prefixSealedFor, sealedForKey(n, seq), "")
+		if !noY {
+			r.expect(prefixSealedFor, sealedForKey(n, seq), "")
+		}
 	}
 	// An entry naming several people lists each once in the y index, so
 	// it may list fewer than it names: the same person named twice, while
@@ -151,6 +178,9 @@ func (r *replay) entry(seq uint64, value []byte) error {
 	if h.sealed && h.ref.subject == nil {
 		for _, n := range names {
 			r.multi[seq] = append(r.multi[seq], string(n))
+		}
+		if noY {
+			r.noY[seq] = true
 		}
 		if phantoms == nil {
 			r.expect(prefixDataKey, dataKeyKey(seq), exists)
@@ -207,6 +237,11 @@ func (r *replay) entry(seq uint64, value []byte) error {
 		for s, subjects := range r.multi {
 			if slices.Contains(subjects, string(f.SubjectHash)) {
 				delete(r.perEntry[prefixDataKey], string(dataKeyKey(s)))
+				if r.noY[s] {
+					// Forgetting wrote the y key the subject index key
+					// stood for.
+					r.expect(prefixSealedFor, sealedForKey(f.SubjectHash, s), "")
+				}
 			}
 		}
 	}
@@ -216,19 +251,31 @@ func (r *replay) entry(seq uint64, value []byte) error {
 func (r *replay) phantom() bool { return len(r.phantoms) > 0 }
 
 // namesOf returns the subjects an entry sealed under its own data key
-// names, from the y index.
+// names, from the y index and, for a disclosure from indexedBy on, the
+// subject index.
 func (r *replay) namesOf(seq uint64) ([][]byte, error) {
 	if r.yIndex == nil {
 		r.yIndex = map[uint64][][]byte{}
-		it := r.txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixSealedFor}})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			k := it.Item().Key()
-			if len(k) != 1+subjectHashLen+8 {
-				continue // reported by the comparison
+		for _, kind := range []struct {
+			prefix byte
+			size   int
+		}{{prefixSealedFor, 1 + subjectHashLen + 8}, {prefixSubject, 1 + subjectHashLen + posLen}} {
+			it := r.txn.NewIterator(badger.IteratorOptions{Prefix: []byte{kind.prefix}})
+			for it.Rewind(); it.Valid(); it.Next() {
+				k := it.Item().Key()
+				if len(k) != kind.size {
+					continue // reported by the comparison
+				}
+				s := binary.BigEndian.Uint64(k[len(k)-8:])
+				if kind.prefix == prefixSubject && s < r.indexedBy {
+					continue // listed by its y keys
+				}
+				n := k[1 : 1+subjectHashLen]
+				if !slices.ContainsFunc(r.yIndex[s], func(m []byte) bool { return bytes.Equal(m, n) }) {
+					r.yIndex[s] = append(r.yIndex[s], bytes.Clone(n))
+				}
 			}
-			s := binary.BigEndian.Uint64(k[1+subjectHashLen:])
-			r.yIndex[s] = append(r.yIndex[s], bytes.Clone(k[1:1+subjectHashLen]))
+			it.Close()
 		}
 	}
 	return r.yIndex[seq], nil
@@ -393,8 +440,23 @@ func (r *replay) compareItem(item *badger.Item, exp map[string]string, count uin
 			r.differ("the meta record counts %d entries; the ledger holds %d", n, count)
 		}
 		return
+	case prefixIndexedBy:
+		v, err := item.ValueCopy(nil)
+		if n, derr := decodeIndexedBy(v); err != nil || derr != nil || n == 0 || n > count+1 {
+			r.differ("the record of the first disclosure without y keys names entry %d; the ledger holds %d", n, count)
+		}
+		return
 	case prefixSalt:
 		r.salts++
+		return
+	case prefixProfile:
+		// Named by the summaries, compared expanded; one that no summary
+		// names is harmless, but each must be what its key says.
+		r.compared++
+		v, err := item.ValueCopy(nil)
+		if err != nil || !bytes.Equal(k[1:], profileHash(v)) {
+			r.differ("profile %x of disclosure summaries: its value does not hash to its key", k[1:])
+		}
 		return
 	case prefixSubjectLoc:
 		r.locators++
@@ -412,6 +474,12 @@ func (r *replay) compareItem(item *badger.Item, exp map[string]string, count uin
 	if err != nil {
 		r.differ("%s: cannot be read: %v", r.describe(k), err)
 		return
+	}
+	if k[0] == prefixSubject {
+		if v, err = r.profiles.expand(v); err != nil {
+			r.differ("%s: cannot be read: %v", r.describe(k), err)
+			return
+		}
 	}
 	v, want = maskPersonal(k[0], v), string(maskPersonal(k[0], []byte(want)))
 	if string(v) != want {

@@ -1,7 +1,9 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"os"
@@ -219,14 +221,48 @@ func TestVerifyStateDetectsTampering(t *testing.T) {
 		}
 		return it.Item().KeyCopy(nil)
 	}
+	// of returns the key under prefix ending with the entry of event id.
+	of := func(t *testing.T, txn *badger.Txn, prefix []byte, id string) []byte {
+		seq := get(t, txn, dedupeKey(id, "test"))
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			if k := it.Item().Key(); bytes.HasSuffix(k, seq) {
+				return it.Item().KeyCopy(nil)
+			}
+		}
+		t.Fatalf("no key under %q for %s", prefix, id)
+		return nil
+	}
 	tests := []struct {
 		name   string
 		tamper func(t *testing.T, txn *badger.Txn) error
 		want   string
 	}{
 		{"a disclosure's subject index key deleted (it vanishes from who)", func(t *testing.T, txn *badger.Txn) error {
-			return txn.Delete(first(txn, subjectPrefix(b2)))
+			return txn.Delete(of(t, txn, subjectPrefix(b2), "d-b2"))
 		}, "in the subject index of " + hex.EncodeToString(b2) + ": missing"},
+		// Its subject index is all that names the subjects of a disclosure
+		// of several people (written without y keys): without it, the
+		// replay tells the erasure's recipients otherwise.
+		{"a multi-person disclosure's subject index key deleted", func(t *testing.T, txn *badger.Txn) error {
+			return txn.Delete(of(t, txn, subjectPrefix(b2), "d-trio"))
+		}, "request E2: notices"},
+		{"a y key added for a disclosure written without them", func(t *testing.T, txn *badger.Txn) error {
+			k := of(t, txn, subjectPrefix(b2), "d-b2")
+			return txn.Set(sealedForKey(b2, binary.BigEndian.Uint64(k[len(k)-8:])), nil)
+		}, "sealed for subject " + hex.EncodeToString(b2) + ": not derived from any entry"},
+		{"a disclosure profile rewritten", func(t *testing.T, txn *badger.Txn) error {
+			k := first(txn, []byte{prefixProfile})
+			v := strings.Replace(string(get(t, txn, k)), "user.", "usr.x", 1)
+			return txn.Set(k, []byte(v))
+		}, "its value does not hash to its key"},
+		{"a disclosure profile deleted", func(t *testing.T, txn *badger.Txn) error {
+			return txn.Delete(first(txn, []byte{prefixProfile}))
+		}, "cannot be read: store: profile"},
+		{"the first disclosure without y keys moved on", func(t *testing.T, txn *badger.Txn) error {
+			return txn.Set(indexedByKey, binary.BigEndian.AppendUint64(nil, 5))
+		}, "sealed for subject"},
 		{"a disclosure's recipient index deleted", func(t *testing.T, txn *badger.Txn) error {
 			return txn.Delete(first(txn, byRecipientPrefix("acro")))
 		}, "in the index of recipient acro: missing"},
@@ -296,7 +332,7 @@ func TestVerifyStateDetectsTampering(t *testing.T) {
 				return err
 			}
 			return txn.Delete(first(txn, sealedForPrefix(a1)))
-		}, "sealed for subject " + forgottenA1 + ": missing"},
+		}, "disclosures [\"d2\",\"d-pair\"], entries say [\"d2\"]"},
 		{"untouched copy", func(t *testing.T, txn *badger.Txn) error { return nil }, ""},
 	}
 	for _, tt := range tests {

@@ -1,0 +1,73 @@
+package store
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"testing"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// TestKeySpace prints the key space of the ledger in $SHARELOG_KEYSPACE
+// (a copy of a ledger directory, such as a bench run's, with its key files
+// beside it in the layout sharelog serve uses: DIR/ledger, DIR/site.key,
+// DIR/master.key) grouped by kind: count, key bytes, value bytes. Values
+// kept in Badger's value log count by their pointer's size in the LSM tree
+// (vlog bytes are shown apart). It is a measuring tool, skipped otherwise.
+func TestKeySpace(t *testing.T) {
+	dir := os.Getenv("SHARELOG_KEYSPACE")
+	if dir == "" {
+		t.Skip("SHARELOG_KEYSPACE names no ledger")
+	}
+	cfg := Config{Dir: filepath.Join(dir, "ledger"), KeyFile: filepath.Join(dir, "site.key"), EncryptAtRest: os.Getenv("SHARELOG_KEYSPACE_PLAIN") == ""}
+	s, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	type row struct{ count, keys, values, vlog int64 }
+	rows := map[byte]*row{}
+	err = s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{AllVersions: false})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			item := it.Item()
+			k := item.Key()
+			r := rows[k[0]]
+			if r == nil {
+				r = &row{}
+				rows[k[0]] = r
+			}
+			r.count++
+			r.keys += int64(len(k))
+			if vs := item.ValueSize(); vs == 0 || item.EstimatedSize() == int64(len(k))+vs { // inline (Item.EstimatedSize)
+				r.values += item.ValueSize()
+			} else {
+				r.vlog += item.ValueSize()
+				r.values += 12 // value pointer
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := make([]byte, 0, len(rows))
+	for k := range rows {
+		kinds = append(kinds, k)
+	}
+	sort.Slice(kinds, func(i, j int) bool { return kinds[i] < kinds[j] })
+	var tot row
+	fmt.Printf("%-4s %10s %12s %12s %12s %10s\n", "kind", "count", "key bytes", "value bytes", "vlog bytes", "LSM B/key")
+	for _, k := range kinds {
+		r := rows[k]
+		tot.count += r.count
+		tot.keys += r.keys
+		tot.values += r.values
+		tot.vlog += r.vlog
+		fmt.Printf("%-4c %10d %12d %12d %12d %10.1f\n", k, r.count, r.keys, r.values, r.vlog, float64(r.keys+r.values)/float64(r.count))
+	}
+	fmt.Printf("%-4s %10d %12d %12d %12d\n", "all", tot.count, tot.keys, tot.values, tot.vlog)
+}
