@@ -219,9 +219,10 @@ const valueThreshold = 256
 // level, time-ordered keys included; twice the tables per merge halves
 // those rewrites. At 1M events (sharelog bench --phases full, alternating
 // runs on a shared 2-core machine at load 4-11) 8 tables (stall 16) took
-// 167 µs of CPU per event against 176 for 4 (stall 12) in the run before,
-// who's p99 during compactions 8 ms against 190, anonymous memory 463 MiB
-// against 577, ledger bytes per event 636 against 635.
+// 167 and 195 µs of CPU per event against 176 and 242 for 4 (stall 12) in
+// the neighbouring runs (main: 169-242 in 8 runs), who's p99 during
+// compactions 8 and 6 ms against 190 and 124, ledger bytes per event 636
+// against 635, anonymous memory 463 and 681 MiB against 577 and 665.
 func badgerOptions(dir string, logger *slog.Logger) badger.Options {
 	o := badger.DefaultOptions(dir)
 	o.TableSizeMultiplier = 1 // no With method
