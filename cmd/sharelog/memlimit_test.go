@@ -4,8 +4,10 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"os"
 	"runtime/debug"
 	"testing"
+	"time"
 )
 
 // TestMemoryLimit: --memory-limit sets the Go runtime's soft memory limit,
@@ -30,5 +32,20 @@ func TestMemoryLimit(t *testing.T) {
 	setMemoryLimit(defaultMemoryLimit, logger)
 	if got := debug.SetMemoryLimit(-1); got != math.MaxInt64 {
 		t.Errorf("limit %d bytes with GOMEMLIMIT set, want it left alone", got)
+	}
+}
+
+// TestDuplicatesDefault: SHARELOG_IN's duplicate window is 30 s by default
+// (each message of the window is an object in the heap that the collector
+// marks on every cycle), and --stream-keep's default is no shorter, so
+// that JetStream's dedupe sees its whole window across a restart.
+func TestDuplicatesDefault(t *testing.T) {
+	for _, k := range []string{"SHARELOG_DUPLICATES", "SHARELOG_STREAM_KEEP"} {
+		t.Setenv(k, "") // restored when t ends
+		os.Unsetenv(k)
+	}
+	cfg := serveArgs(t, "defaults", nil, nil)
+	if cfg.Duplicates != 30*time.Second || cfg.StreamKeep < cfg.Duplicates {
+		t.Errorf("--duplicates %v, --stream-keep %v by default; want 30s and no shorter", cfg.Duplicates, cfg.StreamKeep)
 	}
 }

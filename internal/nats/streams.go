@@ -74,7 +74,7 @@ const (
 
 // StreamConfig tunes the streams sharelog creates.
 type StreamConfig struct {
-	// Duplicates is JetStream's Nats-Msg-Id window on SHARELOG_IN (default 2m).
+	// Duplicates is JetStream's Nats-Msg-Id window on SHARELOG_IN (default 30s).
 	// sharelog dedupes on (source, id) forever regardless; the window only
 	// saves work.
 	Duplicates time.Duration
@@ -95,7 +95,7 @@ const DefaultRejectedMaxAge = 720 * time.Hour
 // whether SHARELOG_IN takes atomic batches (NATS Server 2.12 and later).
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (atomic bool, err error) {
 	if cfg.Duplicates == 0 {
-		cfg.Duplicates = 2 * time.Minute
+		cfg.Duplicates = 30 * time.Second
 	}
 	if cfg.Replicas == 0 {
 		cfg.Replicas = 1
