@@ -52,9 +52,10 @@ type Config struct {
 	Recipients string        `help:"YAML file of recipients to register at start." env:"SHARELOG_RECIPIENTS" type:"path"`
 	SyncAlways bool          `help:"Embedded NATS: fsync every write before acknowledging it (survives power loss, slower)." env:"SHARELOG_SYNC_ALWAYS" name:"sync-always"`
 	Duplicates time.Duration `help:"JetStream duplicate window on SHARELOG_IN (sharelog dedupes forever regardless)." default:"30s" env:"SHARELOG_DUPLICATES"`
-	// StreamKeep's default is the default duplicate window: JetStream's own
-	// Nats-Msg-Id dedupe, which a restart rebuilds from the messages the
-	// stream still holds, sees every message of its window; and it is short,
+	// StreamKeep's default is no shorter than the default duplicate window:
+	// JetStream's own Nats-Msg-Id dedupe, which a restart rebuilds from the
+	// messages the stream still holds, sees every message of its window
+	// (TestDuplicatesDefault); and it is short,
 	// so that the stream holds minutes of input rather than a second copy of
 	// the ledger (streamkeep.go).
 	StreamKeep time.Duration `help:"How long SHARELOG_IN keeps a message once the ledger has applied it and a signed checkpoint covers it; then it is purged, so that each event is kept once, in the ledger. The default is longer than the default --duplicates window, so JetStream's own duplicate detection sees every message of its window even across a restart. With --replica the leader alone purges, and only up to the newest snapshot. 0: keep every message forever." default:"2m" env:"SHARELOG_STREAM_KEEP" name:"stream-keep"`
