@@ -192,7 +192,7 @@ func TestCheckpointsProofsAndVerify(t *testing.T) {
 	stdout, _, err = runCLI("verify", "--data", dir, "--key", vkey)
 	// Entry 7 is in the tree's partial tile, whose leaf hashes are not
 	// stored (internal/store/tree.go): the checkpoint of size 21 tells.
-	const tampered = "checkpoint size 21 does not match the ledger: an entry from 1 to 21 was changed and the tree hashes rewritten to hide it"
+	const tampered = "checkpoint size 21 does not match the ledger: an entry from 1 to 21 was changed (where stored tree tiles cover it, with them rewritten to hide it)"
 	if err == nil || err.Error() != "ledger is not intact: "+tampered || stdout != "TAMPERED: "+tampered+"\n" {
 		t.Errorf("verify after tampering = %q, %v", stdout, err)
 	}

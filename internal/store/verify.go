@@ -123,7 +123,7 @@ func (e *TamperError) Error() string {
 	case TamperTreeHash:
 		return fmt.Sprintf("tree hash altered at entry %d: %s", e.Seq, e.Detail)
 	case TamperCheckpoint:
-		return fmt.Sprintf("checkpoint size %d does not match the ledger: an entry from %d to %d was changed and the tree hashes rewritten to hide it", e.Size, e.Seq, e.Size)
+		return fmt.Sprintf("checkpoint size %d does not match the ledger: an entry from %d to %d was changed (where stored tree tiles cover it, with them rewritten to hide it)", e.Size, e.Seq, e.Size)
 	case TamperBadSignature:
 		return fmt.Sprintf("checkpoint size %d: %s", e.Size, e.Detail)
 	}

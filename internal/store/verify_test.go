@@ -255,7 +255,7 @@ func TestVerifyDetectsTampering(t *testing.T) {
 				}
 				return txn.Set(tileKey(0, 0), tile)
 			},
-			want: "checkpoint size 5 does not match the ledger: an entry from 1 to 5 was changed and the tree hashes rewritten to hide it",
+			want: "checkpoint size 5 does not match the ledger: an entry from 1 to 5 was changed (where stored tree tiles cover it, with them rewritten to hide it)",
 			kind: TamperCheckpoint,
 		},
 		{
