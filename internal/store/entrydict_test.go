@@ -251,29 +251,7 @@ func getEntry(t *testing.T, txn *badger.Txn, seq uint64) []byte {
 // and takes compressed entries after the old ones, verifying again.
 func TestLedgerWrittenBeforeCompression(t *testing.T) {
 	ctx := context.Background()
-	root := t.TempDir()
-	if err := os.CopyFS(root, os.DirFS("testdata/ledger-v0")); err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range []string{"site.key", "master.key"} { // git keeps no 0600
-		if err := os.Chmod(filepath.Join(root, f), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	vkey, err := os.ReadFile(filepath.Join(root, "checkpoint.vkey"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	verifier, err := note.NewVerifier(string(vkey))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := Config{
-		Dir:       filepath.Join(root, "ledger"),
-		KeyFile:   filepath.Join(root, "site.key"),
-		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Deadlines: ledger.Deadlines{Regimes: map[string]ledger.Deadline{ledger.RegimeDPAPart3: {Days: 14}}, Calendar: ledgertest.London().Calendar},
-	}
+	cfg, verifier := openLedgerV0(t)
 	verify := func(size int64) {
 		t.Helper()
 		res, err := Verify(ctx, VerifyConfig{Dir: cfg.Dir, Verifier: verifier, Logger: cfg.Logger, Deadlines: cfg.Deadlines})
@@ -376,4 +354,35 @@ func TestPackEntry(t *testing.T) {
 	if _, err := unpackEntry(append(bomb, p[1+hl:]...)); !errors.Is(err, errCorrupt) {
 		t.Errorf("a value claiming %d bytes: %v, want errCorrupt", maxEntryLen+1, err)
 	}
+}
+
+// openLedgerV0 copies testdata/ledger-v0 (the ledger of fullLedger as
+// written by commit 1c49efd, with its keys) into a new directory and returns
+// its configuration and the verifier of its checkpoint.
+func openLedgerV0(t *testing.T) (Config, note.Verifier) {
+	t.Helper()
+	root := t.TempDir()
+	if err := os.CopyFS(root, os.DirFS("testdata/ledger-v0")); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"site.key", "master.key"} { // git keeps no 0600
+		if err := os.Chmod(filepath.Join(root, f), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	vkey, err := os.ReadFile(filepath.Join(root, "checkpoint.vkey"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifier, err := note.NewVerifier(string(vkey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{
+		Dir:       filepath.Join(root, "ledger"),
+		KeyFile:   filepath.Join(root, "site.key"),
+		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Deadlines: ledger.Deadlines{Regimes: map[string]ledger.Deadline{ledger.RegimeDPAPart3: {Days: 14}}, Calendar: ledgertest.London().Calendar},
+	}
+	return cfg, verifier
 }

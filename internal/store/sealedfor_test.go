@@ -5,10 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
-	"io"
-	"log/slog"
 	"maps"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -210,29 +207,7 @@ func TestForgetWithoutSealedFor(t *testing.T) {
 // (writing the y key of the new one) and verifies.
 func TestForgetInLedgerWrittenBefore(t *testing.T) {
 	ctx := context.Background()
-	root := t.TempDir()
-	if err := os.CopyFS(root, os.DirFS("testdata/ledger-v0")); err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range []string{"site.key", "master.key"} { // git keeps no 0600
-		if err := os.Chmod(filepath.Join(root, f), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	vkey, err := os.ReadFile(filepath.Join(root, "checkpoint.vkey"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	verifier, err := note.NewVerifier(string(vkey))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := Config{
-		Dir:       filepath.Join(root, "ledger"),
-		KeyFile:   filepath.Join(root, "site.key"),
-		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Deadlines: ledger.Deadlines{Regimes: map[string]ledger.Deadline{ledger.RegimeDPAPart3: {Days: 14}}, Calendar: ledgertest.London().Calendar},
-	}
+	cfg, verifier := openLedgerV0(t)
 	s := openTest(t, cfg)
 	b2, d4 := ledgertest.Subject("B2"), ledgertest.Subject("D4")
 	pair := ledgertest.Disclosure("d-new-pair", "police", d4, ledger.RegimeUKGDPR, "user.name")
@@ -241,6 +216,7 @@ func TestForgetInLedgerWrittenBefore(t *testing.T) {
 	applyBatch(t, s, ledgertest.Disclosure("d-new-d4", "acro", d4, ledger.RegimeDPAPart3, "user.name"), pair)
 
 	var h []byte
+	var err error
 	entries := map[uint64]bool{} // the entries naming D4: in its y keys, and the two new ones
 	err = s.db.View(func(txn *badger.Txn) error {
 		if h, err = s.subjectHash(txn, d4); err != nil {
