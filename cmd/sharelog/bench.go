@@ -229,7 +229,7 @@ func (c *BenchCmd) start(logf func(format string, args ...any)) bench.StartFunc 
 // startForBench runs the real serve code on dataDir, on free ports, with
 // --stream-keep keep.
 func startForBench(ctx context.Context, dataDir string, syncAlways bool, keep time.Duration) (*bench.Target, error) {
-	cfg := Config{Data: dataDir, HTTP: "127.0.0.1:0", NATSListen: "127.0.0.1:0", SyncAlways: syncAlways, Duplicates: 30 * time.Second, // serve's default
+	cfg := Config{Data: dataDir, HTTP: "127.0.0.1:0", NATSListen: "127.0.0.1:0", SyncAlways: syncAlways, Duplicates: 10 * time.Second, // serve's default
 		StreamKeep: keep, LookupRate: -1, MemoryLimit: defaultMemoryLimit} // the bench measures queries, not --lookup-rate
 	m := NewMain(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	m.consultOff = new(atomic.Bool)

@@ -70,6 +70,17 @@ func TestDedupeAfterDuplicateWindow(t *testing.T) {
 	registerRecipient(t, m, "acro")
 	_, js := m.connect(t)
 	ctx := context.Background()
+	// --duplicates is SHARELOG_IN's window; SHARELOG_REJECTED keeps its own,
+	// for the rejections a batch replayed after a crash files again.
+	for stream, want := range map[string]time.Duration{nats.StreamIn: cfg.Duplicates, nats.StreamRejected: nats.RejectedDuplicates} {
+		s, err := js.Stream(ctx, stream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := s.CachedInfo().Config.Duplicates; got != want {
+			t.Errorf("%s: duplicate window %v, want %v", stream, got, want)
+		}
+	}
 	ev := mustJSON(t, disclosure("casework", "w-1", []ledger.Subject{{Scheme: "dbs-ref", ID: secretID}}, "acro", []string{"user.criminal_history"}, time.Now().UTC()))
 
 	first, err := js.Publish(ctx, "sharelog.in.casework", ev, jetstream.WithMsgID("w-1"))

@@ -35,7 +35,7 @@ func TestMemoryLimit(t *testing.T) {
 	}
 }
 
-// TestDuplicatesDefault: SHARELOG_IN's duplicate window is 30 s by default
+// TestDuplicatesDefault: SHARELOG_IN's duplicate window is 10 s by default
 // (each message of the window is an object in the heap that the collector
 // marks on every cycle), and --stream-keep's default is no shorter, so
 // that JetStream's dedupe sees its whole window across a restart.
@@ -45,7 +45,7 @@ func TestDuplicatesDefault(t *testing.T) {
 		os.Unsetenv(k)
 	}
 	cfg := serveArgs(t, "defaults", nil, nil)
-	if cfg.Duplicates != 30*time.Second || cfg.StreamKeep < cfg.Duplicates {
-		t.Errorf("--duplicates %v, --stream-keep %v by default; want 30s and no shorter", cfg.Duplicates, cfg.StreamKeep)
+	if cfg.Duplicates != 10*time.Second || cfg.StreamKeep < cfg.Duplicates {
+		t.Errorf("--duplicates %v, --stream-keep %v by default; want 10s and no shorter", cfg.Duplicates, cfg.StreamKeep)
 	}
 }

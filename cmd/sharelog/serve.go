@@ -51,7 +51,7 @@ type Config struct {
 	NATS       string        `help:"Use this existing NATS server or cluster (URL) instead of the embedded one." env:"SHARELOG_NATS" name:"nats"`
 	Recipients string        `help:"YAML file of recipients to register at start." env:"SHARELOG_RECIPIENTS" type:"path"`
 	SyncAlways bool          `help:"Embedded NATS: fsync every write before acknowledging it (survives power loss, slower)." env:"SHARELOG_SYNC_ALWAYS" name:"sync-always"`
-	Duplicates time.Duration `help:"JetStream duplicate window on SHARELOG_IN (sharelog dedupes forever regardless)." default:"30s" env:"SHARELOG_DUPLICATES"`
+	Duplicates time.Duration `help:"JetStream duplicate window on SHARELOG_IN (sharelog dedupes forever regardless); long enough for a producer's retry after a timeout (5s by default in nats.go)." default:"10s" env:"SHARELOG_DUPLICATES"`
 	// StreamKeep's default is no shorter than the default duplicate window:
 	// JetStream's own Nats-Msg-Id dedupe, which a restart rebuilds from the
 	// messages the stream still holds, sees every message of its window

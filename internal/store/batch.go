@@ -384,7 +384,7 @@ func (b *Batch) subjectKey(h []byte) ([]byte, error) {
 	return key, nil
 }
 
-// indexDisclosure writes the subject, recipient-time and time indexes of a
+// indexDisclosure writes the subject and recipient-time indexes of a
 // disclosure recorded as entry seq; hashes are its subjects' keyed hashes,
 // in the order of its subjects.
 func (b *Batch) indexDisclosure(seq uint64, eff *ledger.DisclosureEffect, hashes [][]byte) error {
@@ -416,10 +416,7 @@ func (b *Batch) indexDisclosure(seq uint64, eff *ledger.DisclosureEffect, hashes
 			return err
 		}
 	}
-	if err := b.set(appendPos(byRecipientPrefix(d.Recipient), d.DisclosedAt, seq), nil); err != nil {
-		return err
-	}
-	return b.set(byTimeKey(d.DisclosedAt, seq), nil)
+	return b.set(appendPos(byRecipientPrefix(d.Recipient), d.DisclosedAt, seq), nil)
 }
 
 // summarySize is room enough for the encoded summary s (encodeSummary), so

@@ -234,3 +234,37 @@ func BenchmarkWho(b *testing.B) {
 	b.ReportMetric(float64(lat[len(lat)-1].Microseconds()), "max-µs")
 	b.ReportMetric(float64(rows)/float64(b.N), "disclosures/op")
 }
+
+// BenchmarkDisclosuresAll lists every disclosure, a page of 100 from a
+// time drawn over the workload's span (one disclosure a second), over a ledger of -store.events
+// disclosures to the workload's recipients: the listing merges the
+// recipients' indexes (query.go). It reports latency percentiles.
+func BenchmarkDisclosuresAll(b *testing.B) {
+	s := openTest(b, testConfig(b))
+	registerBenchRecipients(b, s)
+	w := newWorkload(2)
+	start := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	for s.Count() < uint64(*benchEvents) {
+		appendAll(b, s, w.batch(b, start))
+	}
+	ctx := context.Background()
+	lat := make([]time.Duration, 0, b.N)
+	rows := 0
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		since := start.Add(time.Duration(i*7919%*benchEvents) * time.Second)
+		t0 := time.Now()
+		page, err := s.Disclosures(ctx, ledger.DisclosureFilter{Since: since, Limit: 100})
+		lat = append(lat, time.Since(t0))
+		if err != nil {
+			b.Fatal(err)
+		}
+		rows += len(page.Disclosures)
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	pct := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) }
+	b.ReportMetric(pct(0.50), "p50-µs")
+	b.ReportMetric(pct(0.99), "p99-µs")
+	b.ReportMetric(float64(rows)/float64(b.N), "disclosures/op")
+}

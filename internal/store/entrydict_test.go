@@ -299,6 +299,38 @@ func TestLedgerWrittenBeforeCompression(t *testing.T) {
 		}
 	}
 
+	// Its index by time, which ledgers no longer write, is the order the
+	// listing of every disclosure, merged from the recipients' indexes,
+	// must give, page by page.
+	var byTime []uint64
+	if err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: byTimePrefix})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			_, seq := splitPos(it.Item().Key())
+			byTime = append(byTime, seq)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var listed []uint64
+	for f := (ledger.DisclosureFilter{Limit: 7}); ; {
+		page, err := s.Disclosures(ctx, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range page.Disclosures {
+			listed = append(listed, d.Seq)
+		}
+		if f.After = page.Next; f.After == "" {
+			break
+		}
+	}
+	if len(byTime) < 10 || !slices.Equal(listed, byTime) {
+		t.Fatalf("every disclosure listed as %v; the old ledger's index by time gives %v", listed, byTime)
+	}
+
 	applyBatch(t, s, ledgertest.Disclosure("d-new", "police", b2, ledger.RegimeUKGDPR, "user.name"))
 	if f := formats(); f[entryS2Dict1] != 1 {
 		t.Fatalf("entry formats after one new disclosure = %v, want one compressed (4)", f)

@@ -200,6 +200,7 @@ func (s *Store) Disclosures(ctx context.Context, f ledger.DisclosureFilter) (*le
 	}
 
 	// Pick the narrowest index; all end in the same (at, seq) position.
+	// A listing of every disclosure merges the recipients' indexes.
 	var prefix []byte
 	var recipientInValue []byte // filter on the summary value (subject index only)
 	switch {
@@ -225,25 +226,18 @@ func (s *Store) Disclosures(ctx context.Context, f ledger.DisclosureFilter) (*le
 		}
 	case f.Recipient != "":
 		prefix = byRecipientPrefix(f.Recipient)
-	default:
-		prefix = byTimePrefix
 	}
-
-	start := prefix
+	var since uint64
 	if !f.Since.IsZero() {
-		start = binary.BigEndian.AppendUint64(slices.Clip(prefix), encodeTime(f.Since))
+		since = encodeTime(f.Since)
 	}
+	var after []byte // a position, just past the cursor's
 	if f.After != "" {
 		at, seq, err := decodeCursor(f.After)
 		if err != nil {
 			return nil, err
 		}
-		// Just past the cursor's position: keys are exactly prefix+posLen long.
-		after := binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(slices.Clip(prefix), at), seq)
-		after = append(after, 0)
-		if bytes.Compare(after, start) > 0 {
-			start = after
-		}
+		after = append(binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, at), seq), 0)
 	}
 	var until uint64
 	hasUntil := !f.Until.IsZero()
@@ -253,17 +247,33 @@ func (s *Store) Disclosures(ctx context.Context, f ledger.DisclosureFilter) (*le
 
 	page := &ledger.DisclosurePage{Disclosures: []ledger.DisclosureRecord{}}
 	err = s.view(ctx, func(txn *badger.Txn) error {
+		prefixes := [][]byte{prefix}
+		if prefix == nil {
+			var err error
+			if prefixes, err = indexedRecipients(txn); err != nil {
+				return err
+			}
+		}
+		m := newPosMerge(txn, limit, recipientInValue != nil)
+		defer m.close()
+		for _, p := range prefixes {
+			start := p
+			if since != 0 {
+				start = binary.BigEndian.AppendUint64(slices.Clip(p), since)
+			}
+			if after != nil {
+				if a := append(slices.Clip(p), after...); bytes.Compare(a, start) > 0 {
+					start = a
+				}
+			}
+			m.add(p, start)
+		}
+
 		type pos struct{ at, seq uint64 }
 		var hits []pos
 		more := false
-		it := txn.NewIterator(badger.IteratorOptions{
-			Prefix:         prefix,
-			PrefetchValues: recipientInValue != nil,
-			PrefetchSize:   min(limit+1, 100),
-		})
-		defer it.Close()
 		n := 0
-		for it.Seek(start); it.Valid(); it.Next() {
+		for it := m.next(); it != nil; it = m.next() {
 			n++
 			if n%ctxCheckEvery == 0 {
 				if err := ctx.Err(); err != nil {
@@ -294,7 +304,7 @@ func (s *Store) Disclosures(ctx context.Context, f ledger.DisclosureFilter) (*le
 			}
 			hits = append(hits, pos{at, seq})
 		}
-		it.Close()
+		m.close()
 
 		for i, h := range hits {
 			if i%ctxCheckEvery == ctxCheckEvery-1 {
@@ -318,6 +328,96 @@ func (s *Store) Disclosures(ctx context.Context, f ledger.DisclosureFilter) (*le
 		return nil, err
 	}
 	return page, nil
+}
+
+// indexedRecipients returns the prefixes of the recipient-time index of
+// every recipient with a disclosure, skipping from one recipient to the
+// next: one seek each.
+func indexedRecipients(txn *badger.Txn) ([][]byte, error) {
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixByRecip}})
+	defer it.Close()
+	var prefixes [][]byte
+	for it.Seek([]byte{prefixByRecip}); it.Valid(); {
+		k := it.Item().Key()
+		i := bytes.IndexByte(k, 0)
+		if i < 0 {
+			return nil, fmt.Errorf("store: recipient index key %x has no end of recipient", k)
+		}
+		p := slices.Clone(k[:i+1])
+		prefixes = append(prefixes, p)
+		next := slices.Clone(p)
+		next[i] = 1 // just past every key of this recipient
+		it.Seek(next)
+	}
+	return prefixes, nil
+}
+
+// posMerge walks several indexes whose keys end in a position (at, seq),
+// each under its own prefix, as one, in position order. A listing of every
+// disclosure merges the recipients' indexes: there is no index by time
+// alone, which would be one more key for every disclosure.
+type posMerge struct {
+	txn  *badger.Txn
+	opts badger.IteratorOptions
+	its  []*badger.Iterator // valid, in position order
+	last *badger.Iterator   // returned by next, to move on at the next call
+	open []*badger.Iterator // every one, to close
+}
+
+func newPosMerge(txn *badger.Txn, limit int, values bool) *posMerge {
+	return &posMerge{txn: txn, opts: badger.IteratorOptions{
+		PrefetchValues: values,
+		PrefetchSize:   min(limit+1, 100),
+	}}
+}
+
+// add walks the index under prefix from start on.
+func (m *posMerge) add(prefix, start []byte) {
+	o := m.opts
+	o.Prefix = prefix
+	it := m.txn.NewIterator(o)
+	m.open = append(m.open, it)
+	it.Seek(start)
+	m.push(it)
+}
+
+func (m *posMerge) push(it *badger.Iterator) {
+	if !it.Valid() {
+		return
+	}
+	p := position(it)
+	i, _ := slices.BinarySearchFunc(m.its, p, func(o *badger.Iterator, p []byte) int {
+		return bytes.Compare(position(o), p)
+	})
+	m.its = slices.Insert(m.its, i, it)
+}
+
+func position(it *badger.Iterator) []byte {
+	k := it.Item().Key()
+	return k[len(k)-posLen:]
+}
+
+// next returns the iterator at the least position, whose Item is valid until
+// the next call, or nil after the last.
+func (m *posMerge) next() *badger.Iterator {
+	if m.last != nil {
+		m.last.Next()
+		m.push(m.last)
+		m.last = nil
+	}
+	if len(m.its) == 0 {
+		return nil
+	}
+	m.last = m.its[0]
+	m.its = m.its[1:]
+	return m.last
+}
+
+func (m *posMerge) close() {
+	for _, it := range m.open {
+		it.Close()
+	}
+	m.open, m.its, m.last = nil, nil, nil
 }
 
 // Disclosure returns the disclosure with the given event id from source. With
