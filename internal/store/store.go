@@ -102,6 +102,9 @@ type Store struct {
 	// salts holds committed subjects' salts for the writer; guarded by
 	// writer (saltcache.go).
 	salts saltCache
+	// sealers holds subjects' keys ready to seal with, for the appending
+	// batch; guarded by writer (sealcache.go).
+	sealers sealerCache
 	// side is held for reading by the writes made beside the one writer
 	// (checkpoints, scrub records) and for writing by Compact, during
 	// which Badger refuses writes.
