@@ -19,7 +19,7 @@
 // memory only what saves it reads and work, each bounded: the salts of
 // subjects named recently (saltcache.go: 64 Ki slots, about 3 MiB), the
 // keys of subjects sealed under recently, expanded for AES-GCM
-// (sealcache.go: 4 Ki slots, about 5 MiB), and the set of the subjects
+// (sealcache.go: 4 Ki slots, about 3.3 MiB), and the set of the subjects
 // that may have erasure markers (x keys, below), so that a disclosure of
 // anyone else reads none (marked.go). The set is filled at Open by a
 // key-only scan of the x keys, grows when a batch writes an x key, before

