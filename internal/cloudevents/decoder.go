@@ -124,7 +124,8 @@ func (d *Decoder) decodeMessage(header map[string][]string, body []byte) (ev *le
 			binary = true
 		}
 	}
-	extra := headerAttrs(header)
+	var room [4]attr
+	extra := appendHeaderAttrs(room[:0], header)
 	mt := mediaType(ct)
 	if (mt == MediaTypeStructured || ct == "" && !binary) && len(body) <= MaxEventSize {
 		if ev := d.handoff.take(body); ev != nil {

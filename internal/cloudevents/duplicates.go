@@ -124,7 +124,7 @@ func (r *objectReader) readObject(decode dataDecoder, bc *bodyCheck) error {
 		if err != nil {
 			return err
 		}
-		name := tok.String() // the token is valid until the next read
+		name := memberName(tok) // the token is valid until the next read
 		if name == "data" && decode != nil && bc.dataType != "" && dec.PeekKind() == '{' {
 			before := dec.InputOffset()
 			v, err := decode(bc.dataType, dec, bc.nullFree)
@@ -144,8 +144,9 @@ func (r *objectReader) readObject(decode dataDecoder, bc *bodyCheck) error {
 		}
 		end := int(dec.InputOffset())
 		if name == "type" && decode != nil && v.Kind() == '"' {
-			if typ, err := jsontext.AppendUnquote(nil, v); err == nil {
-				bc.dataType = string(typ)
+			var room [64]byte
+			if typ, err := jsontext.AppendUnquote(room[:0], v); err == nil {
+				bc.dataType = knownType(typ)
 			}
 		}
 		r.members = append(r.members, member{name: name, lower: strings.ToLower(name), start: end - len(v), end: end})
@@ -157,6 +158,45 @@ func (r *objectReader) readObject(decode dataDecoder, bc *bodyCheck) error {
 		return errors.New("text after the object")
 	}
 	return nil
+}
+
+// attributeNames are the member names of most events, kept so that
+// memberName returns them without allocating.
+var attributeNames = func() map[string]string {
+	m := make(map[string]string)
+	for _, n := range []string{"specversion", "id", "source", "type", "subject", "time",
+		"datacontenttype", "dataschema", "data", "data_base64"} {
+		m[n] = n
+	}
+	return m
+}()
+
+// memberName returns the object member name tok, unescaped, as a string of
+// its own.
+func memberName(tok jsontext.Token) string {
+	s := tok.String() // not kept: no allocation for a short name
+	if n, ok := attributeNames[s]; ok {
+		return n
+	}
+	return strings.Clone(s)
+}
+
+// typeNames are the event types the ledger knows, kept so that knownType
+// returns them without allocating.
+var typeNames = func() map[string]string {
+	m := make(map[string]string, len(ledger.Types))
+	for t := range ledger.Types {
+		m[t] = t
+	}
+	return m
+}()
+
+// knownType returns the type attribute b as a string of its own.
+func knownType(b []byte) string {
+	if t, ok := typeNames[string(b)]; ok {
+		return t
+	}
+	return string(b)
 }
 
 // foldDuplicate returns the index of the first member whose lowercased name

@@ -27,8 +27,10 @@ type attr struct {
 }
 
 // headerAttrs lists transport headers as attributes, named by header.
-func headerAttrs(header map[string][]string) []attr {
-	var out []attr
+func headerAttrs(header map[string][]string) []attr { return appendHeaderAttrs(nil, header) }
+
+// appendHeaderAttrs appends the transport headers to out as attributes.
+func appendHeaderAttrs(out []attr, header map[string][]string) []attr {
 	for k, vs := range header {
 		for _, v := range vs {
 			out = append(out, attr{name: k, value: v})
@@ -39,8 +41,10 @@ func headerAttrs(header map[string][]string) []attr {
 
 // subjectIDs returns the data-subject identifiers in v, one of the ledger
 // data types.
-func subjectIDs(v any) []string {
-	var ids []string
+func subjectIDs(v any) []string { return appendSubjectIDs(nil, v) }
+
+// appendSubjectIDs appends the data-subject identifiers in v to ids.
+func appendSubjectIDs(ids []string, v any) []string {
 	add := func(s ledger.Subject) {
 		if id := strings.TrimSpace(s.ID); id != "" {
 			ids = append(ids, id)
@@ -107,7 +111,8 @@ func eventAttrs(e *event.Event) []attr {
 // minIdentifyingLen letters and digits are not looked for. Details name the
 // attribute, never the identifier.
 func identifiersInAttributes(ids []string, attrs, extra []attr) []ledger.Problem {
-	var wanted [][]string
+	var room [4][]string
+	wanted := room[:0]
 	for _, id := range ids {
 		if toks := tokens(id); alnumLen(toks) >= minIdentifyingLen {
 			wanted = append(wanted, toks)
@@ -116,46 +121,54 @@ func identifiersInAttributes(ids []string, attrs, extra []attr) []ledger.Problem
 	if len(wanted) == 0 {
 		return nil
 	}
-	n := len(attrs)
-	attrs = append(attrs[:n:n], extra...)
-	slices.SortFunc(attrs[n:], func(a, b attr) int { return strings.Compare(a.name, b.name) })
-
+	byName := func(a, b attr) int { return strings.Compare(a.name, b.name) }
+	if !slices.IsSortedFunc(extra, byName) {
+		extra = slices.Clone(extra) // the caller's, left as it is
+		slices.SortFunc(extra, byName)
+	}
 	var probs []ledger.Problem
-	for _, a := range attrs {
-		if a.value == "" {
-			continue
-		}
-		// A URI (the source, dataschema) may hold the identifier
-		// percent-encoded. Tokens are made only for a value that holds the
-		// first token of an identifier.
-		v := strings.ToLower(a.value)
-		var dv string // percent-decoded, when it differs
-		if strings.Contains(v, "%") {
-			dv = strings.ToLower(percentDecode(a.value))
-		}
-		var have, decoded []string
-		for _, want := range wanted {
-			inV, inDV := strings.Contains(v, want[0]), dv != "" && strings.Contains(dv, want[0])
-			if !inV && !inDV {
-				continue
-			}
-			if inV && have == nil {
-				have = tokens(v)
-			}
-			if inDV && decoded == nil {
-				decoded = tokens(dv)
-			}
-			if containsRun(have, want) || containsRun(decoded, want) {
+	for _, list := range [2][]attr{attrs, extra} {
+		for _, a := range list {
+			if a.value != "" && holdsIdentifier(a.value, wanted) {
 				probs = append(probs, ledger.Problem{
 					Reason: ledger.ReasonIdentifierHeader,
 					Field:  a.name,
 					Detail: "contains a data-subject identifier from data: identifiers belong inside data only",
 				})
-				break
 			}
 		}
 	}
 	return probs
+}
+
+// holdsIdentifier reports whether the attribute value holds one of the
+// identifiers wanted, each as its tokens (identifiersInAttributes).
+func holdsIdentifier(value string, wanted [][]string) bool {
+	// A URI (the source, dataschema) may hold the identifier
+	// percent-encoded. Tokens are made only for a value that holds the
+	// first token of an identifier.
+	v := strings.ToLower(value)
+	var dv string // percent-decoded, when it differs
+	if strings.Contains(v, "%") {
+		dv = strings.ToLower(percentDecode(value))
+	}
+	var have, decoded []string
+	for _, want := range wanted {
+		inV, inDV := strings.Contains(v, want[0]), dv != "" && strings.Contains(dv, want[0])
+		if !inV && !inDV {
+			continue
+		}
+		if inV && have == nil {
+			have = tokens(v)
+		}
+		if inDV && decoded == nil {
+			decoded = tokens(dv)
+		}
+		if containsRun(have, want) || containsRun(decoded, want) {
+			return true
+		}
+	}
+	return false
 }
 
 // tokens splits s into its runs of letters and digits, lowercased.

@@ -2,8 +2,10 @@ package cloudevents
 
 import (
 	"bytes"
+	"hash/maphash"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -80,6 +82,21 @@ func (p *plain) set(name, s string) {
 func plainMembers(body []byte, members []member) (plain, []byte) {
 	p := plain{ok: true}
 	var data []byte
+	// The values kept are copied into one string, then cut from it.
+	n := 0
+	for _, m := range members {
+		if m.name != "data" {
+			n += m.end - m.start
+		}
+	}
+	var kept strings.Builder
+	kept.Grow(n)
+	type cut struct {
+		name       string
+		start, end int
+	}
+	var room [8]cut
+	cuts := room[:0]
 	for _, m := range members {
 		v := body[m.start:m.end]
 		if m.name == "data" {
@@ -98,9 +115,16 @@ func plainMembers(body []byte, members []member) (plain, []byte) {
 			p.ok = p.ok && string(s) == event.CloudEventsVersionV1
 		case "datacontenttype":
 			p.ok = p.ok && string(s) == event.ApplicationJSON
+		case "id", "source", "type", "dataschema", "time":
+			cuts = append(cuts, cut{m.name, kept.Len(), kept.Len() + len(s)})
+			kept.Write(s)
 		default:
-			p.set(m.name, string(s))
+			p.ok = false // as set has it
 		}
+	}
+	all := kept.String()
+	for _, c := range cuts {
+		p.set(c.name, all[c.start:c.end])
 	}
 	if data == nil {
 		p.ok = false
@@ -139,12 +163,22 @@ func (p plain) readAsSDK() (types.Timestamp, bool) {
 	if _, known := ledger.Types[p.typ]; !known {
 		return at, false
 	}
-	if u := types.ParseURIRef(p.source); u == nil || u.String() != p.source {
-		return at, false
+	if !sourcesAsSDK.has(p.source) {
+		if u := types.ParseURIRef(p.source); u == nil || u.String() != p.source {
+			return at, false
+		}
+		sourcesAsSDK.add(p.source)
 	}
 	if p.dataschema != "" {
-		if u := types.ParseURI(p.dataschema); p.dataschema != schemas.ID(p.typ) || u == nil || !u.Validate() || u.String() != p.dataschema {
+		// p.dataschema == schemas.ID(p.typ), without building the ID.
+		if !strings.HasPrefix(p.dataschema, schemas.IDPrefix) || p.dataschema[len(schemas.IDPrefix):] != p.typ {
 			return at, false
+		}
+		if !schemasAsSDK.has(p.dataschema) {
+			if u := types.ParseURI(p.dataschema); u == nil || !u.Validate() || u.String() != p.dataschema {
+				return at, false
+			}
+			schemasAsSDK.add(p.dataschema)
 		}
 	}
 	if p.time != "" {
@@ -155,6 +189,37 @@ func (p plain) readAsSDK() (types.Timestamp, bool) {
 		at = *t
 	}
 	return at, true
+}
+
+// sourcesAsSDK and schemasAsSDK remember sources and dataschemas that
+// readAsSDK found sdk-go reads and writes back as they are: a producing
+// system sends the same ones again and again, and each check is a URL parse
+// and a URL written back, a few allocations, for the same outcome.
+var sourcesAsSDK, schemasAsSDK stringCache
+
+// stringCache is a set of strings with room for a few: direct-mapped, so
+// that a string comes out when another takes its slot. It is safe for
+// concurrent use.
+type stringCache struct {
+	slots [64]atomic.Pointer[string]
+}
+
+var stringCacheSeed = maphash.MakeSeed()
+
+func (c *stringCache) slot(s string) *atomic.Pointer[string] {
+	return &c.slots[maphash.String(stringCacheSeed, s)%uint64(len(c.slots))]
+}
+
+// has reports whether s is in the set.
+func (c *stringCache) has(s string) bool {
+	p := c.slot(s).Load()
+	return p != nil && *p == s
+}
+
+// add puts a copy of s in the set, in place of the string in its slot.
+func (c *stringCache) add(s string) {
+	s = strings.Clone(s) // not a part of a larger string
+	c.slot(s).Store(&s)
 }
 
 // finishPlain finishes a plain event that sdk-go reads as it is (see
@@ -169,7 +234,8 @@ func (d *Decoder) finishPlain(p plain, at types.Timestamp, data []byte, v any, e
 		}
 	}
 	attrs := [4]attr{{"id", p.id}, {"source", p.source}, {"type", p.typ}, {"dataschema", p.dataschema}}
-	if probs := identifiersInAttributes(subjectIDs(v), attrs[:], extra); len(probs) > 0 {
+	var ids [4]string
+	if probs := identifiersInAttributes(appendSubjectIDs(ids[:0], v), attrs[:], extra); len(probs) > 0 {
 		return nil, "", "", &ledger.InvalidError{Problems: probs}
 	}
 	if probs := d.check.problems(v, data); len(probs) > 0 {

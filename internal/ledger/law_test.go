@@ -33,6 +33,9 @@ func TestMeaningless(t *testing.T) {
 		{"s.62 a system", "disclosure-service", false},
 		{"s.62 a justification that contains a placeholder word", "none of the exemptions apply; s.35(2)(b)", false},
 		{"s.62 a short real word", "DBS", false},
+		{"s.62 unknown with a Kelvin sign, shorter in lower case", "UN\u212aNOWN", true},
+		{"s.62 not applicable in capitals", "NOT APPLICABLE", true},
+		{"s.62 a long justification", "Enhanced check: PNC search returned a possible match; referred for local police information", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

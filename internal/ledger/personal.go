@@ -14,6 +14,16 @@ type PersonalField struct {
 	Want *string
 }
 
+// subjectIDPaths are the paths of the first disclosed subjects' ids, made
+// once rather than for every disclosure.
+var subjectIDPaths = func() []string {
+	p := make([]string, 8)
+	for i := range p {
+		p[i] = "data.subjects." + strconv.Itoa(i) + ".id"
+	}
+	return p
+}()
+
 // PersonalFields lists the personal values of ev that must not be kept in
 // clear (UK GDPR Art. 5(1)(c) and (e); forgetting destroys them): subject
 // identifiers, free text (justifications, summaries, notes, reasons), the
@@ -22,7 +32,7 @@ type PersonalField struct {
 // outlives forgetting: who received which categories, for what purpose, on
 // what basis, when; which requests were decided and which notices answered.
 func PersonalFields(ev *Event) ([]PersonalField, error) {
-	var fs []PersonalField
+	fs := make([]PersonalField, 0, 4) // a disclosure of one subject has four
 	str := func(path string, v *string) {
 		if *v != "" {
 			fs = append(fs, PersonalField{Path: path, Want: v})
@@ -35,7 +45,11 @@ func PersonalFields(ev *Event) ([]PersonalField, error) {
 	switch d := ev.Data.(type) {
 	case *Disclosure:
 		for i := range d.Subjects {
-			subject("data.subjects."+strconv.Itoa(i), &d.Subjects[i])
+			if i < len(subjectIDPaths) {
+				str(subjectIDPaths[i], &d.Subjects[i].ID)
+			} else {
+				subject("data.subjects."+strconv.Itoa(i), &d.Subjects[i])
+			}
 		}
 		str("data.disclosedBy", &d.DisclosedBy)
 		str("data.justification", &d.Justification)

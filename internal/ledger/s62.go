@@ -16,8 +16,19 @@ var Placeholders = []string{
 // Meaningless reports whether a free-text value is blank, only white space
 // or one of Placeholders.
 func Meaningless(s string) bool {
-	t := strings.ToLower(strings.TrimSpace(s))
-	return t == "" || slices.Contains(Placeholders, t)
+	t := strings.TrimSpace(s)
+	if t == "" {
+		return true
+	}
+	// Lowercasing leaves at least a quarter of the bytes (a rune of up to
+	// four bytes becomes one of at least one): a value over four times as
+	// long as every placeholder is none, and is not lowercased (a copy).
+	for _, p := range Placeholders {
+		if len(t) <= 4*len(p) {
+			return slices.Contains(Placeholders, strings.ToLower(t))
+		}
+	}
+	return false
 }
 
 // checkS62 refuses a disclosure whose justification or discloser says

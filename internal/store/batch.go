@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"crypto/cipher"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
@@ -42,6 +43,10 @@ type Batch struct {
 	at         time.Time                   // RecordedAt of the event being appended
 	key        []byte                      // key sealing the entry being appended; nil for a plain entry
 	ref        keyRef                      // reference to key
+	entryBuf   []byte                      // the value of the entry being appended (encodeEntry), reused from one to the next
+	packBuf    []byte                      // room to compress it in (packEntryWith)
+	clearBuf   []byte                      // its clear part (appendSplit, redact.go), reused likewise
+	patchBuf   []byte                      // its personal part, reused likewise
 	salts      map[string][]byte           // salts of the subjects read or made in this batch, by keyed hash
 	hashes     map[ledger.Subject][]byte   // keyed hashes of the subjects looked up or made in this batch, nil for one not known (memory only)
 	st         ledger.State                // the rules' view of the batch (state.go); nil until the first
@@ -140,9 +145,10 @@ func (b *Batch) AppendAt(streamSeq uint64, ev *ledger.Event, at time.Time) (ledg
 	// written.
 	var clear, personal []byte
 	if plan.Personal {
-		if clear, personal, err = splitPersonal(ev); err != nil {
+		if clear, personal, err = appendSplit(b.clearBuf[:0], b.patchBuf[:0], ev); err != nil {
 			return b.refuse(err)
 		}
+		b.clearBuf, b.patchBuf = clear, personal // valid until the next Append: encodeEntry copies and seals them
 	}
 
 	seq := b.count + 1
@@ -159,7 +165,9 @@ func (b *Batch) AppendAt(streamSeq uint64, ev *ledger.Event, at time.Time) (ledg
 	if err != nil {
 		return 0, err
 	}
-	if err := b.set(entryKey(seq), packEntry(entry)); err != nil { // compressed, entrydict.go
+	var packed []byte
+	packed, b.packBuf = packEntryWith(b.packBuf, entry) // compressed, in a copy of its own for Badger, entrydict.go
+	if err := b.set(entryKey(seq), packed); err != nil {
 		return 0, err
 	}
 	if err := b.addLeaf(seq, entry); err != nil { // Merkle tree, tree.go
@@ -315,18 +323,23 @@ func (b *Batch) register(r *ledger.Recipient) error {
 // data key of its own (ledger.Plan.Sealed). A disclosure's subjects are
 // listed by its subject index keys (s K16 at seq, indexDisclosure): it gets
 // no y keys, but in ledgers written before (indexedByKey).
+//
+// The value is built in b.entryBuf, valid until the next Append: Badger is
+// given a copy (packEntryWith).
 func (b *Batch) encodeEntry(seq, streamSeq uint64, ev *ledger.Event, subjects [][]byte, sealed, disclosure bool, clear, personal []byte) ([]byte, error) {
 	b.key, b.ref = nil, keyRef{}
 	if len(subjects) == 0 && !sealed {
-		return encodeEntry(make([]byte, 0, len(ev.Raw)+24), streamSeq, b.at, ev.Raw), nil
+		b.entryBuf = encodeEntry(b.entryBuf[:0], streamSeq, b.at, ev.Raw)
+		return b.entryBuf, nil
 	}
+	var a cipher.AEAD
 	if len(subjects) == 1 {
 		b.ref = keyRef{subject: subjects[0]}
-		key, err := b.subjectKey(subjects[0])
+		key, aead, err := b.subjectSealer(subjects[0]) // sealcache.go
 		if err != nil {
 			return nil, b.fail(err)
 		}
-		b.key = key
+		b.key, a = key, aead
 	} else {
 		b.ref = keyRef{seq: seq}
 		var name string
@@ -338,14 +351,15 @@ func (b *Batch) encodeEntry(seq, streamSeq uint64, ev *ledger.Event, subjects []
 			return nil, err
 		}
 		b.key = key
+		if a, err = newAEAD(key); err != nil {
+			return nil, b.fail(err)
+		}
 		if err := b.set(dataKeyKey(seq), b.s.keys.wrap(seq, b.key)); err != nil {
 			return nil, err
 		}
 	}
-	entry, err := encodeSealedEntry(seq, streamSeq, b.at, clear, personal, b.ref, b.key, b.s.secrets != nil)
-	if err != nil {
-		return nil, b.fail(err)
-	}
+	b.entryBuf = encodeSealedEntry(b.entryBuf[:0], seq, streamSeq, b.at, clear, personal, b.ref, b.key, a, b.s.secrets != nil)
+	entry := b.entryBuf
 	if disclosure && seq >= b.indexedBy {
 		return entry, nil
 	}

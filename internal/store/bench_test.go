@@ -31,6 +31,9 @@ const (
 type workload struct {
 	rng *rand.Rand
 	n   int
+	// single: every disclosure names one subject, as sharelog bench's
+	// generator makes them; otherwise one in four names two.
+	single bool
 }
 
 func newWorkload(seed uint64) *workload {
@@ -60,7 +63,7 @@ func benchRecipient(n int) string { return fmt.Sprintf("recipient-%03d", n) }
 func (w *workload) disclosure(tb testing.TB, at time.Time) *ledger.Event {
 	w.n++
 	subjects := []ledger.Subject{benchSubject(w.subject())}
-	if w.rng.IntN(4) == 0 {
+	if pair := w.rng.IntN(4) == 0; pair && !w.single {
 		subjects = append(subjects, benchSubject(w.subject()))
 	}
 	cats := make([]string, 0, 3)
@@ -167,6 +170,57 @@ func BenchmarkAppendBatch(b *testing.B) {
 	// less than the rate.
 	b.ReportMetric(float64(cpuTime(b)-cpu)/float64(time.Microsecond)/float64(events), "cpu-µs/event")
 	b.ReportMetric(float64(diskUsage(b, cfg.Dir))/float64(events), "disk-B/event")
+}
+
+// BenchmarkAppend measures Batch.Append alone, the apply goroutine's work
+// per event before the commit: one op is one disclosure appended to a
+// batch of benchBatch, so allocs/op and B/op are per event. The events are
+// made and the batches committed with the timer stopped (Badger's own
+// goroutines still allocate meanwhile: run with -benchtime=20000x or more).
+// one-subject names one subject per disclosure, as sharelog bench's
+// generator does; mixed is the workload's, one in four naming two.
+func BenchmarkAppend(b *testing.B) {
+	for _, tc := range []struct {
+		name   string
+		single bool
+	}{{"one-subject", true}, {"mixed", false}} {
+		b.Run(tc.name, func(b *testing.B) {
+			s := openTest(b, testConfig(b))
+			registerBenchRecipients(b, s)
+			w := newWorkload(1)
+			w.single = tc.single
+			start := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+			for range 5 { // subjects the ledger knows, as it would
+				appendAll(b, s, w.batch(b, start))
+			}
+			evs := make([]*ledger.Event, b.N)
+			for i := range evs {
+				evs[i] = w.disclosure(b, start.Add(time.Duration(w.n)*time.Second))
+			}
+			batch, seq := s.Begin(), s.Applied()
+			defer func() { batch.Discard() }()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i, ev := range evs {
+				seq++
+				if o, err := batch.Append(seq, ev); o != ledger.Recorded || err != nil {
+					b.Fatalf("Append: %v %v", o, err)
+				}
+				if i%benchBatch == benchBatch-1 {
+					b.StopTimer()
+					if err := batch.Commit(seq); err != nil {
+						b.Fatal(err)
+					}
+					batch = s.Begin()
+					b.StartTimer()
+				}
+			}
+			b.StopTimer()
+			if err := batch.Commit(seq); err != nil {
+				b.Fatal(err)
+			}
+		})
+	}
 }
 
 // cpuTime returns the CPU time (user and system) this process has used.

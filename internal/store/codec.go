@@ -1,10 +1,12 @@
 package store
 
 import (
+	"crypto/cipher"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	jsonv2 "github.com/go-json-experiment/json"
@@ -40,23 +42,21 @@ func encodeEntry(dst []byte, streamSeq uint64, recordedAt time.Time, raw []byte)
 	return append(dst, raw...)
 }
 
-// encodeSealedEntry builds a sealed entry value for entry seq: format byte,
-// uvarint stream seq, varint recorded-at, uvarint length and clear part,
-// the key reference, then nonce(12) and the AES-256-GCM ciphertext of the
-// personal part under key, bound to the entry key. With synthetic the nonce
-// is derived from the rest (sealData), as replicas need.
-func encodeSealedEntry(seq, streamSeq uint64, recordedAt time.Time, clear, personal []byte, ref keyRef, key []byte, synthetic bool) ([]byte, error) {
-	sealed, err := sealData(key, entryKey(seq), personal, synthetic)
-	if err != nil {
-		return nil, err
-	}
-	dst := make([]byte, 0, 24+len(clear)+1+subjectHashLen+len(sealed))
+// encodeSealedEntry appends to dst the sealed entry value of entry seq:
+// format byte, uvarint stream seq, varint recorded-at, uvarint length and
+// clear part, the key reference, then nonce(12) and the AES-256-GCM
+// ciphertext of the personal part under key (a is its AEAD), bound to the
+// entry key. With synthetic the nonce is derived from the rest (sealData),
+// as replicas need.
+func encodeSealedEntry(dst []byte, seq, streamSeq uint64, recordedAt time.Time, clear, personal []byte, ref keyRef, key []byte, a cipher.AEAD, synthetic bool) []byte {
+	dst = slices.Grow(dst, 3*binary.MaxVarintLen64+len(clear)+1+subjectHashLen+nonceLen+len(personal)+a.Overhead())
 	dst = append(dst, entrySealed)
 	dst = binary.AppendUvarint(dst, streamSeq)
 	dst = binary.AppendVarint(dst, recordedAt.UnixNano())
-	dst = appendString(dst, string(clear))
+	dst = binary.AppendUvarint(dst, uint64(len(clear))) // as appendString
+	dst = append(dst, clear...)
 	dst = ref.append(dst)
-	return append(dst, sealed...), nil
+	return appendSealed(dst, a, key, entryKey(seq), personal, synthetic)
 }
 
 // entryHeader is an entry value without its event decoded.

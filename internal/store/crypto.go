@@ -10,6 +10,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/klauspost/compress/zstd"
@@ -205,14 +206,27 @@ func sealData(key, aad, plain []byte, synthetic bool) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return appendSealed(nil, a, key, aad, plain, synthetic), nil
+}
+
+// appendSealed appends to dst what sealData(key, aad, plain, synthetic)
+// returns, with a the AEAD of key (newAEAD), so that a writer sealing
+// under one key again and again expands it once (sealcache.go).
+func appendSealed(dst []byte, a cipher.AEAD, key, aad, plain []byte, synthetic bool) []byte {
 	if len(plain) > compressMin {
 		plain = sealEncoder.EncodeAll(plain, make([]byte, 0, len(plain)/2))
 	}
-	if !synthetic {
-		return sealWith(a, aad, plain), nil
+	dst = slices.Grow(dst, nonceLen+len(plain)+a.Overhead())
+	n := len(dst)
+	if synthetic {
+		dst = sivNonce(dst, key, aad, plain)
+	} else {
+		dst = dst[:n+nonceLen]
+		if _, err := rand.Read(dst[n:]); err != nil {
+			panic(err) // crypto/rand never fails on supported platforms
+		}
 	}
-	out := sivNonce(make([]byte, 0, nonceLen+len(plain)+a.Overhead()), key, aad, plain)
-	return a.Seal(out, out[:nonceLen], plain, aad), nil
+	return a.Seal(dst, dst[n:], plain, aad)
 }
 
 // sivNonce appends the synthetic nonce of (aad, plain) under key to dst:

@@ -15,6 +15,17 @@
 // it returns (batch.go); every check that does not depend on the ledger
 // happened before.
 //
+// Besides the recipient registry (see Propagation), the writer keeps in
+// memory only what saves it reads and work, each bounded: the salts of
+// subjects named recently (saltcache.go: 64 Ki slots, about 3 MiB), the
+// keys of subjects sealed under recently, expanded for AES-GCM
+// (sealcache.go: 4 Ki slots, about 3.3 MiB), and the set of the subjects
+// that may have erasure markers (x keys, below), so that a disclosure of
+// anyone else reads none (marked.go). The set is filled at Open by a
+// key-only scan of the x keys, grows when a batch writes an x key, before
+// it commits, and shrinks only at the next Open: 24 to 40 bytes a subject
+// ever erased or restricted (a million of them: at most 40 MiB).
+//
 // # Key layout
 //
 // Every key starts with one byte naming its kind. Numbers are big-endian, so

@@ -66,13 +66,26 @@ var entryCompression = true
 // format byte entryS2Dict1, then v as an S2 block compressed against
 // entryDict1.
 func packEntry(v []byte) []byte {
+	p, _ := packEntryWith(nil, v)
+	return p
+}
+
+// packEntryWith is packEntry compressing in scratch, which it returns grown
+// as needed for the next call: the value, in a slice of its own of just its
+// length, shares memory with neither v nor scratch. The writer compresses
+// every entry so, in room worth the longest compressed form, which is far
+// longer than the compressed entry.
+func packEntryWith(scratch, v []byte) (packed, grown []byte) {
 	if !entryCompression {
-		return v
+		return append([]byte(nil), v...), scratch
 	}
-	dst := make([]byte, 1+s2.MaxEncodedLen(len(v)))
-	dst[0] = entryS2Dict1
-	n := len(entryS2Dict.Encode(dst[1:], v))
-	return dst[: 1+n : 1+n]
+	if n := 1 + s2.MaxEncodedLen(len(v)); cap(scratch) < n {
+		scratch = make([]byte, n)
+	}
+	scratch = scratch[:cap(scratch)]
+	scratch[0] = entryS2Dict1
+	n := len(entryS2Dict.Encode(scratch[1:], v))
+	return append([]byte(nil), scratch[:1+n]...), scratch
 }
 
 // unpackEntry returns the entry value that stored, a value Badger keeps,

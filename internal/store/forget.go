@@ -208,6 +208,7 @@ func (b *Batch) forget(seq uint64, f *ledger.ForgetEffect) error {
 		}
 	}
 	b.dropSalt(loc)            // nor reads it from the store's cache (saltcache.go)
+	b.s.sealers.drop(h)        // nor keeps its key (sealcache.go)
 	delete(b.salts, string(h)) // nothing later in the batch seals under it
 	for subj, known := range b.hashes {
 		if string(known) == string(h) {

@@ -50,6 +50,7 @@ func (b *Batch) writeRequest(seq uint64, p *ledger.RequestEffect) error {
 		// One key per subject holding all its erasure markers, so that each
 		// disclosure checks it with one point lookup, not an iterator.
 		k := erasureKey(rec.Subject)
+		b.s.marked.add(rec.Subject) // before the write: the set never misses a subject with markers (marked.go)
 		v, err := b.get(k)
 		if err != nil {
 			return b.fail(err)

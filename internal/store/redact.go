@@ -44,12 +44,20 @@ const patchVersion byte = 'p'
 // refused rather than recorded with personal data left in clear (Raw with
 // duplicate object keys would be one: the decoder refuses those).
 func splitPersonal(ev *ledger.Event) (clear, patch []byte, err error) {
+	return appendSplit(nil, nil, ev)
+}
+
+// appendSplit is splitPersonal appending the clear part to clear and the
+// personal part to patch, so that the writer reuses its buffers from one
+// event to the next.
+func appendSplit(clear, patch []byte, ev *ledger.Event) ([]byte, []byte, error) {
 	fields, err := ledger.PersonalFields(ev)
 	if err != nil {
 		return nil, nil, err
 	}
 	type span struct{ start, end int }
-	spans := make([]span, 0, len(fields))
+	var room [8]span // enough for most events without allocating
+	spans := room[:0]
 	size := 1 + binary.MaxVarintLen64 // the patch's: version, count, then per value
 	for _, f := range fields {
 		r := gjson.GetBytes(ev.Raw, f.Path)
@@ -65,8 +73,8 @@ func splitPersonal(ev *ledger.Event) (clear, patch []byte, err error) {
 	}
 	slices.SortFunc(spans, func(a, b span) int { return a.start - b.start })
 
-	clear = make([]byte, 0, len(ev.Raw))
-	patch = append(make([]byte, 0, size), patchVersion)
+	clear = slices.Grow(clear, len(ev.Raw))
+	patch = append(slices.Grow(patch, size), patchVersion)
 	patch = binary.AppendUvarint(patch, uint64(len(spans)))
 	prev := 0
 	for _, s := range spans {

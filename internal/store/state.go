@@ -22,6 +22,10 @@ type txnState struct {
 	// which remembers the subjects it read or made, so that the rules'
 	// look-up and the writing of the entry read each salt once.
 	lookup func(ledger.Subject) ([]byte, error)
+	// marked, when set, holds every subject with erasure markers (and
+	// maybe others): the batch's, so that a disclosure of a subject not in
+	// it reads no x key (marked.go).
+	marked *markedSubjects
 }
 
 var _ ledger.State = txnState{}
@@ -84,6 +88,9 @@ func (st txnState) Disclosures(h []byte) ([]ledger.DisclosureSummary, error) {
 }
 
 func (st txnState) Erasures(h []byte) ([]ledger.ErasureMarker, error) {
+	if st.marked != nil && !st.marked.has(h) {
+		return nil, nil
+	}
 	v, err := txnValue(st.txn, erasureKey(h))
 	if err != nil || v == nil {
 		return nil, err
@@ -150,7 +157,7 @@ func (b *Batch) state() ledger.State {
 		return b.st
 	}
 	lookup := func(s ledger.Subject) ([]byte, error) { return b.subjectHash(s, false) }
-	b.st = txnState{txn: b.txn, hasher: b.hasher, lookup: lookup, recipients: func(id string) (ledger.Recipient, bool) {
+	b.st = txnState{txn: b.txn, hasher: b.hasher, lookup: lookup, marked: &b.s.marked, recipients: func(id string) (ledger.Recipient, bool) {
 		if r, ok := b.recipients[id]; ok {
 			return r, true
 		}

@@ -102,6 +102,12 @@ type Store struct {
 	// salts holds committed subjects' salts for the writer; guarded by
 	// writer (saltcache.go).
 	salts saltCache
+	// sealers holds subjects' keys ready to seal with, for the appending
+	// batch; guarded by writer (sealcache.go).
+	sealers sealerCache
+	// marked holds the subjects that may have erasure markers, for the
+	// appending batch (marked.go).
+	marked markedSubjects
 	// side is held for reading by the writes made beside the one writer
 	// (checkpoints, scrub records) and for writing by Compact, during
 	// which Badger refuses writes.
@@ -250,7 +256,8 @@ func badgerOptions(dir string, logger *slog.Logger) badger.Options {
 		WithLogger(badgerLogger{logger.With("component", "badger")})
 }
 
-// load reads the meta record and the recipient registry.
+// load reads the meta record, the recipient registry and the subjects with
+// erasure markers.
 func (s *Store) load() error {
 	reg := make(map[string]ledger.Recipient)
 	err := s.db.View(func(txn *badger.Txn) error {
@@ -285,6 +292,7 @@ func (s *Store) load() error {
 				return err
 			}
 		}
+		s.marked = loadMarked(txn) // marked.go
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixRecipient}, PrefetchValues: true, PrefetchSize: 100})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
