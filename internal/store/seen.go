@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/bits-and-blooms/bloom/v3"
 	"github.com/dgraph-io/badger/v4"
@@ -168,12 +169,15 @@ func (s *Store) buildSeen(f *bloom.BloomFilter, capacity uint) {
 	go func() {
 		defer sn.builds.Done()
 		defer txn.Discard()
+		start := time.Now()
 		err := s.scanSeen(txn, f)
 		sn.mu.Lock()
 		defer sn.mu.Unlock()
 		switch {
 		case err == nil:
 			sn.cur, sn.curCap, sn.curN = f, sn.nextCap, sn.nextN
+			s.log.Info("dedupe filter built", "keys", sn.curN, "capacity", sn.curCap,
+				"bytes", f.BitSet().Len()/8, "took", time.Since(start).Round(time.Millisecond))
 		case !errors.Is(err, errClosed):
 			sn.failed = true
 			s.log.Error("dedupe filter not built: every append looks its event up in the ledger", "err", err)
