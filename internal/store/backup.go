@@ -115,7 +115,7 @@ func Restore(cfg Config, r io.Reader) (*Store, error) {
 	case len(entries) > 0:
 		return nil, fmt.Errorf("%w: %s holds %d files", ErrNotEmpty, cfg.Dir, len(entries))
 	}
-	s, err := Open(cfg)
+	s, err := open(cfg) // the dedupe filter starts once the d keys are loaded
 	if err != nil {
 		return nil, err
 	}
@@ -127,6 +127,7 @@ func Restore(cfg Config, r io.Reader) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
+	s.startSeen(cfg)
 	s.log.Info("ledger restored from a backup", "applied", s.Applied(), "entries", s.Count())
 	return s, nil
 }

@@ -157,6 +157,11 @@ func (b *Batch) AppendAt(streamSeq uint64, ev *ledger.Event, at time.Time) (ledg
 	if err := b.set(dkey, sv[:]); err != nil {
 		return 0, err
 	}
+	// In the filter now, before commit: the next batch may run before
+	// this one is committed (seen.go).
+	if b.s.seen.add(dkey) {
+		b.s.growSeen()
+	}
 	subjects, err := b.names(plan)
 	if err != nil {
 		return 0, b.fail(err)
@@ -273,9 +278,13 @@ func (b *Batch) carryOut(seq uint64, p *ledger.Plan, hashes [][]byte) error {
 }
 
 // isDuplicate reports whether the dedupe key is already recorded, in the
-// ledger or in this batch. A hit is confirmed against the recorded event, so
+// ledger or in this batch. A key the dedupe filter has never seen is not
+// looked up (seen.go). A hit is confirmed against the recorded event, so
 // a collision of the truncated hashes is reported instead of dropping ev.
 func (b *Batch) isDuplicate(dkey []byte, ev *ledger.Event) (bool, error) {
+	if !b.s.seen.mayHave(dkey) {
+		return false, nil
+	}
 	seq, err := getSeq(b.txn, dkey)
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return false, nil

@@ -58,6 +58,12 @@ type Config struct {
 	// instead of crypto/rand: the store shared by replicas, so that they
 	// record identical entries (secrets.go). nil for a sharelog on its own.
 	Secrets Secrets
+
+	// Tests: the least capacity of the dedupe filter (seenMinCapacity when
+	// 0); a channel on which each build of it, its snapshot taken, sends a
+	// channel whose closing lets it scan (seen.go).
+	seenCapacity uint
+	seenGate     chan chan struct{}
 }
 
 // AtRestKey derives the key of Badger's encryption at rest from the master
@@ -108,6 +114,9 @@ type Store struct {
 	// marked holds the subjects that may have erasure markers, for the
 	// appending batch (marked.go).
 	marked markedSubjects
+	// seen is the filter of the dedupe keys the ledger holds, which spares
+	// the writer the lookup of a new event's (seen.go).
+	seen seen
 	// side is held for reading by the writes made beside the one writer
 	// (checkpoints, scrub records) and for writing by Compact, during
 	// which Badger refuses writes.
@@ -129,6 +138,17 @@ type Store struct {
 // Open opens (or creates) the ledger in cfg.Dir with the site secret in
 // cfg.KeyFile.
 func Open(cfg Config) (*Store, error) {
+	s, err := open(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.startSeen(cfg)
+	return s, nil
+}
+
+// open is Open without the dedupe filter, which Restore starts once the
+// backup is loaded.
+func open(cfg Config) (*Store, error) {
 	logger := cfg.Logger
 	if logger == nil {
 		logger = slog.Default()
@@ -317,6 +337,7 @@ func (s *Store) Close() error {
 	var err error
 	s.once.Do(func() {
 		close(s.closed)
+		s.closeSeen()
 		err = s.db.Close()
 		if err != nil {
 			err = fmt.Errorf("store: close badger: %w", err)
