@@ -430,18 +430,21 @@ type commitment struct {
 	last                uint64 // the batch's last stream sequence
 	rejects             []rejection
 	recorded, duplicate int
-	requests            bool // it recorded a request (NotifyRequests)
+	requests            bool   // it recorded a request (NotifyRequests)
+	count               uint64 // the ledger's entries once it commits
 	start               time.Time
 }
 
 // commit republishes the batch's rejections, then commits it: at once when
 // more() says no message waits, else with CommitNext, keeping the next
 // batch and the messages of this one in p. Metrics and the NotifyRequests
-// hook follow the batch's durability.
+// hook follow the batch's durability (with CommitNext, before WaitApplied
+// callers wake).
 func (in *Ingester) commit(ctx context.Context, p *pipe, b *store.Batch, c commitment, msgs []decoded, more func() bool) error {
 	if err := in.reject(ctx, b, c.rejects); err != nil {
 		return err
 	}
+	c.count = b.Count()
 	committing := time.Now()
 	if more() {
 		next, err := b.CommitNext(c.last, func(err error) {
@@ -476,7 +479,7 @@ func (in *Ingester) committed(c commitment, committing time.Time) {
 	m.Events.WithLabelValues(ledger.Rejected.String()).Add(float64(len(c.rejects)))
 	m.BatchSize.Observe(float64(c.recorded + c.duplicate + len(c.rejects)))
 	m.BatchSeconds.Observe(time.Since(c.start).Seconds())
-	m.Entries.Set(float64(in.store.Count()))
+	m.Entries.Set(float64(c.count))
 	m.AppliedSeq.Set(float64(c.last))
 	if f := in.onRequest.Load(); c.requests && f != nil {
 		(*f)()

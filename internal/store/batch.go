@@ -124,6 +124,10 @@ func (s *Store) begin(prev *Batch) *Batch {
 // Len returns the number of events recorded in the batch so far.
 func (b *Batch) Len() int { return b.n }
 
+// Count returns the Seq of the batch's last entry, counting those it
+// appended: the ledger's Count once it commits.
+func (b *Batch) Count() uint64 { return b.count }
+
 // Applied returns the stream sequence the batch follows: Applied() at
 // Begin, or the one its predecessor commits (CommitNext). Appended stream
 // sequences must be above it.
@@ -525,6 +529,11 @@ func (b *Batch) written(err error) error {
 // and fails with it; an error wrapping ErrSpeculationFailed means the
 // events of the failed batches must be applied again.
 func (b *Batch) Commit(lastStreamSeq uint64) error {
+	return b.commit(lastStreamSeq, nil)
+}
+
+// commit is Commit, calling done as CommitNext does once it is issued.
+func (b *Batch) commit(lastStreamSeq uint64, done func(error)) error {
 	if err := b.check(); err != nil {
 		b.Discard()
 		return err
@@ -536,7 +545,7 @@ func (b *Batch) Commit(lastStreamSeq uint64) error {
 	if err := b.seal(lastStreamSeq); err != nil {
 		return err
 	}
-	b.issue(nil)
+	b.issue(done)
 	<-b.finished
 	if b.result == nil {
 		b.cacheSalts()

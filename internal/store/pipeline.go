@@ -26,13 +26,17 @@ import (
 // CommitNext commits the batch as Commit does, without waiting for Badger
 // to write and sync it, and returns the next batch, opened before this
 // one's commit and starting where it ends: the caller appends the
-// following events to it while Badger writes this one. done, when not nil,
-// is called once this batch is durable and published (Applied, Count and
-// WaitApplied reflect it) or has failed, with its error, from another
-// goroutine, before the next batch's commit is issued. The next batch's
+// following events to it while Badger writes this one. The next batch's
 // Commit, CommitNext and Discard wait for this one's commit first, and a
-// failure of it fails the next batch too. So at most one commit is in
-// flight, and commits complete in order.
+// failure of it fails the next batch too: at most one commit is in flight,
+// and commits complete in order.
+//
+// Once the commit is issued, done (when not nil) is called with its
+// outcome, from another goroutine, before the next batch's commit is
+// issued: when the batch is durable (Badger's readers see it), just before
+// Applied, Count and WaitApplied reflect it, or with the error that failed
+// it. An error CommitNext returns itself (the batch's, or its
+// predecessor's) means no commit was issued.
 //
 // The next batch's snapshot lacks this batch's writes: when it reads a key
 // this batch wrote, or scans keys, its Append or commit fails with an error
@@ -40,16 +44,13 @@ import (
 // this batch is settled.
 //
 // The one writer's lock passes to the next batch. CommitNext commits and
-// waits like Commit, returning a nil batch, when the ledger takes shared
-// secrets (Config.Secrets: replicas fold the stream one batch at a time) or
-// when Compact waits for the writer.
+// waits like Commit, returning a nil batch (and the commit's error, done
+// being called too), when the ledger takes shared secrets (Config.Secrets:
+// replicas fold the stream one batch at a time) or when Compact waits for
+// the writer.
 func (b *Batch) CommitNext(lastStreamSeq uint64, done func(error)) (*Batch, error) {
 	if b.s.secrets != nil || b.s.compactWaiting.Load() > 0 {
-		err := b.Commit(lastStreamSeq)
-		if done != nil {
-			done(err)
-		}
-		return nil, err
+		return nil, b.commit(lastStreamSeq, done)
 	}
 	if err := b.check(); err != nil {
 		b.Discard()
@@ -94,6 +95,9 @@ func (b *Batch) committed(err error) {
 		for h, p := range b.profiles {
 			s.profiles.put([]byte(h), p)
 		}
+		if b.onDone != nil {
+			b.onDone(nil) // before WaitApplied callers wake: they see its effects
+		}
 		s.published(b.lastStreamSeq, b.count, b.after)
 	} else {
 		s.tail.Store(nil) // whether Badger holds the batch is unknown: read the tail again
@@ -101,11 +105,11 @@ func (b *Batch) committed(err error) {
 			err = fmt.Errorf("%w: %w", ErrSpeculationFailed, err)
 		}
 		err = fmt.Errorf("store: commit: %w", err)
+		if b.onDone != nil {
+			b.onDone(err)
+		}
 	}
 	b.result = err
-	if b.onDone != nil {
-		b.onDone(err)
-	}
 	close(b.finished)
 }
 
