@@ -134,6 +134,7 @@ func BenchmarkIngest(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
 	b.ReportMetric(float64(size)/float64(b.N), "bytes/event")
+	b.ReportMetric(counterValue(b, p.m, "sharelog_ingest_batches_reapplied_total", ""), "reapplied-batches")
 }
 
 // TestIngestRecordsEveryEvent is BenchmarkIngest's path at a small size, as a

@@ -31,7 +31,7 @@ func cloudEvent(tb testing.TB, source, id, typ string, data any) []byte {
 
 // counterValue returns the value of counter name with the label value
 // given (or the only one) in m.
-func counterValue(t *testing.T, m *metrics.Metrics, name, label string) float64 {
+func counterValue(t testing.TB, m *metrics.Metrics, name, label string) float64 {
 	t.Helper()
 	families, err := m.Registry.Gather()
 	if err != nil {

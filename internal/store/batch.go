@@ -46,6 +46,7 @@ type Batch struct {
 	hashes     map[ledger.Subject][]byte   // keyed hashes of the subjects looked up or made in this batch, nil for one not known (memory only)
 	st         ledger.State                // the rules' view of the batch (state.go); nil until the first
 	seen       []saltSlot                  // salts read from Badger or made in this batch, for the store's cache (saltcache.go)
+	made       map[string][]byte           // salts made in this batch, by locator, for the next (CommitNext)
 	err        error                       // sticky fatal error
 	done       bool
 
@@ -67,6 +68,7 @@ type Batch struct {
 	after         *map[string]ledger.Recipient
 	base          *treeTail         // the tree's tail as of the batch's start; nil: read from Badger
 	prevProfiles  map[string][]byte // the profiles prev wrote (profiles.go)
+	prevMade      map[string][]byte // the salts prev made, by locator: the cache may have lost some (crypto.go)
 	lastStreamSeq uint64            // given to Commit or CommitNext
 	finished      chan struct{}     // closed once the commit is durable or failed, result then set
 	result        error
@@ -103,7 +105,7 @@ func (s *Store) begin(prev *Batch) *Batch {
 	} else {
 		b.prev, b.spec = prev, true
 		b.applied, b.count, b.indexedBy = prev.lastStreamSeq, prev.count, prev.indexedBy
-		b.reg, b.base, b.prevProfiles = prev.reg, prev.tail, prev.profiles
+		b.reg, b.base, b.prevProfiles, b.prevMade = prev.reg, prev.tail, prev.profiles, prev.made
 		if prev.after != nil {
 			b.reg = *prev.after
 		}

@@ -144,10 +144,8 @@ func collidingSubject(t *testing.T, s *Store, subj ledger.Subject) ledger.Subjec
 }
 
 // TestCommitNextSubjectNamedAgainUncached: when N's salt of a new subject
-// is not in the cache (another subject of N took its slot), N+1 reads the
-// salt from its snapshot, finds none and makes another: Badger refuses
-// N+1's commit (it read the salt key N wrote), which fails N+2 too; the
-// salt N+1 made leaves the cache, and applied again both batches use N's.
+// is not in the cache (another subject of N took its slot), N+1 takes it
+// from the salts N made, not from its snapshot, which has none.
 func TestCommitNextSubjectNamedAgainUncached(t *testing.T) {
 	ctx := context.Background()
 	s := openTest(t, testConfig(t))
@@ -159,29 +157,65 @@ func TestCommitNextSubjectNamedAgainUncached(t *testing.T) {
 	}
 	b := s.Begin()
 	_, last := mustAppend(t, b, ev("d1", p, 1), ev("d2", q, 2)) // q's salt takes p's slot
-	n1, done := commitNext(t, b, last)
-	_, last = mustAppend(t, n1, ev("d3", p, 3))
-	n2, done1 := commitNext(t, n1, last)
-	// N+1's commit fails at once: N+2's Append may see it already.
-	if _, _, err := appendSeqs(n2, ev("d4", p, 4)); err != nil && !isSpeculation(err) {
-		t.Fatal(err)
+	next, done := commitNext(t, b, last)
+	if s.salts.get(newSubjectHasher(s.secret).hash(p)) != nil {
+		t.Fatal("p's salt is in the cache: the test shows nothing")
+	}
+	_, last = mustAppend(t, next, ev("d3", p, 3))
+	if err := next.Commit(last); err != nil {
+		t.Fatalf("Commit of N+1: %v", err)
 	}
 	if err := <-done; err != nil {
-		t.Fatalf("batch N: %v", err)
+		t.Fatal(err)
 	}
-	if err := <-done1; !isSpeculation(err) {
-		t.Fatalf("batch N+1: %v, want ErrSpeculationFailed", err)
+	if w, err := s.Who(ctx, p); err != nil || w.Disclosures != 2 {
+		t.Errorf("Who(p) = %+v, %v; want 2 disclosures under N's salt", w, err)
 	}
-	if err := n2.Commit(last + 1); !isSpeculation(err) {
-		t.Fatalf("batch N+2: %v, want ErrSpeculationFailed", err)
+}
+
+// TestCommitNextFailedSaltsLeaveTheCache: a batch whose commit fails
+// leaves no salt it made in the store's cache, where CommitNext put it
+// for the next batch: applied again, the subject gets a salt Badger holds.
+func TestCommitNextFailedSaltsLeaveTheCache(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, testConfig(t))
+	applyBatch(t, s, recipientEvent(t, "acro", "ACRO"))
+	x, fresh := subj("X-1"), subj("FRESH-1")
+	ev := func(id string, who ledger.Subject, d int) *ledger.Event {
+		return disc{id: id, recipient: "acro", subjects: []ledger.Subject{who}, at: day(d)}.event(t)
 	}
-	if s.Count() != 3 {
-		t.Fatalf("count %d after the failures, want 3", s.Count())
+	a := s.Begin()
+	_, last := mustAppend(t, a, ev("d1", x, 1))
+	b, doneA := commitNext(t, a, last)
+	// d1 again, whose dedupe record a wrote: b's commit will fail.
+	_, last = mustAppend(t, b, ev("d1", x, 1), ev("d2", fresh, 2))
+	c, doneB := commitNext(t, b, last)
+	if _, _, err := appendSeqs(c, ev("d3", fresh, 3)); err != nil && !isSpeculation(err) {
+		t.Fatal(err)
 	}
-	applyBatch(t, s, ev("d3", p, 3))
-	applyBatch(t, s, ev("d4", p, 4))
-	if w, err := s.Who(ctx, p); err != nil || w.Disclosures != 3 {
-		t.Errorf("Who(p) = %+v, %v; want 3 disclosures under N's salt", w, err)
+	if err := c.Commit(last + 1); !isSpeculation(err) {
+		t.Fatalf("Commit after the failed batch = %v, want ErrSpeculationFailed", err)
+	}
+	if err := <-doneA; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-doneB; !isSpeculation(err) {
+		t.Fatalf("batch b: %v, want ErrSpeculationFailed", err)
+	}
+	if out := applyBatch(t, s, ev("d1", x, 1), ev("d2", fresh, 2)); !slices.Equal(out, []ledger.Outcome{ledger.Duplicate, ledger.Recorded}) {
+		t.Fatalf("applied again: %v", out)
+	}
+	applyBatch(t, s, ev("d3", fresh, 3))
+	if h, err := s.SubjectHashOf(ctx, fresh); err != nil || h == "" {
+		t.Fatalf("the subject is not known: %q, %v", h, err)
+	}
+	if w, err := s.Who(ctx, fresh); err != nil || w.Disclosures != 2 {
+		t.Errorf("Who = %+v, %v; want 2 disclosures", w, err)
+	}
+	for seq := s.Count() - 1; seq <= s.Count(); seq++ {
+		if e, err := s.Entry(ctx, seq); err != nil || e.Forgotten || e.Event.Data.(*ledger.Disclosure).Subjects[0] != fresh {
+			t.Errorf("entry %d does not open with the subject's key: %+v, %v", seq, e, err)
+		}
 	}
 }
 

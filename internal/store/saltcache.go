@@ -96,6 +96,7 @@ func (b *Batch) uncacheSalts() {
 // deletes, out of the store's cache and of what the batch saw.
 func (b *Batch) dropSalt(loc []byte) {
 	b.s.salts.drop(loc)
+	delete(b.made, string(loc))
 	for i := range b.seen {
 		if string(b.seen[i].loc[:]) == string(loc) {
 			b.seen[i].used = false
