@@ -62,24 +62,25 @@ type Batch struct {
 	// Pipelined commits (CommitNext). A batch opened by its predecessor's
 	// CommitNext starts from the predecessor's state: its applied stream
 	// sequence, count, Merkle tail, indexedBy, recipients and profiles.
-	prev          *Batch                      // the predecessor, until its commit is settled
-	spec          bool                        // opened before prev's commit: its snapshot lacks prev's writes
-	reg           map[string]ledger.Recipient // the registry as of the batch's start; never mutated
-	after         *map[string]ledger.Recipient
-	base          *treeTail         // the tree's tail as of the batch's start; nil: read from Badger
-	prevProfiles  map[string][]byte // the profiles prev wrote (profiles.go)
-	prevMade      map[string][]byte // the salts prev made, by locator: the cache may have lost some (crypto.go)
-	lastStreamSeq uint64            // given to Commit or CommitNext
-	finished      chan struct{}     // closed once the commit is durable or failed, result then set
+	prev          *Batch                       // the predecessor, until its commit is settled
+	spec          bool                         // opened before prev's commit: its snapshot lacks prev's writes
+	reg           map[string]ledger.Recipient  // the registry as of the batch's start; never mutated
+	after         *map[string]ledger.Recipient // the registry after the batch, when it registers any (seal)
+	base          *treeTail                    // the tree's tail as of the batch's start; nil: read from Badger
+	prevProfiles  map[string][]byte            // the profiles prev wrote (profiles.go)
+	prevMade      map[string][]byte            // the salts prev made, by locator: the cache may have lost some (crypto.go)
+	lastStreamSeq uint64                       // given to Commit or CommitNext
+	finished      chan struct{}                // closed once the commit is durable or failed, result then set
 	result        error
 	onDone        func(error)
 }
 
 // ErrSpeculationFailed (wrapped) says that a batch opened by CommitNext,
-// whose snapshot lacks its predecessor's writes, read something the
-// predecessor changed, or scanned keys, which the snapshot cannot vouch
-// for: it (and any batch after it) recorded nothing. Apply its events again
-// on a batch begun once the predecessor is settled (Begin after Discard).
+// whose snapshot lacks its predecessor's writes, read a key the
+// predecessor wrote, scanned keys or would have refused an event, none of
+// which its snapshot can vouch for: it (and any batch after it) recorded
+// nothing. Apply its events again on a batch begun once the predecessor is
+// settled (Begin after Discard).
 var ErrSpeculationFailed = errors.New("store: the batch read what the batch before it changed: apply its events again")
 
 // Begin starts a batch. The ledger has one writer: Begin blocks while another
