@@ -25,6 +25,10 @@ type Metrics struct {
 	// CommitSeconds observes the store commit of each batch alone: Badger's
 	// write and the sync of its logs.
 	CommitSeconds prometheus.Histogram
+	// BatchesReapplied counts the ingest batches applied again because
+	// the batch, opened while the commit before it was in flight, read
+	// what that commit changed (store.ErrSpeculationFailed).
+	BatchesReapplied prometheus.Counter
 	// DeliveryLagSeconds observes, for each batch, how long its first
 	// message waited between JetStream storing it and the ingest loop
 	// taking it: a stall before the ledger (the stream's delivery, or a
@@ -67,6 +71,10 @@ func New() *Metrics {
 			Help:    "Time to commit one ingest batch to the store (write and sync).",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}),
+		BatchesReapplied: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sharelog_ingest_batches_reapplied_total",
+			Help: "Ingest batches applied again because they read what the batch committing before them changed.",
+		}),
 		DeliveryLagSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "sharelog_ingest_delivery_lag_seconds",
 			Help:    "Time from JetStream storing a batch's first message to the ingest loop taking it.",
@@ -88,7 +96,7 @@ func New() *Metrics {
 	m.Registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.Events, m.Rejected, m.BatchSize, m.BatchSeconds, m.CommitSeconds, m.DeliveryLagSeconds, m.Entries, m.AppliedSeq, m.HTTPRequests,
+		m.Events, m.Rejected, m.BatchSize, m.BatchSeconds, m.CommitSeconds, m.BatchesReapplied, m.DeliveryLagSeconds, m.Entries, m.AppliedSeq, m.HTTPRequests,
 	)
 	return m
 }

@@ -212,9 +212,11 @@ func (in *Ingester) consume(ctx context.Context) error {
 	defer cc.Stop()
 	in.ready.Store(true)
 
-	batch := make([]decoded, 0, in.cfg.BatchSize)
+	var p pipe
+	defer p.stop()
 	for {
-		batch = batch[:0]
+		// A new slice each time: the batch in flight keeps its messages.
+		batch := make([]decoded, 0, in.cfg.BatchSize)
 		select {
 		case d := <-msgs:
 			batch = append(batch, d)
@@ -235,10 +237,31 @@ func (in *Ingester) consume(ctx context.Context) error {
 				break fill
 			}
 		}
-		if err := in.apply(ctx, batch); err != nil {
+		// When more messages wait, the batch's commit is pipelined
+		// with the appending of the next (store.Batch.CommitNext).
+		more := func() bool { return len(msgs) > 0 }
+		if err := in.apply(ctx, &p, batch, more); err != nil {
 			return err
 		}
 	}
+}
+
+// pipe is what the ingest loop carries from one batch to the next while a
+// commit is in flight: the batch opened before it (store.Batch.CommitNext),
+// and the messages of the batch committing, to apply again if its commit
+// fails speculation.
+type pipe struct {
+	next   *store.Batch
+	flight []decoded
+}
+
+// stop discards the open batch, which waits for the commit in flight.
+func (p *pipe) stop() {
+	if p.next != nil {
+		p.next.Discard()
+		p.next = nil
+	}
+	p.flight = nil
 }
 
 // observeLag records how long m waited between JetStream storing it and
@@ -287,12 +310,42 @@ type rejection struct {
 // apply records one batch of decoded messages: append, republish what was
 // refused, then commit the batch with its last stream sequence. If the batch
 // outgrows a Badger transaction it commits what it has and goes on with the
-// rest in a new one.
-func (in *Ingester) apply(ctx context.Context, msgs []decoded) error {
+// rest in a new one. When more() says messages wait, the commit is issued
+// without waiting for it (store.Batch.CommitNext): the next call appends
+// to the batch it returns, kept in p, while Badger writes this one.
+//
+// A batch opened so sees the ledger without the batch committing before
+// it; when it read what that one wrote, it or the one before fails with
+// store.ErrSpeculationFailed, having recorded nothing: apply then applies
+// both again, on batches begun after the ledger's last commit (messages
+// already applied are skipped).
+func (in *Ingester) apply(ctx context.Context, p *pipe, msgs []decoded, more func() bool) error {
+	err := in.applyBatch(ctx, p, msgs, more)
+	if !errors.Is(err, store.ErrSpeculationFailed) {
+		return err
+	}
+	flight := p.flight
+	p.stop() // nothing is in flight now, and Applied is the last commit's
+	in.metrics.BatchesReapplied.Inc()
+	in.log.Debug("batch applied again: it read what the batch before it changed", "err", err)
+	// The messages of the failed commit, committed at once, so that msgs
+	// go to a batch begun after it, which cannot fail so.
+	if err := in.applyBatch(ctx, p, flight, func() bool { return false }); err != nil {
+		return err
+	}
+	return in.applyBatch(ctx, p, msgs, more)
+}
+
+// applyBatch applies msgs in one batch: the one p holds, else a new one.
+func (in *Ingester) applyBatch(ctx context.Context, p *pipe, msgs []decoded, more func() bool) error {
 	start := time.Now()
-	b := in.store.Begin()
+	b := p.next // p.flight holds the messages of its predecessor, in flight
+	p.next = nil
+	if b == nil {
+		b = in.store.Begin()
+	}
 	defer b.Discard()
-	applied := in.store.Applied()
+	applied := b.Applied()
 	if err := in.prefetch(ctx, b, msgs, applied); err != nil {
 		return err
 	}
@@ -310,7 +363,7 @@ func (in *Ingester) apply(ctx context.Context, msgs []decoded) error {
 		}
 		seq := md.Sequence.Stream
 		if seq <= applied || seq <= last {
-			continue // redelivered after a consumer reset
+			continue // redelivered after a consumer reset, or applied before a batch was applied again
 		}
 		if d.err != nil {
 			rejects = append(rejects, rejection{msg: m, seq: seq, source: d.source, err: d.err})
@@ -320,11 +373,11 @@ func (in *Ingester) apply(ctx context.Context, msgs []decoded) error {
 		out, err := b.AppendAt(seq, ev, md.Timestamp) // the stream's time, the same on every replica
 		switch {
 		case errors.Is(err, store.ErrBatchTooBig) && last > 0:
-			if err := in.commit(ctx, b, last, rejects, recorded, duplicate, start); err != nil {
+			c := commitment{last: last, rejects: rejects, recorded: recorded, duplicate: duplicate, requests: requests, start: start}
+			if err := in.commit(ctx, p, b, c, msgs[:i], func() bool { return true }); err != nil {
 				return err
 			}
-			in.requestsRecorded(requests)
-			return in.apply(ctx, msgs[i:])
+			return in.applyBatch(ctx, p, msgs[i:], more)
 		case out == ledger.Rejected:
 			rejects = append(rejects, rejection{msg: m, seq: seq, source: d.source, err: err})
 		case err != nil:
@@ -338,13 +391,16 @@ func (in *Ingester) apply(ctx context.Context, msgs []decoded) error {
 		last = seq
 	}
 	if last == 0 {
+		// Nothing to commit; the commit in flight before b must still
+		// have succeeded.
+		if err := b.Settle(); err != nil {
+			return fmt.Errorf("commit batch ending at stream sequence %d: %w", applied, err)
+		}
+		p.flight = nil
 		return nil
 	}
-	if err := in.commit(ctx, b, last, rejects, recorded, duplicate, start); err != nil {
-		return err
-	}
-	in.requestsRecorded(requests)
-	return nil
+	c := commitment{last: last, rejects: rejects, recorded: recorded, duplicate: duplicate, requests: requests, start: start}
+	return in.commit(ctx, p, b, c, msgs, more)
 }
 
 // prefetch gets the shared secrets the batch will need in one call, on a
@@ -369,32 +425,65 @@ func (in *Ingester) prefetch(ctx context.Context, b *store.Batch, msgs []decoded
 	return nil
 }
 
-// requestsRecorded calls the NotifyRequests hook after a commit that
-// recorded requests.
-func (in *Ingester) requestsRecorded(requests bool) {
-	if f := in.onRequest.Load(); requests && f != nil {
-		(*f)()
-	}
+// commitment is what a batch commits, for its commit and its metrics.
+type commitment struct {
+	last                uint64 // the batch's last stream sequence
+	rejects             []rejection
+	recorded, duplicate int
+	requests            bool   // it recorded a request (NotifyRequests)
+	count               uint64 // the ledger's entries once it commits
+	start               time.Time
 }
 
-func (in *Ingester) commit(ctx context.Context, b *store.Batch, last uint64, rejects []rejection, recorded, duplicate int, start time.Time) error {
-	if err := in.reject(ctx, b, rejects); err != nil {
+// commit republishes the batch's rejections, then commits it: at once when
+// more() says no message waits, else with CommitNext, keeping the next
+// batch and the messages of this one in p. Metrics and the NotifyRequests
+// hook follow the batch's durability (with CommitNext, before WaitApplied
+// callers wake).
+func (in *Ingester) commit(ctx context.Context, p *pipe, b *store.Batch, c commitment, msgs []decoded, more func() bool) error {
+	if err := in.reject(ctx, b, c.rejects); err != nil {
 		return err
 	}
+	c.count = b.Count()
 	committing := time.Now()
-	if err := b.Commit(last); err != nil {
-		return fmt.Errorf("commit batch ending at stream sequence %d: %w", last, err)
+	if more() {
+		next, err := b.CommitNext(c.last, func(err error) {
+			if err == nil {
+				in.committed(c, committing)
+			}
+		})
+		if err != nil {
+			return fmt.Errorf("commit batch ending at stream sequence %d: %w", c.last, err)
+		}
+		p.next, p.flight = next, msgs
+		if next == nil {
+			p.flight = nil // committed at once (store.Batch.CommitNext says when)
+		}
+		return nil
 	}
+	if err := b.Commit(c.last); err != nil {
+		return fmt.Errorf("commit batch ending at stream sequence %d: %w", c.last, err)
+	}
+	p.flight = nil
+	in.committed(c, committing)
+	return nil
+}
+
+// committed records the metrics of a durable batch, and calls the
+// NotifyRequests hook if it recorded requests.
+func (in *Ingester) committed(c commitment, committing time.Time) {
 	m := in.metrics
 	m.CommitSeconds.Observe(time.Since(committing).Seconds())
-	m.Events.WithLabelValues(ledger.Recorded.String()).Add(float64(recorded))
-	m.Events.WithLabelValues(ledger.Duplicate.String()).Add(float64(duplicate))
-	m.Events.WithLabelValues(ledger.Rejected.String()).Add(float64(len(rejects)))
-	m.BatchSize.Observe(float64(recorded + duplicate + len(rejects)))
-	m.BatchSeconds.Observe(time.Since(start).Seconds())
-	m.Entries.Set(float64(in.store.Count()))
-	m.AppliedSeq.Set(float64(last))
-	return nil
+	m.Events.WithLabelValues(ledger.Recorded.String()).Add(float64(c.recorded))
+	m.Events.WithLabelValues(ledger.Duplicate.String()).Add(float64(c.duplicate))
+	m.Events.WithLabelValues(ledger.Rejected.String()).Add(float64(len(c.rejects)))
+	m.BatchSize.Observe(float64(c.recorded + c.duplicate + len(c.rejects)))
+	m.BatchSeconds.Observe(time.Since(c.start).Seconds())
+	m.Entries.Set(float64(c.count))
+	m.AppliedSeq.Set(float64(c.last))
+	if f := in.onRequest.Load(); c.requests && f != nil {
+		(*f)()
+	}
 }
 
 // reject republishes refused messages to SHARELOG_REJECTED, original bytes

@@ -34,6 +34,12 @@ func startPipeline(tb testing.TB) *pipeline { return startPipelineWith(tb, false
 // every write before acknowledging it.
 func startPipelineWith(tb testing.TB, syncAlways bool) *pipeline {
 	tb.Helper()
+	return startPipelineConfig(tb, syncAlways, nats.IngestConfig{})
+}
+
+// startPipelineConfig is startPipelineWith with the ingest loop's config.
+func startPipelineConfig(tb testing.TB, syncAlways bool, cfg nats.IngestConfig) *pipeline {
+	tb.Helper()
 	dir := tb.TempDir()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ns, err := nats.StartServer(nats.ServerConfig{Listen: "127.0.0.1:0", StoreDir: filepath.Join(dir, "js"), SyncAlways: syncAlways}, logger)
@@ -67,7 +73,7 @@ func startPipelineWith(tb testing.TB, syncAlways bool) *pipeline {
 		tb.Fatal(err)
 	}
 	m := metrics.New()
-	in := nats.NewIngester(js, st, dec, m, logger, nats.IngestConfig{})
+	in := nats.NewIngester(js, st, dec, m, logger, cfg)
 	runCtx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { in.Run(runCtx); close(done) }()
@@ -128,6 +134,7 @@ func BenchmarkIngest(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
 	b.ReportMetric(float64(size)/float64(b.N), "bytes/event")
+	b.ReportMetric(counterValue(b, p.m, "sharelog_ingest_batches_reapplied_total", ""), "reapplied-batches")
 }
 
 // TestIngestRecordsEveryEvent is BenchmarkIngest's path at a small size, as a

@@ -51,6 +51,8 @@ type Batch struct {
 	hashes     map[ledger.Subject][]byte   // keyed hashes of the subjects looked up or made in this batch, nil for one not known (memory only)
 	st         ledger.State                // the rules' view of the batch (state.go); nil until the first
 	seen       []saltSlot                  // salts read from Badger or made in this batch, for the store's cache (saltcache.go)
+	made       map[string][]byte           // salts made in this batch, by locator, for the next (CommitNext)
+	sealersPut [][]byte                    // keyed hashes of the subjects whose keys it put in the store's cache (sealcache.go)
 	err        error                       // sticky fatal error
 	done       bool
 
@@ -62,22 +64,63 @@ type Batch struct {
 	nameAt    int
 	secrets   map[string][]byte
 	ctx       context.Context
+
+	// Pipelined commits (CommitNext). A batch opened by its predecessor's
+	// CommitNext starts from the predecessor's state: its applied stream
+	// sequence, count, Merkle tail, indexedBy, recipients and profiles.
+	prev          *Batch                       // the predecessor, until its commit is settled
+	spec          bool                         // opened before prev's commit: its snapshot lacks prev's writes
+	reg           map[string]ledger.Recipient  // the registry as of the batch's start; never mutated
+	after         *map[string]ledger.Recipient // the registry after the batch, when it registers any (seal)
+	base          *treeTail                    // the tree's tail as of the batch's start; nil: read from Badger
+	prevProfiles  map[string][]byte            // the profiles prev wrote (profiles.go)
+	prevMade      map[string][]byte            // the salts prev made, by locator: the cache may have lost some (crypto.go)
+	lastStreamSeq uint64                       // given to Commit or CommitNext
+	finished      chan struct{}                // closed once the commit is durable or failed, result then set
+	result        error
+	onDone        func(error)
 }
+
+// ErrSpeculationFailed (wrapped) says that a batch opened by CommitNext,
+// whose snapshot lacks its predecessor's writes, read a key the
+// predecessor wrote, scanned keys or would have refused an event, none of
+// which its snapshot can vouch for: it (and any batch after it) recorded
+// nothing. Apply its events again on a batch begun once the predecessor is
+// settled (Begin after Discard).
+var ErrSpeculationFailed = errors.New("store: the batch read what the batch before it changed: apply its events again")
 
 // Begin starts a batch. The ledger has one writer: Begin blocks while another
 // batch is open, until it is committed or discarded. Every batch must end
-// with Commit or Discard.
+// with Commit, CommitNext or Discard.
 func (s *Store) Begin() *Batch {
 	s.writer.Lock()
+	return s.begin(nil)
+}
+
+// begin opens a batch after the last commit, which is complete, or with
+// prev after prev, whose commit is about to be issued. The caller holds
+// writer.
+func (s *Store) begin(prev *Batch) *Batch {
 	b := &Batch{
-		s:         s,
-		txn:       s.db.NewTransaction(true),
-		hasher:    newSubjectHasher(s.secret),
-		applied:   s.Applied(),
-		last:      s.Applied(),
-		count:     s.Count(),
-		indexedBy: s.indexedBy.Load(),
+		s:      s,
+		txn:    s.db.NewTransaction(true),
+		hasher: newSubjectHasher(s.secret),
 	}
+	if prev == nil {
+		b.applied, b.count, b.indexedBy = s.Applied(), s.Count(), s.indexedBy.Load()
+		b.reg, b.base = *s.recipients.Load(), s.tail.Load()
+	} else {
+		b.prev, b.spec = prev, true
+		b.applied, b.count, b.indexedBy = prev.lastStreamSeq, prev.count, prev.indexedBy
+		b.reg, b.base, b.prevProfiles, b.prevMade = prev.reg, prev.tail, prev.profiles, prev.made
+		if prev.after != nil {
+			b.reg = *prev.after
+		}
+		if b.base == nil {
+			b.base = prev.base
+		}
+	}
+	b.last = b.applied
 	switch {
 	case s.legacyY:
 		b.indexedBy = math.MaxUint64
@@ -89,6 +132,15 @@ func (s *Store) Begin() *Batch {
 
 // Len returns the number of events recorded in the batch so far.
 func (b *Batch) Len() int { return b.n }
+
+// Count returns the Seq of the batch's last entry, counting those it
+// appended: the ledger's Count once it commits.
+func (b *Batch) Count() uint64 { return b.count }
+
+// Applied returns the stream sequence the batch follows: Applied() at
+// Begin, or the one its predecessor commits (CommitNext). Appended stream
+// sequences must be above it.
+func (b *Batch) Applied() uint64 { return b.applied }
 
 // Append applies the event ev, read from stream sequence streamSeq, which
 // must be above every stream sequence applied before. ev has passed every
@@ -104,7 +156,10 @@ func (b *Batch) Len() int { return b.n }
 //
 // Any other error is fatal for the batch: Commit will return it, and the
 // batch must be discarded. An error wrapping ErrBatchTooBig means the same
-// events fit in smaller batches.
+// events fit in smaller batches. In a batch opened by CommitNext, an error
+// wrapping ErrSpeculationFailed means the batch read what its predecessor
+// may change, or would refuse ev: apply its events again on a batch begun
+// after the predecessor's commit; such a batch never returns Rejected.
 func (b *Batch) Append(streamSeq uint64, ev *ledger.Event) (ledger.Outcome, error) {
 	return b.AppendAt(streamSeq, ev, b.s.now())
 }
@@ -115,6 +170,9 @@ func (b *Batch) Append(streamSeq uint64, ev *ledger.Event) (ledger.Outcome, erro
 // the same time. Append gives the store's clock.
 func (b *Batch) AppendAt(streamSeq uint64, ev *ledger.Event, at time.Time) (ledger.Outcome, error) {
 	if err := b.check(); err != nil {
+		return 0, err
+	}
+	if err := b.settled(); err != nil {
 		return 0, err
 	}
 	if streamSeq <= b.last {
@@ -187,10 +245,21 @@ func (b *Batch) AppendAt(streamSeq uint64, ev *ledger.Event, at time.Time) (ledg
 }
 
 // refuse turns a rule's error into Append's result: Rejected for an
-// *ledger.InvalidError, a fatal batch error otherwise.
+// *ledger.InvalidError, a fatal batch error otherwise; in a speculative
+// batch (CommitNext), ErrSpeculationFailed for both.
 func (b *Batch) refuse(err error) (ledger.Outcome, error) {
+	if b.err != nil {
+		return 0, b.err // the rules' view failed the batch (ErrSpeculationFailed among others)
+	}
 	var ie *ledger.InvalidError
-	if errors.As(err, &ie) {
+	if errors.As(err, &ie) && b.spec {
+		// The rules may have read a ledger without the commit in flight,
+		// and a refusal is acted on before the batch commits (the ingest
+		// loop republishes it): only a batch that sees the whole ledger
+		// refuses.
+		return 0, b.fail(fmt.Errorf("%w: a refusal (%w)", ErrSpeculationFailed, err))
+	}
+	if ie != nil {
 		return ledger.Rejected, ie
 	}
 	return 0, b.fail(err)
@@ -479,12 +548,40 @@ func (b *Batch) written(err error) error {
 // forward. It must be at least every stream seq given to Append and not
 // below Applied(). After a successful commit Applied and Count reflect the
 // batch and WaitApplied callers wake. The batch is finished either way.
+//
+// A batch opened by CommitNext first waits for its predecessor's commit,
+// and fails with it; an error wrapping ErrSpeculationFailed means the
+// events of the failed batches must be applied again.
 func (b *Batch) Commit(lastStreamSeq uint64) error {
+	return b.commit(lastStreamSeq, nil)
+}
+
+// commit is Commit, calling done as CommitNext does once it is issued.
+func (b *Batch) commit(lastStreamSeq uint64, done func(error)) error {
 	if err := b.check(); err != nil {
 		b.Discard()
 		return err
 	}
 	defer b.Discard()
+	if err := b.settle(); err != nil {
+		return err
+	}
+	if err := b.seal(lastStreamSeq); err != nil {
+		return err
+	}
+	b.issue(done)
+	<-b.finished
+	if b.result == nil {
+		b.cacheSalts()
+	} else {
+		b.uncacheSealers()
+	}
+	return b.result
+}
+
+// seal ends the batch's writes before its commit: the applied stream
+// sequence and count, the indexedBy record, and the registry after it.
+func (b *Batch) seal(lastStreamSeq uint64) error {
 	if lastStreamSeq < b.last {
 		return fmt.Errorf("store: commit: stream seq %d is below %d, already applied or appended", lastStreamSeq, b.last)
 	}
@@ -496,37 +593,27 @@ func (b *Batch) Commit(lastStreamSeq uint64) error {
 			return err
 		}
 	}
-	if err := b.txn.Commit(); err != nil {
-		b.s.tail.Store(nil) // whether Badger holds the batch is unknown: read the tail again
-		return fmt.Errorf("store: commit: %w", err)
-	}
-	if b.tail != nil {
-		b.s.tail.Store(b.tail)
-	}
-	b.cacheSalts()
-	if b.markIndexedBy {
-		b.s.indexedBy.Store(b.indexedBy)
-	}
-	for h, p := range b.profiles {
-		b.s.profiles.put([]byte(h), p)
-	}
-	var reg *map[string]ledger.Recipient
 	if len(b.recipients) > 0 {
-		m := maps.Clone(*b.s.recipients.Load())
+		m := maps.Clone(b.reg)
 		maps.Copy(m, b.recipients)
-		reg = &m
+		b.after = &m
 	}
-	b.s.published(lastStreamSeq, b.count, reg)
+	b.lastStreamSeq = lastStreamSeq
 	return nil
 }
 
 // Discard abandons the batch: nothing it appended is recorded. It may be
-// called after Commit, which makes "defer b.Discard()" safe.
+// called after Commit, which makes "defer b.Discard()" safe. A batch opened
+// by CommitNext waits for its predecessor's commit first.
 func (b *Batch) Discard() {
 	if b.done {
 		return
 	}
 	b.done = true
+	_ = b.settle() // the batch is abandoned whatever its predecessor did
+	if b.finished == nil {
+		b.uncacheSealers() // never committed
+	}
 	b.txn.Discard()
 	b.s.writer.Unlock()
 }

@@ -333,6 +333,9 @@ func (b *Batch) subjectHash(subj ledger.Subject, create bool) ([]byte, error) {
 	if !looked {
 		loc := b.hasher.hash(subj)
 		if salt = b.s.salts.get(loc); salt == nil { // saltcache.go
+			salt = b.prevMade[string(loc)] // made by the commit in flight, and lost by the cache
+		}
+		if salt == nil {
 			var err error
 			if salt, err = txnValue(b.txn, saltKey(loc)); err != nil {
 				return nil, b.fail(fmt.Errorf("store: read salt: %w", err))
@@ -367,6 +370,10 @@ func (b *Batch) subjectHash(subj ledger.Subject, create bool) ([]byte, error) {
 			}
 		}
 		b.saw(loc, salt)
+		if b.made == nil {
+			b.made = make(map[string][]byte)
+		}
+		b.made[string(loc)] = salt
 	}
 	if h != nil {
 		b.keepSubjectKey(h, salt)

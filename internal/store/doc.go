@@ -37,6 +37,31 @@
 // writes, in the batch, before commit; until the scan ends every key is
 // looked up. d keys are never deleted, so the filter never misses one.
 //
+// Commits are pipelined (CommitNext, pipeline.go): while Badger writes and
+// syncs batch N (write-ahead log, memtable, fsync), the writer appends
+// batch N+1. Badger opens a transaction at a read timestamp that waits for
+// every commit issued before it, so N+1's transaction is opened just before
+// N's commit is issued, and its snapshot lacks N's writes. N+1 starts from
+// N's state kept in memory: applied stream sequence, count, Merkle tail,
+// the indexedBy record, recipient registry and profiles, and N's salts in
+// the writer's salt cache. What N+1 reads from its snapshot is checked by
+// Badger's conflict detection: when N wrote a key N+1 read (a dedupe
+// record, a salt, erasure markers, a request, an obligation), Badger
+// refuses N+1's commit. It does not see a key N adds to a range N+1 scans,
+// so a speculative batch does not scan (subject index, holds, a forgotten
+// subject's records), nor refuse an event (the ingest loop republishes a
+// refusal before the commit, and it may rest on a stale read): either
+// fails the batch with ErrSpeculationFailed. A failed batch records
+// nothing and fails the batch after it, and the ingest loop applies their
+// events again on batches begun after N's commit. At most one commit is in
+// flight, commits complete in stream order, and Applied, Count and
+// WaitApplied move only once a batch is durable. The writes made beside
+// the one writer (checkpoints, scrub and shred records, Compact's
+// sentinel) read nothing, so Badger never refuses them, and write keys no
+// batch reads, so it never refuses a batch for them. A replica taking shared secrets
+// (Config.Secrets) commits one batch at a time, and so does the writer
+// while Compact waits.
+//
 // # Key layout
 //
 // Every key starts with one byte naming its kind. Numbers are big-endian, so

@@ -234,7 +234,10 @@ func (b *Batch) forget(seq uint64, f *ledger.ForgetEffect) error {
 // keysWithPrefix returns copies of the keys with prefix in the batch's view.
 func (b *Batch) keysWithPrefix(prefix []byte) ([][]byte, error) {
 	var out [][]byte
-	it := b.txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+	it, err := b.iterator(badger.IteratorOptions{Prefix: prefix})
+	if err != nil {
+		return nil, err
+	}
 	defer it.Close()
 	for it.Rewind(); it.Valid(); it.Next() {
 		out = append(out, it.Item().KeyCopy(nil))
@@ -321,7 +324,7 @@ func (s *Store) Compact(ctx context.Context) (CompactStats, error) {
 	if err := ctx.Err(); err != nil {
 		return st, err
 	}
-	s.writer.Lock()
+	s.lockWriter()
 	defer s.writer.Unlock()
 	s.side.Lock()
 	defer s.side.Unlock()

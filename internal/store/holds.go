@@ -49,10 +49,20 @@ func (s *Store) holdsCovering(txn *badger.Txn, subjectHash []byte) ([]string, er
 // subjectSummaries reads the subject index of one subject, with the
 // disclosure time of each summary.
 func subjectSummaries(txn *badger.Txn, subjectHash []byte) ([]summary, error) {
+	it := txn.NewIterator(subjectScan(subjectHash))
+	defer it.Close()
+	return readSummaries(txn, it)
+}
+
+// subjectScan is the iterator over the subject index of one subject.
+func subjectScan(subjectHash []byte) badger.IteratorOptions {
+	return badger.IteratorOptions{Prefix: subjectPrefix(subjectHash), PrefetchValues: true, PrefetchSize: 64}
+}
+
+// readSummaries reads the summaries it (subjectScan, on txn) iterates.
+func readSummaries(txn *badger.Txn, it *badger.Iterator) ([]summary, error) {
 	var out []summary
 	pr := newProfiles(txn, nil) // profiles.go
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: subjectPrefix(subjectHash), PrefetchValues: true, PrefetchSize: 64})
-	defer it.Close()
 	for it.Rewind(); it.Valid(); it.Next() {
 		at, _ := splitPos(it.Item().Key())
 		var s summary

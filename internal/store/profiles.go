@@ -107,6 +107,9 @@ func (b *Batch) profileRef(d *ledger.DisclosureSummary) ([]byte, error) {
 	h := profileHash(profile)
 	have, ok := b.profiles[string(h)]
 	if !ok {
+		have, ok = b.prevProfiles[string(h)] // written by the commit in flight (CommitNext)
+	}
+	if !ok {
 		have, ok = b.s.profiles.get(h)
 	}
 	if !ok {

@@ -154,7 +154,10 @@ func (b *Batch) scrubDeliveries(r *scrubRecord, seq uint64) error {
 // scrubRefused adds to r the refused messages naming the subject with
 // locator loc, and deletes their records.
 func (b *Batch) scrubRefused(r *scrubRecord, loc []byte) error {
-	it := b.txn.NewIterator(badger.IteratorOptions{Prefix: refusedPrefix(loc), PrefetchValues: true})
+	it, err := b.iterator(badger.IteratorOptions{Prefix: refusedPrefix(loc), PrefetchValues: true})
+	if err != nil {
+		return err
+	}
 	var keys [][]byte
 	for it.Rewind(); it.Valid(); it.Next() {
 		k := it.Item().KeyCopy(nil)

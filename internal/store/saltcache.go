@@ -11,9 +11,11 @@ const saltCacheSlots = 1 << 16
 // from Badger. It is a direct-mapped table in one array without pointers,
 // which the garbage collector does not scan (an LRU of maps and list nodes
 // was tried and cost more in collection than it saved). It only ever holds
-// salts Badger holds: a batch's salts enter it when the batch commits
-// (Batch.cacheSalts), and a forgetting takes the subject's out at once. It
-// is guarded by Store.writer.
+// salts Badger holds, or holds once the commit in flight completes: a
+// batch's salts enter it when the batch commits (Batch.cacheSalts), or when
+// its commit is issued by CommitNext, for the next batch, and leave it
+// again if that commit fails (Batch.uncacheSalts); a forgetting takes the
+// subject's out at once. It is guarded by Store.writer.
 type saltCache struct {
 	slots []saltSlot // nil until the first batch that looks a subject up
 }
@@ -71,7 +73,7 @@ func (b *Batch) saw(loc, salt []byte) {
 }
 
 // cacheSalts puts the salts the batch saw in the store's cache: at commit,
-// once Badger holds them.
+// once Badger holds them, or as CommitNext issues the commit.
 func (b *Batch) cacheSalts() {
 	for i := range b.seen {
 		if s := &b.seen[i]; s.used {
@@ -80,10 +82,21 @@ func (b *Batch) cacheSalts() {
 	}
 }
 
+// uncacheSalts takes the salts the batch saw out of the store's cache:
+// its commit failed, and Badger may not hold those it made.
+func (b *Batch) uncacheSalts() {
+	for i := range b.seen {
+		if s := &b.seen[i]; s.used {
+			b.s.salts.drop(s.loc[:])
+		}
+	}
+}
+
 // dropSalt takes the salt of the subject with locator loc, which the batch
 // deletes, out of the store's cache and of what the batch saw.
 func (b *Batch) dropSalt(loc []byte) {
 	b.s.salts.drop(loc)
+	delete(b.made, string(loc))
 	for i := range b.seen {
 		if string(b.seen[i].loc[:]) == string(loc) {
 			b.seen[i].used = false

@@ -91,6 +91,19 @@ func (b *Batch) subjectSealer(h []byte) ([]byte, cipher.AEAD, error) {
 	}
 	if _, ok := b.salts[string(h)]; ok {
 		b.s.sealers.put(h, key, a)
+		b.sealersPut = append(b.sealersPut, h)
 	}
 	return key, a, nil
+}
+
+// uncacheSealers takes the keys the batch put in the store's cache out of
+// it again: the batch failed, or was discarded. A batch begun before its
+// predecessor committed (CommitNext) may have read, from its snapshot, the
+// salt of a subject the predecessor forgot: it fails, and the key must not
+// outlive the salt in memory.
+func (b *Batch) uncacheSealers() {
+	for _, h := range b.sealersPut {
+		b.s.sealers.drop(h)
+	}
+	b.sealersPut = nil
 }

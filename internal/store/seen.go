@@ -145,7 +145,7 @@ func (s *Store) growSeen() {
 	s.seen.mu.Unlock()
 	go func() {
 		f := filterFor(capacity)
-		s.writer.Lock()
+		s.lockWriter()
 		defer s.writer.Unlock()
 		s.buildSeen(f, capacity)
 	}()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"testing"
 
@@ -279,5 +280,30 @@ func TestSeenRestored(t *testing.T) {
 	}
 	if got := applyBatch(t, r, acroDisc(t, "new")); got[0] != ledger.Recorded || r.seenSkipped() != 1 {
 		t.Fatalf("restored ledger: new event %v, %d lookups skipped; want recorded, 1", got, r.seenSkipped())
+	}
+}
+
+// TestSeenGrowsThroughAPipeline: the build of a larger filter waits for the
+// writer, which a pipeline passes from batch to batch (CommitNext) under a
+// steady load: seeing it wanted, CommitNext commits and lets go, and the
+// filter grows.
+func TestSeenGrowsThroughAPipeline(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.seenCapacity = 8
+	s := openTest(t, cfg)
+	s.seenWait()
+	applyBatch(t, s, recipientEvent(t, "acro", "ACRO"))
+	b := s.Begin()
+	_, last := mustAppend(t, b, acroDiscs(t, "d", 9)...) // 10 keys in a filter for 8
+	for s.writerWanted.Load() == 0 {
+		runtime.Gosched()
+	}
+	next, err := b.CommitNext(last, nil)
+	if err != nil || next != nil {
+		t.Fatalf("CommitNext while the filter's growth waits = %v, %v; want no next batch", next, err)
+	}
+	s.seenWait()
+	if c := s.seenCapacity(); c <= 8 {
+		t.Fatalf("capacity %d after the pipeline let go, want more than 8", c)
 	}
 }

@@ -26,6 +26,17 @@ type txnState struct {
 	// maybe others): the batch's, so that a disclosure of a subject not in
 	// it reads no x key (marked.go).
 	marked *markedSubjects
+	// iterate, when set, opens the iterators instead: a batch's
+	// (Batch.iterator), which a speculative batch refuses.
+	iterate func(badger.IteratorOptions) (*badger.Iterator, error)
+}
+
+// iterator opens an iterator on the state's transaction.
+func (st txnState) iterator(opt badger.IteratorOptions) (*badger.Iterator, error) {
+	if st.iterate != nil {
+		return st.iterate(opt)
+	}
+	return st.txn.NewIterator(opt), nil
 }
 
 var _ ledger.State = txnState{}
@@ -42,7 +53,10 @@ func (st txnState) Hold(id string) (*ledger.HoldRecord, error) { return getHold(
 
 func (st txnState) ActiveHolds() ([]ledger.HoldRecord, error) {
 	var out []ledger.HoldRecord
-	it := st.txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixHold}, PrefetchValues: true, PrefetchSize: 64})
+	it, err := st.iterator(badger.IteratorOptions{Prefix: []byte{prefixHold}, PrefetchValues: true, PrefetchSize: 64})
+	if err != nil {
+		return nil, err
+	}
 	defer it.Close()
 	for it.Rewind(); it.Valid(); it.Next() {
 		var h ledger.HoldRecord
@@ -76,7 +90,12 @@ func (st txnState) Known(h []byte) (bool, error) {
 }
 
 func (st txnState) Disclosures(h []byte) ([]ledger.DisclosureSummary, error) {
-	sums, err := subjectSummaries(st.txn, h)
+	it, err := st.iterator(subjectScan(h))
+	if err != nil {
+		return nil, err
+	}
+	sums, err := readSummaries(st.txn, it)
+	it.Close()
 	if err != nil {
 		return nil, err
 	}
@@ -157,11 +176,11 @@ func (b *Batch) state() ledger.State {
 		return b.st
 	}
 	lookup := func(s ledger.Subject) ([]byte, error) { return b.subjectHash(s, false) }
-	b.st = txnState{txn: b.txn, hasher: b.hasher, lookup: lookup, marked: &b.s.marked, recipients: func(id string) (ledger.Recipient, bool) {
+	b.st = txnState{txn: b.txn, hasher: b.hasher, lookup: lookup, marked: &b.s.marked, iterate: b.iterator, recipients: func(id string) (ledger.Recipient, bool) {
 		if r, ok := b.recipients[id]; ok {
 			return r, true
 		}
-		r, ok := (*b.s.recipients.Load())[id]
+		r, ok := b.reg[id] // the registry as of the batch's start, its predecessor's included
 		return r, ok
 	}}
 	return b.st

@@ -100,7 +100,11 @@ type Store struct {
 
 	deadlines ledger.Deadlines
 
-	writer sync.Mutex // held from Begin to Commit or Discard
+	writer sync.Mutex // held from Begin to Commit or Discard, passed on by CommitNext
+	// writerWanted counts those waiting for writer besides the batches
+	// (Compact, a larger dedupe filter's build: lockWriter): CommitNext
+	// then commits and lets go of it, which a steady load never would.
+	writerWanted atomic.Int32
 	// tail is the Merkle tree's partial tiles and right edge as of the
 	// last commit of a batch that added entries, nil until then (tree.go):
 	// set by the writer, read by anyone, never changed once set.
@@ -232,7 +236,9 @@ var tableCompression = options.ZSTD
 const valueThreshold = 256
 
 // badgerOptions tunes Badger for this workload on a small machine: every
-// commit synced, one version per key, no conflict detection (one writer),
+// commit synced, one version per key, conflict detection (a batch opened
+// before the commit of the one before reads a stale snapshot, and Badger
+// refuses its commit when it read a key that commit wrote: pipeline.go),
 // values of valueThreshold bytes or more in the value log, the rest in
 // the LSM tree compressed with ZSTD in 16 KiB blocks, modest memtables and
 // caches. Memory goes
@@ -259,7 +265,7 @@ func badgerOptions(dir string, logger *slog.Logger) badger.Options {
 	return o.
 		WithSyncWrites(true).
 		WithNumVersionsToKeep(1).
-		WithDetectConflicts(false).
+		WithDetectConflicts(true).
 		WithCompression(tableCompression).
 		WithZSTDCompressionLevel(1).
 		WithBlockSize(16 << 10).

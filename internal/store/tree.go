@@ -292,7 +292,7 @@ func readTree(txn *badger.Txn) (*treeReader, int64, error) {
 func (b *Batch) addLeaf(seq uint64, value []byte) error {
 	n := int64(seq - 1)
 	if b.tail == nil {
-		t := b.s.tail.Load()
+		t := b.base
 		if t == nil || t.size != n {
 			// First batch since Open, or a commit whose outcome is
 			// unknown: the tail is read from what Badger holds.

@@ -28,6 +28,15 @@ import (
 // with another in one disclosure. It returns its config and verifier.
 func fullLedger(t *testing.T) (Config, note.Verifier) {
 	t.Helper()
+	return fullLedgerWith(t, false)
+}
+
+// fullLedgerWith is fullLedger; with pipelined, its batches are applied
+// as the ingest loop applies them, each commit pipelined with the next
+// batch (pipeDriver), which then splits each batch into batches of one
+// event, so that each event reads a snapshot without the one before.
+func fullLedgerWith(t *testing.T, pipelined bool) (Config, note.Verifier) {
+	t.Helper()
 	cfg := testConfig(t)
 	cfg.Deadlines = ledger.Deadlines{Regimes: map[string]ledger.Deadline{ledger.RegimeDPAPart3: {Days: 14}}, Calendar: ledgertest.London().Calendar}
 	s, err := Open(cfg)
@@ -110,6 +119,32 @@ func fullLedger(t *testing.T) (Config, note.Verifier) {
 		}
 		return h
 	}
+	if pipelined {
+		var steps []ledgertest.Step
+		for _, b := range batches {
+			steps = append(steps, b...)
+		}
+		d := &pipeDriver{t: t, s: s, base: s.Applied(), out: make([]ledger.Outcome, len(steps))}
+		d.event = func(i int) *ledger.Event {
+			if st := steps[i]; st.Subject != nil {
+				return ledgertest.ForgetHash(st.Event.ID, hex.EncodeToString(hash(*st.Subject)))
+			}
+			return steps[i].Event
+		}
+		d.at = func(i int) time.Time { return ledgertest.At(i + 1) }
+		for i := range steps {
+			d.apply([]int{i}, i < len(steps)-1)
+		}
+		for i, st := range steps {
+			if d.out[i] != st.Want {
+				t.Fatalf("%s: %v, want %v", st.Event.ID, d.out[i], st.Want)
+			}
+		}
+		if d.reapplied == 0 {
+			t.Fatal("no batch was applied again")
+		}
+		batches = nil
+	}
 	day := 0
 	for _, steps := range batches {
 		b := s.Begin()
@@ -131,22 +166,29 @@ func fullLedger(t *testing.T) (Config, note.Verifier) {
 			t.Fatal(err)
 		}
 	}
-	dir := t.TempDir()
-	signer, vkey, _, err := checkpoint.LoadOrCreateKey(filepath.Join(dir, "checkpoint.key"), "", "sharelog/test")
+	v := signCheckpoint(t, s)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return cfg, v
+}
+
+// signCheckpoint signs a checkpoint of s's tree with a new key, and
+// returns its verifier.
+func signCheckpoint(t *testing.T, s *Store) note.Verifier {
+	t.Helper()
+	signer, vkey, _, err := checkpoint.LoadOrCreateKey(filepath.Join(t.TempDir(), "checkpoint.key"), "", "sharelog/test")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := checkpoint.NewCheckpointer(s, signer, cfg.Logger).Checkpoint(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Close(); err != nil {
+	if _, err := checkpoint.NewCheckpointer(s, signer, s.log).Checkpoint(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	v, err := note.NewVerifier(vkey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return cfg, v
+	return v
 }
 
 // copyLedger copies a closed ledger directory for one tampering.
