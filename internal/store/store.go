@@ -241,12 +241,11 @@ const valueThreshold = 256
 // refuses its commit when it read a key that commit wrote: pipeline.go),
 // values of valueThreshold bytes or more in the value log, the rest in
 // the LSM tree compressed with ZSTD in 16 KiB blocks, modest memtables and
-// caches. Memory goes
-// mostly to table builders (memtable flushes and compactions hold whole
-// tables), so memtables are 32 MiB and tables stay 2 MiB at every level:
-// at 1M events the store's anonymous memory was 1,094 MiB against 1,791
-// MiB with 64 MiB memtables and tables doubling per level, at the same
-// append rate.
+// caches. Memory goes mostly to table builders (memtable flushes and
+// compactions hold whole tables), so memtables are 32 MiB and tables stay
+// 2 MiB at every level: at 1M events the store's anonymous memory was
+// 1,094 MiB against 1,791 MiB with 64 MiB memtables and tables doubling per
+// level, at the same append rate.
 //
 // Level 0 holds up to 8 tables (Badger's writes stall at 16) before they
 // are merged into the base level. Most keys are hash-ordered, so every
