@@ -256,9 +256,10 @@ func diskUsage(tb testing.TB, dir string) int64 {
 	return total
 }
 
-// BenchmarkWho answers Who for subjects drawn from the workload's skew over
-// a ledger of -store.events disclosures, and reports latency percentiles.
-func BenchmarkWho(b *testing.B) {
+// benchLedger opens a ledger of -store.events disclosures of the
+// workload, one a second from the time it returns, to the workload's
+// recipients.
+func benchLedger(b *testing.B) (*Store, time.Time) {
 	s := openTest(b, testConfig(b))
 	registerBenchRecipients(b, s)
 	w := newWorkload(2)
@@ -266,19 +267,23 @@ func BenchmarkWho(b *testing.B) {
 	for s.Count() < uint64(*benchEvents) {
 		appendAll(b, s, w.batch(b, start))
 	}
-	ctx := context.Background()
-	q := newWorkload(3)
+	return s, start
+}
+
+// timeQueries times b.N calls of query, each returning the rows it
+// answered, and reports latency percentiles and rows per call.
+func timeQueries(b *testing.B, unit string, query func(i int) (rows int, err error)) {
 	lat := make([]time.Duration, 0, b.N)
 	rows := 0
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		t0 := time.Now()
-		who, err := s.Who(ctx, benchSubject(q.subject()))
+		n, err := query(i)
 		lat = append(lat, time.Since(t0))
 		if err != nil {
 			b.Fatal(err)
 		}
-		rows += who.Disclosures
+		rows += n
 	}
 	b.StopTimer()
 	slices.Sort(lat)
@@ -286,39 +291,37 @@ func BenchmarkWho(b *testing.B) {
 	b.ReportMetric(pct(0.50), "p50-µs")
 	b.ReportMetric(pct(0.99), "p99-µs")
 	b.ReportMetric(float64(lat[len(lat)-1].Microseconds()), "max-µs")
-	b.ReportMetric(float64(rows)/float64(b.N), "disclosures/op")
+	b.ReportMetric(float64(rows)/float64(b.N), unit+"/op")
+}
+
+// BenchmarkWho answers Who for subjects drawn from the workload's skew over
+// a ledger of -store.events disclosures, and reports latency percentiles.
+func BenchmarkWho(b *testing.B) {
+	s, _ := benchLedger(b)
+	ctx := context.Background()
+	q := newWorkload(3)
+	timeQueries(b, "disclosures", func(int) (int, error) {
+		who, err := s.Who(ctx, benchSubject(q.subject()))
+		if err != nil {
+			return 0, err
+		}
+		return who.Disclosures, nil
+	})
 }
 
 // BenchmarkDisclosuresAll lists every disclosure, a page of 100 from a
-// time drawn over the workload's span (one disclosure a second), over a ledger of -store.events
-// disclosures to the workload's recipients: the listing merges the
+// time drawn over the workload's span, over a ledger of -store.events
+// disclosures to the workload's 200 recipients: the listing merges the
 // recipients' indexes (query.go). It reports latency percentiles.
 func BenchmarkDisclosuresAll(b *testing.B) {
-	s := openTest(b, testConfig(b))
-	registerBenchRecipients(b, s)
-	w := newWorkload(2)
-	start := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
-	for s.Count() < uint64(*benchEvents) {
-		appendAll(b, s, w.batch(b, start))
-	}
+	s, start := benchLedger(b)
 	ctx := context.Background()
-	lat := make([]time.Duration, 0, b.N)
-	rows := 0
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
+	timeQueries(b, "disclosures", func(i int) (int, error) {
 		since := start.Add(time.Duration(i*7919%*benchEvents) * time.Second)
-		t0 := time.Now()
 		page, err := s.Disclosures(ctx, ledger.DisclosureFilter{Since: since, Limit: 100})
-		lat = append(lat, time.Since(t0))
 		if err != nil {
-			b.Fatal(err)
+			return 0, err
 		}
-		rows += len(page.Disclosures)
-	}
-	b.StopTimer()
-	slices.Sort(lat)
-	pct := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) }
-	b.ReportMetric(pct(0.50), "p50-µs")
-	b.ReportMetric(pct(0.99), "p99-µs")
-	b.ReportMetric(float64(rows)/float64(b.N), "disclosures/op")
+		return len(page.Disclosures), nil
+	})
 }
