@@ -438,8 +438,7 @@ type commitment struct {
 // commit republishes the batch's rejections, then commits it: at once when
 // more() says no message waits, else with CommitNext, keeping the next
 // batch and the messages of this one in p. Metrics and the NotifyRequests
-// hook follow the batch's durability (with CommitNext, before WaitApplied
-// callers wake).
+// hook follow the batch's durability, before WaitApplied callers wake.
 func (in *Ingester) commit(ctx context.Context, p *pipe, b *store.Batch, c commitment, msgs []decoded, more func() bool) error {
 	if err := in.reject(ctx, b, c.rejects); err != nil {
 		return err
@@ -461,11 +460,15 @@ func (in *Ingester) commit(ctx context.Context, p *pipe, b *store.Batch, c commi
 		}
 		return nil
 	}
-	if err := b.Commit(c.last); err != nil {
+	err := b.CommitThen(c.last, func(err error) {
+		if err == nil {
+			in.committed(c, committing)
+		}
+	})
+	if err != nil {
 		return fmt.Errorf("commit batch ending at stream sequence %d: %w", c.last, err)
 	}
 	p.flight = nil
-	in.committed(c, committing)
 	return nil
 }
 

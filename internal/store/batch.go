@@ -556,6 +556,14 @@ func (b *Batch) Commit(lastStreamSeq uint64) error {
 	return b.commit(lastStreamSeq, nil)
 }
 
+// CommitThen is Commit, calling done (when not nil) as CommitNext does:
+// when the batch is durable, just before Applied, Count and WaitApplied
+// reflect it, or with the error that failed it. What done records (the
+// ingest loop's metrics) is then seen by whoever WaitApplied wakes.
+func (b *Batch) CommitThen(lastStreamSeq uint64, done func(error)) error {
+	return b.commit(lastStreamSeq, done)
+}
+
 // commit is Commit, calling done as CommitNext does once it is issued.
 func (b *Batch) commit(lastStreamSeq uint64, done func(error)) error {
 	if err := b.check(); err != nil {
