@@ -24,6 +24,14 @@ var subjectIDPaths = func() []string {
 	return p
 }()
 
+// subjectIDPath is the path of the id of the disclosed subject i.
+func subjectIDPath(i int) string {
+	if i < len(subjectIDPaths) {
+		return subjectIDPaths[i]
+	}
+	return "data.subjects." + strconv.Itoa(i) + ".id"
+}
+
 // PersonalFields lists the personal values of ev that must not be kept in
 // clear (UK GDPR Art. 5(1)(c) and (e); forgetting destroys them): subject
 // identifiers, free text (justifications, summaries, notes, reasons), the
@@ -45,11 +53,7 @@ func PersonalFields(ev *Event) ([]PersonalField, error) {
 	switch d := ev.Data.(type) {
 	case *Disclosure:
 		for i := range d.Subjects {
-			if i < len(subjectIDPaths) {
-				str(subjectIDPaths[i], &d.Subjects[i].ID)
-			} else {
-				subject("data.subjects."+strconv.Itoa(i), &d.Subjects[i])
-			}
+			str(subjectIDPath(i), &d.Subjects[i].ID)
 		}
 		str("data.disclosedBy", &d.DisclosedBy)
 		str("data.justification", &d.Justification)
