@@ -750,14 +750,21 @@ func windowLatency(ctx context.Context, client *slhttp.Client, cfg *Config, n in
 
 // pubToQueryable publishes at a steady rate and times each event from its
 // publish until the ledger has committed it (after which every query sees it).
+//
+// The events are made a chunk at a time, just ahead of their publishing, and
+// their acks drained as they come: the publisher shares the process (and its
+// memory limit) with the ledger it measures, and holding a whole run's events
+// and futures would make the ledger's garbage collector, not its ingest, the
+// figure.
 func pubToQueryable(ctx context.Context, js jetstream.JetStream, t *Target, cfg *Config, perSec float64) (Latency, error) {
 	n := max(int(perSec*cfg.Latency.Seconds()), 10)
 	g := cfg.Generator
-	g.Seed += 1000 // new ids
-	events, ids := g.Disclosures(0, n, n), g.msgIDs(0, n)
+	g.Seed += 1000      // new ids
 	base := t.Applied() // no other publisher: the next sequences are ours, in order
 	sent := make([]time.Time, n)
 	done := make([]time.Duration, n)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	watchErr := make(chan error, 1)
 	go func() {
 		next := 0
@@ -774,20 +781,56 @@ func pubToQueryable(ctx context.Context, js jetstream.JetStream, t *Target, cfg 
 		}
 		watchErr <- nil
 	}()
+	// Acks are drained a chunk at a time, behind the publisher.
+	acks := make(chan []jetstream.PubAckFuture, 64)
+	ackErr := make(chan error, 1)
+	var last uint64
+	go func() {
+		for fs := range acks {
+			l, err := drainAcks(ctx, fs)
+			if err != nil {
+				ackErr <- err
+				cancel()
+				for range acks {
+				}
+				return
+			}
+			last = max(last, l)
+		}
+		ackErr <- nil
+	}()
+	c := *cfg
+	c.Events, c.Chunk, c.Generator = n, min(cfg.Chunk, 1000), g
 	interval := time.Duration(float64(time.Second) / perSec)
 	start := time.Now()
-	futures := make([]jetstream.PubAckFuture, 0, n)
-	for i, ev := range events {
-		if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
-			time.Sleep(d)
+	i := 0
+	var pubErr error
+publish:
+	for ch := range c.chunks(ctx) {
+		futures := make([]jetstream.PubAckFuture, 0, len(ch.events))
+		for k, ev := range ch.events {
+			if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
+				time.Sleep(d)
+			}
+			sent[i] = time.Now()
+			if pubErr = publishAsync(js, "sharelog.in.bench", [][]byte{ev}, ch.msgIDs[k:k+1], &futures); pubErr != nil {
+				break publish
+			}
+			i++
 		}
-		sent[i] = time.Now()
-		if err := publishAsync(js, "sharelog.in.bench", [][]byte{ev}, ids[i:i+1], &futures); err != nil {
-			return Latency{}, err
-		}
+		acks <- futures
 	}
-	last, err := drainAcks(ctx, futures)
-	if err != nil {
+	if pubErr != nil {
+		cancel()
+	}
+	close(acks)
+	if err := <-ackErr; pubErr == nil && err != nil {
+		pubErr = err
+	}
+	if pubErr != nil {
+		return Latency{}, pubErr
+	}
+	if err := ctx.Err(); err != nil {
 		return Latency{}, err
 	}
 	if last != base+uint64(n) {
