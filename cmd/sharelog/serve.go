@@ -294,11 +294,11 @@ func (m *Main) Open(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		opts := []natsio.Option{natsio.InProcessServer(m.NATSServer), natsio.Name("sharelog")}
+		opts := []natsio.Option{natsio.Name("sharelog")}
 		if natsAuth != nil {
 			opts = append(opts, natsAuth.Internal())
 		}
-		m.Conn, err = natsio.Connect("", opts...)
+		m.Conn, err = nats.ConnectEmbedded(m.NATSServer, tlsConfig != nil, opts...)
 	} else {
 		m.Conn, err = natsio.Connect(cfg.NATS, natsio.Name("sharelog"), natsio.MaxReconnects(-1),
 			natsio.DisconnectErrHandler(func(_ *natsio.Conn, err error) { m.Logger.Warn("nats disconnected", "err", err) }),
