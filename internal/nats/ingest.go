@@ -378,6 +378,21 @@ func (in *Ingester) applyBatch(ctx context.Context, p *pipe, msgs []decoded, mor
 				return err
 			}
 			return in.applyBatch(ctx, p, msgs[i:], more)
+		case errors.Is(err, store.ErrRefusalDeferred):
+			// A speculative batch would refuse this event on a snapshot
+			// without the commit in flight: commit what it holds at once,
+			// and apply the rest on a batch that sees the whole ledger.
+			if last > 0 {
+				c := commitment{last: last, rejects: rejects, recorded: recorded, duplicate: duplicate, requests: requests, start: start}
+				if err := in.commit(ctx, p, b, c, msgs[:i], func() bool { return false }); err != nil {
+					return err
+				}
+			} else if err := b.Settle(); err != nil {
+				return fmt.Errorf("commit batch ending at stream sequence %d: %w", applied, err)
+			}
+			b.Discard() // before Begin: the ledger has one writer
+			p.flight = nil
+			return in.applyBatch(ctx, p, msgs[i:], more)
 		case out == ledger.Rejected:
 			rejects = append(rejects, rejection{msg: m, seq: seq, source: d.source, err: err})
 		case err != nil:

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	natsio "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sharelog/sharelog/internal/bench"
@@ -47,7 +46,7 @@ func startPipelineConfig(tb testing.TB, syncAlways bool, cfg nats.IngestConfig) 
 		tb.Fatal(err)
 	}
 	tb.Cleanup(ns.Shutdown)
-	nc, err := natsio.Connect("", natsio.InProcessServer(ns))
+	nc, err := nats.ConnectEmbedded(ns, false) // as serve connects
 	if err != nil {
 		tb.Fatal(err)
 	}

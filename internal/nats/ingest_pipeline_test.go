@@ -75,7 +75,7 @@ func TestIngestPipelinedAsAppliedOneByOne(t *testing.T) {
 	}
 	var msgs [][]byte
 	var requests []string
-	duplicates := 0
+	duplicates, refused := 0, 0
 	for r := range 10 {
 		msgs = append(msgs, recipient(fmt.Sprintf("r-%d", r)))
 	}
@@ -91,6 +91,10 @@ func TestIngestPipelinedAsAppliedOneByOne(t *testing.T) {
 		if k%7 == 0 && k >= 6 {
 			msgs = append(msgs, sent[k-6]) // again, as published before
 			duplicates++
+		}
+		if k%11 == 3 {
+			msgs = append(msgs, disclosure(1000+k, "nobody")) // refused: not registered
+			refused++
 		}
 		if k%13 == 5 {
 			req := fmt.Sprintf("E-%d", k)
@@ -171,8 +175,53 @@ func TestIngestPipelinedAsAppliedOneByOne(t *testing.T) {
 	}
 	recorded := counterValue(t, p.m, "sharelog_events_total", "recorded")
 	dups := counterValue(t, p.m, "sharelog_events_total", "duplicate")
-	if recorded != float64(ref.Count()) || dups != float64(duplicates) {
-		t.Errorf("metrics: %v recorded, %v duplicates; want %d and %d", recorded, dups, ref.Count(), duplicates)
+	rejected := counterValue(t, p.m, "sharelog_events_total", "rejected")
+	if recorded != float64(ref.Count()) || dups != float64(duplicates) || rejected != float64(refused) {
+		t.Errorf("metrics: %v recorded, %v duplicates, %v rejected; want %d, %d and %d", recorded, dups, rejected, ref.Count(), duplicates, refused)
 	}
 	t.Logf("%v batches applied again", counterValue(t, p.m, "sharelog_ingest_batches_reapplied_total", ""))
+}
+
+// TestIngestRefusalKeepsThePipeline: refused events among events that read
+// nothing the batch before wrote (disclosures of new subjects to
+// recipients registered long before) cost no batch applied again: a
+// speculative batch that meets a refusal commits what it holds and the
+// refused event goes to the next batch, which sees the whole ledger
+// (store.ErrRefusalDeferred). Each refusal is filed once.
+func TestIngestRefusalKeepsThePipeline(t *testing.T) {
+	ctx := context.Background()
+	p := startPipelineConfig(t, false, nats.IngestConfig{BatchSize: 10})
+	var msgs [][]byte
+	for r := range 5 {
+		msgs = append(msgs, cloudEvent(t, "admin", fmt.Sprintf("rcp-%d", r), ledger.TypeRecipient, map[string]any{
+			"id": fmt.Sprintf("r-%d", r), "name": "Recipient", "role": "controller", "country": "GB", "channel": map[string]any{"type": "manual"}}))
+	}
+	last := p.publishAll(t, "sharelog.in.admin", msgs)
+	if err := p.store.WaitApplied(ctx, last); err != nil {
+		t.Fatal(err)
+	}
+	msgs, refused := nil, 0
+	for k := range 400 {
+		to := fmt.Sprintf("r-%d", k%5)
+		if k%10 == 7 {
+			to, refused = "nobody", refused+1
+		}
+		msgs = append(msgs, cloudEvent(t, "casework", fmt.Sprintf("d-%d", k), ledger.TypeDisclosure, map[string]any{
+			"subjects": []any{map[string]any{"scheme": "dbs-ref", "id": fmt.Sprintf("S%04d", k)}}, "recipient": to,
+			"categories": []string{"user.contact.email"}, "purpose": "essential.service", "lawfulBasis": "art6-1-b", "regime": "uk-gdpr",
+			"disclosedAt": "2026-01-01T00:00:00Z"}))
+	}
+	last = p.publishAll(t, "sharelog.in.casework", msgs)
+	if err := p.store.WaitApplied(ctx, last); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := p.store.Count(), uint64(5+400-refused); got != want {
+		t.Errorf("%d entries, want %d", got, want)
+	}
+	if got := counterValue(t, p.m, "sharelog_events_total", "rejected"); got != float64(refused) {
+		t.Errorf("%v rejected, want %d", got, refused)
+	}
+	if got := counterValue(t, p.m, "sharelog_ingest_batches_reapplied_total", ""); got != 0 {
+		t.Errorf("%v batches applied again, want none", got)
+	}
 }

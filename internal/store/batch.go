@@ -70,6 +70,7 @@ type Batch struct {
 	// sequence, count, Merkle tail, indexedBy, recipients and profiles.
 	prev          *Batch                       // the predecessor, until its commit is settled
 	spec          bool                         // opened before prev's commit: its snapshot lacks prev's writes
+	deferred      bool                         // it deferred a refusal (ErrRefusalDeferred) and takes no more events
 	reg           map[string]ledger.Recipient  // the registry as of the batch's start; never mutated
 	after         *map[string]ledger.Recipient // the registry after the batch, when it registers any (seal)
 	base          *treeTail                    // the tree's tail as of the batch's start; nil: read from Badger
@@ -88,6 +89,15 @@ type Batch struct {
 // nothing. Apply its events again on a batch begun once the predecessor is
 // settled (Begin after Discard).
 var ErrSpeculationFailed = errors.New("store: the batch read what the batch before it changed: apply its events again")
+
+// ErrRefusalDeferred (wrapped; it wraps ErrSpeculationFailed) says that a
+// batch opened by CommitNext would refuse the event just appended, on a
+// snapshot without its predecessor's writes. Nothing was written for that
+// event, and the batch still holds the events before it: commit it with the
+// stream sequence of the last of those (or discard it), then apply the
+// event again on a batch begun once the predecessor is settled, which sees
+// the whole ledger and alone may refuse. The batch takes no more events.
+var ErrRefusalDeferred = fmt.Errorf("%w (a refusal waits for the commit in flight)", ErrSpeculationFailed)
 
 // Begin starts a batch. The ledger has one writer: Begin blocks while another
 // batch is open, until it is committed or discarded. Every batch must end
@@ -175,12 +185,16 @@ func (b *Batch) AppendAt(streamSeq uint64, ev *ledger.Event, at time.Time) (ledg
 	if err := b.settled(); err != nil {
 		return 0, err
 	}
+	if b.deferred {
+		return 0, b.fail(errors.New("store: append after a deferred refusal (ErrRefusalDeferred): the batch takes no more events"))
+	}
 	if streamSeq <= b.last {
 		return 0, b.fail(fmt.Errorf("store: append: stream seq %d is not above %d", streamSeq, b.last))
 	}
 	if ev == nil || len(ev.Raw) == 0 {
 		return 0, b.fail(errors.New("store: append: event without Raw"))
 	}
+	prev := b.last
 	b.last = streamSeq
 
 	dkey := dedupeKey(ev.ID, ev.Source)
@@ -196,7 +210,7 @@ func (b *Batch) AppendAt(streamSeq uint64, ev *ledger.Event, at time.Time) (ledg
 	b.at, b.streamSeq = at.UTC(), streamSeq
 	plan, err := ledger.Decide(b.state(), ev, ledger.Sender{Internal: ev.Internal, Recipient: ev.From}, b.at, b.s.deadlines)
 	if err != nil {
-		return b.refuse(err)
+		return b.refuseUnwritten(err, prev)
 	}
 	// The personal values of an entry that may name someone are cut out
 	// now: an event where they cannot be is refused before anything is
@@ -204,7 +218,7 @@ func (b *Batch) AppendAt(streamSeq uint64, ev *ledger.Event, at time.Time) (ledg
 	var clear, personal []byte
 	if plan.Personal {
 		if clear, personal, err = appendSplit(b.clearBuf[:0], b.patchBuf[:0], ev); err != nil {
-			return b.refuse(err)
+			return b.refuseUnwritten(err, prev)
 		}
 		b.clearBuf, b.patchBuf = clear, personal // valid until the next Append: encodeEntry copies and seals them
 	}
@@ -263,6 +277,21 @@ func (b *Batch) refuse(err error) (ledger.Outcome, error) {
 		return ledger.Rejected, ie
 	}
 	return 0, b.fail(err)
+}
+
+// refuseUnwritten is refuse for an event of which nothing was written,
+// appended after stream sequence prev: a speculative batch defers the
+// refusal (ErrRefusalDeferred) and keeps the events before it, instead of
+// failing them all. The rules' reads for the event stay in the batch's
+// transaction, so its commit is still refused if the predecessor changed
+// what they read.
+func (b *Batch) refuseUnwritten(err error, prev uint64) (ledger.Outcome, error) {
+	var ie *ledger.InvalidError
+	if b.err == nil && b.spec && errors.As(err, &ie) {
+		b.last, b.deferred = prev, true
+		return 0, fmt.Errorf("%w: %w", ErrRefusalDeferred, err)
+	}
+	return b.refuse(err)
 }
 
 // names returns the keyed hashes of the subjects the plan's entry names,

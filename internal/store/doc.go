@@ -49,9 +49,12 @@
 // record, a salt, erasure markers, a request, an obligation), Badger
 // refuses N+1's commit. It does not see a key N adds to a range N+1 scans,
 // so a speculative batch does not scan (subject index, holds, a forgotten
-// subject's records), nor refuse an event (the ingest loop republishes a
-// refusal before the commit, and it may rest on a stale read): either
-// fails the batch with ErrSpeculationFailed. A failed batch records
+// subject's records): that fails the batch with ErrSpeculationFailed. Nor
+// does it refuse an event (the ingest loop republishes a refusal before the
+// commit, and it may rest on a stale read): it stops at the event with
+// ErrRefusalDeferred, holding the events before it, whose commit Badger
+// still refuses if the rules read for the refused event what N wrote; the
+// event then goes to a batch begun after N's commit. A failed batch records
 // nothing and fails the batch after it, and the ingest loop applies their
 // events again on batches begun after N's commit. At most one commit is in
 // flight, commits complete in stream order, and Applied, Count and

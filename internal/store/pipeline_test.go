@@ -316,11 +316,11 @@ func TestCommitNextForgetOfPredecessorsSubject(t *testing.T) {
 	}
 }
 
-// TestCommitNextRefusalIsSpeculative: an ack, in N+1, of a notice N
-// opened finds no obligation in N+1's snapshot. A speculative batch does
-// not refuse (the ingest loop republishes refusals before commit): it
-// fails with ErrSpeculationFailed, and applied again the ack is recorded.
-func TestCommitNextRefusalIsSpeculative(t *testing.T) {
+// speculativeAfterErasure returns a ledger where acro received A1's data
+// and a batch opened by CommitNext after one that opened erasure E1 (so
+// notice E1/acro), committed: the batch's snapshot lacks the notice.
+func speculativeAfterErasure(t *testing.T) (*Store, *Batch) {
+	t.Helper()
 	s := openTest(t, testConfig(t))
 	a := []ledger.Subject{subj("A1")}
 	applyBatch(t, s, rcp(t, "acro", "manual", "", 0), disc{id: "d0", recipient: "acro", subjects: a, at: day(1)}.event(t))
@@ -330,16 +330,86 @@ func TestCommitNextRefusalIsSpeculative(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
+	return s, next
+}
+
+// TestCommitNextRefusalIsSpeculative: an ack, in N+1, of a notice N
+// opened finds no obligation in N+1's snapshot. A speculative batch does
+// not refuse (the ingest loop republishes refusals before commit): it
+// defers the refusal with ErrRefusalDeferred, keeping the disclosure
+// appended before the ack. The ack's rules read the obligation N wrote, so
+// the commit of what the batch holds is refused too, and applied again
+// after N both are recorded.
+func TestCommitNextRefusalIsSpeculative(t *testing.T) {
+	s, next := speculativeAfterErasure(t)
+	d1 := disc{id: "d1", recipient: "acro", subjects: []ledger.Subject{subj("B1")}, at: day(3)}.event(t)
 	a1 := ack(t, "ack-1", ledger.NoticeID("E1", "acro"), "done", "acro")
-	if _, _, err := appendSeqs(next, a1); !isSpeculation(err) {
-		t.Fatalf("ack in the speculative batch: %v, want ErrSpeculationFailed", err)
+	out, seq, err := appendSeqs(next, d1, a1)
+	if !errors.Is(err, ErrRefusalDeferred) || !isSpeculation(err) || len(out) != 1 || out[0] != ledger.Recorded {
+		next.Discard()
+		t.Fatalf("disclosure and ack in the speculative batch: %v, %v; want the disclosure recorded, then ErrRefusalDeferred", out, err)
 	}
-	next.Discard()
-	if out := applyBatch(t, s, a1); out[0] != ledger.Recorded {
-		t.Fatalf("applied again: %v", out[0])
+	if err := next.Commit(seq - 1); !isSpeculation(err) {
+		t.Fatalf("commit of the disclosure before the deferred refusal: %v, want ErrSpeculationFailed (the ack read what N wrote)", err)
+	}
+	if out := applyBatch(t, s, d1, a1); out[0] != ledger.Recorded || out[1] != ledger.Recorded {
+		t.Fatalf("applied again: %v", out)
 	}
 	if st := mustStatus(t, s, "E1"); st.Obligations[0].State != ledger.StateAcknowledged {
 		t.Errorf("obligation %+v, want acknowledged", st.Obligations[0])
+	}
+}
+
+// TestCommitNextRefusalDeferred: a disclosure, in N+1, to a recipient
+// nobody registered is refused on any snapshot. The speculative batch
+// defers the refusal and commits the disclosure before it, which read
+// nothing N wrote; the refused one, applied again on a new batch, is
+// refused there.
+func TestCommitNextRefusalDeferred(t *testing.T) {
+	ctx := context.Background()
+	s, next := speculativeAfterErasure(t)
+	d1 := disc{id: "d1", recipient: "acro", subjects: []ledger.Subject{subj("B1")}, at: day(3)}.event(t)
+	d2 := disc{id: "d2", recipient: "nobody", subjects: []ledger.Subject{subj("B2")}, at: day(3)}.event(t)
+	_, seq, err := appendSeqs(next, d1, d2)
+	if !errors.Is(err, ErrRefusalDeferred) {
+		next.Discard()
+		t.Fatalf("disclosure to nobody in the speculative batch: %v, want ErrRefusalDeferred", err)
+	}
+	if err := next.Commit(seq - 1); err != nil {
+		t.Fatalf("commit of the disclosure before the deferred refusal: %v", err)
+	}
+	if got := s.Applied(); got != seq-1 {
+		t.Errorf("applied %d, want %d: the refused event is not applied yet", got, seq-1)
+	}
+	if e, err := s.Entry(ctx, s.Count()); err != nil || e.Event.ID != "d1" {
+		t.Fatalf("last entry %+v, %v; want d1", e, err)
+	}
+	if out := applyBatch(t, s, d2); out[0] != ledger.Rejected {
+		t.Fatalf("applied again: %v, want rejected", out[0])
+	}
+}
+
+// TestCommitNextNothingAfterDeferredRefusal: a batch that deferred a
+// refusal takes no more events (the refused one must be applied first), and
+// what it held is then not committed.
+func TestCommitNextNothingAfterDeferredRefusal(t *testing.T) {
+	s, next := speculativeAfterErasure(t)
+	d1 := disc{id: "d1", recipient: "acro", subjects: []ledger.Subject{subj("B1")}, at: day(3)}.event(t)
+	_, seq, err := appendSeqs(next, d1, ack(t, "ack-1", ledger.NoticeID("E1", "acro"), "done", "acro"))
+	if !errors.Is(err, ErrRefusalDeferred) {
+		next.Discard()
+		t.Fatalf("ack in the speculative batch: %v, want ErrRefusalDeferred", err)
+	}
+	d2 := disc{id: "d2", recipient: "acro", subjects: []ledger.Subject{subj("B2")}, at: day(3)}.event(t)
+	if _, err := next.Append(seq+1, d2); err == nil || isSpeculation(err) {
+		t.Errorf("append after a deferred refusal: %v, want a fatal error", err)
+	}
+	if err := next.Commit(seq + 1); err == nil {
+		t.Error("commit after a refused append succeeded")
+	}
+	next.Discard()
+	if got := s.Count(); got != 3 {
+		t.Errorf("%d entries, want 3: the failed batch recorded nothing", got)
 	}
 }
 
