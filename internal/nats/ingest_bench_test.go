@@ -2,6 +2,7 @@ package nats_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/sharelog/sharelog/internal/bench"
 	"github.com/sharelog/sharelog/internal/cloudevents"
+	"github.com/sharelog/sharelog/internal/ledger"
 	"github.com/sharelog/sharelog/internal/metrics"
 	"github.com/sharelog/sharelog/internal/nats"
 	"github.com/sharelog/sharelog/internal/store"
@@ -107,7 +109,16 @@ func (p *pipeline) publishAll(tb testing.TB, subject string, msgs [][]byte) uint
 // embedded JetStream, consume, decode, validate, dedupe, append, index and
 // commit, timed until the last event is committed and queryable.
 // Run: go test -run '^$' -bench BenchmarkIngest -benchtime 100000x ./internal/nats
-func BenchmarkIngest(b *testing.B) {
+func BenchmarkIngest(b *testing.B) { benchIngest(b, 0) }
+
+// BenchmarkIngestRefusals is BenchmarkIngest with one event in 100 a
+// disclosure to a recipient nobody registered, which the rules refuse and
+// the ingest loop republishes to SHARELOG_REJECTED: a careless producer.
+func BenchmarkIngestRefusals(b *testing.B) { benchIngest(b, 100) }
+
+// benchIngest runs BenchmarkIngest with every refuseEvery-th event (0:
+// none) refused.
+func benchIngest(b *testing.B, refuseEvery int) {
 	p := startPipeline(b)
 	g := &bench.Generator{Seed: 1}
 	last := p.publishAll(b, "sharelog.in.bench", g.RecipientEvents())
@@ -115,6 +126,16 @@ func BenchmarkIngest(b *testing.B) {
 		b.Fatal(err)
 	}
 	events := g.Disclosures(0, b.N, b.N)
+	refused := 0
+	for i := range events {
+		if refuseEvery > 0 && i%refuseEvery == refuseEvery-1 {
+			events[i] = cloudEvent(b, "casework", fmt.Sprintf("refused-%d", i), ledger.TypeDisclosure, map[string]any{
+				"subjects": []any{map[string]any{"scheme": "dbs-ref", "id": fmt.Sprintf("R%d", i)}}, "recipient": "nobody",
+				"categories": []string{"user.contact.email"}, "purpose": "essential.service", "lawfulBasis": "art6-1-b", "regime": "uk-gdpr",
+				"disclosedAt": "2026-01-01T00:00:00Z"})
+			refused++
+		}
+	}
 	size := 0
 	for _, e := range events {
 		size += len(e)
@@ -128,8 +149,8 @@ func BenchmarkIngest(b *testing.B) {
 	}
 	elapsed := time.Since(start)
 	b.StopTimer()
-	if got := p.store.Count() - before; got != uint64(b.N) {
-		b.Fatalf("recorded %d of %d events", got, b.N)
+	if got := p.store.Count() - before; got != uint64(b.N-refused) {
+		b.Fatalf("recorded %d of %d events", got, b.N-refused)
 	}
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
 	b.ReportMetric(float64(size)/float64(b.N), "bytes/event")
