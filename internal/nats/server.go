@@ -120,8 +120,9 @@ func (l *serverLogger) Fatalf(format string, v ...any) {
 }
 
 // ConnectEmbedded connects sharelog's own client to the embedded server ns:
-// over its client listener on the loopback interface, or in-process when the
-// listener requires TLS (this client holds no certificate to trust).
+// over TCP to its client listener (at the loopback address when it listens
+// on every interface), or in-process when the listener requires TLS (this
+// client holds no certificate to trust).
 //
 // In-process connections are a net.Pipe, whose writes wait for the reader:
 // the server then hands each 512-byte chunk of outbound messages to the
