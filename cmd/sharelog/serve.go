@@ -122,6 +122,19 @@ func setMemoryLimit(mib int, logger *slog.Logger) {
 	logger.Debug("memory limit set", "MiB", mib)
 }
 
+// natsOptions are the options of sharelog's own NATS connection, to the
+// embedded server or to --nats: its name, and a log line when it drops (not
+// when it is closed) and when it is back.
+func (m *Main) natsOptions() []natsio.Option {
+	return []natsio.Option{natsio.Name("sharelog"),
+		natsio.DisconnectErrHandler(func(_ *natsio.Conn, err error) {
+			if err != nil {
+				m.Logger.Warn("nats disconnected", "err", err)
+			}
+		}),
+		natsio.ReconnectHandler(func(*natsio.Conn) { m.Logger.Info("nats reconnected") })}
+}
+
 // Run implements the serve command.
 func (c *ServeCmd) Run(env *Env) error {
 	logger := slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: c.LogLevel}))
@@ -294,15 +307,13 @@ func (m *Main) Open(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		opts := []natsio.Option{natsio.Name("sharelog")}
+		opts := m.natsOptions()
 		if natsAuth != nil {
 			opts = append(opts, natsAuth.Internal())
 		}
 		m.Conn, err = nats.ConnectEmbedded(m.NATSServer, tlsConfig != nil, opts...)
 	} else {
-		m.Conn, err = natsio.Connect(cfg.NATS, natsio.Name("sharelog"), natsio.MaxReconnects(-1),
-			natsio.DisconnectErrHandler(func(_ *natsio.Conn, err error) { m.Logger.Warn("nats disconnected", "err", err) }),
-			natsio.ReconnectHandler(func(*natsio.Conn) { m.Logger.Info("nats reconnected") }))
+		m.Conn, err = natsio.Connect(cfg.NATS, append(m.natsOptions(), natsio.MaxReconnects(-1))...)
 	}
 	if err != nil {
 		return fmt.Errorf("nats connect: %w", err)
