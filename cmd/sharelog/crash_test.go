@@ -19,18 +19,14 @@ import (
 	natsio "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/sharelog/sharelog/internal/clustertest"
 	slhttp "github.com/sharelog/sharelog/internal/http"
 	"github.com/sharelog/sharelog/internal/ledger"
 )
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(clustertest.FreePort(t)))
 }
 
 // process is `sharelog serve` running as a real child process.

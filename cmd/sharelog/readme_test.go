@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -279,16 +278,6 @@ func onlyQuestions(script string) bool {
 	return n > 0
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // TestREADME runs README.md's walkthrough as written.
 func TestREADME(t *testing.T) {
 	if _, err := exec.LookPath("sh"); err != nil {
@@ -343,7 +332,7 @@ func TestREADME(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "readme.txtar"), []byte(archive.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	httpAddr, natsAddr := freePort(t), freePort(t)
+	httpAddr, natsAddr := freeAddr(t), freeAddr(t)
 	deploy, err := filepath.Abs(filepath.Join("..", "..", "deploy"))
 	if err != nil {
 		t.Fatal(err)

@@ -8,8 +8,10 @@ package clustertest
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -57,7 +59,7 @@ func StartFrom(t testing.TB, n int, base func(i int) *server.Options) *Cluster {
 	c := &Cluster{t: t}
 	clusterPorts := make([]int, n)
 	for i := range n {
-		clusterPorts[i] = freePort(t)
+		clusterPorts[i] = FreePort(t)
 	}
 	dir := t.TempDir()
 	for i := range n {
@@ -81,7 +83,7 @@ func StartFrom(t testing.TB, n int, base func(i int) *server.Options) *Cluster {
 		if o.Cluster.Name == "" {
 			o.Cluster.Name = Name
 		}
-		o.Host, o.Port = "127.0.0.1", freePort(t)
+		o.Host, o.Port = "127.0.0.1", FreePort(t)
 		o.HTTPHost, o.HTTPPort = "", 0 // no monitoring port
 		o.Cluster.Host, o.Cluster.Port = "127.0.0.1", clusterPorts[i]
 		o.Routes, o.RoutesStr = routes, ""
@@ -98,9 +100,23 @@ func StartFrom(t testing.TB, n int, base func(i int) *server.Options) *Cluster {
 	return c
 }
 
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort(t testing.TB) int {
+// FreePort returns a loopback TCP port that was free a moment ago, outside
+// the kernel's range of ephemeral ports where it can tell: a node's port
+// there may be taken, before the node listens or while it restarts, as the
+// local port of any connection this test process makes (other nodes'
+// routes, a sharelog's own connection to its embedded server), and stay
+// taken for as long as that connection lives.
+func FreePort(t testing.TB) int {
 	t.Helper()
+	if low := ephemeralLow(); low > 2048 {
+		for range 100 {
+			port := 1024 + rand.IntN(low-1024)
+			if l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port))); err == nil {
+				l.Close()
+				return port
+			}
+		}
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -109,13 +125,31 @@ func freePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
+// ephemeralLow returns the lowest port the kernel gives an outgoing
+// connection (Linux), or 0 when it cannot be read.
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return 0
+	}
+	low, err := strconv.Atoi(f[0])
+	if err != nil {
+		return 0
+	}
+	return low
+}
+
 func (c *Cluster) startNode(i int) {
 	c.t.Helper()
 	nd := c.nodes[i]
-	// The node's ports were free when the cluster was made, but the other
-	// nodes' route connections to it, made before it listens, take
-	// ephemeral ports that may be its own for a moment: a node that is not
-	// ready is started again (it failed to listen, under a loaded test run).
+	// The node's ports were free when the cluster was made, but where
+	// FreePort could not keep them out of the ephemeral range, another
+	// connection may hold one for a moment: a node that is not ready is
+	// started again (it failed to listen, under a loaded test run).
 	for attempt := 1; ; attempt++ {
 		opts := *nd.opts // nats-server fills in the options it is given
 		srv, err := server.NewServer(&opts)
