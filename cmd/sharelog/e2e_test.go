@@ -73,7 +73,25 @@ func startMain(t *testing.T, cfg Config) *testMain {
 		t.Fatalf("open: %v\n%s", err, logs)
 	}
 	t.Cleanup(func() { m.Close() })
+	t.Cleanup(func() { // before Close: a failed test shows what serve logged
+		if t.Failed() {
+			t.Logf("serve's log, warnings and errors and the last 40 lines:\n%s", logExcerpt(logs.String(), 40))
+		}
+	})
 	return &testMain{Main: m, logs: logs}
+}
+
+// logExcerpt returns the lines of log at WARN or ERROR, and its last n
+// lines.
+func logExcerpt(log string, n int) string {
+	lines := strings.Split(strings.TrimRight(log, "\n"), "\n")
+	var out []string
+	for _, l := range lines[:max(len(lines)-n, 0)] {
+		if strings.Contains(l, "level=WARN") || strings.Contains(l, "level=ERROR") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(append(out, lines[max(len(lines)-n, 0):]...), "\n")
 }
 
 // cli runs a sharelog client command against m and returns its stdout.

@@ -59,3 +59,15 @@ func TestServeReconnectsToTheEmbeddedServer(t *testing.T) {
 	})
 	checkFor(t, 30*time.Second, applied(publish("after")))
 }
+
+// TestLogExcerpt: a failed test shows serve's warnings and errors from
+// anywhere in its log, and the log's last lines.
+func TestLogExcerpt(t *testing.T) {
+	log := "level=INFO msg=a\nlevel=WARN msg=b\nlevel=DEBUG msg=c\nlevel=ERROR msg=d\nlevel=INFO msg=e\nlevel=INFO msg=f\n"
+	if got, want := logExcerpt(log, 2), "level=WARN msg=b\nlevel=ERROR msg=d\nlevel=INFO msg=e\nlevel=INFO msg=f"; got != want {
+		t.Errorf("excerpt:\n%s\nwant:\n%s", got, want)
+	}
+	if got := logExcerpt("level=INFO msg=a\n", 40); got != "level=INFO msg=a" {
+		t.Errorf("excerpt of a short log: %q", got)
+	}
+}

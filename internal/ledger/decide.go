@@ -43,6 +43,14 @@ type Plan struct {
 	Consultation *ConsultationEffect
 }
 
+// OpensNotices reports whether the plan opens obligations whose notices
+// are due at once: a request's to each recipient of the data (UK GDPR Art.
+// 19; DPA 2018 s.48), or the erasures a hold's release lets proceed (DPA
+// 2018 s.47). The notice dispatcher need not wait for its next poll.
+func (p *Plan) OpensNotices() bool {
+	return p.Request != nil && len(p.Request.Obligations) > 0 || p.Proceed != nil && len(p.Proceed.Obligations) > 0
+}
+
 // DisclosureEffect is a disclosure to index under each of its subjects.
 type DisclosureEffect struct {
 	ID         string

@@ -171,3 +171,35 @@ func TestHeldErasureNotices(t *testing.T) {
 		t.Errorf("hold H records erasures %v, want [R]", h.Erasures)
 	}
 }
+
+// TestOpensNotices: a plan says when it opens obligations whose notices are
+// due at once, so that the dispatcher sends them without waiting for its
+// next poll.
+func TestOpensNotices(t *testing.T) {
+	m := run(t, ledger.Deadlines{}, ledgertest.Base()...)
+	b1 := ledgertest.Subject("B1")
+	tests := []struct {
+		name string
+		ev   *ledger.Event
+		want bool
+	}{
+		{"Art. 19: an erasure tells each recipient of the data", ledgertest.Erasure("e1", "R1", a1), true},
+		{"Art. 19: a restriction tells each recipient of the data", ledgertest.Restriction("r2", "R2", a1), true},
+		{"Art. 19: an erasure of data nobody received tells nobody", ledgertest.Erasure("e3", "R3", b1), false},
+		{"a disclosure opens no obligation", ledgertest.Disclosure("d9", "acro", b1, ledger.RegimeDPAPart3, "user.contact.email"), false},
+		{"s.47: a hold is placed; nothing is due yet", ledgertest.Hold("h1", "H", &ledger.HoldScope{Subject: &a1}), false},
+		{"s.47: an erasure under the hold tells each recipient to restrict", ledgertest.Erasure("e4", "R4", a1), true},
+		{"s.47: the hold's release lets the erasure proceed: each recipient is told to erase", ledgertest.Release("rel", "H"), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, plan, err := m.MemState.Append(tt.ev, ledgertest.At(40), ledger.Deadlines{})
+			if out != ledger.Recorded || plan == nil {
+				t.Fatalf("%s: %v, %v", tt.ev.ID, out, err)
+			}
+			if got := plan.OpensNotices(); got != tt.want {
+				t.Errorf("%s opens notices: %v, want %v", tt.ev.ID, got, tt.want)
+			}
+		})
+	}
+}

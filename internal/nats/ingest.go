@@ -59,22 +59,17 @@ type Ingester struct {
 	log     *slog.Logger
 	cfg     IngestConfig
 	ready   atomic.Bool
-	// onRequest is called after a batch that recorded a rectification,
-	// erasure, restriction or lifting (see NotifyRequests).
+	// onRequest is called after a batch that opened obligations whose
+	// notices are due (see NotifyRequests).
 	onRequest atomic.Pointer[func()]
 }
 
-// NotifyRequests registers f, called after each committed batch that
-// recorded a rectification, erasure, restriction or lifting of one, so that
-// the notice dispatcher can start at once instead of at its next poll. f must
-// not block. Safe to call while Run runs.
+// NotifyRequests registers f, called after each committed batch that opened
+// obligations whose notices are due at once (a request's; the erasures a
+// hold's release lets proceed: ledger.Plan.OpensNotices), so that the notice
+// dispatcher can start at once instead of at its next poll. f must not
+// block. Safe to call while Run runs.
 func (in *Ingester) NotifyRequests(f func()) { in.onRequest.Store(&f) }
-
-// requestTypes are the events that open obligations.
-var requestTypes = map[string]bool{
-	ledger.TypeRectification: true, ledger.TypeErasure: true,
-	ledger.TypeRestriction: true, ledger.TypeRestrictionLifted: true,
-}
 
 // NewIngester returns an Ingester; Run starts it.
 func NewIngester(js jetstream.JetStream, st *store.Store, dec *cloudevents.Decoder, m *metrics.Metrics, logger *slog.Logger, cfg IngestConfig) *Ingester {
@@ -353,7 +348,6 @@ func (in *Ingester) applyBatch(ctx context.Context, p *pipe, msgs []decoded, mor
 		rejects             []rejection
 		last                uint64
 		recorded, duplicate int
-		requests            bool
 	)
 	for i, d := range msgs {
 		m, ev := d.msg, d.ev
@@ -373,7 +367,7 @@ func (in *Ingester) applyBatch(ctx context.Context, p *pipe, msgs []decoded, mor
 		out, err := b.AppendAt(seq, ev, md.Timestamp) // the stream's time, the same on every replica
 		switch {
 		case errors.Is(err, store.ErrBatchTooBig) && last > 0:
-			c := commitment{last: last, rejects: rejects, recorded: recorded, duplicate: duplicate, requests: requests, start: start}
+			c := commitment{last: last, rejects: rejects, recorded: recorded, duplicate: duplicate, requests: b.OpensNotices(), start: start}
 			if err := in.commit(ctx, p, b, c, msgs[:i], func() bool { return true }); err != nil {
 				return err
 			}
@@ -383,7 +377,7 @@ func (in *Ingester) applyBatch(ctx context.Context, p *pipe, msgs []decoded, mor
 			// without the commit in flight: commit what it holds at once,
 			// and apply the rest on a batch that sees the whole ledger.
 			if last > 0 {
-				c := commitment{last: last, rejects: rejects, recorded: recorded, duplicate: duplicate, requests: requests, start: start}
+				c := commitment{last: last, rejects: rejects, recorded: recorded, duplicate: duplicate, requests: b.OpensNotices(), start: start}
 				if err := in.commit(ctx, p, b, c, msgs[:i], func() bool { return false }); err != nil {
 					return err
 				}
@@ -399,7 +393,6 @@ func (in *Ingester) applyBatch(ctx context.Context, p *pipe, msgs []decoded, mor
 			return fmt.Errorf("append stream sequence %d: %w", seq, err)
 		case out == ledger.Recorded:
 			recorded++
-			requests = requests || requestTypes[ev.Type]
 		case out == ledger.Duplicate:
 			duplicate++
 		}
@@ -414,7 +407,7 @@ func (in *Ingester) applyBatch(ctx context.Context, p *pipe, msgs []decoded, mor
 		p.flight = nil
 		return nil
 	}
-	c := commitment{last: last, rejects: rejects, recorded: recorded, duplicate: duplicate, requests: requests, start: start}
+	c := commitment{last: last, rejects: rejects, recorded: recorded, duplicate: duplicate, requests: b.OpensNotices(), start: start}
 	return in.commit(ctx, p, b, c, msgs, more)
 }
 
@@ -445,7 +438,7 @@ type commitment struct {
 	last                uint64 // the batch's last stream sequence
 	rejects             []rejection
 	recorded, duplicate int
-	requests            bool   // it recorded a request (NotifyRequests)
+	requests            bool   // it opened obligations whose notices are due (NotifyRequests)
 	count               uint64 // the ledger's entries once it commits
 	start               time.Time
 }
@@ -488,7 +481,7 @@ func (in *Ingester) commit(ctx context.Context, p *pipe, b *store.Batch, c commi
 }
 
 // committed records the metrics of a durable batch, and calls the
-// NotifyRequests hook if it recorded requests.
+// NotifyRequests hook if it opened obligations whose notices are due.
 func (in *Ingester) committed(c commitment, committing time.Time) {
 	m := in.metrics
 	m.CommitSeconds.Observe(time.Since(committing).Seconds())

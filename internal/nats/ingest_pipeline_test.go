@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"reflect"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -223,5 +224,45 @@ func TestIngestRefusalKeepsThePipeline(t *testing.T) {
 	}
 	if got := counterValue(t, p.m, "sharelog_ingest_batches_reapplied_total", ""); got != 0 {
 		t.Errorf("%v batches applied again, want none", got)
+	}
+}
+
+// TestIngestWakesTheDispatcher: the NotifyRequests hook runs after each
+// batch that opened obligations whose notices are due (ledger.Plan.
+// OpensNotices), before WaitApplied returns: an erasure, and the release of
+// a hold that held one (DPA 2018 s.47), but not a disclosure or a hold.
+func TestIngestWakesTheDispatcher(t *testing.T) {
+	ctx := context.Background()
+	p := startPipelineConfig(t, false, nats.IngestConfig{})
+	var woken atomic.Int64
+	p.in.NotifyRequests(func() { woken.Add(1) })
+	a1 := map[string]any{"scheme": "dbs-ref", "id": "A1"}
+	steps := []struct {
+		name string
+		ev   []byte
+		wake bool
+	}{
+		{"a recipient", cloudEvent(t, "admin", "rcp-1", ledger.TypeRecipient, map[string]any{
+			"id": "r-1", "name": "Recipient", "role": "controller", "country": "GB", "channel": map[string]any{"type": "manual"}}), false},
+		{"a disclosure", cloudEvent(t, "casework", "d-1", ledger.TypeDisclosure, map[string]any{
+			"subjects": []any{a1}, "recipient": "r-1", "categories": []string{"user.contact.email"}, "purpose": "essential.service",
+			"lawfulBasis": "art6-1-b", "regime": "uk-gdpr", "disclosedAt": "2026-01-01T00:00:00Z"}), false},
+		{"a hold", cloudEvent(t, "dpo", "hold-1", ledger.TypeHold, map[string]any{"hold": "H", "scope": map[string]any{"subject": a1}, "reason": "inquiry"}), false},
+		{"an erasure under the hold", cloudEvent(t, "dpo", "e-1", ledger.TypeErasure, map[string]any{
+			"request": "E", "subject": a1, "decidedAt": "2026-02-01T00:00:00Z"}), true},
+		{"the hold's release", cloudEvent(t, "dpo", "rel-1", ledger.TypeHoldReleased, map[string]any{"hold": "H", "reason": "over"}), true},
+	}
+	for _, s := range steps {
+		before := woken.Load()
+		last := p.publishAll(t, "sharelog.in.test", [][]byte{s.ev})
+		if err := p.store.WaitApplied(ctx, last); err != nil {
+			t.Fatal(err)
+		}
+		if got := woken.Load() - before; got != map[bool]int64{false: 0, true: 1}[s.wake] {
+			t.Errorf("%s: the hook ran %d times, want it to run: %v", s.name, got, s.wake)
+		}
+	}
+	if n := p.store.Count(); n != uint64(len(steps)) {
+		t.Errorf("%d entries, want %d: a step was refused", n, len(steps))
 	}
 }

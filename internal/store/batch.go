@@ -71,6 +71,7 @@ type Batch struct {
 	prev          *Batch                       // the predecessor, until its commit is settled
 	spec          bool                         // opened before prev's commit: its snapshot lacks prev's writes
 	deferred      bool                         // it deferred a refusal (ErrRefusalDeferred) and takes no more events
+	opensNotices  bool                         // an event appended opens obligations whose notices are due (OpensNotices)
 	reg           map[string]ledger.Recipient  // the registry as of the batch's start; never mutated
 	after         *map[string]ledger.Recipient // the registry after the batch, when it registers any (seal)
 	base          *treeTail                    // the tree's tail as of the batch's start; nil: read from Badger
@@ -279,6 +280,10 @@ func (b *Batch) refuse(err error) (ledger.Outcome, error) {
 	return 0, b.fail(err)
 }
 
+// OpensNotices reports whether an event appended to the batch opens
+// obligations whose notices are due at once (ledger.Plan.OpensNotices).
+func (b *Batch) OpensNotices() bool { return b.opensNotices }
+
 // refuseUnwritten is refuse for an event of which nothing was written,
 // appended after stream sequence prev: a speculative batch defers the
 // refusal (ErrRefusalDeferred) and keeps the events before it, instead of
@@ -322,6 +327,7 @@ func (b *Batch) names(p *ledger.Plan) ([][]byte, error) {
 // carryOut writes what the plan says, besides the entry itself, for entry
 // seq; hashes are the keyed hashes of the subjects the entry names.
 func (b *Batch) carryOut(seq uint64, p *ledger.Plan, hashes [][]byte) error {
+	b.opensNotices = b.opensNotices || p.OpensNotices()
 	if p.Register != nil {
 		if err := b.register(p.Register); err != nil {
 			return err
