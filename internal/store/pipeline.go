@@ -104,10 +104,16 @@ func (b *Batch) committed(err error) {
 		for h, p := range b.profiles {
 			s.profiles.put([]byte(h), p)
 		}
+		// The registry before onDone: the ingest's hook wakes the notice
+		// dispatcher, which looks up the recipients of the obligations
+		// this batch opened, and may have registered.
+		if b.after != nil {
+			s.recipients.Store(b.after)
+		}
 		if b.onDone != nil {
 			b.onDone(nil) // before WaitApplied callers wake: they see its effects
 		}
-		s.published(b.lastStreamSeq, b.count, b.after)
+		s.published(b.lastStreamSeq, b.count)
 	} else {
 		s.tail.Store(nil) // whether Badger holds the batch is unknown: read the tail again
 		if b.spec && errors.Is(err, badger.ErrConflict) {

@@ -811,3 +811,48 @@ func TestCommitNextForgottenKeyLeavesTheCache(t *testing.T) {
 		t.Error("the forgotten subject's key is still in the cache after the batch that put it failed")
 	}
 }
+
+// TestCommitRegistryBeforeDone: when a batch's done callback runs (the
+// ingest loop's hook that wakes the notice dispatcher), the recipients the
+// batch registered are in the registry: a notice of a request in the same
+// batch to a recipient registered in it finds the recipient. Committed at
+// once and pipelined alike.
+func TestCommitRegistryBeforeDone(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, testConfig(t))
+	a := []ledger.Subject{subj("A1")}
+	lookup := func(id string, got *error) func(error) {
+		return func(err error) {
+			if err != nil {
+				*got = err
+				return
+			}
+			_, *got = s.Recipient(ctx, id)
+		}
+	}
+	b := s.Begin()
+	_, last := mustAppend(t, b, rcp(t, "acro", "nats", "", 0), disc{id: "d0", recipient: "acro", subjects: a, at: day(1)}.event(t),
+		erasure(t, "e1", "E1", a[0], day(2)))
+	var once error
+	if err := b.CommitThen(last, lookup("acro", &once)); err != nil {
+		t.Fatal(err)
+	}
+	if once != nil {
+		t.Errorf("committed at once: the registry in the done callback: %v", once)
+	}
+	b = s.Begin()
+	_, last = mustAppend(t, b, rcp(t, "police", "nats", "", 0))
+	var piped error
+	done := make(chan struct{})
+	next, err := b.CommitNext(last, func(err error) { lookup("police", &piped)(err); close(done) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	if next != nil {
+		next.Discard()
+	}
+	if piped != nil {
+		t.Errorf("pipelined: the registry in the done callback: %v", piped)
+	}
+}

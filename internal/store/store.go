@@ -381,12 +381,9 @@ func (s *Store) WaitApplied(ctx context.Context, streamSeq uint64) error {
 	}
 }
 
-// published makes a commit visible: new counters and registry, then wakes
-// WaitApplied callers.
-func (s *Store) published(applied, count uint64, reg *map[string]ledger.Recipient) {
-	if reg != nil {
-		s.recipients.Store(reg)
-	}
+// published makes a commit visible: new counters, then wakes WaitApplied
+// callers.
+func (s *Store) published(applied, count uint64) {
 	// Count before Applied: a reader that loads Applied and then Count
 	// (the stream-keep job, cmd/sharelog/streamkeep.go) never sees an
 	// applied stream sequence whose entries the count leaves out.
