@@ -349,6 +349,10 @@ func (in *Ingester) applyBatch(ctx context.Context, p *pipe, msgs []decoded, mor
 		last                uint64
 		recorded, duplicate int
 	)
+	// held is what the batch holds so far, to commit.
+	held := func() commitment {
+		return commitment{last: last, rejects: rejects, recorded: recorded, duplicate: duplicate, requests: b.OpensNotices(), start: start}
+	}
 	for i, d := range msgs {
 		m, ev := d.msg, d.ev
 		md, err := m.Metadata()
@@ -367,8 +371,7 @@ func (in *Ingester) applyBatch(ctx context.Context, p *pipe, msgs []decoded, mor
 		out, err := b.AppendAt(seq, ev, md.Timestamp) // the stream's time, the same on every replica
 		switch {
 		case errors.Is(err, store.ErrBatchTooBig) && last > 0:
-			c := commitment{last: last, rejects: rejects, recorded: recorded, duplicate: duplicate, requests: b.OpensNotices(), start: start}
-			if err := in.commit(ctx, p, b, c, msgs[:i], func() bool { return true }); err != nil {
+			if err := in.commit(ctx, p, b, held(), msgs[:i], func() bool { return true }); err != nil {
 				return err
 			}
 			return in.applyBatch(ctx, p, msgs[i:], more)
@@ -377,8 +380,7 @@ func (in *Ingester) applyBatch(ctx context.Context, p *pipe, msgs []decoded, mor
 			// without the commit in flight: commit what it holds at once,
 			// and apply the rest on a batch that sees the whole ledger.
 			if last > 0 {
-				c := commitment{last: last, rejects: rejects, recorded: recorded, duplicate: duplicate, requests: b.OpensNotices(), start: start}
-				if err := in.commit(ctx, p, b, c, msgs[:i], func() bool { return false }); err != nil {
+				if err := in.commit(ctx, p, b, held(), msgs[:i], func() bool { return false }); err != nil {
 					return err
 				}
 			} else if err := b.Settle(); err != nil {
@@ -407,8 +409,7 @@ func (in *Ingester) applyBatch(ctx context.Context, p *pipe, msgs []decoded, mor
 		p.flight = nil
 		return nil
 	}
-	c := commitment{last: last, rejects: rejects, recorded: recorded, duplicate: duplicate, requests: b.OpensNotices(), start: start}
-	return in.commit(ctx, p, b, c, msgs, more)
+	return in.commit(ctx, p, b, held(), msgs, more)
 }
 
 // prefetch gets the shared secrets the batch will need in one call, on a

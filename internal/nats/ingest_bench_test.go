@@ -13,7 +13,6 @@ import (
 
 	"github.com/sharelog/sharelog/internal/bench"
 	"github.com/sharelog/sharelog/internal/cloudevents"
-	"github.com/sharelog/sharelog/internal/ledger"
 	"github.com/sharelog/sharelog/internal/metrics"
 	"github.com/sharelog/sharelog/internal/nats"
 	"github.com/sharelog/sharelog/internal/store"
@@ -129,10 +128,7 @@ func benchIngest(b *testing.B, refuseEvery int) {
 	refused := 0
 	for i := range events {
 		if refuseEvery > 0 && i%refuseEvery == refuseEvery-1 {
-			events[i] = cloudEvent(b, "casework", fmt.Sprintf("refused-%d", i), ledger.TypeDisclosure, map[string]any{
-				"subjects": []any{map[string]any{"scheme": "dbs-ref", "id": fmt.Sprintf("R%d", i)}}, "recipient": "nobody",
-				"categories": []string{"user.contact.email"}, "purpose": "essential.service", "lawfulBasis": "art6-1-b", "regime": "uk-gdpr",
-				"disclosedAt": "2026-01-01T00:00:00Z"})
+			events[i] = disclosureEvent(b, fmt.Sprintf("refused-%d", i), fmt.Sprintf("R%d", i), "nobody", "2026-01-01T00:00:00Z")
 			refused++
 		}
 	}

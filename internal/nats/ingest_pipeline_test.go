@@ -30,6 +30,23 @@ func cloudEvent(tb testing.TB, source, id, typ string, data any) []byte {
 	return b
 }
 
+// recipientEvent returns the registration of recipient id, on the manual channel.
+func recipientEvent(tb testing.TB, id string) []byte {
+	tb.Helper()
+	return cloudEvent(tb, "admin", "rcp-"+id, ledger.TypeRecipient, map[string]any{
+		"id": id, "name": "Recipient " + id, "role": "controller", "country": "GB", "channel": map[string]any{"type": "manual"}})
+}
+
+// disclosureEvent returns disclosure id of the dbs-ref subject to recipient
+// to, made at (RFC 3339).
+func disclosureEvent(tb testing.TB, id, subject, to, at string) []byte {
+	tb.Helper()
+	return cloudEvent(tb, "casework", id, ledger.TypeDisclosure, map[string]any{
+		"subjects": []any{map[string]any{"scheme": "dbs-ref", "id": subject}}, "recipient": to,
+		"categories": []string{"user.contact.email"}, "purpose": "essential.service", "lawfulBasis": "art6-1-b", "regime": "uk-gdpr",
+		"disclosedAt": at})
+}
+
 // counterValue returns the value of counter name with the label value
 // given (or the only one) in m.
 func counterValue(t testing.TB, m *metrics.Metrics, name, label string) float64 {
@@ -64,15 +81,10 @@ func TestIngestPipelinedAsAppliedOneByOne(t *testing.T) {
 	subject := func(k int) map[string]any {
 		return map[string]any{"scheme": "dbs-ref", "id": fmt.Sprintf("S%03d", k%37)}
 	}
-	recipient := func(id string) []byte {
-		return cloudEvent(t, "admin", "rcp-"+id, ledger.TypeRecipient, map[string]any{
-			"id": id, "name": "Recipient " + id, "role": "controller", "country": "GB", "channel": map[string]any{"type": "manual"}})
-	}
+	recipient := func(id string) []byte { return recipientEvent(t, id) }
 	disclosure := func(k int, to string) []byte {
-		return cloudEvent(t, "casework", fmt.Sprintf("d-%d", k), ledger.TypeDisclosure, map[string]any{
-			"subjects": []any{subject(k)}, "recipient": to, "categories": []string{"user.contact.email"},
-			"purpose": "essential.service", "lawfulBasis": "art6-1-b", "regime": "uk-gdpr",
-			"disclosedAt": time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(k) * time.Hour).Format(time.RFC3339)})
+		at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(k) * time.Hour).Format(time.RFC3339)
+		return disclosureEvent(t, fmt.Sprintf("d-%d", k), fmt.Sprintf("S%03d", k%37), to, at)
 	}
 	var msgs [][]byte
 	var requests []string
@@ -194,8 +206,7 @@ func TestIngestRefusalKeepsThePipeline(t *testing.T) {
 	p := startPipelineConfig(t, false, nats.IngestConfig{BatchSize: 10})
 	var msgs [][]byte
 	for r := range 5 {
-		msgs = append(msgs, cloudEvent(t, "admin", fmt.Sprintf("rcp-%d", r), ledger.TypeRecipient, map[string]any{
-			"id": fmt.Sprintf("r-%d", r), "name": "Recipient", "role": "controller", "country": "GB", "channel": map[string]any{"type": "manual"}}))
+		msgs = append(msgs, recipientEvent(t, fmt.Sprintf("r-%d", r)))
 	}
 	last := p.publishAll(t, "sharelog.in.admin", msgs)
 	if err := p.store.WaitApplied(ctx, last); err != nil {
@@ -207,10 +218,7 @@ func TestIngestRefusalKeepsThePipeline(t *testing.T) {
 		if k%10 == 7 {
 			to, refused = "nobody", refused+1
 		}
-		msgs = append(msgs, cloudEvent(t, "casework", fmt.Sprintf("d-%d", k), ledger.TypeDisclosure, map[string]any{
-			"subjects": []any{map[string]any{"scheme": "dbs-ref", "id": fmt.Sprintf("S%04d", k)}}, "recipient": to,
-			"categories": []string{"user.contact.email"}, "purpose": "essential.service", "lawfulBasis": "art6-1-b", "regime": "uk-gdpr",
-			"disclosedAt": "2026-01-01T00:00:00Z"}))
+		msgs = append(msgs, disclosureEvent(t, fmt.Sprintf("d-%d", k), fmt.Sprintf("S%04d", k), to, "2026-01-01T00:00:00Z"))
 	}
 	last = p.publishAll(t, "sharelog.in.casework", msgs)
 	if err := p.store.WaitApplied(ctx, last); err != nil {
@@ -242,11 +250,8 @@ func TestIngestWakesTheDispatcher(t *testing.T) {
 		ev   []byte
 		wake bool
 	}{
-		{"a recipient", cloudEvent(t, "admin", "rcp-1", ledger.TypeRecipient, map[string]any{
-			"id": "r-1", "name": "Recipient", "role": "controller", "country": "GB", "channel": map[string]any{"type": "manual"}}), false},
-		{"a disclosure", cloudEvent(t, "casework", "d-1", ledger.TypeDisclosure, map[string]any{
-			"subjects": []any{a1}, "recipient": "r-1", "categories": []string{"user.contact.email"}, "purpose": "essential.service",
-			"lawfulBasis": "art6-1-b", "regime": "uk-gdpr", "disclosedAt": "2026-01-01T00:00:00Z"}), false},
+		{"a recipient", recipientEvent(t, "r-1"), false},
+		{"a disclosure", disclosureEvent(t, "d-1", "A1", "r-1", "2026-01-01T00:00:00Z"), false},
 		{"a hold", cloudEvent(t, "dpo", "hold-1", ledger.TypeHold, map[string]any{"hold": "H", "scope": map[string]any{"subject": a1}, "reason": "inquiry"}), false},
 		{"an erasure under the hold", cloudEvent(t, "dpo", "e-1", ledger.TypeErasure, map[string]any{
 			"request": "E", "subject": a1, "decidedAt": "2026-02-01T00:00:00Z"}), true},
