@@ -189,3 +189,20 @@ func FuzzSplitPersonal(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkSplitPersonal cuts the personal values out of the workload's
+// disclosures, as Append does for each: one op is one event.
+func BenchmarkSplitPersonal(b *testing.B) {
+	w := newWorkload(1)
+	start := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	evs := w.batch(b, start)
+	var clear, patch []byte
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		var err error
+		if clear, patch, err = appendSplit(clear[:0], patch[:0], evs[i%len(evs)]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
