@@ -355,26 +355,14 @@ func TestClusterScenario(t *testing.T) {
 			}
 		}
 	}
-	cons, err := js.OrderedConsumer(ctx, notify.StreamNotices, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	batch, err := cons.FetchNoWait(10 * scenarioRecipients)
-	if err != nil {
-		t.Fatal(err)
-	}
-	inStream := map[string][]string{}
-	for msg := range batch.Messages() {
-		var ev struct{ ID string }
-		if err := json.Unmarshal(msg.Data(), &ev); err != nil {
-			t.Fatalf("notice on %s: %v", msg.Subject(), err)
-		}
-		r := strings.TrimPrefix(msg.Subject(), notify.SubjectNoticePrefix)
-		inStream[r] = append(inStream[r], ev.ID)
-	}
-	if err := batch.Error(); err != nil {
-		t.Fatal(err)
-	}
+	// The read is retried: the cluster has just been through a node's loss
+	// and every replica's restart, and a request can find no responder
+	// while the stream's leader is elected again.
+	var inStream map[string][]string
+	checkFor(t, 30*time.Second, func() (err error) {
+		inStream, err = noticesInStream(ctx, js)
+		return err
+	})
 	repeated := 0
 	for _, r := range recipients {
 		got := inStream[r]
@@ -499,4 +487,27 @@ func containsMismatch(metrics string) bool {
 		}
 	}
 	return false
+}
+
+// noticesInStream reads SHARELOG_NOTICES whole and returns the notice ids
+// stored for each recipient, in stream order.
+func noticesInStream(ctx context.Context, js jetstream.JetStream) (map[string][]string, error) {
+	cons, err := js.OrderedConsumer(ctx, notify.StreamNotices, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		return nil, err
+	}
+	batch, err := cons.FetchNoWait(10 * scenarioRecipients)
+	if err != nil {
+		return nil, err
+	}
+	inStream := map[string][]string{}
+	for msg := range batch.Messages() {
+		var ev struct{ ID string }
+		if err := json.Unmarshal(msg.Data(), &ev); err != nil {
+			return nil, fmt.Errorf("notice on %s: %w", msg.Subject(), err)
+		}
+		r := strings.TrimPrefix(msg.Subject(), notify.SubjectNoticePrefix)
+		inStream[r] = append(inStream[r], ev.ID)
+	}
+	return inStream, batch.Error()
 }

@@ -35,7 +35,7 @@ func (f KeptFlags) jetStream() (*natsio.Conn, jetstream.JetStream, error) {
 	if err != nil {
 		return nil, nil, ledger.Errorf(ledger.EUNAVAILABLE, "nats %s: %v", f.NATS, err)
 	}
-	js, err := jetstream.New(nc)
+	js, err := nats.NewJetStream(nc)
 	if err != nil {
 		nc.Close()
 		return nil, nil, err

@@ -318,7 +318,7 @@ func (m *Main) Open(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("nats connect: %w", err)
 	}
-	if m.JetStream, err = jetstream.New(m.Conn); err != nil {
+	if m.JetStream, err = nats.NewJetStream(m.Conn); err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
 	if err := m.startCluster(ctx); err != nil {

@@ -44,6 +44,20 @@ func ConflictMsgID(source, id string, raw []byte) string {
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
+// AsyncAckTimeout is how long an asynchronous publish waits for JetStream's
+// acknowledgement before its future fails with jetstream.ErrAsyncPublishTimeout.
+// Without it a future whose acknowledgement is lost never resolves: on a
+// cluster the stream's leader can store a message and die before it answers,
+// while the client, connected to another node, is never disconnected.
+const AsyncAckTimeout = 10 * time.Second
+
+// NewJetStream returns the JetStream context every sharelog publisher uses:
+// asynchronous publishes time out after AsyncAckTimeout. opts come after,
+// and may override it.
+func NewJetStream(nc *natsio.Conn, opts ...jetstream.JetStreamOpt) (jetstream.JetStream, error) {
+	return jetstream.New(nc, append([]jetstream.JetStreamOpt{jetstream.WithPublishAsyncTimeout(AsyncAckTimeout)}, opts...)...)
+}
+
 // Ack is JetStream's acknowledgement of one published event.
 type Ack struct {
 	// Seq is the event's SHARELOG_IN sequence.

@@ -288,6 +288,54 @@ func TestNATSNoStream(t *testing.T) {
 	})
 }
 
+// TestNATSAckLost: a notice whose acknowledgement never comes (on a cluster,
+// the stream's leader stored it and died before it answered) is recorded as
+// a failed attempt and sent again, with the same message id: the round does
+// not wait for the acknowledgement for ever. Here the subject has a listener
+// that never answers, and no stream.
+func TestNATSAckLost(t *testing.T) {
+	nc, js := startNATS(t, jetstream.WithPublishAsyncTimeout(200*time.Millisecond))
+	ctx := context.Background()
+	if err := js.DeleteStream(ctx, StreamNotices); err != nil {
+		t.Fatal(err)
+	}
+	silent, err := nc.SubscribeSync(SubjectNoticePrefix + ">")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Unsubscribe()
+	f := newFakeLedger(t)
+	f.addRecipient(natsRecipient("acro"))
+	notice := f.open("acro", "nats", time.Now().Add(time.Hour))
+	d := New(f, f, js, fastConfig(nil), nil)
+
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := d.Round(rctx); err != nil {
+		t.Fatalf("Round: %v", err)
+	}
+	recs := f.records(notice)
+	if len(recs) != 1 || recs[0].Outcome != ledger.DeliveryFailed || recs[0].Error != "nats publish timed out" || recs[0].NextAttemptAt == nil {
+		t.Fatalf("records %+v, want one failed with \"nats publish timed out\" and a next attempt", recs)
+	}
+	if _, err := silent.NextMsg(time.Second); err != nil {
+		t.Fatalf("the notice was not published: %v", err)
+	}
+
+	// Once the stream is back, the next attempt is acknowledged.
+	silent.Unsubscribe()
+	if err := EnsureStream(ctx, js, StreamConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	runDispatcher(t, d)
+	checkFor(t, 10*time.Second, func() error {
+		if s := f.state(notice); s != ledger.StateDelivered {
+			return fmt.Errorf("state %s", s)
+		}
+		return nil
+	})
+}
+
 // TestRestartMidFanOut: the dispatcher dies in the middle of fanning one
 // erasure out (some notices sent, their records lost); a new dispatcher
 // finishes. Every recipient receives its own notice id and no other, at least

@@ -221,8 +221,9 @@ func (f *fakeLedger) state(notice string) string {
 }
 
 // startNATS runs an embedded NATS server with JetStream and returns a
-// JetStream context on it, with SHARELOG_NOTICES created.
-func startNATS(t testing.TB) (*natsio.Conn, jetstream.JetStream) {
+// JetStream context on it as serve makes it (nats.NewJetStream, with opts),
+// with SHARELOG_NOTICES created.
+func startNATS(t testing.TB, opts ...jetstream.JetStreamOpt) (*natsio.Conn, jetstream.JetStream) {
 	t.Helper()
 	ns, err := nats.StartServer(nats.ServerConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir()}, slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -234,7 +235,7 @@ func startNATS(t testing.TB) (*natsio.Conn, jetstream.JetStream) {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
+	js, err := nats.NewJetStream(nc, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

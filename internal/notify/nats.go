@@ -119,7 +119,7 @@ func natsError(err error) string {
 		return ""
 	case errorsIs(err, jetstream.ErrNoStreamResponse), errorsIs(err, natsio.ErrNoResponders):
 		return "no stream " + StreamNotices + " for the subject"
-	case errorsIs(err, natsio.ErrTimeout), errorsIs(err, context.DeadlineExceeded):
+	case errorsIs(err, jetstream.ErrAsyncPublishTimeout), errorsIs(err, natsio.ErrTimeout), errorsIs(err, context.DeadlineExceeded):
 		return "nats publish timed out"
 	case errorsIs(err, natsio.ErrConnectionClosed), errorsIs(err, natsio.ErrDisconnected):
 		return "nats not connected"
