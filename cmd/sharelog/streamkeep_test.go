@@ -6,7 +6,9 @@ import (
 	"log/slog"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -270,6 +272,48 @@ func TestStreamKeepReplicas(t *testing.T) {
 	}
 }
 
+// TestStreamKeepPurgesInSteps: the keeper purges a backlog in requests of
+// at most its step, up to and including the sequence it is given; a purge
+// the stream is past already does nothing, and one past the stream's end
+// is refused.
+func TestStreamKeepPurgesInSteps(t *testing.T) {
+	ctx := context.Background()
+	js, in := benchStreamIn(t)
+	for i := range 25 {
+		if _, err := js.Publish(ctx, "sharelog.in.bench", []byte(strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var logs strings.Builder
+	k := &streamKeeper{js: js, step: 4, log: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	state := func() (uint64, uint64) {
+		t.Helper()
+		info, err := in.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.State.FirstSeq, info.State.LastSeq
+	}
+	if err := k.purge(ctx, 22); err != nil {
+		t.Fatal(err)
+	}
+	if first, last := state(); first != 23 || last != 25 {
+		t.Errorf("after purging up to 22: SHARELOG_IN at %d..%d, want 23..25", first, last)
+	}
+	if !strings.Contains(logs.String(), "messages=22 requests=6 ") {
+		t.Errorf("log %q does not say 22 messages were purged in 6 requests of at most 4", logs.String())
+	}
+	if err := k.purge(ctx, 10); err != nil {
+		t.Errorf("purge behind the stream's start: %v", err)
+	}
+	if err := k.purge(ctx, 30); err == nil {
+		t.Error("purge past the stream's end: no error")
+	}
+	if first, last := state(); first != 23 || last != 25 {
+		t.Errorf("SHARELOG_IN at %d..%d, want 23..25 still", first, last)
+	}
+}
+
 // BenchmarkStreamPurge times the stream keeper's purge: SHARELOG_IN (as
 // EnsureStreams makes it, on an embedded server encrypted at rest as serve
 // runs it) holding 20,000 messages of 700 bytes, purged in four steps as the
@@ -360,10 +404,131 @@ func BenchmarkPublishWhilePurging(b *testing.B) {
 	}
 }
 
+// BenchmarkPurgeCold times the stream keeper's purge of messages whose
+// blocks the server has let go, as it has those of every message the keeper
+// purges (two minutes after their last write): SHARELOG_IN (encrypted at
+// rest, as serve runs it) holds 300,000 messages of 700 bytes and the
+// server is restarted, so that no block is loaded; then the first 250,000
+// are purged in one request or in the keeper's steps, while a producer
+// publishes synchronously. It reports the purge's whole time and the p99
+// and longest wait of a publish during it (the longest is about the
+// longest time the stream's lock was held at once).
+func BenchmarkPurgeCold(b *testing.B) {
+	const n, purged = 300000, 250000
+	for _, step := range []uint64{purged, purgeStep} {
+		b.Run(fmt.Sprintf("step=%d", step), func(b *testing.B) {
+			ctx := context.Background()
+			cfg := nats.ServerConfig{Listen: "127.0.0.1:0", EncryptionKey: nats.AtRestKey(make([]byte, store.MasterKeyLen))}
+			var total time.Duration
+			var waits []time.Duration
+			for range b.N {
+				b.StopTimer()
+				js, _, stop := coldStreamIn(b, cfg, n)
+				var mu sync.Mutex
+				var durs []time.Duration
+				done := make(chan struct{})
+				go func() {
+					defer close(done)
+					for {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						t := time.Now()
+						if _, err := js.Publish(ctx, "sharelog.in.bench", make([]byte, 700)); err != nil {
+							return
+						}
+						mu.Lock()
+						durs = append(durs, time.Since(t))
+						mu.Unlock()
+					}
+				}()
+				k := &streamKeeper{js: js, step: step, log: slog.New(slog.DiscardHandler)}
+				b.StartTimer()
+				start := time.Now()
+				if err := k.purge(ctx, purged); err != nil {
+					b.Fatal(err)
+				}
+				total += time.Since(start)
+				b.StopTimer()
+				close(stop)
+				<-done
+				mu.Lock()
+				waits = append(waits, durs...)
+				mu.Unlock()
+			}
+			slices.Sort(waits)
+			b.ReportMetric(float64(total.Milliseconds())/float64(b.N), "purge-ms")
+			if len(waits) > 0 {
+				b.ReportMetric(float64(waits[len(waits)*99/100].Microseconds()), "publish-p99-µs")
+				b.ReportMetric(float64(waits[len(waits)-1].Microseconds()), "publish-max-µs")
+			}
+		})
+	}
+}
+
+// coldStreamIn makes SHARELOG_IN on a server with cfg, fills it with n
+// messages of 700 bytes, and starts the server again, so that none of its
+// blocks is loaded. It returns the JetStream context, the stream, and a
+// channel closed when the caller is done with them (the server stops when b
+// ends).
+func coldStreamIn(b *testing.B, cfg nats.ServerConfig, n int) (jetstream.JetStream, jetstream.Stream, chan struct{}) {
+	b.Helper()
+	ctx := context.Background()
+	cfg.StoreDir = b.TempDir()
+	ns, err := nats.StartServer(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	nc, err := natsio.Connect(ns.ClientURL())
+	if err != nil {
+		b.Fatal(err)
+	}
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4000))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := nats.EnsureStreams(ctx, js, nats.StreamConfig{}); err != nil {
+		b.Fatal(err)
+	}
+	payload := make([]byte, 700)
+	for range n {
+		if _, err := js.PublishAsync("sharelog.in.bench", payload); err != nil {
+			b.Fatal(err)
+		}
+	}
+	<-js.PublishAsyncComplete()
+	nc.Close()
+	ns.Shutdown()
+	ns.WaitForShutdown()
+
+	if ns, err = nats.StartServer(cfg, slog.New(slog.DiscardHandler)); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	if nc, err = natsio.Connect(ns.ClientURL()); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(nc.Close)
+	if js, err = jetstream.New(nc); err != nil {
+		b.Fatal(err)
+	}
+	in, err := js.Stream(ctx, nats.StreamIn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if info, err := in.Info(ctx); err != nil || info.State.Msgs != uint64(n) {
+		b.Fatalf("SHARELOG_IN after the restart: %+v, %v; want %d messages", info, err, n)
+	}
+	return js, in, make(chan struct{})
+}
+
 // benchStreamIn starts an embedded server encrypted at rest, as serve runs
 // it, and makes sharelog's streams as EnsureStreams does; it returns the
 // JetStream context (with opts) and SHARELOG_IN. All is closed when b ends.
-func benchStreamIn(b *testing.B, opts ...jetstream.JetStreamOpt) (jetstream.JetStream, jetstream.Stream) {
+// Tests use it too.
+func benchStreamIn(b testing.TB, opts ...jetstream.JetStreamOpt) (jetstream.JetStream, jetstream.Stream) {
 	b.Helper()
 	ctx := context.Background()
 	key := nats.AtRestKey(make([]byte, store.MasterKeyLen))
