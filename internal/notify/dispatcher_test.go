@@ -276,16 +276,7 @@ func TestNATSNoStream(t *testing.T) {
 	if recs := f.records(notice); len(recs) != 1 || recs[0].Outcome != ledger.DeliveryFailed || recs[0].NextAttemptAt == nil {
 		t.Fatalf("records %+v, want one failed", recs)
 	}
-	if err := EnsureStream(ctx, js, StreamConfig{}); err != nil {
-		t.Fatal(err)
-	}
-	runDispatcher(t, d)
-	checkFor(t, 10*time.Second, func() error {
-		if s := f.state(notice); s != ledger.StateDelivered {
-			return fmt.Errorf("state %s", s)
-		}
-		return nil
-	})
+	deliveredOnceStreamIsBack(t, js, d, f, notice)
 }
 
 // TestNATSAckLost: a notice whose acknowledgement never comes (on a cluster,
@@ -318,13 +309,36 @@ func TestNATSAckLost(t *testing.T) {
 	if len(recs) != 1 || recs[0].Outcome != ledger.DeliveryFailed || recs[0].Error != "nats publish timed out" || recs[0].NextAttemptAt == nil {
 		t.Fatalf("records %+v, want one failed with \"nats publish timed out\" and a next attempt", recs)
 	}
-	if _, err := silent.NextMsg(time.Second); err != nil {
+	sent, err := silent.NextMsg(time.Second)
+	if err != nil {
 		t.Fatalf("the notice was not published: %v", err)
 	}
+	if id := sent.Header.Get(jetstream.MsgIDHeader); id != notice {
+		t.Errorf("first attempt's Nats-Msg-Id %q, want the notice id %s", id, notice)
+	}
 
-	// Once the stream is back, the next attempt is acknowledged.
+	// Once the stream is back, the next attempt is acknowledged, with the
+	// same message id.
 	silent.Unsubscribe()
-	if err := EnsureStream(ctx, js, StreamConfig{}); err != nil {
+	deliveredOnceStreamIsBack(t, js, d, f, notice)
+	stream, err := js.Stream(ctx, StreamNotices)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := stream.GetLastMsgForSubject(ctx, SubjectNoticePrefix+"acro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id := stored.Header.Get(jetstream.MsgIDHeader); id != notice {
+		t.Errorf("stored notice's Nats-Msg-Id %q, want the notice id %s", id, notice)
+	}
+}
+
+// deliveredOnceStreamIsBack makes SHARELOG_NOTICES again, runs d and waits
+// until notice is delivered.
+func deliveredOnceStreamIsBack(t *testing.T, js jetstream.JetStream, d *Dispatcher, f *fakeLedger, notice string) {
+	t.Helper()
+	if err := EnsureStream(context.Background(), js, StreamConfig{}); err != nil {
 		t.Fatal(err)
 	}
 	runDispatcher(t, d)
