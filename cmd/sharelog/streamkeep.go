@@ -49,11 +49,11 @@ func (m *Main) startStreamKeep() {
 
 // purgeStep is the most messages the stream keeper purges in one request,
 // about one of the stream's 8 MB blocks. A purge holds the stream's lock,
-// and so every publish, while it removes what it purges, so the keeper
-// purges a backlog (half a minute of a burst is some 400,000 messages; a
-// new leader's first purge can be far more) in steps: BenchmarkPurgeCold,
-// 250,000 messages of blocks not loaded, held a publish up to 43-48 ms in
-// one request and 5-11 ms in steps, for 82-97 ms in all instead of 48-50.
+// and with it every publish, until it is done; purging a backlog (half a
+// minute of a burst, or a new leader's first purge, which can be far more)
+// in steps bounds each wait. BenchmarkPurgeCold, 250,000 messages whose
+// blocks are not loaded: a publish waited up to 43-48 ms in one request and
+// 5-11 ms in steps, for 82-97 ms in all instead of 48-50.
 const purgeStep = 10000
 
 // streamKeeper purges from SHARELOG_IN what the ledger has made safe: a
