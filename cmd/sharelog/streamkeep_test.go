@@ -423,7 +423,8 @@ func BenchmarkPurgeCold(b *testing.B) {
 			var waits []time.Duration
 			for range b.N {
 				b.StopTimer()
-				js, _, stop := coldStreamIn(b, cfg, n)
+				js := coldStreamIn(b, cfg, n)
+				stop := make(chan struct{})
 				var mu sync.Mutex
 				var durs []time.Duration
 				done := make(chan struct{})
@@ -470,10 +471,9 @@ func BenchmarkPurgeCold(b *testing.B) {
 
 // coldStreamIn makes SHARELOG_IN on a server with cfg, fills it with n
 // messages of 700 bytes, and starts the server again, so that none of its
-// blocks is loaded. It returns the JetStream context, the stream, and a
-// channel closed when the caller is done with them (the server stops when b
-// ends).
-func coldStreamIn(b *testing.B, cfg nats.ServerConfig, n int) (jetstream.JetStream, jetstream.Stream, chan struct{}) {
+// blocks is loaded. It returns the JetStream context on the restarted
+// server, which stops when b ends.
+func coldStreamIn(b *testing.B, cfg nats.ServerConfig, n int) jetstream.JetStream {
 	b.Helper()
 	ctx := context.Background()
 	cfg.StoreDir = b.TempDir()
@@ -521,7 +521,7 @@ func coldStreamIn(b *testing.B, cfg nats.ServerConfig, n int) (jetstream.JetStre
 	if info, err := in.Info(ctx); err != nil || info.State.Msgs != uint64(n) {
 		b.Fatalf("SHARELOG_IN after the restart: %+v, %v; want %d messages", info, err, n)
 	}
-	return js, in, make(chan struct{})
+	return js
 }
 
 // benchStreamIn starts an embedded server encrypted at rest, as serve runs
