@@ -150,8 +150,13 @@ type Latency struct {
 // part (RssAnon: heaps and buffers, without the pages of memory-mapped
 // files, which Badger's tables and JetStream's blocks are and which the
 // kernel reclaims as page cache).
+//
+// Seconds is the phase's clock at the sample, from its start: with the
+// sample before it, the rate of that stretch (the raw Badger phase's clock
+// runs only while it writes).
 type RSS struct {
 	Events  int     `json:"events"`
+	Seconds float64 `json:"seconds"`
 	MiB     float64 `json:"rssMiB"`
 	AnonMiB float64 `json:"anonMiB"`
 }
@@ -502,7 +507,7 @@ func rawJetStream(ctx context.Context, cfg *Config) (*Phase, error) {
 	if _, err := nats.EnsureStreams(ctx, js, nats.StreamConfig{}); err != nil {
 		return nil, err
 	}
-	rss := newRSSSampler(cfg.RSSEvery)
+	rss := newRSSSampler(cfg.RSSEvery, nil)
 	start, cpu := time.Now(), cpuTime()
 	// Every event is acknowledged, so stored, when its chunk's callback runs.
 	if _, err := publishStream(ctx, cfg, js, "sharelog.in.bench", func(sent int) { rss.reached(sent, nil) }); err != nil {
@@ -564,9 +569,9 @@ func rawBadger(ctx context.Context, cfg *Config) (*Phase, error) {
 	}
 	// Decoding is not part of this figure: each chunk is decoded before the
 	// clock runs for it.
-	rss := newRSSSampler(cfg.RSSEvery)
-	written := 0
 	var elapsed, cpu time.Duration
+	rss := newRSSSampler(cfg.RSSEvery, func() time.Duration { return elapsed })
+	written := 0
 	for c := range cfg.chunks(ctx) {
 		evs, err := decode(c.events)
 		if err != nil {
@@ -618,7 +623,7 @@ func fullIngest(ctx context.Context, cfg *Config, start StartFunc) (*FullPhase, 
 		return nil, err
 	}
 	base := t.Applied()
-	rss := newRSSSampler(cfg.RSSEvery)
+	rss := newRSSSampler(cfg.RSSEvery, nil)
 	// The ledger trails the publisher: sample when it has caught up to each point.
 	caughtUp := func(n int) bool { return t.WaitApplied(ctx, base+uint64(n)) == nil }
 	begin, cpu := time.Now(), cpuTime()

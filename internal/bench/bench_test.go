@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -44,11 +45,17 @@ func TestRunRawPhasesInProcess(t *testing.T) {
 		}
 		if len(p.RSS) != 2 || p.RSS[0].Events != 1000 || p.RSS[1].Events != 2000 {
 			t.Errorf("%s RSS samples %+v, want at 1000 and 2000 events", name, p.RSS)
+		} else if !(p.RSS[0].Seconds > 0) || !(p.RSS[1].Seconds > p.RSS[0].Seconds) {
+			t.Errorf("%s RSS samples %+v, want the phase's clock rising", name, p.RSS)
 		}
 	}
 	var table bytes.Buffer
 	if err := rep.WriteTable(&table); err != nil {
 		t.Fatal(err)
+	}
+	// Each sample after the first gives the rate of its stretch.
+	if !regexp.MustCompile(`raw Badger at 2000 events\s+\d+\s+\d+\s+\d+`).MatchString(table.String()) {
+		t.Errorf("table without the rate from 1000 to 2000 events:\n%s", table.String())
 	}
 	for _, absent := range []string{"full", "LATENCY", "SPACE"} {
 		if strings.Contains(table.String(), absent) {

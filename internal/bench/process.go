@@ -134,13 +134,23 @@ func ReadResult(file string) (*Report, error) {
 	return &rep, nil
 }
 
-// rssSampler samples the process RSS every so many events.
+// rssSampler samples the process RSS every so many events, with the
+// phase's clock at each sample.
 type rssSampler struct {
 	every, next int
+	clock       func() time.Duration
 	samples     []RSS
 }
 
-func newRSSSampler(every int) *rssSampler { return &rssSampler{every: every, next: every} }
+// newRSSSampler returns a sampler whose clock is the time since now, or
+// clock when it is not nil (a phase that times only part of its work).
+func newRSSSampler(every int, clock func() time.Duration) *rssSampler {
+	if clock == nil {
+		start := time.Now()
+		clock = func() time.Duration { return time.Since(start) }
+	}
+	return &rssSampler{every: every, next: every, clock: clock}
+}
 
 // reached says n events are written. It takes a sample at each multiple
 // of every up to n, once ready (if set) says the events up to it are really
@@ -148,7 +158,7 @@ func newRSSSampler(every int) *rssSampler { return &rssSampler{every: every, nex
 func (s *rssSampler) reached(n int, ready func(int) bool) {
 	for n >= s.next {
 		if ready == nil || ready(s.next) {
-			s.samples = append(s.samples, sampleRSS(s.next))
+			s.samples = append(s.samples, s.sample(s.next))
 		}
 		s.next += s.every
 	}
@@ -157,13 +167,13 @@ func (s *rssSampler) reached(n int, ready func(int) bool) {
 // final returns the samples, ending with one at n events.
 func (s *rssSampler) final(n int) []RSS {
 	if len(s.samples) == 0 || s.samples[len(s.samples)-1].Events != n {
-		s.samples = append(s.samples, sampleRSS(n))
+		s.samples = append(s.samples, s.sample(n))
 	}
 	return s.samples
 }
 
-func sampleRSS(events int) RSS {
-	return RSS{Events: events, MiB: procStatusMiB("VmRSS"), AnonMiB: procStatusMiB("RssAnon")}
+func (s *rssSampler) sample(events int) RSS {
+	return RSS{Events: events, Seconds: s.clock().Seconds(), MiB: procStatusMiB("VmRSS"), AnonMiB: procStatusMiB("RssAnon")}
 }
 
 // procStatusMiB reads a memory figure (VmRSS, RssAnon, VmHWM) of this process, in MiB.

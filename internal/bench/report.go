@@ -74,9 +74,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 
 	if r.Isolation == IsolationInProcess {
-		fmt.Fprintf(tw, "MEMORY (RSS of this process, shared by the phases)\tMiB\tanonymous MiB\n")
+		fmt.Fprintf(tw, "MEMORY (RSS of this process, shared by the phases)\tMiB\tanonymous MiB\tevents/s since the line above\n")
 	} else {
-		fmt.Fprintf(tw, "MEMORY (RSS of the process running each phase)\tMiB\tanonymous MiB\n")
+		fmt.Fprintf(tw, "MEMORY (RSS of the process running each phase)\tMiB\tanonymous MiB\tevents/s since the line above\n")
 	}
 	for _, name := range r.Phases {
 		var p *Phase
@@ -90,10 +90,21 @@ func (r *Report) WriteTable(w io.Writer) error {
 		default:
 			continue
 		}
+		var prev RSS
 		for _, s := range p.RSS {
-			fmt.Fprintf(tw, "%s at %d events\t%.0f\t%.0f\n", sampleNames[name], s.Events, s.MiB, s.AnonMiB)
+			fmt.Fprintf(tw, "%s at %d events\t%.0f\t%.0f\t%s\n", sampleNames[name], s.Events, s.MiB, s.AnonMiB, stretchRate(prev, s))
+			prev = s
 		}
 		fmt.Fprintf(tw, "%s peak, pid %d\t%.0f\n", peakNames[name], p.PID, p.PeakRSSMiB)
 	}
 	return tw.Flush()
+}
+
+// stretchRate is the rate between two RSS samples of a phase, or nothing
+// for samples without a clock (reports written before they had one).
+func stretchRate(prev, s RSS) string {
+	if s.Seconds <= prev.Seconds || s.Events <= prev.Events {
+		return ""
+	}
+	return fmt.Sprintf("%.0f", float64(s.Events-prev.Events)/(s.Seconds-prev.Seconds))
 }
