@@ -248,7 +248,8 @@ func getEntry(t *testing.T, txn *badger.Txn, seq uint64) []byte {
 // of fullLedger as written by the code before entries were compressed
 // (commit 1c49efd: entries in the LSM tree, formats 1 and 3), with its keys
 // and the verifier of its checkpoint. It verifies as it was signed, answers,
-// and takes compressed entries after the old ones, verifying again.
+// and takes compressed entries after the old ones; its table, written with
+// ZSTD, is compacted into tables of today's compression; it verifies again.
 func TestLedgerWrittenBeforeCompression(t *testing.T) {
 	ctx := context.Background()
 	cfg, verifier := openLedgerV0(t)
@@ -338,6 +339,31 @@ func TestLedgerWrittenBeforeCompression(t *testing.T) {
 	after, err := s.Who(ctx, b2)
 	if err != nil || after.Disclosures != before.Disclosures+1 {
 		t.Fatalf("Who(B2) after a new disclosure = %d disclosures, %v; want %d", after.Disclosures, err, before.Disclosures+1)
+	}
+
+	// The old ledger's one table was written with ZSTD; tables are now
+	// Snappy (tableCompression). Badger records each table's compression,
+	// and a compaction merges the old table with the new ones into tables
+	// of today's kind: the ledger answers the same after it.
+	oldTable := func() bool {
+		for _, ti := range s.db.Tables() {
+			if ti.ID == 1 {
+				return true
+			}
+		}
+		return false
+	}
+	if !oldTable() {
+		t.Fatal("the old ledger's table 1 (ZSTD) is not among its tables")
+	}
+	if _, err := s.Compact(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if oldTable() {
+		t.Fatal("table 1 (ZSTD) still there after Compact")
+	}
+	if again, err := s.Who(ctx, b2); err != nil || again.Disclosures != after.Disclosures {
+		t.Fatalf("Who(B2) after the compaction = %d disclosures, %v; want %d", again.Disclosures, err, after.Disclosures)
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)

@@ -108,8 +108,9 @@ func fileContains(path string, b []byte) (bool, error) {
 // plainFiles writes uncompressed tables and entries until t ends, so that
 // a search of the files finds every key and every value.
 func plainFiles(t *testing.T) {
+	table, entry := tableCompression, entryCompression
 	tableCompression, entryCompression = options.None, false
-	t.Cleanup(func() { tableCompression, entryCompression = options.ZSTD, true })
+	t.Cleanup(func() { tableCompression, entryCompression = table, entry })
 }
 
 func TestForgetSubject(t *testing.T) {
