@@ -43,6 +43,7 @@ type BenchCmd struct {
 	Out         string        `help:"Write the report as JSON to this file." default:"bench-results.json"`
 	CPUProfile  string        `help:"Write a CPU profile of the full phase to this file (with --in-process, of the whole run); other phases' go to FILE.<phase>." name:"cpuprofile" type:"path"`
 	MemProfile  string        `help:"Write a heap profile, taken when the full ingest has finished, to this file." name:"memprofile" type:"path"`
+	Log         string        `help:"Write the full phase's sharelog log, at debug level and with Badger's, to this file (to find what a stall was)." name:"log" type:"path"`
 
 	PhaseChild  string `hidden:"" name:"phase-child" help:"Run this one phase in this process and write its figures to --phase-result (how the command runs each phase in a new process)."`
 	PhaseResult string `hidden:"" name:"phase-result" type:"path"`
@@ -92,6 +93,9 @@ func (c *BenchCmd) childArgs(dir, phase, result string) []string {
 	}
 	if c.MemProfile != "" && phase == bench.PhaseFull {
 		args = append(args, "--memprofile", c.MemProfile)
+	}
+	if c.Log != "" && phase == bench.PhaseFull {
+		args = append(args, "--log", c.Log)
 	}
 	return args
 }
@@ -218,20 +222,36 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
-// start returns the full phase's StartFunc: startForBench with --stream-keep.
+// start returns the full phase's StartFunc: startForBench with --stream-keep,
+// logging to --log if it is set.
 func (c *BenchCmd) start(logf func(format string, args ...any)) bench.StartFunc {
 	return func(ctx context.Context, dataDir string, syncAlways bool) (*bench.Target, error) {
 		logf("stream keep %v: SHARELOG_IN purges what the ledger applied and checkpointed that long ago (0: never)", c.StreamKeep)
-		return startForBench(ctx, dataDir, syncAlways, c.StreamKeep)
+		if c.Log == "" {
+			return startForBench(ctx, dataDir, syncAlways, c.StreamKeep, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		}
+		f, err := os.Create(c.Log)
+		if err != nil {
+			return nil, err
+		}
+		logf("sharelog's log: %s", c.Log)
+		t, err := startForBench(ctx, dataDir, syncAlways, c.StreamKeep, slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug})))
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
+		closeTarget := t.Close
+		t.Close = func() error { return errors.Join(closeTarget(), f.Close()) }
+		return t, nil
 	}
 }
 
 // startForBench runs the real serve code on dataDir, on free ports, with
-// --stream-keep keep.
-func startForBench(ctx context.Context, dataDir string, syncAlways bool, keep time.Duration) (*bench.Target, error) {
+// --stream-keep keep, logging to logger.
+func startForBench(ctx context.Context, dataDir string, syncAlways bool, keep time.Duration, logger *slog.Logger) (*bench.Target, error) {
 	cfg := Config{Data: dataDir, HTTP: "127.0.0.1:0", NATSListen: "127.0.0.1:0", SyncAlways: syncAlways, Duplicates: 10 * time.Second, // serve's default
 		StreamKeep: keep, LookupRate: -1, MemoryLimit: defaultMemoryLimit} // the bench measures queries, not --lookup-rate
-	m := NewMain(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	m := NewMain(cfg, logger)
 	m.consultOff = new(atomic.Bool)
 	if err := m.Open(ctx); err != nil {
 		m.Close()

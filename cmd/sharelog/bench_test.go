@@ -92,9 +92,20 @@ func checkFull(t *testing.T, rep *bench.Report) {
 
 // TestBenchSmoke runs `sharelog bench --smoke`: it shows the benchmark works
 // end to end, each phase in a process of its own (this test binary, run
-// again), and reports every figure. It asserts nothing about speed.
+// again), and reports every figure. It asserts nothing about speed. The full
+// phase's process writes sharelog's log to --log.
 func TestBenchSmoke(t *testing.T) {
-	rep, table := runBench(t)
+	logFile := filepath.Join(t.TempDir(), "sharelog.log")
+	rep, table := runBench(t, "--log", logFile)
+	logged, err := os.ReadFile(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`msg="ledger opened"`, `route="POST /v1/who"`, "level=DEBUG"} {
+		if !strings.Contains(string(logged), want) {
+			t.Errorf("--log file lacks %q:\n%s", want, logged)
+		}
+	}
 	if !slices.Equal(rep.Phases, bench.AllPhases) || rep.Isolation != bench.IsolationProcess {
 		t.Errorf("phases %v isolated %q, want all, each in its own process", rep.Phases, rep.Isolation)
 	}
