@@ -225,7 +225,7 @@ func open(cfg Config) (*Store, error) {
 // every compaction, and with ledgers of millions of events compactions are
 // most of Badger's work: in a 10M-event ingest ZSTD's compression and
 // decompression took 12 µs of CPU per event, more than a tenth of the
-// whole. Snappy costs about 6% more bytes on disk (593-599 ledger bytes per
+// whole. Snappy costs about 6% more bytes on disk (593-600 ledger bytes per
 // event against 559-564) and gives up nothing at 1M; the figures are in
 // README.md (Performance, ninth round). Badger records each table's
 // compression, so a ledger written with ZSTD is read as it is, and its
