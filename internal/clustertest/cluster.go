@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -23,8 +24,12 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Name is the NATS cluster's name (unless StartFrom's options give one).
-const Name = "sharelog-test"
+// namePrefix starts each NATS cluster's name (unless StartFrom's options
+// give one). The rest is random: test processes run side by side, and a
+// node of one may take a port another's cluster has just let go and routes
+// to; nodes of clusters with different names refuse each other's routes
+// instead of merging into one cluster of strangers.
+const namePrefix = "sharelog-test-"
 
 // Cluster is a NATS cluster of JetStream servers running in process.
 type Cluster struct {
@@ -62,6 +67,7 @@ func StartFrom(t testing.TB, n int, base func(i int) *server.Options) *Cluster {
 		clusterPorts[i] = FreePort(t)
 	}
 	dir := t.TempDir()
+	name := namePrefix + strconv.FormatUint(rand.Uint64(), 36)
 	for i := range n {
 		o := &server.Options{}
 		if base != nil {
@@ -81,7 +87,7 @@ func StartFrom(t testing.TB, n int, base func(i int) *server.Options) *Cluster {
 			o.ServerName = "n" + strconv.Itoa(i+1)
 		}
 		if o.Cluster.Name == "" {
-			o.Cluster.Name = Name
+			o.Cluster.Name = name
 		}
 		o.Host, o.Port = "127.0.0.1", FreePort(t)
 		o.HTTPHost, o.HTTPPort = "", 0 // no monitoring port
@@ -229,13 +235,17 @@ func (c *Cluster) Shutdown() {
 	}
 }
 
-// WaitReady waits (up to 30 s) until the JetStream meta group has a leader
-// and every running node reports itself healthy: current with the meta
-// group and with every stream and consumer it holds.
+// WaitReady waits (up to 30 s) until the JetStream meta group has a leader,
+// every running node reports itself healthy (current with the meta group and
+// with every stream and consumer it holds), and the leader counts every
+// running node as a peer it can place a stream on. Healthy nodes are not
+// enough: until the leader has a node's JetStream statistics it takes the
+// node for offline, and a stream of as many replicas as nodes is refused
+// with "no suitable peers for placement".
 func (c *Cluster) WaitReady() {
 	c.t.Helper()
 	c.waitFor(30*time.Second, func() error {
-		leader := false
+		var leader *server.Server
 		for _, nd := range c.nodes {
 			if nd.srv == nil {
 				continue
@@ -243,10 +253,18 @@ func (c *Cluster) WaitReady() {
 			if st := nd.srv.Healthz(nil); st.Status != "ok" || st.Error != "" {
 				return fmt.Errorf("nats node %s: %s %s", nd.Name, st.Status, st.Error)
 			}
-			leader = leader || nd.srv.JetStreamIsLeader()
+			if nd.srv.JetStreamIsLeader() {
+				leader = nd.srv
+			}
 		}
-		if !leader {
+		if leader == nil {
 			return fmt.Errorf("no JetStream meta leader")
+		}
+		placeable := leader.JetStreamClusterPeers()
+		for _, nd := range c.nodes {
+			if nd.srv != nil && !slices.Contains(placeable, nd.Name) {
+				return fmt.Errorf("the JetStream meta leader %s does not count node %s among its peers yet (%v)", leader.Name(), nd.Name, placeable)
+			}
 		}
 		return nil
 	})
