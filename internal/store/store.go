@@ -226,11 +226,12 @@ func open(cfg Config) (*Store, error) {
 // most of Badger's work: in a 10M-event ingest ZSTD's compression and
 // decompression took 12 µs of CPU per event, more than a tenth of the
 // whole. Snappy costs about 6% more bytes on disk (593-600 ledger bytes per
-// event against 559-564) and gives up nothing at 1M. It is a trade-off at
-// 10M: 5-17% more events per second, but the merges of the larger levels
-// stalled the ingest for 2.6-4.8 s against ZSTD's 0.4-0.8 s in the bench's
-// 20 s latency windows. The figures are in README.md (Performance, ninth
-// round). Badger records each table's
+// event against 559-564) and gives up nothing at 1M; at 10M it takes 5-22%
+// more events per second. The merges of the larger levels stall the ingest
+// for seconds with either: over 60 s windows at 10,000 events/s, p99
+// publish-to-queryable 3.8-4.6 s with Snappy and 1.9-6.1 s with ZSTD. The
+// figures are in README.md (Performance, ninth and tenth rounds). Badger
+// records each table's
 // compression, so a ledger written with ZSTD is read as it is, and its
 // tables turn to Snappy as compactions rewrite them. Tests that search the
 // files for deleted bytes turn it off, so that compression cannot hide
