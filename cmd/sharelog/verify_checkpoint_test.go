@@ -427,7 +427,7 @@ func signTree(t *testing.T, dir string, size int64, s note.Signer) []byte {
 			return out, nil
 		})
 		for n := int64(0); n < size; n++ {
-			item, err := txn.Get(binary.BigEndian.AppendUint64([]byte{'e'}, uint64(n+1)))
+			item, err := txn.Get(store.EntryKey(uint64(n + 1)))
 			if err != nil {
 				return err
 			}

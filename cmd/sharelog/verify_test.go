@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/http"
@@ -162,7 +161,7 @@ func TestCheckpointsProofsAndVerify(t *testing.T) {
 
 	// Tamper with entry 7 behind sharelog's back.
 	db := openLedgerBehindSharelog(t, dir)
-	key := binary.BigEndian.AppendUint64([]byte{'e'}, 7)
+	key := store.EntryKey(7)
 	err = db.Update(func(txn *badger.Txn) error {
 		item, err := txn.Get(key)
 		if err != nil {

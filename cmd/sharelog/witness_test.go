@@ -78,7 +78,11 @@ func rewriteEntry(t *testing.T, dir string, seq uint64) {
 		}
 		// Entries are kept compressed; the tree is over their values.
 		entryValue := func(n uint64) ([]byte, error) {
-			stored, err := value('e', n)
+			item, err := txn.Get(store.EntryKey(n))
+			if err != nil {
+				return nil, err
+			}
+			stored, err := item.ValueCopy(nil)
 			if err != nil {
 				return nil, err
 			}
@@ -89,7 +93,7 @@ func rewriteEntry(t *testing.T, dir string, seq uint64) {
 			return err
 		}
 		v[len(v)-3] ^= 1
-		if err := txn.Set(binaryKey('e', seq), store.StoredEntry(v)); err != nil {
+		if err := txn.Set(store.EntryKey(seq), store.StoredEntry(v)); err != nil {
 			return err
 		}
 		hashes := tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {

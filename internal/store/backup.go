@@ -160,8 +160,7 @@ func (s *Store) CheckTree(ctx context.Context) error {
 			return err
 		}
 		opts := badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 100}
-		opts.Prefix = []byte{prefixEntry}
-		entries := txn.NewIterator(opts)
+		entries := newEntryIterator(txn, opts)
 		defer entries.Close()
 		opts.Prefix = []byte{prefixTreeHash}
 		hashes := txn.NewIterator(opts)

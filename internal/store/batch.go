@@ -679,7 +679,7 @@ func (b *Batch) fail(err error) error {
 // forgotten if not; without, a sealed entry's raw is its clear part, which
 // is enough for its source and id.
 func getEntryHeader(txn *badger.Txn, kr *keyring, seq uint64) (entryHeader, error) {
-	item, err := txn.Get(entryKey(seq))
+	item, err := getEntryItem(txn, seq)
 	if err != nil {
 		return entryHeader{}, err
 	}
@@ -699,7 +699,7 @@ func getEntryHeader(txn *badger.Txn, kr *keyring, seq uint64) (entryHeader, erro
 		h.forgotten = true
 		return h, nil
 	}
-	personal, err := openData(key, entryKey(seq), ct)
+	personal, err := openData(key, entryAAD(seq), ct)
 	if err != nil {
 		return entryHeader{}, fmt.Errorf("entry %d does not open with its key: %w", seq, err)
 	}

@@ -46,7 +46,7 @@ func encodeEntry(dst []byte, streamSeq uint64, recordedAt time.Time, raw []byte)
 // format byte, uvarint stream seq, varint recorded-at, uvarint length and
 // clear part, the key reference, then nonce(12) and the AES-256-GCM
 // ciphertext of the personal part under key (a is its AEAD), bound to the
-// entry key. With synthetic the nonce is derived from the rest (sealData),
+// entry's place (entryAAD). With synthetic the nonce is derived from the rest (sealData),
 // as replicas need.
 func encodeSealedEntry(dst []byte, seq, streamSeq uint64, recordedAt time.Time, clear, personal []byte, ref keyRef, key []byte, a cipher.AEAD, synthetic bool) []byte {
 	dst = slices.Grow(dst, 3*binary.MaxVarintLen64+len(clear)+1+subjectHashLen+nonceLen+len(personal)+a.Overhead())
@@ -56,7 +56,7 @@ func encodeSealedEntry(dst []byte, seq, streamSeq uint64, recordedAt time.Time, 
 	dst = binary.AppendUvarint(dst, uint64(len(clear))) // as appendString
 	dst = append(dst, clear...)
 	dst = ref.append(dst)
-	return appendSealed(dst, a, key, entryKey(seq), personal, synthetic)
+	return appendSealed(dst, a, key, entryAAD(seq), personal, synthetic)
 }
 
 // entryHeader is an entry value without its event decoded.

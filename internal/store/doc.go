@@ -76,9 +76,11 @@
 //	m                                  -> applied stream seq(8) entry count(8)
 //	Y                                  -> seq(8)    disclosures from entry seq on have no y keys (written by the first batch a ledger without it commits)
 //	d H16(id) H16(source)              -> seq(8)    dedupe record and lookup by id
-//	e seq(8)                           -> entry     plain:  1 streamSeq(uvarint) recordedAt(varint ns) Raw
+//	\x00 seq(8)                        -> entry     plain:  1 streamSeq(uvarint) recordedAt(varint ns) Raw
 //	                                                sealed: 3 streamSeq(uvarint) recordedAt(varint ns) len+clear keyref sealed-personal
 //	                                                kept as: 4 S2-block(entry, against dictionary 1), in the value log (entrydict.go); 1 and 3 as written before it
+//	e seq(8)                           -> entry     as above: where ledgers written before kept entries 1 to some n; the entries after n are under \x00
+//	                                                (entryKey: first in key order, so that merges of Badger's levels do not rewrite every older entry key)
 //	s K16(subject) at(8) seq(8)        -> summary   subject index, one key per subject of a disclosure
 //	P H8(profile)                      -> profile   a summary's purpose, lawful basis, regime and categories, written once, named by summaries (profiles.go)
 //	p recipient 0x00 at(8) seq(8)      -> (empty)   disclosures by recipient and time
@@ -160,7 +162,8 @@
 // free text, the people who decided or disclosed, record references and
 // rectified values cut out and replaced by "" or null, and the personal
 // part, those values and where they go, encrypted with AES-256-GCM and
-// bound to its entry key. Joining the two gives back Raw byte for byte;
+// bound to its entry's place, "e" seq(8) (entryAAD: the key entries had
+// when sealing began, wherever they are kept now). Joining the two gives back Raw byte for byte;
 // only the personal values are ciphertext, so the rest still compresses.
 //
 // The key (keyref: 2 K16, or 1 seq(8)) is the subject's key when the entry

@@ -123,3 +123,8 @@ func EntryValue(stored []byte) ([]byte, error) { return unpackEntry(stored) }
 
 // StoredEntry returns the value Badger keeps for the entry value v.
 func StoredEntry(v []byte) []byte { return packEntry(v) }
+
+// EntryKey returns the key Badger keeps entry seq under, in a ledger
+// written by this version (entryKey; ledgers written before keep their
+// first entries under entryV0Key).
+func EntryKey(seq uint64) []byte { return entryKey(seq) }

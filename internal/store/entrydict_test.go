@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -237,7 +238,11 @@ func BenchmarkEntryCompression(b *testing.B) {
 // getEntry reads the entry value of entry seq within txn, uncompressed.
 func getEntry(t *testing.T, txn *badger.Txn, seq uint64) []byte {
 	t.Helper()
-	v, err := unpackEntry(get(t, txn, entryKey(seq)))
+	item, err := getEntryItem(txn, seq)
+	if err != nil {
+		t.Fatalf("entry %d: %v", seq, err)
+	}
+	v, err := entryValue(item)
 	if err != nil {
 		t.Fatalf("entry %d: %v", seq, err)
 	}
@@ -272,7 +277,7 @@ func TestLedgerWrittenBeforeCompression(t *testing.T) {
 		t.Helper()
 		n := map[byte]int{}
 		err := s.db.View(func(txn *badger.Txn) error {
-			it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixEntry}})
+			it := newEntryIterator(txn, badger.IteratorOptions{})
 			defer it.Close()
 			for it.Rewind(); it.Valid(); it.Next() {
 				if err := it.Item().Value(func(v []byte) error { n[v[0]]++; return nil }); err != nil {
@@ -335,6 +340,26 @@ func TestLedgerWrittenBeforeCompression(t *testing.T) {
 	applyBatch(t, s, ledgertest.Disclosure("d-new", "police", b2, ledger.RegimeUKGDPR, "user.name"))
 	if f := formats(); f[entryS2Dict1] != 1 {
 		t.Fatalf("entry formats after one new disclosure = %v, want one compressed (4)", f)
+	}
+	// The old entries stay under their old key (e); the new one is under
+	// today's (entryKey), and the two read as one ledger.
+	if err := s.db.View(func(txn *badger.Txn) error {
+		for seq := uint64(1); seq <= 49; seq++ {
+			_, errOld := txn.Get(entryV0Key(seq))
+			_, errNew := txn.Get(entryKey(seq))
+			if old := seq <= 48; (errOld == nil) != old || (errNew == nil) == old {
+				return fmt.Errorf("entry %d: under e %v, under entryKey %v; want it under e: %v", seq, errOld, errNew, old)
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if e, err := s.Entry(ctx, 49); err != nil || e.Seq != 49 {
+		t.Fatalf("Entry(49), the first under entryKey: %+v, %v", e, err)
+	}
+	if err := s.CheckTree(ctx); err != nil {
+		t.Fatalf("CheckTree over old and new entries: %v", err)
 	}
 	after, err := s.Who(ctx, b2)
 	if err != nil || after.Disclosures != before.Disclosures+1 {

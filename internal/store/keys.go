@@ -5,10 +5,12 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
+	"errors"
 	"hash"
 	"math"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
 	"github.com/sharelog/sharelog/internal/ledger"
 )
 
@@ -17,7 +19,8 @@ import (
 const (
 	prefixMeta      = 'm' // m                          -> applied(8) count(8)
 	prefixDedupe    = 'd' // d H16(id) H16(source)      -> seq(8)
-	prefixEntry     = 'e' // e seq(8)                   -> entry value
+	prefixEntry     = 0   // \x00 seq(8)                -> entry value: the first kind of key, see entryKey
+	prefixEntryV0   = 'e' // e seq(8)                   -> entry value, as ledgers wrote it before (read, never written)
 	prefixSubject   = 's' // s HMAC16(subject) at(8) seq(8) -> summary
 	prefixRecipient = 'r' // r recipient-id             -> recipient JSON
 	prefixByRecip   = 'p' // p recipient-id 0x00 at(8) seq(8) -> (empty)
@@ -76,11 +79,92 @@ func dedupeIDPrefix(id string) []byte {
 	return append([]byte{prefixDedupe}, hi[:]...)
 }
 
+// entryKey is the key of entry seq. Entries are keyed in Seq order, and
+// their kind sorts first. Badger's tables are cut by size, not by kind, so
+// some table of every level spans the end of one kind and the start of the
+// next; merged into the level below, it rewrites every table of that level
+// its range covers. Keys in Seq order after another kind would put that
+// range across every older entry key: in a 5M-event ledger the table
+// spanning the dedupe records (d) and the entries (then e) overlapped 39
+// tables of the last level, where other tables overlapped 1 to 9, and at 10M
+// such merges rewrote 58-81 tables, 2-4 s of both cores each (README.md,
+// Performance, tenth round). First in key order, the range of a table that
+// ends among the newest entries and goes on to the next kind covers no older
+// entry.
 func entryKey(seq uint64) []byte {
 	k := make([]byte, 9)
 	k[0] = prefixEntry
 	binary.BigEndian.PutUint64(k[1:], seq)
 	return k
+}
+
+// entryV0Key is the key entry seq had in ledgers written before entryKey
+// moved it first: they hold entries 1 to some n there, and the entries after
+// n under entryKey.
+func entryV0Key(seq uint64) []byte {
+	k := entryKey(seq)
+	k[0] = prefixEntryV0
+	return k
+}
+
+// entryAAD is the additional data that binds the sealed part of entry seq
+// to its place in the ledger: its key as it was when sealing began
+// (entryV0Key), wherever the entry is kept.
+func entryAAD(seq uint64) []byte { return entryV0Key(seq) }
+
+// getEntryItem reads entry seq's item within txn: under entryKey, or
+// under entryV0Key in a ledger written before.
+func getEntryItem(txn *badger.Txn, seq uint64) (*badger.Item, error) {
+	item, err := txn.Get(entryKey(seq))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return txn.Get(entryV0Key(seq))
+	}
+	return item, err
+}
+
+// entryIterator iterates over every entry of a ledger in Seq order, as a
+// badger.Iterator over one prefix does: first those under prefixEntryV0,
+// all written before any under prefixEntry and so of lower Seq, then those
+// under prefixEntry.
+type entryIterator struct {
+	its [2]*badger.Iterator
+	i   int
+}
+
+// newEntryIterator opens an entryIterator within txn (a read-only one: it
+// opens two Badger iterators) with opts' options but its prefix.
+func newEntryIterator(txn *badger.Txn, opts badger.IteratorOptions) *entryIterator {
+	e := &entryIterator{}
+	for i, p := range []byte{prefixEntryV0, prefixEntry} {
+		o := opts
+		o.Prefix = []byte{p}
+		e.its[i] = txn.NewIterator(o)
+	}
+	return e
+}
+
+func (e *entryIterator) Rewind() {
+	e.i = 0
+	e.its[0].Rewind()
+	e.its[1].Rewind()
+	e.skip()
+}
+
+// skip goes on to the entries under prefixEntry once those under
+// prefixEntryV0 are done.
+func (e *entryIterator) skip() {
+	if e.i == 0 && !e.its[0].Valid() {
+		e.i = 1
+	}
+}
+
+func (e *entryIterator) Valid() bool        { return e.its[e.i].Valid() }
+func (e *entryIterator) Item() *badger.Item { return e.its[e.i].Item() }
+func (e *entryIterator) Close()             { e.its[0].Close(); e.its[1].Close() }
+
+func (e *entryIterator) Next() {
+	e.its[e.i].Next()
+	e.skip()
 }
 
 func recipientKey(id string) []byte {

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -60,14 +61,77 @@ func TestKeySpace(t *testing.T) {
 	}
 	sort.Slice(kinds, func(i, j int) bool { return kinds[i] < kinds[j] })
 	var tot row
-	fmt.Printf("%-4s %10s %12s %12s %12s %10s\n", "kind", "count", "key bytes", "value bytes", "vlog bytes", "LSM B/key")
+	fmt.Printf("%-6s %10s %12s %12s %12s %10s\n", "kind", "count", "key bytes", "value bytes", "vlog bytes", "LSM B/key")
 	for _, k := range kinds {
 		r := rows[k]
 		tot.count += r.count
 		tot.keys += r.keys
 		tot.values += r.values
 		tot.vlog += r.vlog
-		fmt.Printf("%-4c %10d %12d %12d %12d %10.1f\n", k, r.count, r.keys, r.values, r.vlog, float64(r.keys+r.values)/float64(r.count))
+		fmt.Printf("%-6q %10d %12d %12d %12d %10.1f\n", k, r.count, r.keys, r.values, r.vlog, float64(r.keys+r.values)/float64(r.count))
 	}
-	fmt.Printf("%-4s %10d %12d %12d %12d\n", "all", tot.count, tot.keys, tot.values, tot.vlog)
+	fmt.Printf("%-6s %10d %12d %12d %12d\n", "all", tot.count, tot.keys, tot.values, tot.vlog)
+}
+
+// TestKeySpaceTables prints the tables of each level of Badger's LSM tree
+// of the ledger in $SHARELOG_KEYSPACE (as TestKeySpace), grouped by the
+// kinds of their first and last keys, and how many tables of the last
+// level each group's key ranges overlap: what merging one into the level
+// below rewrites. A table spanning the end of one kind and the start of a
+// kind keyed in Seq order covers all that kind's older keys (entryKey).
+// It is a measuring tool, skipped otherwise.
+func TestKeySpaceTables(t *testing.T) {
+	dir := os.Getenv("SHARELOG_KEYSPACE")
+	if dir == "" {
+		t.Skip("SHARELOG_KEYSPACE names no ledger")
+	}
+	cfg := Config{Dir: filepath.Join(dir, "ledger"), KeyFile: filepath.Join(dir, "site.key"), EncryptAtRest: os.Getenv("SHARELOG_KEYSPACE_PLAIN") == ""}
+	s, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	levels := map[int][]badger.TableInfo{}
+	last := 0
+	for _, ti := range s.db.Tables() {
+		levels[ti.Level] = append(levels[ti.Level], ti)
+		last = max(last, ti.Level)
+	}
+	for l := 0; l <= last; l++ {
+		var size uint64
+		type group struct{ tables, overlapMax, overlapSum int }
+		groups := map[string]*group{}
+		for _, ti := range levels[l] {
+			size += uint64(ti.OnDiskSize)
+			g := fmt.Sprintf("%q-%q", ti.Left[0], ti.Right[0])
+			if groups[g] == nil {
+				groups[g] = &group{}
+			}
+			n := 0
+			for _, u := range levels[last] {
+				if l < last && badgerKeyCompare(u.Right, ti.Left) >= 0 && badgerKeyCompare(u.Left, ti.Right) <= 0 {
+					n++
+				}
+			}
+			groups[g].tables++
+			groups[g].overlapSum += n
+			groups[g].overlapMax = max(groups[g].overlapMax, n)
+		}
+		fmt.Printf("L%d: %d tables, %d MiB\n", l, len(levels[l]), size>>20)
+		names := make([]string, 0, len(groups))
+		for g := range groups {
+			names = append(names, g)
+		}
+		sort.Strings(names)
+		for _, g := range names {
+			r := groups[g]
+			fmt.Printf("   %-12s %4d tables, overlapping L%d tables: mean %.1f, max %d\n", g, r.tables, last, float64(r.overlapSum)/float64(r.tables), r.overlapMax)
+		}
+	}
+}
+
+// badgerKeyCompare compares two of Badger's table bounds, keys with their
+// 8-byte version, by key.
+func badgerKeyCompare(a, b []byte) int {
+	return bytes.Compare(a[:len(a)-8], b[:len(b)-8])
 }

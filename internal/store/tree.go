@@ -173,7 +173,7 @@ func loadTail(txn *badger.Txn, size int64, hint *treeTail, frontier bool) (*tree
 		for ; k < c; k++ {
 			var h tlog.Hash
 			if level == 0 {
-				item, err := txn.Get(entryKey(uint64(k + 1)))
+				item, err := getEntryItem(txn, uint64(k+1))
 				if errors.Is(err, badger.ErrKeyNotFound) {
 					return nil, fmt.Errorf("entry %d missing", k+1)
 				}

@@ -542,9 +542,9 @@ func TestVerifyLegacyTree(t *testing.T) {
 		{
 			name: "entry modified",
 			tamper: func(t *testing.T, txn *badger.Txn) error {
-				v := get(t, txn, entryKey(300))
+				v := get(t, txn, entryV0Key(300))
 				v[len(v)-3] ^= 1
-				return txn.Set(entryKey(300), v)
+				return txn.Set(entryV0Key(300), v)
 			},
 			want: "entry 300 modified",
 		},
@@ -579,7 +579,7 @@ func TestVerifyLegacyTree(t *testing.T) {
 			name: "rolled back",
 			tamper: func(t *testing.T, txn *badger.Txn) error {
 				for seq := uint64(559); seq <= 600; seq++ {
-					if err := txn.Delete(entryKey(seq)); err != nil {
+					if err := txn.Delete(entryV0Key(seq)); err != nil {
 						return err
 					}
 				}
@@ -596,7 +596,7 @@ func TestVerifyLegacyTree(t *testing.T) {
 			name: "entries deleted, their hashes left",
 			tamper: func(t *testing.T, txn *badger.Txn) error {
 				for seq := uint64(559); seq <= 600; seq++ {
-					if err := txn.Delete(entryKey(seq)); err != nil {
+					if err := txn.Delete(entryV0Key(seq)); err != nil {
 						return err
 					}
 				}

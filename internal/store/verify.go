@@ -283,7 +283,7 @@ func (v *verifier) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 }
 
 func (v *verifier) run() (*VerifyResult, error) {
-	it := v.txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixEntry}, PrefetchValues: true, PrefetchSize: 256})
+	it := newEntryIterator(v.txn, badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 256})
 	defer it.Close()
 	var n int64 // entries verified
 	total := v.meta
@@ -514,7 +514,7 @@ func (v *verifier) diagnose(i int64, leaf tlog.Hash) error {
 	}
 	at, found := v.leafIndex[leaf]
 	next := int64(-1)
-	if item, err := v.txn.Get(entryKey(uint64(i + 1))); err == nil {
+	if item, err := getEntryItem(v.txn, uint64(i+1)); err == nil {
 		if value, err := entryValue(item); err == nil {
 			if s, ok := v.leafIndex[tlog.RecordHash(value)]; ok {
 				next = s

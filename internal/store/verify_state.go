@@ -426,7 +426,7 @@ func (r *replay) compare(count uint64) (int, error) {
 	defer it.Close()
 	for it.Rewind(); it.Valid(); {
 		switch k := it.Item().Key(); k[0] {
-		case prefixEntry, prefixTreeHash, prefixTile, prefixCheckpoint, prefixScrub, prefixSentinel,
+		case prefixEntry, prefixEntryV0, prefixTreeHash, prefixTile, prefixCheckpoint, prefixScrub, prefixSentinel,
 			prefixDelivery, prefixRefused, prefixSecretName, prefixShred:
 			// Verified as the tree; scrub and shred records are transient;
 			// the names of shared secrets are a replica's (secrets.go);

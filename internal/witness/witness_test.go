@@ -249,7 +249,7 @@ func tamper(t *testing.T, root string, seq uint64) {
 	}
 	// Entries are kept compressed; the tree is over their values.
 	entry := func(txn *badger.Txn, n uint64) []byte {
-		v, err := store.EntryValue(get(txn, key('e', n)))
+		v, err := store.EntryValue(get(txn, store.EntryKey(n)))
 		if err != nil {
 			t.Fatalf("entry %d: %v", n, err)
 		}
@@ -258,7 +258,7 @@ func tamper(t *testing.T, root string, seq uint64) {
 	err = db.Update(func(txn *badger.Txn) error {
 		v := entry(txn, seq)
 		v[len(v)-3] ^= 1
-		if err := txn.Set(key('e', seq), store.StoredEntry(v)); err != nil {
+		if err := txn.Set(store.EntryKey(seq), store.StoredEntry(v)); err != nil {
 			return err
 		}
 		hashes := tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
@@ -269,7 +269,7 @@ func tamper(t *testing.T, root string, seq uint64) {
 			return out, nil
 		})
 		for n := int64(0); ; n++ {
-			if _, err := txn.Get(key('e', uint64(n+1))); errors.Is(err, badger.ErrKeyNotFound) {
+			if _, err := txn.Get(store.EntryKey(uint64(n + 1))); errors.Is(err, badger.ErrKeyNotFound) {
 				break
 			}
 			hs, err := tlog.StoredHashes(n, entry(txn, uint64(n+1)), hashes)
