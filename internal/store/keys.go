@@ -86,8 +86,9 @@ func dedupeIDPrefix(id string) []byte {
 // its range covers. Keys in Seq order after another kind would put that
 // range across every older entry key: in a 5M-event ledger the table
 // spanning the dedupe records (d) and the entries (then e) overlapped 39
-// tables of the last level, where other tables overlapped 1 to 9, and at 10M
-// such merges rewrote 58-81 tables, 2-4 s of both cores each (README.md,
+// tables of the last level, where other tables overlapped 1 to 9, and over
+// a 10M-event ingest such merges rewrote 35 tables, then more as the entries
+// grew, up to 81: 2.1-4.7 s of both cores each (README.md,
 // Performance, tenth round). First in key order, the range of a table that
 // ends among the newest entries and goes on to the next kind covers no older
 // entry.

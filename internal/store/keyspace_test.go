@@ -18,19 +18,10 @@ import (
 // kept in Badger's value log count by their pointer's size in the LSM tree
 // (vlog bytes are shown apart). It is a measuring tool, skipped otherwise.
 func TestKeySpace(t *testing.T) {
-	dir := os.Getenv("SHARELOG_KEYSPACE")
-	if dir == "" {
-		t.Skip("SHARELOG_KEYSPACE names no ledger")
-	}
-	cfg := Config{Dir: filepath.Join(dir, "ledger"), KeyFile: filepath.Join(dir, "site.key"), EncryptAtRest: os.Getenv("SHARELOG_KEYSPACE_PLAIN") == ""}
-	s, err := Open(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openKeySpace(t)
 	type row struct{ count, keys, values, vlog int64 }
 	rows := map[byte]*row{}
-	err = s.db.View(func(txn *badger.Txn) error {
+	err := s.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{AllVersions: false})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
@@ -81,16 +72,7 @@ func TestKeySpace(t *testing.T) {
 // kind keyed in Seq order covers all that kind's older keys (entryKey).
 // It is a measuring tool, skipped otherwise.
 func TestKeySpaceTables(t *testing.T) {
-	dir := os.Getenv("SHARELOG_KEYSPACE")
-	if dir == "" {
-		t.Skip("SHARELOG_KEYSPACE names no ledger")
-	}
-	cfg := Config{Dir: filepath.Join(dir, "ledger"), KeyFile: filepath.Join(dir, "site.key"), EncryptAtRest: os.Getenv("SHARELOG_KEYSPACE_PLAIN") == ""}
-	s, err := Open(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openKeySpace(t)
 	levels := map[int][]badger.TableInfo{}
 	last := 0
 	for _, ti := range s.db.Tables() {
@@ -134,4 +116,21 @@ func TestKeySpaceTables(t *testing.T) {
 // 8-byte version, by key.
 func badgerKeyCompare(a, b []byte) int {
 	return bytes.Compare(a[:len(a)-8], b[:len(b)-8])
+}
+
+// openKeySpace opens the ledger $SHARELOG_KEYSPACE names for the measuring
+// tools above, and skips the test when it names none.
+func openKeySpace(t *testing.T) *Store {
+	t.Helper()
+	dir := os.Getenv("SHARELOG_KEYSPACE")
+	if dir == "" {
+		t.Skip("SHARELOG_KEYSPACE names no ledger")
+	}
+	cfg := Config{Dir: filepath.Join(dir, "ledger"), KeyFile: filepath.Join(dir, "site.key"), EncryptAtRest: os.Getenv("SHARELOG_KEYSPACE_PLAIN") == ""}
+	s, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
