@@ -74,6 +74,7 @@
 // the content of a page cursor.
 //
 //	m                                  -> applied stream seq(8) entry count(8)
+//	V                                  -> format(8) what a sharelog must understand to read the ledger: 2 since entries are keyed \x00 seq; refused when newer than the sharelog's (format.go)
 //	Y                                  -> seq(8)    disclosures from entry seq on have no y keys (written by the first batch a ledger without it commits)
 //	d H16(id) H16(source)              -> seq(8)    dedupe record and lookup by id
 //	\x00 seq(8)                        -> entry     plain:  1 streamSeq(uvarint) recordedAt(varint ns) Raw

@@ -26,6 +26,7 @@ const (
 	prefixByRecip   = 'p' // p recipient-id 0x00 at(8) seq(8) -> (empty)
 	prefixByTime    = 't' // t at(8) seq(8)             -> (empty)
 	prefixIndexedBy = 'Y' // Y                          -> seq(8): disclosures from entry seq on have no y keys
+	prefixFormat    = 'V' // V                          -> format(8): what a sharelog must understand to read the ledger (format.go)
 )
 
 // Sizes of the hashed parts of keys.
@@ -88,8 +89,8 @@ func dedupeIDPrefix(id string) []byte {
 // spanning the dedupe records (d) and the entries (then e) overlapped 39
 // tables of the last level, where other tables overlapped 1 to 9, and over
 // a 10M-event ingest such merges rewrote 35 tables, then more as the entries
-// grew, up to 81: 2.1-4.7 s of both cores each (README.md,
-// Performance, tenth round). First in key order, the range of a table that
+// grew, up to 81: 2.1-4.7 s of both cores each (docs/performance-history.md,
+// tenth round). First in key order, the range of a table that
 // ends among the newest entries and goes on to the next kind covers no older
 // entry.
 func entryKey(seq uint64) []byte {

@@ -80,7 +80,7 @@ func subjectRequestKey(subjectHash []byte, request string) []byte {
 // compile.
 var _ = func(k byte) bool {
 	switch k {
-	case prefixMeta, prefixIndexedBy, prefixProfile, prefixDedupe, prefixEntry, prefixEntryV0, prefixSubject, prefixRecipient, prefixByRecip, prefixByTime,
+	case prefixMeta, prefixIndexedBy, prefixFormat, prefixProfile, prefixDedupe, prefixEntry, prefixEntryV0, prefixSubject, prefixRecipient, prefixByRecip, prefixByTime,
 		prefixTreeHash, prefixTile, prefixCheckpoint,
 		prefixRequest, prefixObligation, prefixNotice, prefixByDue, prefixRecipientDue, prefixOpen,
 		prefixSubjectOblig, prefixSubjectReq, prefixErasure, prefixAfterErasure, prefixRestricted,

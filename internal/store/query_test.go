@@ -327,10 +327,10 @@ func TestNoPlaintextIdentifiers(t *testing.T) {
 	// salts, 2 locators, 1 data key (the disclosure names two subjects; the
 	// erasure is sealed under its subject's key and the recipient names
 	// nobody), 1 sealed-for (the erasure's subject: the disclosure's are in
-	// its subject index), the record of the first disclosure without, and
-	// the disclosure's profile.
-	if keys != 28 {
-		t.Errorf("scanned %d keys, want 28", keys)
+	// its subject index), the record of the first disclosure without, the
+	// disclosure's profile, and the ledger's format.
+	if keys != 29 {
+		t.Errorf("scanned %d keys, want 29", keys)
 	}
 	// Entries and notices hold identifiers only as ciphertext.
 	if entriesWithID != 0 {

@@ -200,6 +200,10 @@ func open(cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open badger: %w", atRestError(cfg.Dir, cfg.EncryptionKey, err))
 	}
+	if err := openFormat(db, cfg.Dir); err != nil { // format.go
+		db.Close()
+		return nil, err
+	}
 	s := &Store{
 		db:        db,
 		keys:      keys,
@@ -230,7 +234,7 @@ func open(cfg Config) (*Store, error) {
 // more events per second. The merges of the larger levels stall the ingest
 // for seconds with either: over 60 s windows at 10,000 events/s, p99
 // publish-to-queryable 3.8-4.6 s with Snappy and 1.9-6.1 s with ZSTD. The
-// figures are in README.md (Performance, ninth and tenth rounds). Badger
+// figures are in docs/performance-history.md (ninth and tenth rounds). Badger
 // records each table's
 // compression, so a ledger written with ZSTD is read as it is, and its
 // tables turn to Snappy as compactions rewrite them. Tests that search the

@@ -209,6 +209,13 @@ func openReadOnly(dir string, key []byte, logger *slog.Logger) (db *badger.DB, r
 		}
 		return nil, false, nil, fmt.Errorf("verify: open ledger %s read-only (is the server still running? stop it or verify a copy): %w", dir, err)
 	}
+	if _, err := checkFormat(db, dir); err != nil { // format.go
+		db.Close()
+		if scratch != "" {
+			os.RemoveAll(scratch)
+		}
+		return nil, false, nil, fmt.Errorf("verify: %w", err)
+	}
 	return db, recovered, func() {
 		db.Close()
 		if scratch != "" {
