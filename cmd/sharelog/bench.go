@@ -33,6 +33,7 @@ type BenchCmd struct {
 	Latency     time.Duration `help:"How long to publish at half rate for the publish-to-queryable figure." default:"5s"`
 	LatencyRate float64       `help:"Publish rate (events/s) of the publish-to-queryable figure; 0 means half the measured full ingest rate." name:"latency-rate"`
 	SyncAlways  bool          `help:"Durable mode: JetStream fsyncs every write." name:"sync-always"`
+	Unencrypted bool          `help:"Keep every phase's files in clear: the raw phases' JetStream store and Badger directory, and the full phase's ledger and JetStream store. By default every phase encrypts them at rest, as serve does, so that the ratios compare like with like; this measures what encryption at rest costs, and compares with stores that do not encrypt."`
 	Atomic      bool          `help:"Producers publish in JetStream atomic batches of 1000 (as sharelog publish and the HTTP batch path do) instead of one asynchronous publish per event."`
 	Smoke       bool          `help:"A short run that shows the benchmark works (CI); its figures mean nothing."`
 	Consult     bool          `help:"Time who with the consultation log too: every other who query first records its consultation, as the API does before answering (DPA 2018 s.62); both figures are reported side by side." name:"consult"`
@@ -56,7 +57,7 @@ func (c *BenchCmd) config(stderr io.Writer) bench.Config {
 	if c.PhaseChild != "" {
 		prefix = "bench [" + c.PhaseChild + "]: "
 	}
-	cfg := bench.Config{Events: c.Events, Queries: c.Queries, Latency: c.Latency, LatencyRate: c.LatencyRate, SyncAlways: c.SyncAlways, Atomic: c.Atomic, Dir: c.Dir, Consult: c.Consult,
+	cfg := bench.Config{Events: c.Events, Queries: c.Queries, Latency: c.Latency, LatencyRate: c.LatencyRate, SyncAlways: c.SyncAlways, Unencrypted: c.Unencrypted, Atomic: c.Atomic, Dir: c.Dir, Consult: c.Consult,
 		Logf: func(format string, args ...any) { fmt.Fprintf(stderr, prefix+format+"\n", args...) }}
 	if c.Smoke {
 		cfg.Events, cfg.Queries, cfg.Latency, cfg.Chunk = 3000, 40, 500*time.Millisecond, 1000
@@ -77,6 +78,9 @@ func (c *BenchCmd) childArgs(dir, phase, result string) []string {
 	}
 	if c.Atomic {
 		args = append(args, "--atomic")
+	}
+	if c.Unencrypted {
+		args = append(args, "--unencrypted")
 	}
 	if c.Consult {
 		args = append(args, "--consult")
@@ -225,17 +229,17 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 // start returns the full phase's StartFunc: startForBench with --stream-keep,
 // logging to --log if it is set.
 func (c *BenchCmd) start(logf func(format string, args ...any)) bench.StartFunc {
-	return func(ctx context.Context, dataDir string, syncAlways bool) (*bench.Target, error) {
+	return func(ctx context.Context, dataDir string, syncAlways, unencrypted bool) (*bench.Target, error) {
 		logf("stream keep %v: SHARELOG_IN purges what the ledger applied and checkpointed that long ago (0: never)", c.StreamKeep)
 		if c.Log == "" {
-			return startForBench(ctx, dataDir, syncAlways, c.StreamKeep, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			return startForBench(ctx, dataDir, syncAlways, unencrypted, c.StreamKeep, slog.New(slog.NewTextHandler(io.Discard, nil)))
 		}
 		f, err := os.Create(c.Log)
 		if err != nil {
 			return nil, err
 		}
 		logf("sharelog's log: %s", c.Log)
-		t, err := startForBench(ctx, dataDir, syncAlways, c.StreamKeep, slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug})))
+		t, err := startForBench(ctx, dataDir, syncAlways, unencrypted, c.StreamKeep, slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug})))
 		if err != nil {
 			f.Close()
 			return nil, err
@@ -248,8 +252,9 @@ func (c *BenchCmd) start(logf func(format string, args ...any)) bench.StartFunc 
 
 // startForBench runs the real serve code on dataDir, on free ports, with
 // --stream-keep keep, logging to logger.
-func startForBench(ctx context.Context, dataDir string, syncAlways bool, keep time.Duration, logger *slog.Logger) (*bench.Target, error) {
+func startForBench(ctx context.Context, dataDir string, syncAlways, unencrypted bool, keep time.Duration, logger *slog.Logger) (*bench.Target, error) {
 	cfg := Config{Data: dataDir, HTTP: "127.0.0.1:0", NATSListen: "127.0.0.1:0", SyncAlways: syncAlways, Duplicates: 10 * time.Second, // serve's default
+		UnencryptedLedger: unencrypted, UnencryptedJetStream: unencrypted,
 		StreamKeep: keep, LookupRate: -1, MemoryLimit: defaultMemoryLimit} // the bench measures queries, not --lookup-rate
 	m := NewMain(cfg, logger)
 	m.consultOff = new(atomic.Bool)

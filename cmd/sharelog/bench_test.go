@@ -38,11 +38,13 @@ func TestMain(m *testing.M) {
 	testscript.Main(m, readmeCommands)
 }
 
-func runBench(t *testing.T, args ...string) (*bench.Report, string) {
+// runBench runs `sharelog bench --smoke` with args in the scratch
+// directory dir, which it leaves for the test to look at.
+func runBench(t *testing.T, dir string, args ...string) (*bench.Report, string) {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "bench.json")
 	var stdout, stderr bytes.Buffer
-	args = append([]string{"bench", "--smoke", "--dir", t.TempDir(), "--out", out}, args...)
+	args = append([]string{"bench", "--smoke", "--dir", dir, "--out", out}, args...)
 	if err := run(context.Background(), args, &stdout, &stderr); err != nil {
 		t.Fatalf("bench: %v\n%s", err, stderr.String())
 	}
@@ -96,7 +98,8 @@ func checkFull(t *testing.T, rep *bench.Report) {
 // phase's process writes sharelog's log to --log.
 func TestBenchSmoke(t *testing.T) {
 	logFile := filepath.Join(t.TempDir(), "sharelog.log")
-	rep, table := runBench(t, "--log", logFile)
+	dir := t.TempDir()
+	rep, table := runBench(t, dir, "--log", logFile)
 	logged, err := os.ReadFile(logFile)
 	if err != nil {
 		t.Fatal(err)
@@ -126,21 +129,53 @@ func TestBenchSmoke(t *testing.T) {
 	if rep.FullOverJS == nil || rep.FullOverBdg == nil {
 		t.Errorf("ratios missing: %v %v", rep.FullOverJS, rep.FullOverBdg)
 	}
-	for _, want := range []string{"full / raw JetStream", "full / raw Badger", "each in a new process", "raw Badger peak", "CPU µs/event"} {
+	for _, want := range []string{"full / raw JetStream", "full / raw Badger", "each in a new process", "raw Badger peak", "CPU µs/event", "encrypted at rest as serve's are"} {
 		if !strings.Contains(table, want) {
 			t.Errorf("table lacks %q:\n%s", want, table)
+		}
+	}
+	// Every phase keeps its stores as serve keeps them: encrypted at rest.
+	if rep.Unencrypted {
+		t.Error("report says the stores were in clear")
+	}
+	checkStoresAtRest(t, dir, true, "raw-jetstream/jetstream", "raw-badger/ledger", "sharelog/jetstream", "sharelog/ledger")
+}
+
+// checkStoresAtRest checks that each of the stores under dir (JetStream's
+// or a ledger, by its directory's name) holds no byte of the bench's events
+// in clear when encrypted, and does when not: a recipient's id, which every
+// disclosure's recipient index key holds, and the events' source, which
+// every JetStream message holds.
+func checkStoresAtRest(t *testing.T, dir string, encrypted bool, stores ...string) {
+	t.Helper()
+	for _, store := range stores {
+		needle := bench.RecipientID(0)
+		if filepath.Base(store) == "jetstream" {
+			needle = bench.DisclosureSource
+		}
+		hits := filesContaining(t, filepath.Join(dir, store), needle)
+		if encrypted && len(hits) > 0 {
+			t.Errorf("%s: %q in clear in %v, want every file encrypted", store, needle, hits)
+		}
+		if !encrypted && len(hits) == 0 {
+			t.Errorf("%s: %q in no file, want the store in clear (--unencrypted)", store, needle)
 		}
 	}
 }
 
 // TestBenchSmokeSomePhases runs two phases in this process, producers
-// publishing in atomic batches: the report and the table hold those two
-// alone, and only the ratio both ran for.
+// publishing in atomic batches and every store in clear: the report and the
+// table hold those two alone, and only the ratio both ran for.
 func TestBenchSmokeSomePhases(t *testing.T) {
-	rep, table := runBench(t, "--phases", "full,raw-badger", "--in-process", "--atomic")
+	dir := t.TempDir()
+	rep, table := runBench(t, dir, "--phases", "full,raw-badger", "--in-process", "--atomic", "--unencrypted")
 	if !rep.Atomic || !strings.Contains(table, "atomic batches") {
 		t.Errorf("report does not say producers used atomic batches:\n%s", table)
 	}
+	if !rep.Unencrypted || !strings.Contains(table, "every store in clear") {
+		t.Errorf("report does not say the stores were in clear:\n%s", table)
+	}
+	checkStoresAtRest(t, dir, false, "raw-badger/ledger", "sharelog/jetstream", "sharelog/ledger")
 	if !slices.Equal(rep.Phases, []string{bench.PhaseRawBadger, bench.PhaseFull}) || rep.Isolation != bench.IsolationInProcess {
 		t.Errorf("phases %v isolated %q, want raw-badger and full in process", rep.Phases, rep.Isolation)
 	}

@@ -10,7 +10,7 @@ import (
 // between the consultation log off and on, and both figures are reported
 // side by side.
 func TestBenchSmokeConsult(t *testing.T) {
-	rep, table := runBench(t, "--phases", "full", "--consult")
+	rep, table := runBench(t, t.TempDir(), "--phases", "full", "--consult")
 	f := rep.Full
 	if f == nil {
 		t.Fatal("no full phase")

@@ -77,6 +77,12 @@ type Config struct {
 	LatencyRate float64
 	Queries     int  // who and window queries to time (default 2000)
 	SyncAlways  bool // JetStream fsyncs every write (durable mode)
+	// Unencrypted keeps every phase's files in clear: the raw phases'
+	// JetStream store and Badger directory, and the full phase's ledger and
+	// JetStream store. By default every phase encrypts them at rest as
+	// serve does, with keys derived from a master key of its own, so that
+	// the ratios compare like with like.
+	Unencrypted bool
 	// Atomic publishes the raw JetStream and full ingest events in atomic
 	// batches of 1000 instead of one asynchronous publish each.
 	Atomic    bool
@@ -126,8 +132,11 @@ func (t *Target) waitCompacted(ctx context.Context) (time.Duration, error) {
 	return time.Since(start), nil
 }
 
-// StartFunc starts a sharelog on a data directory.
-type StartFunc func(ctx context.Context, dataDir string, syncAlways bool) (*Target, error)
+// StartFunc starts a sharelog on a data directory: JetStream fsyncing
+// every write when syncAlways is set, and its ledger and JetStream store in
+// clear when unencrypted is (serve's --unencrypted-ledger, and a store
+// without its key).
+type StartFunc func(ctx context.Context, dataDir string, syncAlways, unencrypted bool) (*Target, error)
 
 // Rate is one throughput figure.
 type Rate struct {
@@ -222,6 +231,7 @@ type Report struct {
 	CPUs        int        `json:"cpus"`
 	SyncAlways  bool       `json:"syncAlways"`
 	Atomic      bool       `json:"atomicBatches"`
+	Unencrypted bool       `json:"unencrypted"`
 	EventBytes  float64    `json:"eventBytesAvg"`
 	Events      int        `json:"events"`
 	BatchSize   int        `json:"batchSize"`
@@ -261,7 +271,7 @@ func (c *Config) defaults() {
 
 func (c *Config) newReport() *Report {
 	return &Report{StartedAt: time.Now().UTC(), GoVersion: runtime.Version(), CPUs: runtime.NumCPU(),
-		SyncAlways: c.SyncAlways, Atomic: c.Atomic, Events: c.Events, BatchSize: c.BatchSize}
+		SyncAlways: c.SyncAlways, Atomic: c.Atomic, Unencrypted: c.Unencrypted, Events: c.Events, BatchSize: c.BatchSize}
 }
 
 // chunk is a run of generated disclosures and their Nats-Msg-Id values.
@@ -490,7 +500,18 @@ func publishRecipients(ctx context.Context, cfg *Config, js jetstream.JetStream)
 func rawJetStream(ctx context.Context, cfg *Config) (*Phase, error) {
 	dir := filepath.Join(cfg.Dir, "raw-jetstream")
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	ns, err := nats.StartServer(nats.ServerConfig{Listen: "127.0.0.1:0", StoreDir: dir, SyncAlways: cfg.SyncAlways}, logger)
+	var key string
+	if !cfg.Unencrypted {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, err
+		}
+		master, err := store.LoadMasterKey(filepath.Join(dir, "master.key"))
+		if err != nil {
+			return nil, err
+		}
+		key = nats.AtRestKey(master) // as serve keys its embedded store
+	}
+	ns, err := nats.StartServer(nats.ServerConfig{Listen: "127.0.0.1:0", StoreDir: filepath.Join(dir, "jetstream"), SyncAlways: cfg.SyncAlways, EncryptionKey: key}, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -521,7 +542,7 @@ func rawJetStream(ctx context.Context, cfg *Config) (*Phase, error) {
 func rawBadger(ctx context.Context, cfg *Config) (*Phase, error) {
 	dir := filepath.Join(cfg.Dir, "raw-badger")
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	st, err := store.Open(store.Config{Dir: filepath.Join(dir, "ledger"), KeyFile: filepath.Join(dir, "site.key"), Logger: logger})
+	st, err := store.Open(store.Config{Dir: filepath.Join(dir, "ledger"), KeyFile: filepath.Join(dir, "site.key"), EncryptAtRest: !cfg.Unencrypted, Logger: logger})
 	if err != nil {
 		return nil, err
 	}
@@ -596,7 +617,7 @@ func rawBadger(ctx context.Context, cfg *Config) (*Phase, error) {
 
 func fullIngest(ctx context.Context, cfg *Config, start StartFunc) (*FullPhase, error) {
 	dataDir := filepath.Join(cfg.Dir, "sharelog")
-	t, err := start(ctx, dataDir, cfg.SyncAlways)
+	t, err := start(ctx, dataDir, cfg.SyncAlways, cfg.Unencrypted)
 	if err != nil {
 		return nil, err
 	}

@@ -4,7 +4,9 @@
 // batches, and the full ingest path of a running sharelog, counted when
 // each event is committed and queryable; then query latency on the ledger
 // that built, publish-to-queryable latency at half the measured rate,
-// bytes on disk per event and memory.
+// bytes on disk per event and memory. Every phase keeps its stores
+// encrypted at rest, as serve does, unless Config.Unencrypted keeps them
+// all in clear.
 //
 // Those are three phases (PhaseRawJetStream, PhaseRawBadger, PhaseFull; the
 // queries and latency belong to the full one, on its ledger). Run runs a

@@ -25,6 +25,11 @@ func (r *Report) WriteTable(w io.Writer) error {
 	if r.Atomic {
 		mode += ", producers in atomic batches of 1000"
 	}
+	if r.Unencrypted {
+		mode += ", every store in clear (--unencrypted)"
+	} else {
+		mode += ", every store encrypted at rest as serve's are"
+	}
 	fmt.Fprintf(tw, "sharelog bench\t%s, %d CPUs, %s\n", r.GoVersion, r.CPUs, mode)
 	fmt.Fprintf(tw, "events\t%d of %.0f bytes on average, batches of %d\n", r.Events, r.EventBytes, r.BatchSize)
 	isolation := "each in a new process"
